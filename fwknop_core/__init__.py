@@ -1,0 +1,89 @@
+"""fwknop_core: a sans-I/O implementation of fwknop's Single Packet Authorization.
+
+Two calls carry the protocol: :func:`build_packet` turns a :class:`SpaMessage`
+into the wire text that the real ``fwknop`` client would send, and
+:func:`open_packet` verifies, decrypts and parses wire text as ``fwknopd``
+does. Hostile input raises :class:`InvalidPacket` (with a
+:class:`RejectReason`); caller mistakes raise :class:`UsageError`.
+
+The package does no I/O: no sockets, no files, no subprocesses (GnuPG aside,
+behind :mod:`fwknop_core.gpg`). Time and randomness are keyword arguments
+with real defaults, so every result can be reproduced.
+"""
+
+from __future__ import annotations
+
+from ._b64 import b64s_decode, b64s_encode
+from ._errors import InvalidPacket, RejectReason, SpaError, UsageError
+from ._keys import GeneratedKeys, HmacKey, RijndaelKey, generate_keys
+from ._message import (
+    PROTOCOL_VERSION,
+    AccessSpec,
+    NatAccess,
+    SpaMessage,
+    random_value,
+    validate_access_list,
+    validate_ipv4,
+    validate_nat_access,
+    validate_username,
+)
+from ._packet import (
+    MAX_PACKET,
+    MIN_GPG_PACKET,
+    MIN_PACKET,
+    OpenedPacket,
+    build_packet,
+    build_packet_from_parts,
+    check_age,
+    classify,
+    open_packet,
+    replay_digest,
+)
+from ._share import SharedKeys, encode_share, parse_share
+from ._types import DigestType, EncryptionMode, EncryptionType, HmacType, MessageType
+from .gpg import GpgDecryption, GpgEncryption, GpgSignature
+
+__all__ = [
+    "MAX_PACKET",
+    "MIN_GPG_PACKET",
+    "MIN_PACKET",
+    "PROTOCOL_VERSION",
+    "AccessSpec",
+    "DigestType",
+    "EncryptionMode",
+    "EncryptionType",
+    "GeneratedKeys",
+    "GpgDecryption",
+    "GpgEncryption",
+    "GpgSignature",
+    "HmacKey",
+    "HmacType",
+    "InvalidPacket",
+    "MessageType",
+    "NatAccess",
+    "OpenedPacket",
+    "RejectReason",
+    "RijndaelKey",
+    "SharedKeys",
+    "SpaError",
+    "SpaMessage",
+    "UsageError",
+    "b64s_decode",
+    "b64s_encode",
+    "build_packet",
+    "build_packet_from_parts",
+    "check_age",
+    "classify",
+    "encode_share",
+    "generate_keys",
+    "open_packet",
+    "parse_share",
+    "random_value",
+    "replay_digest",
+    "validate_access_list",
+    "validate_ipv4",
+    "validate_nat_access",
+    "validate_username",
+]
+
+__version__ = "0.1.0"

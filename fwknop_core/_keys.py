@@ -1,0 +1,148 @@
+"""Key values and key generation.
+
+Keys are frozen values whose ``repr`` never shows the material, so a key
+that ends up in a log line, a traceback or a test failure leaks nothing.
+The protocol has no notion of "passphrase" versus "base64" keys: both are
+bytes to the KDF and the HMAC. ``from_passphrase`` / ``from_base64`` only
+say how the bytes were written down.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ._b64 import b64_decode_padded
+from ._errors import UsageError
+from ._types import EncryptionMode, HmacType
+
+__all__ = ["GeneratedKeys", "HmacKey", "RijndaelKey", "generate_keys"]
+
+MAX_RIJNDAEL_KEY = 32
+MAX_HMAC_KEY = 128
+
+
+def _decode_b64_key(text: str, what: str) -> bytes:
+    if not isinstance(text, str):
+        raise TypeError(f"{what} must be a str")
+    try:
+        return b64_decode_padded(text)
+    except ValueError:
+        raise UsageError(f"{what} is not valid base64") from None
+
+
+def _passphrase_bytes(text: str | bytes, what: str) -> bytes:
+    if isinstance(text, bytes):
+        return text
+    if not isinstance(text, str):
+        raise TypeError(f"{what} must be str or bytes")
+    return text.encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class RijndaelKey:
+    """A Rijndael (AES) key of 1..32 bytes and the cipher mode it is used in."""
+
+    secret: bytes = field(compare=True)
+    mode: EncryptionMode = EncryptionMode.CBC
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.secret, bytes):
+            raise TypeError("RijndaelKey secret must be bytes")
+        if not isinstance(self.mode, EncryptionMode):
+            raise TypeError("mode must be an EncryptionMode")
+        if self.mode is EncryptionMode.ASYMMETRIC:
+            raise UsageError("Asymmetric mode means GnuPG; use a GnuPG key instead")
+        if not 1 <= len(self.secret) <= MAX_RIJNDAEL_KEY:
+            raise UsageError(
+                f"Rijndael key must be 1..{MAX_RIJNDAEL_KEY} bytes, not {len(self.secret)}"
+            )
+
+    def __repr__(self) -> str:
+        return f"RijndaelKey(<{len(self.secret)} bytes>, mode={self.mode.label})"
+
+    @classmethod
+    def from_passphrase(
+        cls, text: str | bytes, mode: EncryptionMode = EncryptionMode.CBC
+    ) -> RijndaelKey:
+        """A key written as text (``KEY`` / ``--key-rijndael``)."""
+        return cls(_passphrase_bytes(text, "Rijndael passphrase"), mode)
+
+    @classmethod
+    def from_base64(cls, text: str, mode: EncryptionMode = EncryptionMode.CBC) -> RijndaelKey:
+        """A key written as base64 (``KEY_BASE64`` / ``--key-base64-rijndael``)."""
+        return cls(_decode_b64_key(text, "KEY_BASE64"), mode)
+
+    def to_base64(self) -> str:
+        """The padded base64 form, as ``KEY_BASE64`` lines hold it."""
+        return base64.b64encode(self.secret).decode("ascii")
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class HmacKey:
+    """An HMAC key of 1..128 bytes and the HMAC algorithm it is used with."""
+
+    secret: bytes
+    type: HmacType = HmacType.SHA256
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.secret, bytes):
+            raise TypeError("HmacKey secret must be bytes")
+        if not isinstance(self.type, HmacType):
+            raise TypeError("type must be an HmacType")
+        if not 1 <= len(self.secret) <= MAX_HMAC_KEY:
+            raise UsageError(f"HMAC key must be 1..{MAX_HMAC_KEY} bytes, not {len(self.secret)}")
+
+    def __repr__(self) -> str:
+        return f"HmacKey(<{len(self.secret)} bytes>, type={self.type.label})"
+
+    @classmethod
+    def from_passphrase(cls, text: str | bytes, type: HmacType = HmacType.SHA256) -> HmacKey:  # noqa: A002
+        """A key written as text (``HMAC_KEY`` / ``--key-hmac``)."""
+        return cls(_passphrase_bytes(text, "HMAC passphrase"), type)
+
+    @classmethod
+    def from_base64(cls, text: str, type: HmacType = HmacType.SHA256) -> HmacKey:  # noqa: A002
+        """A key written as base64 (``HMAC_KEY_BASE64`` / ``--key-base64-hmac``)."""
+        return cls(_decode_b64_key(text, "HMAC_KEY_BASE64"), type)
+
+    def to_base64(self) -> str:
+        """The padded base64 form, as ``HMAC_KEY_BASE64`` lines hold it."""
+        return base64.b64encode(self.secret).decode("ascii")
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class GeneratedKeys:
+    """A fresh Rijndael key and HMAC key, as ``--key-gen`` prints them."""
+
+    rijndael: RijndaelKey
+    hmac: HmacKey
+
+    def __repr__(self) -> str:
+        return f"GeneratedKeys({self.rijndael!r}, {self.hmac!r})"
+
+    def as_text(self) -> str:
+        """``KEY_BASE64: ...`` and ``HMAC_KEY_BASE64: ...`` lines."""
+        return (
+            f"KEY_BASE64: {self.rijndael.to_base64()}\nHMAC_KEY_BASE64: {self.hmac.to_base64()}\n"
+        )
+
+
+def generate_keys(
+    hmac_type: HmacType = HmacType.SHA256,
+    *,
+    key_len: int = MAX_RIJNDAEL_KEY,
+    hmac_key_len: int | None = None,
+    mode: EncryptionMode = EncryptionMode.CBC,
+    rng: Callable[[int], bytes] | None = None,
+) -> GeneratedKeys:
+    """New random keys; the HMAC key length defaults to what suits ``hmac_type``."""
+    if not 1 <= key_len <= MAX_RIJNDAEL_KEY:
+        raise UsageError(f"key length must be 1..{MAX_RIJNDAEL_KEY}")
+    hlen = hmac_type.default_key_length if hmac_key_len is None else hmac_key_len
+    if not 1 <= hlen <= MAX_HMAC_KEY:
+        raise UsageError(f"HMAC key length must be 1..{MAX_HMAC_KEY}")
+    rand = rng or os.urandom
+    return GeneratedKeys(RijndaelKey(rand(key_len), mode), HmacKey(rand(hlen), hmac_type))

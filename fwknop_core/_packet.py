@@ -1,0 +1,365 @@
+"""Build and open SPA packets: the only place encryption, HMAC and encoding meet.
+
+Opening follows fwknopd's order (spa-protocol.md §6.1, §8.2): cheap checks on
+length, characters and prefixes first; then the HMAC, in constant time,
+before anything is decrypted; then decryption, the plaintext checks, field
+parsing and the inner digest. Every failure on the way is an
+``InvalidPacket`` with its ``RejectReason``; nothing else escapes.
+
+``build_packet_from_parts`` takes the salt, so opening a packet made by the
+real client and building it again from what came out reproduces it byte for
+byte. Rijndael packets are kept within the sizes fwknopd accepts (140..399
+characters); the C client does not check this and can send packets the C
+server silently ignores.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ._b64 import ALPHABET, b64s_decode, b64s_encode
+from ._errors import InvalidPacket, RejectReason, UsageError
+from ._keys import HmacKey, RijndaelKey
+from ._message import SpaMessage
+from ._primitives import (
+    SALTED,
+    aes_decrypt,
+    aes_encrypt,
+    derive_key_iv,
+    digest_b64,
+    hmac_b64,
+    legacy_key,
+    lenient_unpad,
+    pkcs7_pad,
+)
+from ._types import DigestType, EncryptionMode, EncryptionType, HmacType
+from .gpg import GpgDecryptError, GpgDecryption, GpgEncryption, GpgSignature
+
+__all__ = [
+    "GPG_PREFIX",
+    "MAX_PACKET",
+    "MIN_GPG_PACKET",
+    "MIN_PACKET",
+    "RIJNDAEL_PREFIX",
+    "OpenedPacket",
+    "build_packet",
+    "build_packet_from_parts",
+    "check_age",
+    "classify",
+    "open_packet",
+    "replay_digest",
+]
+
+RIJNDAEL_PREFIX = b"U2FsdGVkX1"
+GPG_PREFIX = b"hQ"
+MIN_PACKET = 140  # fwknopd silently ignores shorter payloads
+MAX_PACKET = 1500  # libfko refuses strings of 1500 characters or more
+MIN_GPG_PACKET = 400  # the length rule telling GnuPG from Rijndael
+MIN_ENCODED = 36
+_WIRE_CHARS = ALPHABET + b"="
+_PRINTABLE = bytes(range(0x20, 0x7F))
+_DIGITS = b"0123456789"
+# b64s length of the inner digest -> candidate digest types, in libfko's order
+_DIGEST_BY_LEN: dict[int, tuple[DigestType, ...]] = {}
+for _d in DigestType:
+    _DIGEST_BY_LEN.setdefault(_d.b64_length, ())
+    _DIGEST_BY_LEN[_d.b64_length] += (_d,)
+
+Key = RijndaelKey | GpgEncryption
+OpenKey = RijndaelKey | GpgDecryption
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedPacket:
+    """What a valid packet carried, and how it was protected."""
+
+    message: SpaMessage
+    encoded: str
+    digest: str
+    digest_type: DigestType
+    encryption_type: EncryptionType
+    encryption_mode: EncryptionMode
+    hmac: str | None = None
+    hmac_type: HmacType | None = None
+    salt: bytes | None = None
+    gpg_signature: GpgSignature | None = None
+
+
+def replay_digest(data: str | bytes) -> str:
+    """fwknopd's replay-cache key: unpadded base64 SHA-256 of the wire data as received."""
+    raw = data.encode("ascii", "surrogateescape") if isinstance(data, str) else data
+    return digest_b64(DigestType.SHA256, raw)
+
+
+def classify(data: str | bytes) -> EncryptionType:
+    """How fwknopd classifies a wire packet: 400 characters or more is GnuPG."""
+    return EncryptionType.GPG if len(data) >= MIN_GPG_PACKET else EncryptionType.RIJNDAEL
+
+
+def check_age(message: SpaMessage, *, now: float | None = None, max_age: int = 120) -> None:
+    """Raise ``InvalidPacket(STALE)`` if the timestamp is more than ``max_age`` seconds off."""
+    current = int(time.time() if now is None else now)
+    delta = abs(current - message.timestamp)
+    if delta > max_age:
+        raise InvalidPacket(RejectReason.STALE, f"time difference is {delta} seconds")
+
+
+# -- building ---------------------------------------------------------------
+
+
+def _plaintext(message: SpaMessage, digest_type: DigestType) -> tuple[str, str]:
+    if not isinstance(message, SpaMessage):
+        raise TypeError("message must be a SpaMessage")
+    if not isinstance(digest_type, DigestType):
+        raise TypeError("digest_type must be a DigestType")
+    encoded = message.encode()
+    digest = digest_b64(digest_type, encoded.encode("ascii"))
+    return encoded, digest
+
+
+def _finish(text: bytes, prefix: bytes, hmac_key: HmacKey | None) -> str:
+    wire = text[len(prefix) :]
+    if hmac_key is not None:
+        wire += hmac_b64(hmac_key.type, hmac_key.secret, text)
+    return wire.decode("ascii")
+
+
+def _check_keys(key: RijndaelKey, hmac_key: HmacKey | None) -> None:
+    if hmac_key is None:
+        return
+    if not isinstance(hmac_key, HmacKey):
+        raise TypeError("hmac_key must be an HmacKey")
+    if key.mode is EncryptionMode.LEGACY:
+        raise UsageError("legacy encryption mode cannot be combined with an HMAC key")
+    if hmac.compare_digest(key.secret, hmac_key.secret):
+        raise UsageError("the encryption key and the HMAC key must not be identical")
+
+
+def _check_size(wire: str, lo: int, hi: int, kind: str) -> str:
+    if len(wire) < lo:
+        raise UsageError(
+            f"the {kind} packet would be {len(wire)} characters and fwknopd ignores packets "
+            f"shorter than {lo}: add an HMAC key or choose a longer digest"
+        )
+    if len(wire) > hi:
+        raise UsageError(
+            f"the {kind} packet would be {len(wire)} characters; fwknopd accepts at most {hi}"
+            + (
+                ": shorten the message or use a shorter HMAC"
+                if kind == "Rijndael"
+                else ": use a 2048-bit recipient key or drop the signature"
+            )
+        )
+    return wire
+
+
+def build_packet_from_parts(
+    message: SpaMessage,
+    key: RijndaelKey,
+    *,
+    salt: bytes,
+    hmac_key: HmacKey | None = None,
+    digest_type: DigestType = DigestType.SHA256,
+) -> str:
+    """Deterministic Rijndael packet from every part, including the 8-byte salt."""
+    if not isinstance(key, RijndaelKey):
+        raise TypeError("key must be a RijndaelKey")
+    if not isinstance(salt, bytes) or len(salt) != 8:
+        raise UsageError("salt must be 8 bytes")
+    _check_keys(key, hmac_key)
+    encoded, digest = _plaintext(message, digest_type)
+    plaintext = f"{encoded}:{digest}".encode("ascii")
+    secret = legacy_key(key.secret) if key.mode is EncryptionMode.LEGACY else key.secret
+    aes_key, iv = derive_key_iv(secret, salt)
+    body = aes_encrypt(key.mode, aes_key, iv, pkcs7_pad(plaintext))
+    text = b64s_encode(SALTED + salt + body).encode("ascii")
+    wire = _finish(text, RIJNDAEL_PREFIX, hmac_key)
+    return _check_size(wire, MIN_PACKET, MIN_GPG_PACKET - 1, "Rijndael")
+
+
+def build_packet(
+    message: SpaMessage,
+    key: Key,
+    *,
+    hmac_key: HmacKey | None = None,
+    digest_type: DigestType = DigestType.SHA256,
+    rng: Callable[[int], bytes] | None = None,
+) -> str:
+    """Encrypt ``message`` (Rijndael or GnuPG), add the HMAC, return the wire text."""
+    if isinstance(key, RijndaelKey):
+        salt = (rng or os.urandom)(8)
+        return build_packet_from_parts(
+            message, key, salt=salt, hmac_key=hmac_key, digest_type=digest_type
+        )
+    if not isinstance(key, GpgEncryption):
+        raise TypeError("key must be a RijndaelKey or a GpgEncryption")
+    if hmac_key is not None and not isinstance(hmac_key, HmacKey):
+        raise TypeError("hmac_key must be an HmacKey")
+    encoded, digest = _plaintext(message, digest_type)
+    blob = key.backend.encrypt(
+        f"{encoded}:{digest}".encode("ascii"),
+        recipient=key.recipient,
+        signer=key.signer,
+        passphrase=key.signer_passphrase,
+    )
+    text = b64s_encode(blob).encode("ascii")
+    if not text.startswith(GPG_PREFIX):
+        raise UsageError(
+            "the GnuPG message does not start as fwknop expects (hQ): "
+            "the recipient key must be RSA of 2048 bits or more"
+        )
+    wire = _finish(text, GPG_PREFIX, hmac_key)
+    return _check_size(wire, MIN_GPG_PACKET, MAX_PACKET - 1, "GnuPG")
+
+
+# -- opening ----------------------------------------------------------------
+
+
+def _as_wire(data: str | bytes) -> bytes:
+    if isinstance(data, str):
+        try:
+            return data.encode("ascii")
+        except UnicodeEncodeError:
+            raise InvalidPacket(RejectReason.NOT_BASE64, "non-ASCII character") from None
+    if isinstance(data, bytes | bytearray | memoryview):
+        return bytes(data)
+    raise TypeError("packet data must be str or bytes")
+
+
+def _precheck(wire: bytes) -> None:
+    n = len(wire)
+    if n < MIN_PACKET:
+        raise InvalidPacket(RejectReason.TOO_SHORT, f"{n} characters")
+    if n >= MAX_PACKET:
+        raise InvalidPacket(RejectReason.TOO_LONG, f"{n} characters")
+    if wire.startswith(RIJNDAEL_PREFIX):
+        raise InvalidPacket(RejectReason.PREFIX_STUFFING, "starts with the Rijndael prefix")
+    if n > MIN_GPG_PACKET and wire.startswith(GPG_PREFIX):
+        raise InvalidPacket(RejectReason.PREFIX_STUFFING, "starts with the GnuPG prefix")
+    if wire.translate(None, _WIRE_CHARS):
+        raise InvalidPacket(RejectReason.NOT_BASE64, "character outside base64")
+
+
+def _verify_hmac(wire: bytes, prefix: bytes, hmac_key: HmacKey) -> tuple[bytes, bytes]:
+    n = hmac_key.type.b64_length
+    body, mac = wire[:-n], wire[-n:]
+    if len(body) < MIN_ENCODED:
+        raise InvalidPacket(RejectReason.HMAC_MISMATCH, "too short to carry an HMAC")
+    full = prefix + body
+    expected = hmac_b64(hmac_key.type, hmac_key.secret, full)
+    if not hmac.compare_digest(expected, mac):
+        raise InvalidPacket(RejectReason.HMAC_MISMATCH)
+    return full, mac
+
+
+def _decrypt_rijndael(full: bytes, key: RijndaelKey) -> tuple[bytes, bytes]:
+    try:
+        raw = b64s_decode(full)
+    except ValueError:
+        raise InvalidPacket(RejectReason.NOT_BASE64) from None
+    if len(raw) % 16 or len(raw) < 32:
+        raise InvalidPacket(RejectReason.BAD_CIPHERTEXT_LENGTH, f"{len(raw)} bytes")
+    salt = raw[8:16]
+    secret = legacy_key(key.secret) if key.mode is EncryptionMode.LEGACY else key.secret
+    aes_key, iv = derive_key_iv(secret, salt)
+    plain = lenient_unpad(aes_decrypt(key.mode, aes_key, iv, raw[16:]))
+    if plain[16:17] != b":" or plain[:16].translate(None, _DIGITS):
+        raise InvalidPacket(RejectReason.DECRYPT_FAILED)
+    return plain, salt
+
+
+def _parse_plaintext(plain: bytes) -> tuple[SpaMessage, str, str, DigestType]:
+    if plain.translate(None, _PRINTABLE):
+        raise InvalidPacket(RejectReason.NON_ASCII)
+    if not MIN_ENCODED <= len(plain) < MAX_PACKET:
+        raise InvalidPacket(RejectReason.BAD_PLAINTEXT_LENGTH, f"{len(plain)} bytes")
+    text = plain.decode("ascii")
+    if text.count(":") < 6:
+        raise InvalidPacket(RejectReason.MALFORMED, "too few fields")
+    encoded, _, digest = text.rpartition(":")
+    candidates = _DIGEST_BY_LEN.get(len(digest))
+    if candidates is None:
+        raise InvalidPacket(RejectReason.BAD_DIGEST_TYPE, f"digest of {len(digest)} characters")
+    raw_encoded = encoded.encode("ascii")
+    for digest_type in candidates:
+        if hmac.compare_digest(digest_b64(digest_type, raw_encoded), digest):
+            break
+    else:
+        raise InvalidPacket(RejectReason.DIGEST_MISMATCH)
+    try:
+        message = SpaMessage.decode(encoded)
+    except ValueError as exc:
+        raise InvalidPacket(RejectReason.MALFORMED, str(exc)) from None
+    return message, encoded, digest, digest_type
+
+
+def open_packet(
+    data: str | bytes,
+    key: OpenKey,
+    *,
+    hmac_key: HmacKey | None = None,
+    now: float | None = None,
+    max_age: int | None = None,
+) -> OpenedPacket:
+    """Verify, decrypt and parse one wire packet with one set of keys.
+
+    Raises only ``InvalidPacket`` for bad data (and ``TypeError`` for
+    arguments of the wrong type). With ``max_age`` the timestamp must be
+    within that many seconds of ``now`` (default: the current time).
+    """
+    wire = _as_wire(data)
+    _precheck(wire)
+    if isinstance(key, RijndaelKey):
+        prefix = RIJNDAEL_PREFIX
+    elif isinstance(key, GpgDecryption):
+        prefix = GPG_PREFIX
+    else:
+        raise TypeError("key must be a RijndaelKey or a GpgDecryption")
+    mac = None
+    if hmac_key is not None:
+        if not isinstance(hmac_key, HmacKey):
+            raise TypeError("hmac_key must be an HmacKey")
+        full, mac_bytes = _verify_hmac(wire, prefix, hmac_key)
+        mac = mac_bytes.decode("ascii")
+        body_len = len(full)
+    else:
+        full = prefix + wire
+        body_len = len(wire)
+    signature = None
+    salt = None
+    if isinstance(key, RijndaelKey):
+        if body_len >= MIN_GPG_PACKET:
+            raise InvalidPacket(RejectReason.WRONG_ENCRYPTION_TYPE, "long enough to be GnuPG")
+        plain, salt = _decrypt_rijndael(full, key)
+        etype, mode = EncryptionType.RIJNDAEL, key.mode
+    else:
+        if len(wire) < MIN_GPG_PACKET:
+            raise InvalidPacket(RejectReason.WRONG_ENCRYPTION_TYPE, "too short to be GnuPG")
+        try:
+            blob = b64s_decode(full)
+            result = key.backend.decrypt(blob, passphrase=key.passphrase)
+        except ValueError:
+            raise InvalidPacket(RejectReason.NOT_BASE64) from None
+        except GpgDecryptError as exc:
+            raise InvalidPacket(RejectReason.DECRYPT_FAILED, str(exc)) from None
+        plain, signature = result.plaintext, result.signature
+        etype, mode = EncryptionType.GPG, EncryptionMode.ASYMMETRIC
+    message, encoded, digest, digest_type = _parse_plaintext(plain)
+    if max_age is not None:
+        check_age(message, now=now, max_age=max_age)
+    return OpenedPacket(
+        message=message,
+        encoded=encoded,
+        digest=digest,
+        digest_type=digest_type,
+        encryption_type=etype,
+        encryption_mode=mode,
+        hmac=mac,
+        hmac_type=hmac_key.type if hmac_key is not None else None,
+        salt=salt,
+        gpg_signature=signature,
+    )

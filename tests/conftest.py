@@ -1,0 +1,32 @@
+"""Test-wide rules.
+
+In CI (``CI`` set) an end-to-end test that skips is a failure: a missing
+fwknop binary, namespace support, keyring or gpg must break the run rather
+than quietly shrink it. Locally such tests skip with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator
+
+import pytest
+
+END_TO_END_MARKERS = ("interop", "netns", "keyring", "gpg")
+IN_CI = bool(os.environ.get("CI"))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, None]:
+    """Turn a skipped end-to-end test into a failure when running in CI."""
+    outcome = yield
+    report = outcome.get_result()
+    if not IN_CI or not report.skipped or hasattr(report, "wasxfail"):
+        return
+    markers = [m for m in END_TO_END_MARKERS if item.get_closest_marker(m)]
+    if markers:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"end-to-end test ({', '.join(markers)}) skipped in CI: {reason}"

@@ -1,0 +1,1 @@
+"""Shared test helpers: vectors, real binaries, GnuPG homes, network namespaces."""
