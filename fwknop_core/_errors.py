@@ -23,7 +23,7 @@ class RejectReason(enum.Enum):
     PREFIX_STUFFING = ("prefix stuffing", "Data is not a valid SPA message format")
     WRONG_ENCRYPTION_TYPE = (
         "wrong encryption type",
-        "Decryption failed or decrypted data is invalid",
+        "No stanza encryption mode match for encryption type",
     )
     HMAC_MISMATCH = (
         "HMAC mismatch",

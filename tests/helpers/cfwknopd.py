@@ -1,0 +1,114 @@
+"""The real C fwknopd 2.6.10, run in a namespace with its own files.
+
+Called by absolute path (``/usr/sbin/fwknopd``): our own ``fwknopd`` shadows
+it inside the virtualenv.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+from .netns import Netns, stop_process, wait_for
+
+FWKNOPD = "/usr/sbin/fwknopd"
+FWKNOP = "/usr/bin/fwknop"
+
+
+def real_fwknop_missing() -> str | None:
+    """Why the real fwknop binaries cannot be used, or None."""
+    for path in (FWKNOPD, FWKNOP):
+        if not os.access(path, os.X_OK):
+            return f"{path} is not installed (apt-get install fwknop-client fwknop-server)"
+    return None
+
+
+class RealFwknopd:
+    """One foreground C fwknopd in ``ns``, sniffing ``interface``."""
+
+    def __init__(
+        self, ns: Netns, workdir: Path, *, interface: str, access_conf: str, conf_extra: str = ""
+    ) -> None:
+        self.ns = ns
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.conf = self.dir / "fwknopd.conf"
+        self.access = self.dir / "access.conf"
+        self.logfile = self.dir / "fwknopd.log"
+        self._write(
+            self.conf,
+            (
+                f"PCAP_INTF                   {interface};\n"
+                f"FWKNOP_RUN_DIR              {self.dir};\n"
+                f"FWKNOP_PID_FILE             {self.dir}/fwknopd.pid;\n"
+                f"DIGEST_FILE                 {self.dir}/digest.cache;\n" + conf_extra
+            ),
+        )
+        self._write(self.access, access_conf)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def _write(path: Path, text: str) -> None:
+        path.write_text(text)
+        path.chmod(0o600)
+
+    def start(self, *, timeout: float = 30) -> RealFwknopd:
+        """Start it and wait for its main loop."""
+        log = self.logfile.open("wb")
+        self.proc = self.ns.popen(
+            [FWKNOPD, "-c", str(self.conf), "-a", str(self.access), "-f", "-v", "-v"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        if not wait_for(
+            lambda: "main event loop" in self.log() or self.proc.poll() is not None, timeout=timeout
+        ):
+            raise RuntimeError(f"fwknopd did not start:\n{self.log()}")
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"fwknopd exited {self.proc.returncode}:\n{self.log()}")
+        time.sleep(0.2)  # pcap is open once the loop runs; let the first dispatch happen
+        return self
+
+    def log(self) -> str:
+        """Everything it has logged so far."""
+        return self.logfile.read_text(errors="replace") if self.logfile.exists() else ""
+
+    def stop(self) -> None:
+        """SIGTERM it (by PID) and wait."""
+        if self.proc is not None:
+            stop_process(self.proc)
+
+    def iptables_rules(self) -> list[str]:
+        """``iptables-save`` lines of the server namespace (filter and nat)."""
+        out = self.ns.run(["iptables-save"]).stdout.decode()
+        return out.splitlines()
+
+
+def fwknop_test_packet(args: list[str], home: Path) -> tuple[str, dict[str, str]]:
+    """Run the real client with ``--test -v``; return (Final SPA Data, field dump)."""
+    rc = home / "fwknoprc"
+    if not rc.exists():
+        rc.write_text("[default]\n")
+        rc.chmod(0o600)
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "LOGNAME": "root"}
+    res = subprocess.run(
+        [FWKNOP, "--rc-file", str(rc), "--no-save-args", *args, "--test", "-v"],
+        capture_output=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    out = res.stdout.decode(errors="replace")
+    if res.returncode != 0:
+        raise RuntimeError(f"fwknop failed ({res.returncode}): {out}{res.stderr.decode()}")
+    block = out.split("Generating SPA packet", 1)[0]
+    fields = {}
+    for line in block.splitlines():
+        m = re.match(r"\s*([A-Za-z ]+): (.*)$", line)
+        if m:
+            fields[m.group(1).strip()] = m.group(2)
+    return fields["Final SPA Data"], fields

@@ -1,0 +1,244 @@
+"""Network namespaces for end-to-end tests: real kernels, real firewalls, no host changes.
+
+``net_pair()`` makes two namespaces joined by a veth pair (server 198.18.0.1,
+client 198.18.0.2, and 2001:db8::1 / ::2), nothing in the host namespace.
+Every process started through a namespace is tracked by PID and stopped at
+teardown, before the namespaces go. Names are unique per process, so tests
+can run in parallel (pytest-xdist).
+
+Helpers here are shared by every end-to-end test (core interop, server,
+client); add to them rather than writing another.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HELPERS = Path(__file__).resolve().parent
+SERVER_IP = "198.18.0.1"
+CLIENT_IP = "198.18.0.2"
+SERVER_IP6 = "2001:db8::1"
+CLIENT_IP6 = "2001:db8::2"
+_counter = itertools.count()
+
+
+def unavailable_reason() -> str | None:
+    """Why namespace tests cannot run here, or None if they can."""
+    if os.geteuid() != 0:
+        return "network namespace tests need root"
+    if shutil.which("ip") is None:
+        return "iproute2 (ip) is not installed"
+    probe = f"fkprobe{os.getpid()}"
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, check=False)
+    if made.returncode != 0:
+        return f"cannot create a network namespace: {made.stderr.decode().strip()}"
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True, check=False)
+    return None
+
+
+@dataclass
+class Netns:
+    """One network namespace and the processes we started in it."""
+
+    name: str
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def argv(self, argv: Sequence[str]) -> list[str]:
+        """``argv`` prefixed to run inside this namespace."""
+        return ["ip", "netns", "exec", self.name, *argv]
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        check: bool = True,
+        timeout: float = 60,
+        stdin: bytes | None = None,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run a command to completion inside the namespace."""
+        return subprocess.run(
+            self.argv(argv), check=check, timeout=timeout, input=stdin, capture_output=True, env=env
+        )
+
+    def popen(self, argv: Sequence[str], **kwargs: object) -> subprocess.Popen[bytes]:
+        """Start a long-running command (``ip netns exec`` execs it: same PID)."""
+        proc: subprocess.Popen[bytes] = subprocess.Popen(self.argv(argv), **kwargs)  # type: ignore[call-overload]
+        self.procs.append(proc)
+        return proc
+
+    def python(
+        self, script: str, *args: str, timeout: float = 60, stdin: bytes | None = None
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run one of the helper scripts of this directory with this interpreter."""
+        return self.run(
+            [sys.executable, str(HELPERS / script), *args],
+            timeout=timeout,
+            input=stdin,
+            check=False,
+        )
+
+    def stop_all(self) -> None:
+        """Stop every process we started here: SIGTERM, then SIGKILL after 5 s."""
+        for proc in self.procs:
+            stop_process(proc)
+        self.procs.clear()
+
+
+def stop_process(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+    """Stop one process we started, by its PID."""
+    if proc.poll() is not None:
+        return
+    with suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with suppress(ProcessLookupError):
+            proc.kill()
+        proc.wait(timeout=grace)
+
+
+@dataclass
+class NetPair:
+    """A server and a client namespace joined by a veth pair."""
+
+    server: Netns
+    client: Netns
+    server_if: str
+    client_if: str
+    server_ip: str = SERVER_IP
+    client_ip: str = CLIENT_IP
+    server_ip6: str = SERVER_IP6
+    client_ip6: str = CLIENT_IP6
+
+    def tcp_open(self, port: int, *, host: str | None = None, timeout: float = 1.0) -> bool:
+        """Whether a TCP connect from the client to the server's ``port`` succeeds."""
+        res = self.client.python(
+            "tcp_probe.py", host or self.server_ip, str(port), str(timeout), timeout=timeout + 30
+        )
+        return res.returncode == 0
+
+    def listen_tcp(self, *ports: int) -> subprocess.Popen[bytes]:
+        """Start TCP listeners on the server (all addresses) that accept and close."""
+        proc = self.server.popen(
+            [sys.executable, str(HELPERS / "tcp_listen.py"), *map(str, ports)],
+            stdout=subprocess.PIPE,
+        )
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # "ready" once every port is bound
+        assert line.strip() == b"ready", line
+        return proc
+
+    def send_udp(
+        self,
+        packets: Sequence[str],
+        *,
+        port: int = 62201,
+        host: str | None = None,
+        interval: float = 0.0,
+    ) -> None:
+        """Send each packet as one UDP datagram from the client namespace."""
+        data = "\n".join(packets).encode() + b"\n"
+        res = self.client.python(
+            "send_udp.py",
+            host or self.server_ip,
+            str(port),
+            str(interval),
+            stdin=data,
+            timeout=60 + interval * len(packets),
+        )
+        assert res.returncode == 0, res.stderr.decode()
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
+
+
+@contextmanager
+def net_pair(prefix: str = "fk") -> Iterator[NetPair]:
+    """Create a fresh server/client namespace pair; remove it (and our processes) after."""
+    tag = f"{prefix}{os.getpid() % 100000}x{next(_counter)}"
+    srv, cli = f"{tag}s", f"{tag}c"
+    sif, cif = f"{tag}S"[-15:], f"{tag}C"[-15:]
+    pair = NetPair(Netns(srv), Netns(cli), sif, cif)
+    try:
+        _ip("netns", "add", srv)
+        _ip("netns", "add", cli)
+        _ip("link", "add", sif, "netns", srv, "type", "veth", "peer", "name", cif, "netns", cli)
+        for ns, ifname, ip4, ip6 in (
+            (srv, sif, SERVER_IP, SERVER_IP6),
+            (cli, cif, CLIENT_IP, CLIENT_IP6),
+        ):
+            _ip("-n", ns, "addr", "add", f"{ip4}/24", "dev", ifname)
+            _ip("-n", ns, "addr", "add", f"{ip6}/64", "dev", ifname, "nodad")
+            _ip("-n", ns, "link", "set", ifname, "up")
+            _ip("-n", ns, "link", "set", "lo", "up")
+        yield pair
+    finally:
+        pair.server.stop_all()
+        pair.client.stop_all()
+        for ns in (srv, cli):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False, timeout=30)
+
+
+def drop_policy_nft(ns: Netns, *, allow_udp: Sequence[int] = ()) -> None:
+    """A host-style default-drop input policy in nftables (``inet filter input``)."""
+    allow = "".join(f"    udp dport {p} accept\n" for p in allow_udp)
+    ruleset = (
+        "table inet filter {\n"
+        "  chain input {\n"
+        "    type filter hook input priority filter; policy drop;\n"
+        "    ct state established,related accept\n"
+        "    iif lo accept\n"
+        "    meta l4proto { icmp, ipv6-icmp } accept\n"
+        f"{allow}"
+        "  }\n"
+        "}\n"
+    )
+    ns.run(["nft", "-f", "-"], stdin=ruleset.encode())
+
+
+def drop_policy_iptables(ns: Netns, *, allow_udp: Sequence[int] = ()) -> None:
+    """The same default-drop input policy with iptables (and ip6tables)."""
+    for tool in ("iptables", "ip6tables"):
+        ns.run(
+            [
+                tool,
+                "-A",
+                "INPUT",
+                "-m",
+                "conntrack",
+                "--ctstate",
+                "ESTABLISHED,RELATED",
+                "-j",
+                "ACCEPT",
+            ]
+        )
+        ns.run([tool, "-A", "INPUT", "-i", "lo", "-j", "ACCEPT"])
+        proto = "icmp" if tool == "iptables" else "ipv6-icmp"
+        ns.run([tool, "-A", "INPUT", "-p", proto, "-j", "ACCEPT"])
+        for port in allow_udp:
+            ns.run([tool, "-A", "INPUT", "-p", "udp", "--dport", str(port), "-j", "ACCEPT"])
+        ns.run([tool, "-P", "INPUT", "DROP"])
+
+
+def wait_for(predicate: object, *, timeout: float, interval: float = 0.05) -> bool:
+    """Poll ``predicate()`` until true or ``timeout`` seconds pass (bounded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():  # type: ignore[operator]
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
