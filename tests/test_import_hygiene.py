@@ -1,0 +1,47 @@
+"""Headless modules never load Textual, and the core loads no I/O machinery.
+
+import-linter checks the import graph statically; this checks what really
+ends up in ``sys.modules``, which also catches imports hidden in code that
+runs at import time.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def _loaded_after(*modules: str) -> set[str]:
+    code = (
+        "import importlib, json, sys\n"
+        f"for m in {list(modules)!r}: importlib.import_module(m)\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    return set(json.loads(res.stdout))
+
+
+def _top(names: set[str]) -> set[str]:
+    return {n.split(".")[0] for n in names}
+
+
+@pytest.mark.parametrize("module", ["fwknop_core", "fwknop_tui.cli", "fwknop_server.cli"])
+def test_headless_modules_do_not_load_textual(module: str) -> None:
+    loaded = _top(_loaded_after(module))
+    assert "textual" not in loaded
+    assert "rich" not in loaded
+
+
+def test_core_loads_no_io_machinery() -> None:
+    loaded = _top(_loaded_after("fwknop_core"))
+    assert not loaded & {"socket", "asyncio", "subprocess", "gnupg", "keyring", "platformdirs"}
+
+
+def test_server_never_loads_the_client() -> None:
+    loaded = _top(_loaded_after("fwknop_server.cli"))
+    assert "fwknop_tui" not in loaded
