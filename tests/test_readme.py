@@ -1,0 +1,23 @@
+"""The README's Python examples run as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_readme_python_blocks_run() -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    assert blocks, "the README has no Python example"
+    for block in blocks:
+        exec(compile(block, str(README), "exec"), {})  # noqa: S102 - our own README
+
+
+def test_readme_quick_start_has_exactly_two_commands() -> None:
+    text = README.read_text()
+    section = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"```sh\n(.*?)```", section, flags=re.S)
+    lines = [ln for block in commands for ln in block.splitlines() if ln.strip()]
+    assert [ln.split("#")[0].strip() for ln in lines] == ["./dev tui", "./dev test"]
