@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from ._b64 import b64s_decode, b64s_encode
 from ._errors import InvalidPacket, RejectReason, SpaError, UsageError
+from ._http import DEFAULT_USER_AGENT, HttpSpa, encode_http_request, extract_http_spa
 from ._keys import GeneratedKeys, HmacKey, RijndaelKey, generate_keys
 from ._message import (
     PROTOCOL_VERSION,
@@ -44,6 +45,7 @@ from ._types import DigestType, EncryptionMode, EncryptionType, HmacType, Messag
 from .gpg import GpgDecryption, GpgEncryption, GpgSignature
 
 __all__ = [
+    "DEFAULT_USER_AGENT",
     "MAX_PACKET",
     "MIN_GPG_PACKET",
     "MIN_PACKET",
@@ -58,6 +60,7 @@ __all__ = [
     "GpgSignature",
     "HmacKey",
     "HmacType",
+    "HttpSpa",
     "InvalidPacket",
     "MessageType",
     "NatAccess",
@@ -74,7 +77,9 @@ __all__ = [
     "build_packet_from_parts",
     "check_age",
     "classify",
+    "encode_http_request",
     "encode_share",
+    "extract_http_spa",
     "generate_keys",
     "open_packet",
     "parse_share",
