@@ -64,9 +64,13 @@ class InvalidPacket(SpaError):  # noqa: N818 - named like Fernet's InvalidToken
     """A received packet was refused; ``reason`` says why, ``detail`` adds context."""
 
     def __init__(self, reason: RejectReason, detail: str = "") -> None:
+        # the message is formatted only when read: floods of junk raise this a lot
+        super().__init__(reason, detail)
         self.reason = reason
         self.detail = detail
-        super().__init__(f"{reason.label}: {detail}" if detail else reason.label)
+
+    def __str__(self) -> str:
+        return f"{self.reason.label}: {self.detail}" if self.detail else self.reason.label
 
     def __reduce__(self) -> tuple[type[InvalidPacket], tuple[RejectReason, str]]:
         return (type(self), (self.reason, self.detail))

@@ -10,12 +10,16 @@ say how the bytes were written down.
 from __future__ import annotations
 
 import base64
+import binascii
+import hmac
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ._b64 import b64_decode_padded
 from ._errors import UsageError
+from ._primitives import legacy_key
 from ._types import EncryptionMode, HmacType
 
 __all__ = ["GeneratedKeys", "HmacKey", "RijndaelKey", "generate_keys"]
@@ -45,8 +49,10 @@ def _passphrase_bytes(text: str | bytes, what: str) -> bytes:
 class RijndaelKey:
     """A Rijndael (AES) key of 1..32 bytes and the cipher mode it is used in."""
 
-    secret: bytes = field(compare=True)
+    secret: bytes
     mode: EncryptionMode = EncryptionMode.CBC
+    # what the KDF is fed: the secret, or its legacy-IV form (padded/truncated to 16)
+    kdf_secret: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.secret, bytes):
@@ -59,6 +65,8 @@ class RijndaelKey:
             raise UsageError(
                 f"Rijndael key must be 1..{MAX_RIJNDAEL_KEY} bytes, not {len(self.secret)}"
             )
+        legacy = self.mode is EncryptionMode.LEGACY
+        object.__setattr__(self, "kdf_secret", legacy_key(self.secret) if legacy else self.secret)
 
     def __repr__(self) -> str:
         return f"RijndaelKey(<{len(self.secret)} bytes>, mode={self.mode.label})"
@@ -86,6 +94,10 @@ class HmacKey:
 
     secret: bytes
     type: HmacType = HmacType.SHA256
+    # precomputed for the packet path: the MAC's base64 length and a keyed HMAC
+    # state to copy (saves hashing the key pads for every packet)
+    mac_length: int = field(init=False, repr=False, compare=False)
+    _keyed: Any = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.secret, bytes):
@@ -94,6 +106,14 @@ class HmacKey:
             raise TypeError("type must be an HmacType")
         if not 1 <= len(self.secret) <= MAX_HMAC_KEY:
             raise UsageError(f"HMAC key must be 1..{MAX_HMAC_KEY} bytes, not {len(self.secret)}")
+        object.__setattr__(self, "mac_length", self.type.b64_length)
+        object.__setattr__(self, "_keyed", hmac.new(self.secret, digestmod=self.type.hashlib_name))
+
+    def mac(self, data: bytes) -> bytes:
+        """Unpadded base64 HMAC of ``data``, as ASCII bytes."""
+        h = self._keyed.copy()
+        h.update(data)
+        return binascii.b2a_base64(h.digest(), newline=False).rstrip(b"=")
 
     def __repr__(self) -> str:
         return f"HmacKey(<{len(self.secret)} bytes>, type={self.type.label})"

@@ -31,8 +31,6 @@ from ._primitives import (
     aes_encrypt,
     derive_key_iv,
     digest_b64,
-    hmac_b64,
-    legacy_key,
     lenient_unpad,
     pkcs7_pad,
 )
@@ -124,7 +122,7 @@ def _plaintext(message: SpaMessage, digest_type: DigestType) -> tuple[str, str]:
 def _finish(text: bytes, prefix: bytes, hmac_key: HmacKey | None) -> str:
     wire = text[len(prefix) :]
     if hmac_key is not None:
-        wire += hmac_b64(hmac_key.type, hmac_key.secret, text)
+        wire += hmac_key.mac(text)
     return wire.decode("ascii")
 
 
@@ -173,8 +171,7 @@ def build_packet_from_parts(
     _check_keys(key, hmac_key)
     encoded, digest = _plaintext(message, digest_type)
     plaintext = f"{encoded}:{digest}".encode("ascii")
-    secret = legacy_key(key.secret) if key.mode is EncryptionMode.LEGACY else key.secret
-    aes_key, iv = derive_key_iv(secret, salt)
+    aes_key, iv = derive_key_iv(key.kdf_secret, salt)
     body = aes_encrypt(key.mode, aes_key, iv, pkcs7_pad(plaintext))
     text = b64s_encode(SALTED + salt + body).encode("ascii")
     wire = _finish(text, RIJNDAEL_PREFIX, hmac_key)
@@ -245,13 +242,12 @@ def _precheck(wire: bytes) -> None:
 
 
 def _verify_hmac(wire: bytes, prefix: bytes, hmac_key: HmacKey) -> tuple[bytes, bytes]:
-    n = hmac_key.type.b64_length
+    n = hmac_key.mac_length
     body, mac = wire[:-n], wire[-n:]
     if len(body) < MIN_ENCODED:
         raise InvalidPacket(RejectReason.HMAC_MISMATCH, "too short to carry an HMAC")
     full = prefix + body
-    expected = hmac_b64(hmac_key.type, hmac_key.secret, full)
-    if not hmac.compare_digest(expected, mac):
+    if not hmac.compare_digest(hmac_key.mac(full), mac):
         raise InvalidPacket(RejectReason.HMAC_MISMATCH)
     return full, mac
 
@@ -264,8 +260,7 @@ def _decrypt_rijndael(full: bytes, key: RijndaelKey) -> tuple[bytes, bytes]:
     if len(raw) % 16 or len(raw) < 32:
         raise InvalidPacket(RejectReason.BAD_CIPHERTEXT_LENGTH, f"{len(raw)} bytes")
     salt = raw[8:16]
-    secret = legacy_key(key.secret) if key.mode is EncryptionMode.LEGACY else key.secret
-    aes_key, iv = derive_key_iv(secret, salt)
+    aes_key, iv = derive_key_iv(key.kdf_secret, salt)
     plain = lenient_unpad(aes_decrypt(key.mode, aes_key, iv, raw[16:]))
     if plain[16:17] != b":" or plain[:16].translate(None, _DIGITS):
         raise InvalidPacket(RejectReason.DECRYPT_FAILED)

@@ -7,13 +7,12 @@ plain function over bytes; nothing validates protocol rules.
 from __future__ import annotations
 
 import hashlib
-import hmac
 
 from cryptography.hazmat.decrepit.ciphers import modes as decrepit_modes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from ._b64 import b64s_encode
-from ._types import DigestType, EncryptionMode, HmacType
+from ._types import DigestType, EncryptionMode
 
 __all__ = [
     "SALTED",
@@ -21,7 +20,6 @@ __all__ = [
     "aes_encrypt",
     "derive_key_iv",
     "digest_b64",
-    "hmac_b64",
     "legacy_key",
     "lenient_unpad",
     "pkcs7_pad",
@@ -93,8 +91,3 @@ def lenient_unpad(data: bytes) -> bytes:
 def digest_b64(kind: DigestType, data: bytes) -> str:
     """Unpadded base64 of ``kind``'s hash of ``data`` (the inner digest)."""
     return b64s_encode(hashlib.new(kind.hashlib_name, data).digest())
-
-
-def hmac_b64(kind: HmacType, key: bytes, data: bytes) -> bytes:
-    """Unpadded base64 (as ASCII bytes) of the HMAC of ``data``."""
-    return b64s_encode(hmac.digest(key, data, kind.hashlib_name)).encode("ascii")

@@ -29,7 +29,6 @@ from fwknop_core._primitives import (
     aes_encrypt,
     derive_key_iv,
     digest_b64,
-    hmac_b64,
     pkcs7_pad,
 )
 from tests.helpers.cfwknopd import RealFwknopd
@@ -49,7 +48,7 @@ def _unchecked_packet(msg: SpaMessage) -> str:
     text = b64s_encode(
         SALTED + salt + aes_encrypt(KEY.mode, aes_key, iv, pkcs7_pad(plain))
     ).encode()
-    return (text[10:] + hmac_b64(HKEY.type, HKEY.secret, text)).decode()
+    return (text[10:] + HKEY.mac(text)).decode()
 
 
 @pytest.mark.usefixtures("real_fwknop", "namespaces")
