@@ -18,9 +18,21 @@ def test_fuzz_open_packet_for_a_bounded_run(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     res = subprocess.run(
-        [sys.executable, str(HERE / "fuzz_open.py"), f"-runs={RUNS}", "-max_len=1600",
-         "-seed=1", "-timeout=10", "-rss_limit_mb=2048", str(corpus)],
-        capture_output=True, text=True, timeout=1200, check=False, cwd=tmp_path,
+        [
+            sys.executable,
+            str(HERE / "fuzz_open.py"),
+            f"-runs={RUNS}",
+            "-max_len=1600",
+            "-seed=1",
+            "-timeout=10",
+            "-rss_limit_mb=2048",
+            str(corpus),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+        cwd=tmp_path,
     )
     tail = (res.stdout + res.stderr)[-4000:]
     assert res.returncode == 0, tail

@@ -88,8 +88,15 @@ class RealFwknopd:
         return out.splitlines()
 
 
-def fwknop_test_packet(args: list[str], home: Path) -> tuple[str, dict[str, str]]:
-    """Run the real client with ``--test -v``; return (Final SPA Data, field dump)."""
+def fwknop_test_packet(
+    args: list[str], home: Path, *, self_decrypt_may_fail: bool = False
+) -> tuple[str, dict[str, str]]:
+    """Run the real client with ``--test -v``; return (Final SPA Data, field dump).
+
+    With ``-v`` the client decrypts its own packet again; in GnuPG mode it
+    cannot (it has no server secret key) and exits 1 after printing the
+    packet, which ``self_decrypt_may_fail`` accepts.
+    """
     rc = home / "fwknoprc"
     if not rc.exists():
         rc.write_text("[default]\n")
@@ -103,7 +110,8 @@ def fwknop_test_packet(args: list[str], home: Path) -> tuple[str, dict[str, str]
         check=False,
     )
     out = res.stdout.decode(errors="replace")
-    if res.returncode != 0:
+    decrypt_failed = "fko_decrypt_spa_data" in res.stderr.decode(errors="replace") + out
+    if res.returncode != 0 and not (self_decrypt_may_fail and decrypt_failed):
         raise RuntimeError(f"fwknop failed ({res.returncode}): {out}{res.stderr.decode()}")
     block = out.split("Generating SPA packet", 1)[0]
     fields = {}

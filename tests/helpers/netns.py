@@ -84,7 +84,7 @@ class Netns:
         return self.run(
             [sys.executable, str(HELPERS / script), *args],
             timeout=timeout,
-            input=stdin,
+            stdin=stdin,
             check=False,
         )
 
