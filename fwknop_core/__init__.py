@@ -30,6 +30,7 @@ from ._message import (
 )
 from ._packet import (
     MAX_PACKET,
+    MIN_ENCODED,
     MIN_GPG_PACKET,
     MIN_PACKET,
     OpenedPacket,
@@ -47,6 +48,7 @@ from .gpg import GpgDecryption, GpgEncryption, GpgSignature
 __all__ = [
     "DEFAULT_USER_AGENT",
     "MAX_PACKET",
+    "MIN_ENCODED",
     "MIN_GPG_PACKET",
     "MIN_PACKET",
     "PROTOCOL_VERSION",

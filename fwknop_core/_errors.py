@@ -17,7 +17,7 @@ __all__ = ["InvalidPacket", "RejectReason", "SpaError", "UsageError"]
 class RejectReason(enum.Enum):
     """Why a packet was refused; ``fwknop_text`` is what fwknopd logs for it."""
 
-    TOO_SHORT = ("too short", "packet shorter than 140 characters")
+    TOO_SHORT = ("too short", "packet shorter than fwknopd accepts (140 characters)")
     TOO_LONG = ("too long", "packet of 1500 characters or more")
     NOT_BASE64 = ("not base64", "Data is not an SPA message")
     PREFIX_STUFFING = ("prefix stuffing", "Data is not a valid SPA message format")

@@ -4,6 +4,11 @@ hypothesis draws the client's options (keys of both kinds, every HMAC type,
 digest and mode, every message type with NAT, ports, timeouts, usernames,
 time offsets); the real client builds the packet with ``--test -v`` and
 prints its fields; our core must open the packet to exactly those fields.
+
+The real client can build packets shorter than the 140 characters fwknopd
+accepts (a short command message, an MD5 digest, no HMAC): our core refuses
+those by default, as fwknopd ignores them (test_size_limits.py shows it),
+and opens them to the same exact fields once ``min_length`` is lowered.
 """
 
 from __future__ import annotations
@@ -17,10 +22,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fwknop_core import (
+    MIN_ENCODED,
+    MIN_PACKET,
     DigestType,
     EncryptionMode,
     HmacKey,
     HmacType,
+    InvalidPacket,
+    RejectReason,
     RijndaelKey,
     open_packet,
 )
@@ -125,7 +134,13 @@ def test_core_opens_what_the_real_client_builds(
         # the only refusals the client may make for these options are ones we also make
         assert "Invalid key length" not in str(exc)
         pytest.skip(f"client refused: {exc}")  # fails the run in CI: must not happen
-    opened = open_packet(wire, key, hmac_key=hkey)
+    if len(wire) < MIN_PACKET:
+        with pytest.raises(InvalidPacket) as refused:
+            open_packet(wire, key, hmac_key=hkey)
+        assert refused.value.reason is RejectReason.TOO_SHORT
+        opened = open_packet(wire, key, hmac_key=hkey, min_length=MIN_ENCODED)
+    else:
+        opened = open_packet(wire, key, hmac_key=hkey)
     msg = opened.message
     assert msg.random_value == fields["Random Value"]
     assert msg.username == fields["Username"]

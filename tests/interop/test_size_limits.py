@@ -1,10 +1,11 @@
-"""Why our builder refuses Rijndael packets of 400+ characters: the real fwknopd drops them.
+"""Why our builder keeps Rijndael packets within 140..399 characters: the real fwknopd.
 
-The C client builds such packets (a NAT message with a long username, a
-SHA-512 digest and a SHA-512 HMAC passes 399 characters) and fwknopd then
-classifies them as GnuPG and refuses them. This test builds one below the
-public API, with the raw primitives, and shows the real fwknopd refusing
-it while it grants the same keys a packet of ordinary size.
+The C client builds packets outside that window and the C server drops
+them. Past 399 (a NAT message with a long username, a SHA-512 digest and a
+SHA-512 HMAC) fwknopd classifies the packet as GnuPG and refuses it; below
+140 (a one-character command, an MD5 digest, no HMAC: 118 characters)
+fwknopd ignores it without a word. Each test sends such a packet and one of
+ordinary size with the same keys, and shows only the second one handled.
 """
 
 from __future__ import annotations
@@ -15,13 +16,17 @@ from pathlib import Path
 import pytest
 
 from fwknop_core import (
+    MIN_ENCODED,
     DigestType,
     HmacKey,
     HmacType,
+    InvalidPacket,
+    RejectReason,
     RijndaelKey,
     SpaMessage,
     UsageError,
     build_packet,
+    open_packet,
 )
 from fwknop_core._b64 import b64s_encode
 from fwknop_core._primitives import (
@@ -31,7 +36,7 @@ from fwknop_core._primitives import (
     digest_b64,
     pkcs7_pad,
 )
-from tests.helpers.cfwknopd import RealFwknopd
+from tests.helpers.cfwknopd import RealFwknopd, fwknop_test_packet
 from tests.helpers.netns import CLIENT_IP, net_pair, wait_for
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns]
@@ -85,3 +90,58 @@ def test_fwknopd_refuses_a_rijndael_packet_of_400_characters(tmp_path: Path) -> 
         server.stop()
     assert not any("30001" in r for r in rules), rules
     assert "No stanza encryption mode match for encryption type: 2" in log
+
+
+@pytest.mark.usefixtures("real_fwknop", "namespaces")
+def test_fwknopd_ignores_a_packet_under_140_characters_from_the_real_client(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "home").mkdir()
+    short, _fields = fwknop_test_packet(
+        [
+            "-D",
+            "198.18.0.1",
+            "-M",
+            "cbc",
+            "-m",
+            "md5",
+            "--key-base64-rijndael",
+            KEY.to_base64(),
+            "-U",
+            "u",
+            "-a",
+            CLIENT_IP,
+            "--server-cmd",
+            "x",
+        ],
+        tmp_path / "home",
+    )
+    assert len(short) < 140
+    with pytest.raises(InvalidPacket) as refused:  # we refuse it as fwknopd will
+        open_packet(short, KEY)
+    assert refused.value.reason is RejectReason.TOO_SHORT
+    assert open_packet(short, KEY, min_length=MIN_ENCODED).message.command == "x"
+    with pytest.raises(UsageError, match="shorter than 140"):  # and never build one
+        build_packet(
+            SpaMessage.command_request(CLIENT_IP, "x", username="u"),
+            KEY,
+            digest_type=DigestType.MD5,
+        )
+    normal = build_packet(SpaMessage.access_request(CLIENT_IP, "tcp/30003", username="u"), KEY)
+    with net_pair("fi") as pair:
+        server = RealFwknopd(
+            pair.server,
+            tmp_path / "srv",
+            interface=pair.server_if,
+            access_conf=f"SOURCE ANY\nKEY_BASE64 {KEY.to_base64()}\n",
+        ).start()
+        pair.send_udp([short, normal], interval=0.2)
+        assert wait_for(
+            lambda: any("--dport 30003" in r for r in server.iptables_rules()), timeout=20
+        )
+        time.sleep(0.5)
+        log = server.log()
+        server.stop()
+    # only the ordinary packet reached the stanza; the short one left no trace
+    assert log.count("received with access source match") == 1, log
+    assert "Command messages are not allowed" not in log
