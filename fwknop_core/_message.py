@@ -14,6 +14,7 @@ rejects the packet).
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -43,8 +44,22 @@ MAX_SERVER_AUTH = 63
 MAX_CLIENT_TIMEOUT = 65536
 _PROTOS = ("tcp", "udp", "icmp", "none")
 _USER_FORBIDDEN = frozenset('"/\\[]:;|=,+*?<>')
+_USER_BAD_CHAR = re.compile(r'[^ -~]|["/\\\[\]:;|=,+*?<>]')
 _NAT_HOST_FORBIDDEN = frozenset(" /?\"'\\")
 _DIGITS = frozenset("0123456789")
+
+
+_MESSAGE_TYPES = tuple(MessageType)  # indexed by code, cheaper than the enum call
+
+
+def _digits(text: str) -> bool:
+    """Non-empty and only 0-9 (``isdigit`` alone would take other scripts' digits)."""
+    return text.isascii() and text.isdigit()
+
+
+# the common spelling of an address: four decimal octets without leading zeros
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_PLAIN_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 
 Rng = Callable[[int], bytes]
 
@@ -61,10 +76,18 @@ def _inet_aton_part(part: str) -> int | None:
     return int(part)
 
 
+def _b64s_length(n: int) -> int:
+    """Length of the unpadded base64 of ``n`` bytes (fields are measured, not encoded)."""
+    return (4 * n + 2) // 3
+
+
 def validate_ipv4(text: str, what: str = "IP address") -> str:
     """Check an allow IP as fwknop does: dotted quad, 7..15 characters, digits and dots."""
     if not isinstance(text, str):
         raise TypeError(f"{what} must be a str")
+    if _PLAIN_IPV4.fullmatch(text):
+        return text
+    # the rest is what inet_aton also takes: octal parts with a leading zero
     if not 7 <= len(text) <= 15 or text.count(".") != 3 or set(text) - _DIGITS - {"."}:
         raise UsageError(f"{what} {text!r} is not a dotted-quad IPv4 address")
     for part in text.split("."):
@@ -102,7 +125,7 @@ class AccessSpec:
 def _check_spec(proto: str, port: str, text: str) -> None:
     if not 1 <= len(proto) <= 4 or not proto.startswith(_PROTOS) or "," in proto:
         raise UsageError(f"access item {text!r}: protocol must be tcp, udp or icmp")
-    if not 1 <= len(port) <= 5 or set(port) - _DIGITS or not 1 <= int(port) <= 65535:
+    if not 1 <= len(port) <= 5 or not _digits(port) or not 1 <= int(port) <= 65535:
         raise UsageError(f"access item {text!r}: port must be 1..65535")
 
 
@@ -144,7 +167,7 @@ class NatAccess:
 def validate_nat_access(text: str) -> NatAccess:
     """Parse and check a NAT string ``host,port`` (exactly one comma)."""
     host, sep, port = text.partition(",")
-    if not sep or "," in port or not port or set(port) - _DIGITS or len(port) > 5:
+    if not sep or "," in port or not _digits(port) or len(port) > 5:
         raise UsageError(f"NAT access {text!r} must be host,port")
     return NatAccess(host, int(port))
 
@@ -155,11 +178,11 @@ def validate_username(name: str) -> str:
         raise TypeError("username must be a str")
     if not name:
         raise UsageError("username must not be empty")
-    bad = {c for c in name if c in _USER_FORBIDDEN or not (" " <= c <= "~")}
-    if bad:
+    if _USER_BAD_CHAR.search(name):
+        bad = {c for c in name if c in _USER_FORBIDDEN or not (" " <= c <= "~")}
         shown = "".join(sorted(bad))
         raise UsageError(f"username {name!r} contains characters fwknop refuses: {shown!r}")
-    if len(b64s_encode(name.encode("ascii"))) > MAX_B64_USERNAME:
+    if _b64s_length(len(name)) > MAX_B64_USERNAME:
         raise UsageError(f"username {name!r} is longer than 48 characters")
     return name
 
@@ -200,7 +223,7 @@ class SpaMessage:
 
     def __post_init__(self) -> None:
         rv = self.random_value
-        if not isinstance(rv, str) or len(rv) != 16 or set(rv) - _DIGITS:
+        if not isinstance(rv, str) or len(rv) != 16 or not _digits(rv):
             raise UsageError("random value must be 16 decimal digits")
         validate_username(self.username)
         if type(self.timestamp) is not int:
@@ -248,8 +271,11 @@ class SpaMessage:
             if not all(items):
                 raise UsageError(f"access list {rest!r} has an empty item")
             for item in items:
-                AccessSpec.parse(item)
-        if len(b64s_encode(self.message.encode("ascii"))) > MAX_B64_FIELD:
+                proto, slash, port = item.partition("/")
+                if not slash:
+                    raise UsageError(f"access item {item!r} is not proto/port")
+                _check_spec(proto, port, item)
+        if _b64s_length(len(self.message)) > MAX_B64_FIELD:
             raise UsageError("message is too long (its base64 must fit 256 characters)")
 
     # -- derived views ------------------------------------------------------
@@ -382,13 +408,14 @@ class SpaMessage:
         rand, user_b64, ts, version, mtype_text, msg_b64, *rest = fields
         if len(rand) < 16:
             raise ValueError("random value shorter than 16 characters")
-        if not 1 <= len(ts) <= 12 or set(ts) - _DIGITS:
+        if not 1 <= len(ts) <= 12 or not _digits(ts):
             raise ValueError("timestamp field")
-        if not 1 <= len(mtype_text) <= 2 or set(mtype_text) - _DIGITS:
+        if not 1 <= len(mtype_text) <= 2 or not _digits(mtype_text):
             raise ValueError("message type field")
-        if int(mtype_text) > 6:
+        code = int(mtype_text)
+        if code >= len(_MESSAGE_TYPES):
             raise ValueError("unknown message type")
-        mtype = MessageType(int(mtype_text))
+        mtype = _MESSAGE_TYPES[code]
         max_rest = 3 if mtype in (4, 6) else 2 if mtype in (2, 3, 5) else 1
         if len(rest) > max_rest:
             raise ValueError("too many fields for the message type")
@@ -401,7 +428,7 @@ class SpaMessage:
         timeout = 0
         if rest and mtype.has_timeout:
             tfield = rest.pop()
-            if not tfield or set(tfield) - _DIGITS or len(tfield) > 5:
+            if not _digits(tfield) or len(tfield) > 5:
                 raise ValueError("client timeout field")
             timeout = int(tfield)
         if rest:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from fwknop_core import (
     AccessSpec,
@@ -97,6 +101,74 @@ def test_nat_access_rules() -> None:
     ):
         with pytest.raises(UsageError):
             validate_nat_access(bad)
+
+
+def _inet_aton_accepts(text: str) -> bool:
+    try:
+        socket.inet_aton(text)  # glibc's, the function fwknop calls
+    except OSError:
+        return False
+    return True
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "0",
+                "00",
+                "01",
+                "07",
+                "08",
+                "010",
+                "1",
+                "9",
+                "25",
+                "255",
+                "256",
+                "377",
+                "400",
+                "999",
+                "0377",
+                "1000",
+                "",
+            ]
+        ),
+        min_size=1,
+        max_size=5,
+    ).map(".".join)
+    | st.text("0123456789.", max_size=16)
+)
+@example("1.2.3.4")
+@example("010.1.1.1")
+@example("08.1.1.1")
+@example("255.255.255.255")
+@example("256.1.1.1")
+@example("1.2.3.256")
+@example("0.0.0.0")
+@example("1.2.3.04")
+def test_ipv4_rule_is_dotted_quad_plus_inet_aton(text: str) -> None:
+    expected = 7 <= len(text) <= 15 and text.count(".") == 3 and _inet_aton_accepts(text)
+    try:
+        validate_ipv4(text)
+    except UsageError:
+        accepted = False
+    else:
+        accepted = True
+    assert accepted == expected
+
+
+@given(st.text(st.characters(max_codepoint=0x2FF), min_size=1, max_size=40))
+def test_username_rule_matches_the_character_list(name: str) -> None:
+    forbidden = set('"/\\[]:;|=,+*?<>')
+    expected = len(name) <= 48 and all(" " <= c <= "~" and c not in forbidden for c in name)
+    try:
+        validate_username(name)
+    except UsageError:
+        accepted = False
+    else:
+        accepted = True
+    assert accepted == expected
 
 
 def test_username_rules() -> None:
