@@ -56,6 +56,29 @@ def _unchecked_packet(msg: SpaMessage) -> str:
     return (text[10:] + HKEY.mac(text)).decode()
 
 
+def _odd_then_normal(
+    workdir: Path, access_conf: str, packets: list[str], granted_port: int, conf_extra: str = ""
+) -> tuple[list[str], str]:
+    """Send ``packets`` to a real fwknopd; once ``granted_port`` is open, its rules and log."""
+    with net_pair("fs") as pair:
+        server = RealFwknopd(
+            pair.server,
+            workdir,
+            interface=pair.server_if,
+            access_conf=access_conf,
+            conf_extra=conf_extra,
+        ).start()
+        pair.send_udp(packets, interval=0.2)
+        assert wait_for(
+            lambda: any(f"--dport {granted_port}" in r for r in server.iptables_rules()),
+            timeout=20,
+        )
+        time.sleep(0.5)  # let anything the first packet caused reach the log
+        rules, log = server.iptables_rules(), server.log()
+        server.stop()
+    return rules, log
+
+
 @pytest.mark.usefixtures("real_fwknop", "namespaces")
 def test_fwknopd_refuses_a_rijndael_packet_of_400_characters(tmp_path: Path) -> None:
     long_msg = SpaMessage.access_request(
@@ -72,22 +95,9 @@ def test_fwknopd_refuses_a_rijndael_packet_of_400_characters(tmp_path: Path) -> 
         f"SOURCE ANY\nKEY_BASE64 {KEY.to_base64()}\nHMAC_KEY_BASE64 {HKEY.to_base64()}\n"
         "HMAC_DIGEST_TYPE sha512\n"
     )
-    with net_pair("fs") as pair:
-        server = RealFwknopd(
-            pair.server,
-            tmp_path,
-            interface=pair.server_if,
-            access_conf=conf,
-            conf_extra="ENABLE_IPT_FORWARDING Y;\n",
-        ).start()
-        pair.send_udp([too_long, normal], interval=0.2)
-        assert wait_for(
-            lambda: any("--dport 30002" in r for r in server.iptables_rules()), timeout=20
-        )
-        time.sleep(0.5)
-        rules = server.iptables_rules()
-        log = server.log()
-        server.stop()
+    rules, log = _odd_then_normal(
+        tmp_path, conf, [too_long, normal], 30002, conf_extra="ENABLE_IPT_FORWARDING Y;\n"
+    )
     assert not any("30001" in r for r in rules), rules
     assert "No stanza encryption mode match for encryption type: 2" in log
 
@@ -128,20 +138,9 @@ def test_fwknopd_ignores_a_packet_under_140_characters_from_the_real_client(
             digest_type=DigestType.MD5,
         )
     normal = build_packet(SpaMessage.access_request(CLIENT_IP, "tcp/30003", username="u"), KEY)
-    with net_pair("fi") as pair:
-        server = RealFwknopd(
-            pair.server,
-            tmp_path / "srv",
-            interface=pair.server_if,
-            access_conf=f"SOURCE ANY\nKEY_BASE64 {KEY.to_base64()}\n",
-        ).start()
-        pair.send_udp([short, normal], interval=0.2)
-        assert wait_for(
-            lambda: any("--dport 30003" in r for r in server.iptables_rules()), timeout=20
-        )
-        time.sleep(0.5)
-        log = server.log()
-        server.stop()
+    _rules, log = _odd_then_normal(
+        tmp_path / "srv", f"SOURCE ANY\nKEY_BASE64 {KEY.to_base64()}\n", [short, normal], 30003
+    )
     # only the ordinary packet reached the stanza; the short one left no trace
     assert log.count("received with access source match") == 1, log
     assert "Command messages are not allowed" not in log
