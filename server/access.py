@@ -1,0 +1,513 @@
+"""access.conf: stanzas of fwknopd's access policy, read as fwknopd reads them (§3).
+
+A stanza starts at a ``SOURCE`` line and runs to the next one; stanzas are
+tried in file order. ``%include``, ``%include_folder`` and ``%include_keys``
+work as in fwknopd. Keys become ``fwknop_core`` key objects at load time, so
+the packet path never parses text. Every problem is reported with the file
+and line of the offending setting, and never quotes a key.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fwknop_core import EncryptionMode, HmacKey, HmacType, RijndaelKey, UsageError
+
+from .confsyntax import Setting, is_yes, read_settings
+from .errors import Problems
+
+__all__ = [
+    "AccessStanza",
+    "GpgPolicy",
+    "Network",
+    "load_access",
+    "parse_networks",
+    "parse_ports",
+]
+
+_MAX_INCLUDE_DEPTH = 3
+_CHANGEME = "__CHANGEME__"
+_DEFAULT_FW_TIMEOUT = 30
+_DEFAULT_MAX_FW_TIMEOUT = 300
+_MAX_TIMER = 8388608
+_PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1}
+_KEY_NAMES = frozenset(
+    {
+        "KEY",
+        "KEY_BASE64",
+        "HMAC_KEY",
+        "HMAC_KEY_BASE64",
+        "GPG_DECRYPT_ID",
+        "GPG_DECRYPT_PW",
+        "GPG_ALLOW_NO_PW",
+        "GPG_REQUIRE_SIG",
+        "GPG_DISABLE_SIG",
+        "GPG_IGNORE_SIG_VERIFY_ERROR",
+        "GPG_REMOTE_ID",
+        "GPG_FINGERPRINT_ID",
+    }
+)
+_OTHER_NAMES = frozenset(
+    {
+        "SOURCE",
+        "DESTINATION",
+        "OPEN_PORTS",
+        "RESTRICT_PORTS",
+        "HMAC_DIGEST_TYPE",
+        "ENCRYPTION_MODE",
+        "FW_ACCESS_TIMEOUT",
+        "MAX_FW_TIMEOUT",
+        "ENABLE_CMD_EXEC",
+        "ENABLE_CMD_SUDO_EXEC",
+        "CMD_SUDO_EXEC_USER",
+        "CMD_SUDO_EXEC_GROUP",
+        "CMD_EXEC_USER",
+        "CMD_EXEC_GROUP",
+        "CMD_CYCLE_OPEN",
+        "CMD_CYCLE_CLOSE",
+        "CMD_CYCLE_TIMER",
+        "REQUIRE_USERNAME",
+        "REQUIRE_SOURCE_ADDRESS",
+        "REQUIRE_SOURCE",
+        "GPG_HOME_DIR",
+        "GPG_EXE",
+        "ACCESS_EXPIRE",
+        "ACCESS_EXPIRE_EPOCH",
+        "FORCE_NAT",
+        "FORCE_SNAT",
+        "FORCE_MASQUERADE",
+        "DISABLE_DNAT",
+        "FORWARD_ALL",
+    }
+)
+KNOWN_NAMES = _KEY_NAMES | _OTHER_NAMES
+# stanza switches a later version implements; a stanza that uses one is refused
+NOT_YET = {
+    "ENABLE_CMD_EXEC": "command execution",
+    "ENABLE_CMD_SUDO_EXEC": "command execution through sudo",
+    "CMD_CYCLE_OPEN": "command cycles",
+    "FORCE_NAT": "forced NAT",
+    "FORCE_SNAT": "forced SNAT",
+    "FORCE_MASQUERADE": "forced MASQUERADE",
+    "FORWARD_ALL": "forwarding",
+}
+_NOT_YET_BOOLS = {"ENABLE_CMD_EXEC", "ENABLE_CMD_SUDO_EXEC", "FORCE_MASQUERADE", "FORWARD_ALL"}
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(text: str) -> tuple[Network, ...]:
+    """``ANY``, addresses, ``addr/NN`` and ``addr/a.b.c.d`` entries; ``ValueError`` if bad."""
+    nets: list[Network] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            raise ValueError("empty entry")
+        if item.upper() == "ANY":
+            nets.append(ipaddress.IPv4Network("0.0.0.0/0"))
+            nets.append(ipaddress.IPv6Network("::/0"))
+            continue
+        try:
+            # fwknopd masks the address: 198.18.0.7/24 means 198.18.0.0/24
+            nets.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"{item!r} is not ANY, an address or a network") from None
+    return tuple(nets)
+
+
+def parse_ports(text: str) -> frozenset[tuple[str, int]]:
+    """``tcp/22, udp/53`` entries; ``ValueError`` if bad."""
+    ports = set()
+    for item in (part.strip() for part in text.split(",")):
+        proto, sep, port = item.partition("/")
+        proto = proto.strip().lower()
+        port = port.strip()
+        if not sep or proto not in _PROTO_NUMBERS or not port.isdigit():
+            raise ValueError(f"{item!r} is not proto/port")
+        if not 0 <= int(port) <= 65535:
+            raise ValueError(f"{item!r}: port out of range")
+        ports.add((proto, int(port)))
+    return frozenset(ports)
+
+
+@dataclass(frozen=True, slots=True)
+class GpgPolicy:
+    """How a stanza decrypts GnuPG packets and whom it accepts as signer."""
+
+    home_dir: str
+    exe: str
+    decrypt_id: str | None
+    decrypt_pw: str | None = field(repr=False)
+    require_sig: bool
+    ignore_sig_verify_error: bool
+    remote_ids: frozenset[str]
+    fingerprints: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class AccessStanza:
+    """One access stanza: whom it applies to, its keys, and what it allows."""
+
+    number: int  # 1-based, in file order, as fwknopd's "stanza #N"
+    path: Path
+    line: int
+    source_text: str
+    source: tuple[Network, ...]
+    destination: tuple[Network, ...] | None = None
+    open_ports: frozenset[tuple[str, int]] | None = None
+    restrict_ports: frozenset[tuple[str, int]] | None = None
+    key: RijndaelKey | None = None
+    hmac_key: HmacKey | None = None
+    gpg: GpgPolicy | None = None
+    fw_access_timeout: int = _DEFAULT_FW_TIMEOUT
+    max_fw_timeout: int = _DEFAULT_MAX_FW_TIMEOUT
+    require_username: str | None = None
+    require_source_address: bool = False
+    expires_at: float | None = None  # epoch seconds
+
+    def __repr__(self) -> str:
+        return f"AccessStanza(#{self.number} {self.path}:{self.line} SOURCE {self.source_text})"
+
+    def matches_source(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        """Whether the packet's source address is in SOURCE."""
+        return any(address in net for net in self.source)
+
+    def matches_destination(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        """Whether the packet's destination is in DESTINATION (always, when unset)."""
+        return self.destination is None or any(address in net for net in self.destination)
+
+    def expired(self, now: float) -> bool:
+        """Whether ACCESS_EXPIRE / ACCESS_EXPIRE_EPOCH has passed."""
+        return self.expires_at is not None and now >= self.expires_at
+
+    def timeout_for(self, client_timeout: int) -> int:
+        """Seconds to keep access open: the client's wish capped by MAX_FW_TIMEOUT, else ours."""
+        if client_timeout > 0:
+            return min(client_timeout, self.max_fw_timeout)
+        return self.fw_access_timeout
+
+
+@dataclass
+class _Draft:
+    """Settings of one stanza while it is read (last value of a name wins)."""
+
+    path: Path
+    line: int
+    settings: dict[str, Setting] = field(default_factory=dict)
+
+    def set(self, setting: Setting) -> None:
+        self.settings[setting.name] = setting
+
+
+def _files_in(folder: Path) -> list[Path]:
+    # fwknopd takes directory order; we sort, so the result does not depend on the filesystem
+    return sorted(p for p in folder.iterdir() if p.name.endswith(".conf") and p.is_file())
+
+
+def _walk(
+    path: Path, problems: Problems, depth: int, drafts: list[_Draft], current: list[_Draft | None]
+) -> None:
+    """Read ``path`` into ``drafts``; ``current`` holds the stanza being read."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError as exc:
+        problems.add(path, None, f"cannot read: {exc.strerror or exc}")
+        return
+    for setting in read_settings(path, text):
+        name = setting.name
+        if name in ("%include", "%include_folder"):
+            if depth >= _MAX_INCLUDE_DEPTH:
+                problems.add(path, setting.line, f"{name} nested more than 3 levels deep")
+                continue
+            target = Path(setting.value)
+            if name == "%include":
+                _walk(target, problems, depth + 1, drafts, current)
+            elif not target.is_dir():
+                problems.add(path, setting.line, f"%include_folder: {target} is not a directory")
+            else:
+                for file in _files_in(target):
+                    _walk(file, problems, depth + 1, drafts, current)
+        elif name == "%include_keys":
+            draft = current[0]
+            if draft is None:
+                problems.add(path, setting.line, "%include_keys outside a stanza")
+                continue
+            try:
+                keys_text = Path(setting.value).read_text(encoding="utf-8")
+            except OSError as exc:
+                problems.add(
+                    path,
+                    setting.line,
+                    f"%include_keys: cannot read {setting.value}: {exc.strerror or exc}",
+                )
+                continue
+            for key_setting in read_settings(Path(setting.value), keys_text):
+                if key_setting.name in _KEY_NAMES:
+                    draft.set(key_setting)
+        elif name == "SOURCE":
+            draft = _Draft(path, setting.line)
+            draft.set(setting)
+            drafts.append(draft)
+            current[0] = draft
+        elif current[0] is not None:
+            current[0].set(setting)
+        # lines before the first SOURCE are ignored, as fwknopd does
+
+
+def load_access(
+    paths: Iterable[Path],
+    *,
+    gpg_home_dir: str = "/root/.gnupg",
+    gpg_exe: str = "/usr/bin/gpg",
+    warnings: list[str] | None = None,
+) -> tuple[AccessStanza, ...]:
+    """Read access files (or the ``*.conf`` files of a folder); raise ``ConfigError``."""
+    problems = Problems()
+    drafts: list[_Draft] = []
+    for path in paths:
+        if path.is_dir():
+            for file in _files_in(path):
+                _walk(file, problems, 0, drafts, [None])
+        else:
+            _walk(path, problems, 0, drafts, [None])
+    stanzas = []
+    for number, draft in enumerate(drafts, start=1):
+        stanza = _build(
+            number, draft, problems, gpg_home_dir=gpg_home_dir, gpg_exe=gpg_exe, warnings=warnings
+        )
+        if stanza is not None:
+            stanzas.append(stanza)
+    if not drafts and not problems.items:
+        where = ", ".join(str(p) for p in paths)
+        problems.add(None, None, f"{where}: no access stanza (a stanza starts with SOURCE)")
+    problems.raise_if_any()
+    return tuple(stanzas)
+
+
+class _StanzaReader:
+    """Turns one draft into an ``AccessStanza``, recording problems at their lines."""
+
+    def __init__(self, draft: _Draft, problems: Problems) -> None:
+        self.draft = draft
+        self.s = draft.settings
+        self.problems = problems
+
+    def bad(self, name: str, message: str) -> None:
+        setting = self.s[name]
+        self.problems.add(setting.path, setting.line, message)
+
+    def value(self, name: str) -> str | None:
+        setting = self.s.get(name)
+        return None if setting is None else setting.value
+
+    def flag(self, name: str) -> bool:
+        v = self.value(name)
+        return v is not None and is_yes(v)
+
+    def networks(self, name: str) -> tuple[Network, ...] | None:
+        v = self.value(name)
+        if v is None:
+            return None
+        try:
+            return parse_networks(v)
+        except ValueError as exc:
+            self.bad(name, f"{name}: {exc}")
+            return None
+
+    def ports(self, name: str) -> frozenset[tuple[str, int]] | None:
+        v = self.value(name)
+        if v is None:
+            return None
+        try:
+            return parse_ports(v)
+        except ValueError as exc:
+            self.bad(name, f"{name}: {exc}")
+            return None
+
+    def seconds(self, name: str, default: int) -> int:
+        v = self.value(name)
+        if v is None:
+            return default
+        if not v.lstrip("-").isdigit() or int(v) > _MAX_TIMER:
+            self.bad(name, f"{name} must be a number of seconds up to {_MAX_TIMER}")
+            return default
+        return int(v) if int(v) >= 1 else default
+
+    def id_list(self, name: str) -> frozenset[str]:
+        return frozenset(p.strip() for p in (self.value(name) or "").split(",") if p.strip())
+
+    def mode(self) -> EncryptionMode:
+        text = self.value("ENCRYPTION_MODE")
+        if text is None:
+            return EncryptionMode.CBC
+        try:
+            return EncryptionMode.from_name(text)
+        except UsageError:
+            self.bad(
+                "ENCRYPTION_MODE",
+                f"ENCRYPTION_MODE {text!r} is not CBC, CTR, CFB, OFB, ECB, legacy or Asymmetric",
+            )
+            return EncryptionMode.CBC
+
+    def _key_text(self, name: str) -> str | None:
+        text = self.value(name)
+        if text == _CHANGEME:
+            self.bad(name, f"{name} is still {_CHANGEME}: put a key here (fwknop --key-gen)")
+            return None
+        return text
+
+    def rijndael_key(self, mode: EncryptionMode) -> RijndaelKey | None:
+        if mode is EncryptionMode.ASYMMETRIC:
+            return None
+        for name in ("KEY_BASE64", "KEY"):
+            text = self._key_text(name)
+            if text is None:
+                continue
+            try:
+                if name == "KEY_BASE64":
+                    return RijndaelKey.from_base64(text, mode)
+                return RijndaelKey.from_passphrase(text, mode)
+            except UsageError as exc:
+                self.bad(name, f"{name}: {exc}")
+            return None
+        return None
+
+    def hmac_key(self) -> HmacKey | None:
+        kind = HmacType.SHA256
+        if (type_text := self.value("HMAC_DIGEST_TYPE")) is not None:
+            try:
+                kind = HmacType.from_name(type_text)
+            except UsageError as exc:
+                self.bad("HMAC_DIGEST_TYPE", f"HMAC_DIGEST_TYPE: {exc}")
+                return None
+        for name in ("HMAC_KEY_BASE64", "HMAC_KEY"):
+            text = self._key_text(name)
+            if text is None:
+                continue
+            try:
+                if name == "HMAC_KEY_BASE64":
+                    return HmacKey.from_base64(text, kind)
+                return HmacKey.from_passphrase(text, kind)
+            except UsageError as exc:
+                self.bad(name, f"{name}: {exc}")
+            return None
+        return None
+
+    def gpg_policy(self, gpg_home_dir: str, gpg_exe: str) -> GpgPolicy | None:
+        password = self._key_text("GPG_DECRYPT_PW")
+        if password is None and not self.flag("GPG_ALLOW_NO_PW"):
+            return None
+        home = self.value("GPG_HOME_DIR") or gpg_home_dir
+        if "GPG_HOME_DIR" in self.s and not Path(home).is_dir():
+            self.bad("GPG_HOME_DIR", f"GPG_HOME_DIR {home} is not a directory")
+        require_sig = not self.flag("GPG_DISABLE_SIG") and (
+            "GPG_REQUIRE_SIG" not in self.s or self.flag("GPG_REQUIRE_SIG")
+        )
+        remote_ids = self.id_list("GPG_REMOTE_ID")
+        fingerprints = self.id_list("GPG_FINGERPRINT_ID")
+        if require_sig and not remote_ids and not fingerprints:
+            name = next(
+                n for n in ("GPG_REQUIRE_SIG", "GPG_ALLOW_NO_PW", "GPG_DECRYPT_PW") if n in self.s
+            )
+            self.bad(
+                name,
+                "GnuPG signatures are required: set GPG_REMOTE_ID or GPG_FINGERPRINT_ID "
+                "(or GPG_DISABLE_SIG Y to accept unsigned packets)",
+            )
+        return GpgPolicy(
+            home_dir=home,
+            exe=self.value("GPG_EXE") or gpg_exe,
+            decrypt_id=self.value("GPG_DECRYPT_ID"),
+            decrypt_pw=password,
+            require_sig=require_sig,
+            ignore_sig_verify_error=self.flag("GPG_IGNORE_SIG_VERIFY_ERROR"),
+            remote_ids=remote_ids,
+            fingerprints=fingerprints,
+        )
+
+    def expiry(self) -> float | None:
+        if (epoch := self.value("ACCESS_EXPIRE_EPOCH")) is not None:
+            if not epoch.isdigit():
+                self.bad("ACCESS_EXPIRE_EPOCH", "ACCESS_EXPIRE_EPOCH must be Unix seconds")
+                return None
+            return float(epoch)
+        if (date := self.value("ACCESS_EXPIRE")) is not None:
+            try:
+                parsed = time.strptime(date, "%m/%d/%Y")
+            except ValueError:
+                self.bad("ACCESS_EXPIRE", "ACCESS_EXPIRE must be MM/DD/YYYY")
+                return None
+            return time.mktime(parsed)  # midnight local time, as fwknopd's mktime()
+        return None
+
+    def not_yet(self) -> None:
+        for name, feature in NOT_YET.items():
+            if name in self.s and (name not in _NOT_YET_BOOLS or self.flag(name)):
+                self.bad(name, f"{name}: {feature} is not supported by this fwknopd yet")
+        if "CMD_CYCLE_CLOSE" in self.s and "CMD_CYCLE_OPEN" not in self.s:
+            self.bad("CMD_CYCLE_CLOSE", "CMD_CYCLE_CLOSE needs CMD_CYCLE_OPEN")
+
+
+def _build(
+    number: int,
+    draft: _Draft,
+    problems: Problems,
+    *,
+    gpg_home_dir: str,
+    gpg_exe: str,
+    warnings: list[str] | None,
+) -> AccessStanza | None:
+    before = len(problems.items)
+    r = _StanzaReader(draft, problems)
+    if warnings is not None:
+        warnings.extend(
+            f"{st.path}:{st.line}: ignoring unknown access parameter {st.name}"
+            for st in draft.settings.values()
+            if st.name not in KNOWN_NAMES
+        )
+    key = r.rijndael_key(r.mode())
+    hmac_key = r.hmac_key()
+    if key and hmac_key and hmac.compare_digest(key.secret, hmac_key.secret):
+        r.bad(
+            "HMAC_KEY_BASE64" if "HMAC_KEY_BASE64" in r.s else "HMAC_KEY",
+            "the HMAC key must not be the same as the encryption key",
+        )
+    gpg = r.gpg_policy(gpg_home_dir, gpg_exe)
+    if key is None and gpg is None and len(problems.items) == before:
+        problems.add(
+            draft.path,
+            draft.line,
+            "no keys for this stanza: set KEY or KEY_BASE64, or GPG_DECRYPT_PW or "
+            "GPG_ALLOW_NO_PW for GnuPG",
+        )
+    r.not_yet()
+    stanza = AccessStanza(
+        number=number,
+        path=draft.path,
+        line=draft.line,
+        source_text=r.value("SOURCE") or "",
+        source=r.networks("SOURCE") or (),
+        destination=r.networks("DESTINATION"),
+        open_ports=r.ports("OPEN_PORTS"),
+        restrict_ports=r.ports("RESTRICT_PORTS"),
+        key=key,
+        hmac_key=hmac_key,
+        gpg=gpg,
+        fw_access_timeout=r.seconds("FW_ACCESS_TIMEOUT", _DEFAULT_FW_TIMEOUT),
+        max_fw_timeout=r.seconds("MAX_FW_TIMEOUT", _DEFAULT_MAX_FW_TIMEOUT),
+        require_username=r.value("REQUIRE_USERNAME"),
+        require_source_address=r.flag("REQUIRE_SOURCE_ADDRESS") or r.flag("REQUIRE_SOURCE"),
+        expires_at=r.expiry(),
+    )
+    if len(problems.items) != before:
+        return None
+    if warnings is not None and not stanza.require_source_address:
+        warnings.append(
+            f"{draft.path}:{draft.line}: REQUIRE_SOURCE_ADDRESS not enabled for access stanza "
+            f"source: '{stanza.source_text}'"
+        )
+    return stanza

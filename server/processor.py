@@ -1,0 +1,396 @@
+"""The packet pipeline: captured bytes in, a decision out (server-config.md, spa-protocol.md §8).
+
+Pure: no sockets, no firewall, no clock of its own (``now`` is passed in),
+so every decision can be tested exactly. The daemon feeds it what capture
+saw and applies what it returns.
+
+Order, as fwknopd's: size (silently ignored outside 140..1500), prefix and
+charset pre-filter, HTTP extraction, SOURCE match; then each matching stanza
+in file order: DESTINATION, expiry, the HMAC (in the core, before anything
+is decrypted), decryption, the replay cache, GnuPG signer, packet age, allow
+IP, username, message type, ports. The first stanza that accepts wins.
+
+Two deliberate differences, both invisible in the outcome:
+
+* fwknopd looks the replay digest up before the stanza loop; we look it up
+  when a stanza first decrypts the packet. fwknopd only ever stores digests
+  of packets that decrypted, so the same packets are refused, and junk never
+  pays for the SHA-256.
+* When every stanza fails, the packet is refused with the reason of the
+  stanza that got furthest (a policy refusal over an HMAC mismatch), and
+  every stanza's reason is kept for the log.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from fwknop_core import (
+    EncryptionType,
+    GpgDecryption,
+    InvalidPacket,
+    MessageType,
+    OpenedPacket,
+    RejectReason,
+    extract_http_spa,
+    open_packet,
+    replay_digest,
+)
+from fwknop_core.gpg import GnupgBackend, GpgBackend
+
+from .access import AccessStanza, GpgPolicy
+
+__all__ = [
+    "Decision",
+    "Grant",
+    "Packet",
+    "Processor",
+    "Reason",
+    "Refused",
+    "ReplayStore",
+]
+
+MIN_DATA = 140
+MAX_DATA = 1500
+MIN_GPG = 400
+_WIRE_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+_RIJNDAEL_PREFIX = b"U2FsdGVkX1"
+_GPG_PREFIX = b"hQ"
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_ZERO = ipaddress.IPv4Address(0)  # the allow IP that means "the packet's source"
+_PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp6"}
+
+
+class Reason(enum.Enum):
+    """Why a packet was not granted; ``value`` is the counter name, ``text`` the log wording."""
+
+    TOO_SHORT = ("too_short", "packet shorter than 140 bytes")
+    TOO_LONG = ("too_long", "packet longer than 1500 bytes")
+    NOT_SPA = ("not_spa", "data is not an SPA message (characters outside base64)")
+    PREFIX_STUFFING = ("prefix_stuffing", "data is not a valid SPA message format")
+    NO_STANZA = ("no_stanza", "no access stanza for this source address")
+    DESTINATION = ("destination", "destination does not match any stanza")
+    EXPIRED_STANZA = ("expired_stanza", "access stanza has expired")
+    NO_DECRYPTION = ("no_decryption", "no stanza can decrypt this kind of packet")
+    HMAC_MISMATCH = ("hmac", "HMAC mismatch")
+    DECRYPT_FAILED = ("decrypt", "decryption failed (wrong key or mode)")
+    MALFORMED = ("malformed", "decrypted data is invalid")
+    REPLAY = ("replay", "replayed packet")
+    GPG_SIGNATURE = ("gpg_signature", "GnuPG signature refused")
+    STALE = ("stale", "packet time difference is too great")
+    SOURCE_REQUIRED = ("source_required", "0.0.0.0 allow IP while a source address is required")
+    USERNAME = ("username", "username does not match REQUIRE_USERNAME")
+    NAT = ("nat", "NAT access requested but not enabled")
+    COMMAND = ("command", "command messages are not allowed")
+    PORTS = ("ports", "a requested protocol/port is not allowed")
+    IPV6_ALLOW = ("ipv6_allow", "IPv6 grants are not supported by this firewall backend")
+
+    def __init__(self, key: str, text: str) -> None:
+        self.key = key
+        self.text = text
+
+
+# ranking for "the stanza that got furthest": later in the pipeline is more telling
+_RANK = {reason: rank for rank, reason in enumerate(Reason)}
+_CORE = {
+    RejectReason.HMAC_MISMATCH: Reason.HMAC_MISMATCH,
+    RejectReason.DECRYPT_FAILED: Reason.DECRYPT_FAILED,
+    RejectReason.WRONG_ENCRYPTION_TYPE: Reason.NO_DECRYPTION,
+    RejectReason.STALE: Reason.STALE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    """What capture saw: the L4 payload and its addresses."""
+
+    payload: bytes
+    src: IPAddress
+    dst: IPAddress | None = None  # None in UDP server mode when unknown
+    proto: int = 17
+    sport: int = 0
+    dport: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """Access to open: for ``source``, these (proto, port) pairs, for ``timeout`` seconds."""
+
+    source: IPAddress
+    destination: IPAddress | None
+    ports: tuple[tuple[str, int], ...]
+    timeout: int
+    expires: int  # epoch seconds
+    stanza: int
+    username: str
+    message_type: MessageType
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A packet that gets nothing, why, and (when a stanza was tried) each stanza's reason."""
+
+    reason: Reason
+    detail: str = ""
+    stanza: int | None = None
+    attempts: tuple[tuple[int, Reason, str], ...] = ()
+    silent: bool = False  # fwknopd logs nothing for these (size)
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A packet that opens access (``grant``); ``test_only`` in ``--test`` mode."""
+
+    grant: Grant
+    opened: OpenedPacket = field(repr=False)
+    test_only: bool = False
+
+
+Decision = Accepted | Refused
+
+
+class ReplayStore:
+    """What the processor needs from the replay cache (see ``replay.py``)."""
+
+    def seen(self, digest: str) -> bool:
+        """Whether ``digest`` is known."""
+        raise NotImplementedError
+
+    def add(self, digest: str, packet: Packet, expires: float) -> None:
+        """Remember ``digest`` until ``expires`` (epoch seconds)."""
+        raise NotImplementedError
+
+
+class _NoReplay(ReplayStore):
+    def seen(self, digest: str) -> bool:
+        return False
+
+    def add(self, digest: str, packet: Packet, expires: float) -> None:
+        return None
+
+
+class _StanzaFailed(Exception):  # noqa: N818 - internal control flow, never escapes
+    def __init__(self, reason: Reason, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+
+
+class _StopPacket(_StanzaFailed):
+    """A refusal that ends processing of the packet (no further stanza is tried)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The fwknopd.conf values the pipeline reads."""
+
+    max_age: int | None = 120  # None: packet aging off
+    http: bool = False  # ENABLE_SPA_OVER_HTTP
+    x_forwarded_for: bool = False
+    destination_rule: bool = False  # ENABLE_DESTINATION_RULE
+    test_mode: bool = False
+    ipv6_grants: bool = False  # whether the firewall can open for IPv6 sources
+
+
+GpgFactory = Callable[[GpgPolicy], GpgBackend]
+
+
+def _gnupg(policy: GpgPolicy) -> GpgBackend:
+    return GnupgBackend(policy.home_dir, policy.exe)
+
+
+class Processor:
+    """Decides one packet at a time against a fixed configuration (swap the object to reload)."""
+
+    def __init__(
+        self,
+        stanzas: Sequence[AccessStanza],
+        settings: Settings,
+        replay: ReplayStore | None = None,
+        gpg_factory: GpgFactory = _gnupg,
+    ) -> None:
+        self.stanzas = tuple(stanzas)
+        self.settings = settings
+        self.replay = replay or _NoReplay()
+        self._gpg_factory = gpg_factory
+        self._gpg: dict[tuple[str, str], GpgBackend] = {}
+
+    # -- the pipeline --------------------------------------------------------
+
+    def process(self, packet: Packet, now: float) -> Decision:
+        """Decide what ``packet`` gets; never raises for anything in the packet."""
+        data = packet.payload
+        size = len(data)
+        if size < MIN_DATA:
+            return Refused(Reason.TOO_SHORT, f"{size} bytes", silent=True)
+        if size > MAX_DATA:
+            return Refused(Reason.TOO_LONG, f"{size} bytes", silent=True)
+        forwarded = None
+        if self.settings.http and data[:5].upper() == b"GET /":
+            http = extract_http_spa(data)
+            if http is None:
+                return Refused(Reason.NOT_SPA, "HTTP request without SPA data")
+            data = http.data.encode("ascii")
+            if len(data) < MIN_DATA:
+                return Refused(Reason.TOO_SHORT, f"{len(data)} characters in the HTTP request")
+            if self.settings.x_forwarded_for and http.forwarded_for:
+                forwarded = ipaddress.IPv4Address(http.forwarded_for)
+        if data.startswith(_RIJNDAEL_PREFIX) or (
+            len(data) > MIN_GPG and data.startswith(_GPG_PREFIX)
+        ):
+            return Refused(Reason.PREFIX_STUFFING)
+        if data.translate(None, _WIRE_CHARS):
+            return Refused(Reason.NOT_SPA)
+        candidates = [s for s in self.stanzas if s.matches_source(packet.src)]
+        if not candidates:
+            return Refused(Reason.NO_STANZA)
+        return self._try_stanzas(candidates, data, packet, forwarded, now)
+
+    def _try_stanzas(
+        self,
+        candidates: list[AccessStanza],
+        data: bytes,
+        packet: Packet,
+        forwarded: IPAddress | None,
+        now: float,
+    ) -> Decision:
+        attempts: list[tuple[int, Reason, str]] = []
+        replay_checked = False
+        accepted: Accepted | None = None
+        for stanza in candidates:
+            try:
+                opened, replay_checked = self._open(stanza, data, packet, now, replay_checked)
+                grant = self._policy(stanza, opened, packet, forwarded, now)
+            except _StopPacket as stop:
+                attempts.append((stanza.number, stop.reason, stop.detail))
+                break
+            except _StanzaFailed as failed:
+                attempts.append((stanza.number, failed.reason, failed.detail))
+                continue
+            if not self.settings.test_mode:
+                return Accepted(grant, opened)
+            accepted = accepted or Accepted(grant, opened, test_only=True)
+        if accepted is not None:
+            return accepted
+        best = max(attempts, key=lambda a: _RANK[a[1]])
+        return Refused(best[1], best[2], stanza=best[0], attempts=tuple(attempts))
+
+    def _open(
+        self, stanza: AccessStanza, data: bytes, packet: Packet, now: float, replay_checked: bool
+    ) -> tuple[OpenedPacket, bool]:
+        if not stanza.matches_destination(packet.dst or _ZERO):
+            raise _StanzaFailed(Reason.DESTINATION, f"destination {packet.dst}")
+        if stanza.expired(now):
+            raise _StanzaFailed(Reason.EXPIRED_STANZA)
+        gpg_sized = len(data) >= MIN_GPG
+        opened = None
+        failure: InvalidPacket | None = None
+        if stanza.key is not None and not gpg_sized:
+            try:
+                opened = open_packet(data, stanza.key, hmac_key=stanza.hmac_key)
+            except InvalidPacket as exc:
+                failure = exc
+        if opened is None and stanza.gpg is not None and gpg_sized:
+            try:
+                opened = open_packet(data, self._gpg_for(stanza.gpg), hmac_key=stanza.hmac_key)
+            except InvalidPacket as exc:
+                failure = exc
+        if opened is None:
+            if failure is None:
+                raise _StanzaFailed(Reason.NO_DECRYPTION, "GnuPG" if gpg_sized else "Rijndael")
+            reason = _CORE.get(failure.reason, Reason.MALFORMED)
+            raise _StanzaFailed(reason, str(failure))
+        if not replay_checked:
+            digest = replay_digest(data)
+            if self.replay.seen(digest):
+                raise _StopPacket(Reason.REPLAY)
+            # remembered before the policy checks, as fwknopd does, for as long
+            # as the packet could still pass the age check
+            age = self.settings.max_age
+            keep_until = opened.message.timestamp + age + 1 if age is not None else float("inf")
+            if not self.settings.test_mode:
+                self.replay.add(digest, packet, keep_until)
+        return opened, True
+
+    def _gpg_for(self, policy: GpgPolicy) -> GpgDecryption:
+        slot = (policy.home_dir, policy.exe)
+        backend = self._gpg.get(slot)
+        if backend is None:
+            backend = self._gpg[slot] = self._gpg_factory(policy)
+        return GpgDecryption(backend, policy.decrypt_pw)
+
+    def _policy(
+        self,
+        stanza: AccessStanza,
+        opened: OpenedPacket,
+        packet: Packet,
+        forwarded: IPAddress | None,
+        now: float,
+    ) -> Grant:
+        msg = opened.message
+        if stanza.gpg is not None and opened.encryption_type is EncryptionType.GPG:
+            _check_signer(stanza.gpg, opened)
+        age = self.settings.max_age
+        if age is not None:
+            delta = abs(int(now) - msg.timestamp)
+            if delta > age:
+                raise _StanzaFailed(Reason.STALE, f"time difference is {delta} seconds")
+        allow = ipaddress.IPv4Address(msg.allow_ip)
+        if allow == _ZERO:
+            if stanza.require_source_address:
+                raise _StanzaFailed(Reason.SOURCE_REQUIRED)
+            source: IPAddress = forwarded or packet.src
+        else:
+            source = allow
+        if stanza.require_username is not None and msg.username != stanza.require_username:
+            raise _StanzaFailed(Reason.USERNAME, f"username {msg.username!r}")
+        if msg.message_type.has_nat:
+            raise _StanzaFailed(Reason.NAT, msg.message_type.label)
+        if msg.message_type is MessageType.COMMAND:
+            raise _StanzaFailed(Reason.COMMAND)
+        requested = tuple((a.proto, a.port) for a in msg.access)
+        if stanza.restrict_ports and any(r in stanza.restrict_ports for r in requested):
+            raise _StanzaFailed(Reason.PORTS, _ports_text(requested))
+        if stanza.open_ports is not None and not all(r in stanza.open_ports for r in requested):
+            raise _StanzaFailed(Reason.PORTS, _ports_text(requested))
+        if source.version == 6 and not self.settings.ipv6_grants:
+            raise _StanzaFailed(Reason.IPV6_ALLOW, str(source))
+        timeout = stanza.timeout_for(msg.client_timeout)
+        return Grant(
+            source=source,
+            destination=packet.dst if self.settings.destination_rule else None,
+            ports=requested,
+            timeout=timeout,
+            expires=int(now) + timeout,
+            stanza=stanza.number,
+            username=msg.username,
+            message_type=msg.message_type,
+        )
+
+
+def _check_signer(policy: GpgPolicy, opened: OpenedPacket) -> None:
+    if not policy.require_sig:
+        return
+    sig = opened.gpg_signature
+    if sig is None:
+        raise _StanzaFailed(Reason.GPG_SIGNATURE, "the packet is not signed")
+    if not sig.trusted and not policy.ignore_sig_verify_error:
+        state = "bad" if not sig.good else f"from a key of validity {sig.validity}"
+        raise _StanzaFailed(Reason.GPG_SIGNATURE, f"signature {state} ({sig.short_id})")
+    if policy.fingerprints and sig.fingerprint not in policy.fingerprints:
+        raise _StanzaFailed(
+            Reason.GPG_SIGNATURE, f"fingerprint {sig.fingerprint} is not in GPG_FINGERPRINT_ID"
+        )
+    if policy.remote_ids and sig.short_id not in policy.remote_ids:
+        raise _StanzaFailed(Reason.GPG_SIGNATURE, f"ID {sig.short_id} is not in GPG_REMOTE_ID")
+
+
+def _ports_text(ports: tuple[tuple[str, int], ...]) -> str:
+    return ",".join(f"{proto}/{port}" for proto, port in ports)
+
+
+def proto_name(number: int) -> str:
+    """``udp`` for 17 and so on (for logs)."""
+    return _PROTO_NAMES.get(number, str(number))

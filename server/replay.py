@@ -1,0 +1,157 @@
+"""The replay cache: every packet that decrypted, remembered as long as it could be replayed.
+
+fwknopd keeps digests forever in a text file it searches line by line. We
+keep them in SQLite (in the run directory by default), so they survive a
+restart, with an in-memory index for lookups, so a flood never touches the
+disk. An entry lives as long as its packet could still pass the age check
+(the packet's timestamp plus ``MAX_SPA_PACKET_AGE``); after that the packet
+is refused as stale anyway, and the entry is pruned. With packet aging
+turned off there is no such bound and entries are kept, as fwknopd does.
+
+fwknopd's own ``digest.cache`` is imported when present, so switching from
+the C daemon to ours opens no replay window.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import sqlite3
+import time
+from pathlib import Path
+
+from .processor import Packet, ReplayStore
+
+__all__ = ["ReplayCache", "rotate"]
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS replay (
+    digest     TEXT PRIMARY KEY,
+    keep_until REAL NOT NULL,
+    created    REAL NOT NULL,
+    proto      INTEGER,
+    src        TEXT,
+    sport      INTEGER,
+    dst        TEXT,
+    dport      INTEGER
+)
+"""
+_DIGEST_LEN = 43
+
+
+class ReplayCache(ReplayStore):
+    """Digests of packets that decrypted, in memory and in a SQLite file (or memory only)."""
+
+    def __init__(
+        self,
+        path: Path | None,
+        *,
+        max_age: int | None,
+        legacy_file: Path | None = None,
+        now: float | None = None,
+    ) -> None:
+        self.path = path
+        self.max_age = max_age
+        self._index: dict[str, float] = {}
+        target = ":memory:" if path is None else str(path)
+        if path is not None:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._db = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
+        if path is not None:
+            path.chmod(0o600)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(_SCHEMA)
+        current = time.time() if now is None else now
+        self.prune(current)
+        for digest, keep_until in self._db.execute("SELECT digest, keep_until FROM replay"):
+            self._index[digest] = keep_until
+        if legacy_file is not None:
+            self._import_legacy(legacy_file, current)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def seen(self, digest: str) -> bool:
+        """Whether ``digest`` belongs to a packet already processed."""
+        return digest in self._index
+
+    def add(self, digest: str, packet: Packet, expires: float, now: float | None = None) -> None:
+        """Remember ``digest`` until ``expires``; written through to the file at once."""
+        self._index[digest] = expires
+        self._db.execute(
+            "INSERT OR REPLACE INTO replay VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                digest,
+                _stored(expires),
+                time.time() if now is None else now,
+                packet.proto,
+                str(packet.src),
+                packet.sport,
+                None if packet.dst is None else str(packet.dst),
+                packet.dport,
+            ),
+        )
+
+    def prune(self, now: float) -> int:
+        """Forget entries that can no longer be replayed; how many went."""
+        gone = [d for d, until in self._index.items() if until < now]
+        for digest in gone:
+            del self._index[digest]
+        self._db.execute("DELETE FROM replay WHERE keep_until < ?", (now,))
+        return len(gone)
+
+    def close(self) -> None:
+        """Close the file."""
+        self._db.close()
+
+    def _import_legacy(self, path: Path, now: float) -> None:
+        """Digests from fwknopd's text cache (``digest proto src sport dst dport time`` lines)."""
+        try:
+            lines = path.read_text(encoding="ascii", errors="replace").splitlines()
+        except OSError:
+            return
+        imported = 0
+        for number, line in enumerate(lines, start=1):
+            fields = line.split()
+            if not fields or fields[0].startswith("#"):
+                continue
+            if len(fields) != 7 or len(fields[0]) != _DIGEST_LEN or not fields[6].isdigit():
+                log.warning("%s:%d: not a digest cache line, skipped", path, number)
+                continue
+            created = float(fields[6])
+            # fwknopd accepted it within MAX_SPA_PACKET_AGE of its timestamp; it could be
+            # replayed for up to that long after the timestamp
+            keep_until = math.inf if self.max_age is None else created + 2 * self.max_age + 1
+            if keep_until < now or fields[0] in self._index:
+                continue
+            proto, sport, dport = (int(fields[i]) if fields[i].isdigit() else 0 for i in (1, 3, 5))
+            self._index[fields[0]] = keep_until
+            self._db.execute(
+                "INSERT OR IGNORE INTO replay VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (fields[0], _stored(keep_until), created, proto, fields[2], sport, fields[4],
+                 dport),
+            )
+            imported += 1
+        if imported:
+            log.info("imported %d digests from fwknopd's cache %s", imported, path)
+
+
+def _stored(value: float) -> float:
+    # SQLite stores inf fine, but keep the column finite and sortable
+    return 1e18 if math.isinf(value) else value
+
+
+def rotate(path: Path) -> Path | None:
+    """``--rotate-digest-cache``: move the cache to ``<path>-old``; the new one starts empty."""
+    if not path.exists():
+        return None
+    old = path.with_name(path.name + "-old")
+    path.replace(old)
+    for suffix in ("-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            path.with_name(path.name + suffix).replace(old.with_name(old.name + suffix))
+    return old
