@@ -1,33 +1,364 @@
-"""The ``fwknopd`` command."""
+"""The ``fwknopd`` command: fwknopd 2.6.10's options, defaults and files.
+
+Exit status: 0 success; 1 a configuration, firewall or run-time error
+(``--exit-parse-config`` with problems, ``-S`` when nothing runs); 2 a bad
+command line.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import enum
+import logging
+import logging.handlers
+import os
+import signal
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fwknop_core import HmacType, UsageError, generate_keys
 
 from . import __version__
+from .config import DEFAULT_CONF, Overrides, ServerConfig, describe, load_server_config
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .access import AccessStanza
+    from .daemon import Options
+
+__all__ = ["ExitCode", "main"]
+
+log = logging.getLogger("fwknop_server")
+_KILL_WAIT = 10.0
+
+
+class ExitCode(enum.IntEnum):
+    """``fwknopd``'s exit status (API: scripts and unit files rely on it)."""
+
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fwknopd",
+        description="Single Packet Authorization server, a drop-in for fwknopd 2.6: it reads "
+        "fwknopd.conf and access.conf as they are.",
+    )
+    a = p.add_argument
+    a("-V", "--version", action="version", version=f"fwknopd (fwknop-tui) {__version__}")
+    a("-c", "--config-file", type=Path, default=DEFAULT_CONF, help="fwknopd.conf (%(default)s)")
+    a("-a", "--access-file", type=Path, help="access.conf (default: ACCESS_FILE)")
+    a("--access-folder", type=Path, help="read every *.conf file in this folder instead")
+    a("-O", "--override-config", action="append", default=[], metavar="FILE[,FILE]",
+      help="more config files, applied after fwknopd.conf")  # fmt: skip
+    a("-f", "--foreground", action="store_true", help="stay in the foreground, log to stderr")
+    a("-i", "--interface", help="interface to sniff (PCAP_INTF)")
+    a("-P", "--pcap-filter", help="capture filter (PCAP_FILTER)")
+    a("--pcap-file", type=Path, help="read packets from a capture file, then exit")
+    a("--pcap-any-direction", action="store_true", help="also look at outgoing packets")
+    a("-U", "--udp-server", action="store_true", help="receive SPA on a UDP socket, no sniffing")
+    a("-d", "--digest-file", help="fwknopd's digest cache to import (DIGEST_FILE)")
+    a("--rotate-digest-cache", action="store_true", help="start with an empty replay cache")
+    a("-p", "--pid-file", help="PID file (FWKNOP_PID_FILE)")
+    a("-r", "--run-dir", help="run directory (FWKNOP_RUN_DIR)")
+    a("-C", "--packet-limit", type=int, default=0, metavar="N", help="exit after N packets")
+    a("-t", "--test", action="store_true", help="decide and log, but never open anything")
+    a("-v", "--verbose", action="count", default=0, help="more logging (repeatable)")
+    a("--syslog-enable", action="store_true", help="in the foreground, log to syslog too")
+    a("-l", "--locale", help="accepted for compatibility; we do not change the locale")
+    a("--gpg-home-dir", help="GPG_HOME_DIR")
+    a("--gpg-exe", help="GPG_EXE")
+    a("--sudo-exe", help="SUDO_EXE")
+    a("--no-ipt-check-support", action="store_true", help="accepted for compatibility")
+    actions = p.add_argument_group("actions (each runs and exits)")
+    b = actions.add_argument
+    b("-D", "--dump-config", action="store_true", help="print the effective configuration")
+    b("--exit-parse-config", action="store_true", help="check both files, report every problem")
+    b("--exit-parse-digest-cache", action="store_true", help="read the replay cache, report")
+    b("-K", "--kill", action="store_true", help="stop the running fwknopd")
+    b("-R", "--restart", action="store_true", help="make the running fwknopd re-read its files")
+    b("-S", "--status", action="store_true", help="say whether fwknopd runs")
+    b("--fw-list", action="store_true", help="list what fwknopd has opened")
+    b("--fw-list-all", action="store_true", help="list the whole firewall policy")
+    b("--fw-flush", action="store_true", help="remove every rule fwknopd made")
+    b("-k", "--key-gen", action="store_true", help="print a new key pair")
+    b("--key-len", type=int, default=32, help="Rijndael key length for --key-gen")
+    b("--hmac-key-len", type=int, help="HMAC key length for --key-gen")
+    b("--hmac-digest-type", default="sha256", help="HMAC type for --key-gen")
+    return p
+
+
+def _overrides(args: argparse.Namespace) -> Overrides:
+    values: dict[str, str] = {}
+    for flag, name in (
+        ("interface", "PCAP_INTF"),
+        ("pcap_filter", "PCAP_FILTER"),
+        ("digest_file", "DIGEST_FILE"),
+        ("pid_file", "FWKNOP_PID_FILE"),
+        ("run_dir", "FWKNOP_RUN_DIR"),
+        ("gpg_home_dir", "GPG_HOME_DIR"),
+        ("gpg_exe", "GPG_EXE"),
+        ("sudo_exe", "SUDO_EXE"),
+    ):
+        if (value := getattr(args, flag)) is not None:
+            values[name] = value
+    if args.pcap_file is not None:
+        values["PCAP_FILE"] = str(args.pcap_file)
+    if args.udp_server:
+        values["ENABLE_UDP_SERVER"] = "Y"
+    if args.pcap_any_direction:
+        values["ENABLE_PCAP_ANY_DIRECTION"] = "Y"
+    if args.access_folder is not None:
+        values["ACCESS_FOLDER"] = str(args.access_folder)
+    files = [Path(f) for item in args.override_config for f in item.split(",") if f]
+    return Overrides(values=values, override_files=tuple(files))
+
+
+def _options(args: argparse.Namespace) -> Options:
+    from .daemon import Options  # noqa: PLC0415 - the daemon's imports are not needed for -K/-S
+
+    access: tuple[Path, ...] | None = None
+    if args.access_folder is not None:
+        access = (args.access_folder,)
+    elif args.access_file is not None:
+        access = (args.access_file,)
+    return Options(
+        config_file=args.config_file,
+        overrides=_overrides(args),
+        access_paths=access,
+        test_mode=args.test,
+        packet_limit=max(0, args.packet_limit),
+        foreground=args.foreground,
+    )
+
+
+def _setup_logging(args: argparse.Namespace, config: ServerConfig | None) -> None:
+    level = logging.DEBUG if args.verbose else logging.INFO
+    root = logging.getLogger()
+    root.setLevel(level)
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    ident = (config.text("SYSLOG_IDENTITY") if config else None) or "fwknopd"
+    if args.foreground:
+        stream = logging.StreamHandler(sys.stderr)
+        journald = "JOURNAL_STREAM" in os.environ  # journald adds its own time stamps
+        fmt = "%(message)s" if journald else f"%(asctime)s {ident}[%(process)d]: %(message)s"
+        stream.setFormatter(logging.Formatter(fmt))
+        root.addHandler(stream)
+    if not args.foreground or args.syslog_enable:
+        facility_name = (config.text("SYSLOG_FACILITY") if config else None) or "LOG_DAEMON"
+        facility = getattr(logging.handlers.SysLogHandler, facility_name)
+        try:
+            syslog = logging.handlers.SysLogHandler("/dev/log", facility)
+        except OSError:
+            return  # no syslog here; foreground logging still works
+        syslog.ident = f"{ident}[{os.getpid()}]: "
+        root.addHandler(syslog)
+
+
+def _fail(message: str) -> ExitCode:
+    sys.stderr.write(f"fwknopd: {message}\n")
+    return ExitCode.ERROR
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``fwknopd``."""
-    parser = argparse.ArgumentParser(prog="fwknopd", description="SPA server (fwknopd-compatible).")
-    parser.add_argument(
-        "-V", "--version", action="version", version=f"fwknopd (fwknop-tui) {__version__}"
-    )
-    parser.add_argument(
-        "-k", "--key-gen", action="store_true", help="print a new key pair and exit"
-    )
-    parser.add_argument("--hmac-digest-type", default="sha256", help="HMAC type for --key-gen")
+    os.umask(0o077)
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.key_gen:
-        try:
-            hmac_type = HmacType.from_name(args.hmac_digest_type)
-        except UsageError as exc:
-            parser.error(str(exc))
-        sys.stdout.write(generate_keys(hmac_type).as_text())
-        return 0
-    parser.print_help()
-    return 0
+        return _key_gen(parser, args)
+    try:
+        config = load_server_config(args.config_file, _overrides(args))
+    except ConfigError as exc:
+        return _fail(str(exc))
+    pid_file = config.file("FWKNOP_PID_FILE")
+    if args.kill or args.restart or args.status:
+        return _control(args, pid_file)
+    _setup_logging(args, config)
+    if args.rotate_digest_cache:
+        _rotate(config)
+    if args.exit_parse_digest_cache:
+        return _parse_digest_cache(config)
+    if args.fw_list or args.fw_list_all or args.fw_flush:
+        return _firewall_action(args, config)
+    return _serve(args)
+
+
+def _key_gen(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    try:
+        keys = generate_keys(
+            HmacType.from_name(args.hmac_digest_type),
+            key_len=args.key_len,
+            hmac_key_len=args.hmac_key_len,
+        )
+    except UsageError as exc:
+        parser.error(str(exc))
+    sys.stdout.write(keys.as_text())
+    return ExitCode.OK
+
+
+def _control(args: argparse.Namespace, pid_file: Path) -> int:
+    from .pidfile import running_pid  # noqa: PLC0415
+
+    pid = running_pid(pid_file)
+    if args.status:
+        if pid is None:
+            print("No running fwknopd detected.")
+            return ExitCode.ERROR
+        print(f"Detected fwknopd is running (pid={pid}).")
+        return ExitCode.OK
+    if pid is None:
+        return _fail(f"no running fwknopd (pid file {pid_file})")
+    if args.restart:
+        os.kill(pid, signal.SIGHUP)
+        print(f"Sent restart signal to fwknopd (pid={pid}).")
+        return ExitCode.OK
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + _KILL_WAIT
+    while time.monotonic() < deadline:
+        if running_pid(pid_file) != pid:
+            print(f"Killed fwknopd (pid={pid}).")
+            return ExitCode.OK
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    print(f"Killed fwknopd (pid={pid}) with SIGKILL after {_KILL_WAIT:.0f} s.")
+    return ExitCode.OK
+
+
+def _rotate(config: ServerConfig) -> None:
+    from .replay import rotate  # noqa: PLC0415
+
+    for name in ("REPLAY_DB_FILE", "DIGEST_FILE"):
+        old = rotate(config.file(name))
+        if old is not None:
+            log.info("replay cache %s moved to %s", config.file(name), old)
+
+
+def _parse_digest_cache(config: ServerConfig) -> int:
+    from .daemon import settings_for  # noqa: PLC0415
+    from .replay import ReplayCache  # noqa: PLC0415
+
+    path = config.file("REPLAY_DB_FILE")
+    legacy = config.file("DIGEST_FILE")
+    cache = ReplayCache(
+        path,
+        max_age=settings_for(config, None, False).max_age,
+        legacy_file=legacy if legacy.exists() else None,
+    )
+    print(f"{path}: {len(cache)} digest(s) that could still be replayed")
+    cache.close()
+    return ExitCode.OK
+
+
+def _firewall_action(args: argparse.Namespace, config: ServerConfig) -> int:
+    from .firewall import FirewallError, make_firewall  # noqa: PLC0415
+    from .firewall.runner import SubprocessRunner, nft  # noqa: PLC0415
+
+    try:
+        firewall = make_firewall(config)
+        if args.fw_flush:
+            firewall.flush()
+            print(f"removed everything fwknopd made ({firewall.name})")
+        elif args.fw_list_all:
+            if firewall.name == "nftables":
+                import json  # noqa: PLC0415
+
+                print(json.dumps(nft()({"nftables": [{"list": {"ruleset": None}}]}), indent=1))
+            else:
+                exe = config.required("FIREWALL_EXE")
+                print(SubprocessRunner()([exe, "-w", "-S"])[1], end="")
+        else:
+            print(firewall.listing())
+    except FirewallError as exc:
+        return _fail(str(exc))
+    return ExitCode.OK
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .daemon import Daemon, load  # noqa: PLC0415
+    from .firewall import FirewallError  # noqa: PLC0415
+    from .pidfile import AlreadyRunning, PidFile  # noqa: PLC0415
+
+    options = _options(args)
+    warnings: list[str] = []
+    try:
+        config, stanzas = load(options, warnings)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    for warning in warnings:
+        log.warning("%s", warning)
+    if args.exit_parse_config:
+        print(f"configuration is valid: {len(stanzas)} access stanza(s)")
+        return ExitCode.OK
+    if args.dump_config:
+        print("\n".join(describe(config)))
+        for stanza in stanzas:
+            print(_describe_stanza(stanza))
+        return ExitCode.OK
+    if not args.foreground:
+        _daemonize()
+        _setup_logging(args, config)
+    pid = PidFile(config.file("FWKNOP_PID_FILE"))
+    try:
+        pid.acquire()
+    except (AlreadyRunning, OSError) as exc:
+        return _fail(str(exc))
+    try:
+        log.info("Starting fwknopd (fwknop-tui %s)", __version__)
+        daemon = Daemon(options, config, stanzas)
+        return asyncio.run(daemon.run())
+    except (FirewallError, OSError) as exc:
+        log.error("%s", exc)
+        return ExitCode.ERROR
+    finally:
+        pid.release()
+
+
+def _describe_stanza(stanza: AccessStanza) -> str:
+    lines = [
+        f"\nstanza #{stanza.number} ({stanza.path}:{stanza.line})",
+        f"  SOURCE                    {stanza.source_text}",
+    ]
+    if stanza.key is not None:
+        lines.append(
+            f"  Rijndael key              <{len(stanza.key.secret)} bytes, {stanza.key.mode.label}>"
+        )
+    if stanza.hmac_key is not None:
+        lines.append(
+            f"  HMAC key                  <{len(stanza.hmac_key.secret)} bytes, "
+            f"{stanza.hmac_key.type.label}>"
+        )
+    if stanza.gpg is not None:
+        lines.append(
+            f"  GnuPG                     home {stanza.gpg.home_dir}, signatures "
+            f"{'required' if stanza.gpg.require_sig else 'not required'}"
+        )
+    if stanza.open_ports is not None:
+        ports = ", ".join(f"{p}/{n}" for p, n in sorted(stanza.open_ports))
+        lines.append(f"  OPEN_PORTS                {ports}")
+    lines.append(f"  FW_ACCESS_TIMEOUT         {stanza.fw_access_timeout}")
+    lines.append(f"  MAX_FW_TIMEOUT            {stanza.max_fw_timeout}")
+    return "\n".join(lines)
+
+
+def _daemonize() -> None:
+    """The classic double fork: no controlling terminal, / as cwd, stdio to /dev/null."""
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    os.chdir("/")
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)

@@ -304,7 +304,7 @@ def expand(values: Mapping[str, str | None], name: str, seen: tuple[str, ...] = 
     value = values.get(name)
     if value is None:
         return None
-    match = _EMBEDDED.match(value, 1) if value.startswith("$") else None
+    match = _EMBEDDED.match(value)
     if match is None:
         return value
     ref = match.group(1)

@@ -132,8 +132,16 @@ class ReplayCache(ReplayStore):
             self._index[fields[0]] = keep_until
             self._db.execute(
                 "INSERT OR IGNORE INTO replay VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (fields[0], _stored(keep_until), created, proto, fields[2], sport, fields[4],
-                 dport),
+                (
+                    fields[0],
+                    _stored(keep_until),
+                    created,
+                    proto,
+                    fields[2],
+                    sport,
+                    fields[4],
+                    dport,
+                ),
             )
             imported += 1
         if imported:

@@ -1,0 +1,1 @@
+"""Capture: sniffing, the UDP server and capture files, all feeding the processor."""

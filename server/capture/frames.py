@@ -1,0 +1,80 @@
+"""From a captured frame to the SPA payload and its addresses (spa-protocol.md §7.4).
+
+Link layers as fwknopd handles them (Ethernet with 802.1Q/802.1ad tags, Linux
+cooked v1/v2, BSD loopback/null, raw IP), IPv4 and IPv6, and the payload of
+UDP, TCP and ICMP (after its 8-byte header). Bytes past the IP total length
+are ignored; fragments after the first carry no L4 header and are skipped.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ..processor import Packet
+
+__all__ = ["LINK_OFFSETS", "network_layer", "parse_ip"]
+
+DLT_NULL = 0
+DLT_EN10MB = 1
+DLT_RAW = 12
+DLT_LOOP = 108
+DLT_LINUX_SLL = 113
+DLT_IPV4 = 228
+DLT_IPV6 = 229
+DLT_LINUX_SLL2 = 276
+LINKTYPE_RAW = 101
+LINK_OFFSETS = {DLT_NULL: 4, DLT_LOOP: 4, DLT_RAW: 0, LINKTYPE_RAW: 0, DLT_IPV4: 0, DLT_IPV6: 0,
+                DLT_LINUX_SLL: 16, DLT_LINUX_SLL2: 20}  # fmt: skip
+_VLAN_TAGS = (0x8100, 0x88A8, 0x9100)
+_IP_TYPES = (0x0800, 0x86DD)
+_TCP, _UDP, _ICMP, _ICMP6 = 6, 17, 1, 58
+
+
+def network_layer(linktype: int, frame: bytes) -> bytes | None:
+    """The IP packet inside ``frame``, or None for anything that is not IP."""
+    if linktype == DLT_EN10MB:
+        offset = 12
+        ethertype = int.from_bytes(frame[offset : offset + 2], "big")
+        while ethertype in _VLAN_TAGS:
+            offset += 4
+            ethertype = int.from_bytes(frame[offset : offset + 2], "big")
+        return frame[offset + 2 :] if ethertype in _IP_TYPES else None
+    start = LINK_OFFSETS.get(linktype)
+    return None if start is None else frame[start:]
+
+
+def parse_ip(data: bytes) -> Packet | None:
+    """The L4 payload and addresses of an IP packet; None if it carries no UDP/TCP/ICMP data."""
+    if len(data) < 20:
+        return None
+    version = data[0] >> 4
+    if version == 4:
+        ihl = (data[0] & 0x0F) * 4
+        total = int.from_bytes(data[2:4], "big")
+        if ihl < 20 or total < ihl or int.from_bytes(data[6:8], "big") & 0x1FFF:
+            return None  # bad header, or a non-first fragment
+        proto = data[9]
+        src: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.IPv4Address(data[12:16])
+        dst: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.IPv4Address(data[16:20])
+        l4 = data[ihl:total]
+    elif version == 6:
+        if len(data) < 40:
+            return None
+        proto = data[6]
+        src = ipaddress.IPv6Address(data[8:24])
+        dst = ipaddress.IPv6Address(data[24:40])
+        l4 = data[40 : 40 + int.from_bytes(data[4:6], "big")]
+    else:
+        return None
+    if proto == _UDP and len(l4) >= 8:
+        sport, dport = int.from_bytes(l4[0:2], "big"), int.from_bytes(l4[2:4], "big")
+        payload = l4[8:]
+    elif proto == _TCP and len(l4) >= 20:
+        sport, dport = int.from_bytes(l4[0:2], "big"), int.from_bytes(l4[2:4], "big")
+        payload = l4[(l4[12] >> 4) * 4 :]
+    elif proto in (_ICMP, _ICMP6) and len(l4) >= 8:
+        sport = dport = 0
+        payload = l4[8:]
+    else:
+        return None
+    return Packet(payload, src, dst, proto, sport, dport)

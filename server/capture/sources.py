@@ -1,0 +1,185 @@
+"""Where packets come from: a sniffing packet socket, a UDP socket, a capture file.
+
+Sniffing (fwknopd's default) uses an ``AF_PACKET`` socket of type
+``SOCK_DGRAM`` (frames arrive without their link header) with ``PCAP_FILTER``
+compiled by libpcap and attached in the kernel, so only matching packets ever
+reach us, and the SPA port stays closed: nothing listens. We chose this over
+a libpcap capture handle because a packet socket is an ordinary file
+descriptor: the event loop wakes exactly when a packet arrives, with no
+dispatch-and-sleep loop (fwknopd's PCAP_LOOP_SLEEP is why it grants late and
+drops packets under load) and no extra thread.
+
+The UDP server (``ENABLE_UDP_SERVER``) binds the SPA port on all addresses,
+IPv4 and IPv6, with a large receive buffer so a flood cannot push a valid
+packet out. Both drain their socket in batches when it becomes readable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import ipaddress
+import logging
+import socket
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..processor import Packet
+from . import libpcap
+from .frames import network_layer, parse_ip
+
+__all__ = ["SniffSource", "UdpSource", "read_pcap_file"]
+
+log = logging.getLogger("fwknop_server.capture")
+
+_ETH_P_ALL = 0x0003
+_SOL_PACKET = 263
+_PACKET_ADD_MEMBERSHIP = 1
+_PACKET_MR_PROMISC = 1
+_PACKET_IGNORE_OUTGOING = 23
+_PACKET_OUTGOING = 4
+_SO_ATTACH_FILTER = 26
+_SO_RCVBUFFORCE = 33
+_BATCH = 256
+_MAX_READ = 65535
+
+
+def _attach_filter(sock: socket.socket, program: bytes) -> None:
+    """Attach a classic BPF program; the kernel copies it, so the buffer may go afterwards."""
+    array = ctypes.create_string_buffer(program, len(program))  # alive until setsockopt returns
+    fprog = struct.pack("HL", len(program) // 8, ctypes.addressof(array))
+    sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
+
+
+def _big_buffer(sock: socket.socket, size: int) -> None:
+    # SO_RCVBUFFORCE (root) passes net.core.rmem_max; fall back to what is allowed
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, size)
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+
+
+class SniffSource:
+    """Packets matching ``PCAP_FILTER`` on ``interface`` (``any``: every interface)."""
+
+    def __init__(
+        self,
+        interface: str,
+        bpf_filter: str,
+        *,
+        promiscuous: bool = False,
+        any_direction: bool = False,
+        rcvbuf: int = 8 << 20,
+    ) -> None:
+        program = libpcap.compile_filter(bpf_filter, libpcap.DLT_RAW)
+        # protocol 0 receives nothing until bind(), so no unfiltered packet slips in
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, 0)
+        try:
+            _attach_filter(sock, program)
+            if not any_direction:
+                # older kernels lack it; read() checks the packet type as well
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(_SOL_PACKET, _PACKET_IGNORE_OUTGOING, 1)
+            _big_buffer(sock, rcvbuf)
+            ifname = "" if interface == "any" else interface
+            sock.bind((ifname, _ETH_P_ALL))  # Python applies htons() itself
+            if promiscuous and ifname:
+                index = socket.if_nametoindex(ifname)
+                mreq = struct.pack("iHH8s", index, _PACKET_MR_PROMISC, 0, b"")
+                sock.setsockopt(_SOL_PACKET, _PACKET_ADD_MEMBERSHIP, mreq)
+            sock.setblocking(False)
+        except OSError as exc:
+            sock.close()
+            raise OSError(exc.errno, f"cannot sniff on {interface}: {exc.strerror}") from None
+        self.sock = sock
+        self.any_direction = any_direction
+        self.description = f"sniffing {interface} for '{bpf_filter}'"
+
+    def fileno(self) -> int:
+        """The socket, for the event loop."""
+        return self.sock.fileno()
+
+    def read(self) -> list[Packet]:
+        """Every packet waiting (up to a batch), parsed; never blocks."""
+        packets = []
+        recv = self.sock.recvfrom
+        for _ in range(_BATCH):
+            try:
+                data, addr = recv(_MAX_READ)
+            except BlockingIOError:
+                break
+            except InterruptedError:
+                continue
+            if addr[2] == _PACKET_OUTGOING and not self.any_direction:
+                continue
+            packet = parse_ip(data)
+            if packet is not None:
+                packets.append(packet)
+        return packets
+
+    def close(self) -> None:
+        """Stop sniffing."""
+        self.sock.close()
+
+
+class UdpSource:
+    """The UDP server: the SPA port bound on every IPv4 and IPv6 address."""
+
+    def __init__(self, port: int, *, rcvbuf: int = 8 << 20) -> None:
+        try:
+            sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            host = "::"
+        except OSError:  # no IPv6 in this kernel
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            host = "0.0.0.0"  # noqa: S104 - a server on the SPA port, as fwknopd's
+        try:
+            _big_buffer(sock, rcvbuf)
+            sock.bind((host, port))
+            sock.setblocking(False)
+        except OSError as exc:
+            sock.close()
+            raise OSError(exc.errno, f"cannot listen on UDP port {port}: {exc.strerror}") from None
+        self.sock = sock
+        self.port = port
+        self.description = f"UDP server on port {port}"
+
+    def fileno(self) -> int:
+        """The socket, for the event loop."""
+        return self.sock.fileno()
+
+    def read(self) -> list[Packet]:
+        """Every datagram waiting (up to a batch); never blocks."""
+        packets = []
+        recv = self.sock.recvfrom
+        for _ in range(_BATCH):
+            try:
+                data, addr = recv(_MAX_READ)
+            except BlockingIOError:
+                break
+            except InterruptedError:
+                continue
+            except OSError as exc:  # e.g. an ICMP error queued on the socket
+                if exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH):
+                    continue
+                raise
+            src = ipaddress.ip_address(addr[0])
+            if src.version == 6 and src.ipv4_mapped is not None:
+                src = src.ipv4_mapped
+            packets.append(Packet(data, src, None, 17, addr[1], self.port))
+        return packets
+
+    def close(self) -> None:
+        """Stop listening."""
+        self.sock.close()
+
+
+def read_pcap_file(path: Path, bpf_filter: str | None) -> Iterator[Packet]:
+    """Packets of a capture file, filtered as fwknopd would (``--pcap-file``)."""
+    for linktype, _ts, frame in libpcap.read_file(path, bpf_filter):
+        inner = network_layer(linktype, frame)
+        packet = None if inner is None else parse_ip(inner)
+        if packet is not None:
+            yield packet

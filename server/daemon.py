@@ -1,0 +1,414 @@
+"""The running daemon: the one place that wires configuration, capture, processor and firewall.
+
+Event-driven on asyncio: the event loop wakes when capture has packets (no
+sleep-and-poll loop), hands them to the pure processor and passes grants to
+the firewall on a worker thread, so a slow firewall command never holds up
+the packet path. Expiry runs on timers set for the moment the next grant is
+due. Signal handlers only schedule work on the loop.
+
+SIGHUP re-reads both files; if they are valid the new policy replaces the
+old one without touching open grants, else the old one stays and every
+problem is logged. SIGTERM and SIGINT stop capture, close what the
+FLUSH_*_AT_EXIT settings say, and exit. SIGUSR1 logs the counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from . import sdnotify
+from .access import AccessStanza, load_access
+from .capture.sources import SniffSource, UdpSource, read_pcap_file
+from .config import Overrides, ServerConfig, load_server_config
+from .errors import ConfigError
+from .firewall import Firewall, FirewallError, Opening, make_firewall
+from .processor import Accepted, Packet, Processor, Refused, Settings, proto_name
+from .ratelog import RateLimitedLog
+from .replay import ReplayCache
+
+__all__ = ["Daemon", "Options", "load"]
+
+log = logging.getLogger("fwknop_server")
+_PRUNE_EVERY = 60.0
+_RESCAN_EVERY = 60.0
+_CAPTURE_KEYS = (
+    "ENABLE_UDP_SERVER", "UDPSERV_PORT", "PCAP_INTF", "PCAP_FILTER", "ENABLE_PCAP_PROMISC",
+    "ENABLE_PCAP_ANY_DIRECTION", "UDPSERV_RCVBUF",
+)  # fmt: skip
+_FIREWALL_KEYS = ("FIREWALL_TYPE", "NFT_TABLE", "NFT_CHAIN", "FIREWALL_EXE", "IPT_INPUT_ACCESS")
+
+
+class Source(Protocol):
+    """A capture source: a file descriptor to wait on and a non-blocking read."""
+
+    description: str
+
+    def fileno(self) -> int: ...
+    def read(self) -> list[Packet]: ...
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the command line decided."""
+
+    config_file: Path
+    overrides: Overrides = field(default_factory=Overrides)
+    access_paths: tuple[Path, ...] | None = None  # -a / --access-folder
+    test_mode: bool = False
+    packet_limit: int = 0  # -C
+    foreground: bool = True
+
+
+def load(
+    options: Options, warnings: list[str] | None = None
+) -> tuple[ServerConfig, tuple[AccessStanza, ...]]:
+    """Both files, validated; ``ConfigError`` with every problem."""
+    config = load_server_config(options.config_file, options.overrides, warnings=warnings)
+    if options.access_paths is not None:
+        paths: tuple[Path, ...] = options.access_paths
+    elif config.text("ACCESS_FOLDER"):
+        paths = (config.file("ACCESS_FOLDER"),)
+    else:
+        paths = (config.file("ACCESS_FILE"),)
+    stanzas = load_access(
+        paths,
+        gpg_home_dir=config.required("GPG_HOME_DIR"),
+        gpg_exe=config.required("GPG_EXE"),
+        warnings=warnings,
+    )
+    return config, stanzas
+
+
+def settings_for(config: ServerConfig, firewall: Firewall | None, test_mode: bool) -> Settings:
+    """The processor's view of fwknopd.conf."""
+    aging = config.flag("ENABLE_SPA_PACKET_AGING") and not (
+        config.text("PCAP_FILE") and "ENABLE_SPA_PACKET_AGING" not in config.origins
+    )
+    return Settings(
+        max_age=config.number("MAX_SPA_PACKET_AGE") if aging else None,
+        http=config.flag("ENABLE_SPA_OVER_HTTP"),
+        x_forwarded_for=config.flag("ENABLE_X_FORWARDED_FOR"),
+        destination_rule=config.flag("ENABLE_DESTINATION_RULE"),
+        test_mode=test_mode,
+        ipv6_grants=firewall is not None and firewall.supports_ipv6,
+    )
+
+
+def open_source(config: ServerConfig) -> Source:
+    """The capture the configuration asks for: the UDP server, or sniffing."""
+    rcvbuf = config.number("UDPSERV_RCVBUF")
+    if config.udp_server:
+        return UdpSource(config.number("UDPSERV_PORT"), rcvbuf=rcvbuf)
+    return SniffSource(
+        config.required("PCAP_INTF"),
+        config.required("PCAP_FILTER"),
+        promiscuous=config.flag("ENABLE_PCAP_PROMISC"),
+        any_direction=config.flag("ENABLE_PCAP_ANY_DIRECTION"),
+        rcvbuf=rcvbuf,
+    )
+
+
+class Daemon:
+    """One fwknopd run."""
+
+    def __init__(
+        self,
+        options: Options,
+        config: ServerConfig,
+        stanzas: tuple[AccessStanza, ...],
+        *,
+        firewall: Firewall | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.options = options
+        self.config = config
+        self.clock = clock
+        self.firewall = firewall or make_firewall(config)
+        self.refusals = RateLimitedLog(logging.getLogger("fwknop_server.refused"))
+        self.replay: ReplayCache | None = None
+        if config.flag("ENABLE_DIGEST_PERSISTENCE") and not options.test_mode:
+            max_age = settings_for(config, None, False).max_age
+            legacy = config.file("DIGEST_FILE")
+            self.replay = ReplayCache(
+                config.file("REPLAY_DB_FILE"),
+                max_age=max_age,
+                legacy_file=legacy if legacy.exists() else None,
+            )
+        self.processor = self._processor(config, stanzas)
+        self.source: Source | None = None
+        self._fw = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="firewall")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._expiry: asyncio.TimerHandle | None = None
+        self._expiry_at: float | None = None
+        self._candidates = 0
+        self.exit_status = 0
+        self.granted = 0
+
+    def _processor(self, config: ServerConfig, stanzas: tuple[AccessStanza, ...]) -> Processor:
+        return Processor(
+            stanzas,
+            settings_for(config, self.firewall, self.options.test_mode),
+            replay=self.replay,
+        )
+
+    # -- running -----------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Start the firewall and capture, serve until told to stop, clean up."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._stop = asyncio.Event()
+        for sig, handler in (
+            (signal.SIGHUP, self.reload),
+            (signal.SIGTERM, self.stop),
+            (signal.SIGINT, self.stop),
+            (signal.SIGUSR1, self.log_counters),
+        ):
+            loop.add_signal_handler(sig, handler)
+        if not self.options.test_mode:
+            await self._on_firewall(self.firewall.start, self.clock())
+            self._schedule_expiry()
+        pcap_file = self.config.text("PCAP_FILE")
+        if pcap_file:
+            await self._replay_file(Path(pcap_file))
+        else:
+            self.source = open_source(self.config)
+            loop.add_reader(self.source.fileno(), self._on_readable)
+            log.info(
+                "Starting fwknopd main event loop: %s, firewall %s",
+                self.source.description,
+                self.firewall.name,
+            )
+            sdnotify.notify(f"READY=1\nSTATUS={self.source.description}")
+            self._every(_PRUNE_EVERY, self._prune)
+            if self.config.number("RULES_CHECK_THRESHOLD") > 0:
+                self._every(_RESCAN_EVERY, self._housekeeping)
+            await self._stop.wait()
+        await self._shutdown()
+        return self.exit_status
+
+    async def _replay_file(self, path: Path) -> None:
+        log.info("reading packets from %s", path)
+        for packet in read_pcap_file(path, self.config.text("PCAP_FILTER")):
+            self.handle(packet, self.clock())
+        await self._drain_firewall()
+
+    async def _on_firewall(self, fn: Callable[..., object], *args: object) -> object:
+        assert self._loop is not None  # noqa: S101 - run() sets it first
+        return await self._loop.run_in_executor(self._fw, fn, *args)
+
+    async def _drain_firewall(self) -> None:
+        await self._on_firewall(lambda: None)
+
+    def _on_readable(self) -> None:
+        assert self.source is not None  # noqa: S101 - registered only while a source is open
+        try:
+            packets = self.source.read()
+        except OSError as exc:
+            log.error("capture failed: %s", exc)
+            if self.config.flag("EXIT_AT_INTF_DOWN"):
+                self.exit_status = 1
+                self.stop()
+            return
+        now = self.clock()
+        for packet in packets:
+            self.handle(packet, now)
+
+    def handle(self, packet: Packet, now: float) -> None:
+        """Decide one packet and act on it; nothing in a packet can make this raise."""
+        try:
+            decision = self.processor.process(packet, now)
+        except Exception:  # the processor must not raise for packets; never let one kill us
+            log.exception("internal error on a packet from %s", packet.src)
+            self.refusals.count("internal_error")
+            return
+        if isinstance(decision, Refused):
+            self._refused(decision, packet)
+        else:
+            self._accepted(decision, packet, now)
+        limit = self.options.packet_limit
+        if limit and decision_is_candidate(decision):
+            self._candidates += 1
+            if self._candidates >= limit:
+                log.info("packet limit (%d) reached", limit)
+                self.stop()
+
+    def _refused(self, decision: Refused, packet: Packet) -> None:
+        reason = decision.reason
+        if decision.silent:
+            self.refusals.count(reason.key)
+            return
+        where = f" (stanza #{decision.stanza})" if decision.stanza else ""
+        detail = f": {decision.detail}" if decision.detail else ""
+        self.refusals.event(
+            reason.key,
+            logging.WARNING,
+            "refused SPA packet from %s %s/%d%s: %s%s",
+            packet.src, proto_name(packet.proto), packet.dport, where, reason.text, detail,
+        )  # fmt: skip
+        if len(decision.attempts) > 1:
+            for number, why, text in decision.attempts:
+                log.debug("  stanza #%d: %s%s", number, why.text, f": {text}" if text else "")
+
+    def _accepted(self, decision: Accepted, packet: Packet, now: float) -> None:
+        grant = decision.grant
+        ports = ",".join(f"{p}/{n}" for p, n in grant.ports)
+        if decision.test_only:
+            self.refusals.count("test_mode")
+            log.info(
+                "(stanza #%d) SPA packet from %s for %s %s: --test mode, not opening",
+                grant.stanza,
+                packet.src,
+                grant.source,
+                ports,
+            )
+            return
+        self.granted += 1
+        self.refusals.count("granted")
+        log.info(
+            "SPA packet from %s (user %s, stanza #%d): opening %s for %s for %d s",
+            packet.src,
+            grant.username,
+            grant.stanza,
+            ports,
+            grant.source,
+            grant.timeout,
+        )
+        future = self._fw.submit(self.firewall.grant, grant, now)
+        future.add_done_callback(self._granted)
+
+    def _granted(self, future: concurrent.futures.Future[list[Opening]]) -> None:
+        exc = future.exception()
+        if exc is not None:
+            log.error("firewall: %s", exc)
+            return
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._schedule_expiry)
+
+    # -- timers --------------------------------------------------------------------
+
+    def _schedule_expiry(self) -> None:
+        due = self.firewall.next_expiry()
+        if due is None or (self._expiry_at is not None and self._expiry_at <= due):
+            return
+        if self._expiry is not None:
+            self._expiry.cancel()
+        assert self._loop is not None  # noqa: S101 - only called while running
+        delay = max(0.0, due - self.clock())
+        self._expiry_at = due
+        self._expiry = self._loop.call_later(delay, self._expire)
+
+    def _expire(self) -> None:
+        self._expiry = None
+        self._expiry_at = None
+        future = self._fw.submit(self.firewall.expire, self.clock())
+        future.add_done_callback(self._granted)
+
+    def _every(self, seconds: float, fn: Callable[[], None]) -> None:
+        assert self._loop is not None  # noqa: S101 - only called while running
+
+        def tick() -> None:
+            fn()
+            if self._stop is not None and not self._stop.is_set():
+                self._loop.call_later(seconds, tick)  # type: ignore[union-attr]
+
+        self._loop.call_later(seconds, tick)
+
+    def _prune(self) -> None:
+        if self.replay is not None:
+            gone = self.replay.prune(self.clock())
+            if gone:
+                log.debug("replay cache: %d expired digests pruned", gone)
+
+    def _housekeeping(self) -> None:
+        self._fw.submit(self.firewall.housekeeping, self.clock())
+
+    # -- signals -------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """SIGTERM/SIGINT: leave the loop."""
+        if self._stop is not None and not self._stop.is_set():
+            log.info("Got SIGTERM. Exiting...")
+            sdnotify.notify("STOPPING=1")
+            self._stop.set()
+
+    def reload(self) -> None:
+        """SIGHUP: swap in the new policy if it is valid; keep the old one (and say why) if not."""
+        log.info("Got SIGHUP. Re-reading configs.")
+        sdnotify.reloading()
+        warnings: list[str] = []
+        try:
+            config, stanzas = load(self.options, warnings)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("reload refused, keeping the running configuration: %s", problem)
+            sdnotify.notify("READY=1\nSTATUS=reload refused: configuration has errors")
+            return
+        for warning in warnings:
+            log.warning("%s", warning)
+        changed = [k for k in _FIREWALL_KEYS if config.values[k] != self.config.values[k]]
+        if changed:
+            log.warning(
+                "firewall settings changed (%s): restart fwknopd to apply them", ", ".join(changed)
+            )
+        if any(config.values[k] != self.config.values[k] for k in _CAPTURE_KEYS):
+            self._reopen_capture(config)
+        self.config = config
+        self.processor = self._processor(config, stanzas)
+        log.info(
+            "configuration reloaded: %d access stanza(s); %d grant(s) stay open",
+            len(stanzas),
+            len(self.firewall.open),
+        )
+        sdnotify.notify("READY=1\nSTATUS=configuration reloaded")
+
+    def _reopen_capture(self, config: ServerConfig) -> None:
+        if self.source is None or self._loop is None:
+            return
+        try:
+            source = open_source(config)
+        except OSError as exc:
+            log.error("keeping the old capture: %s", exc)
+            return
+        self._loop.remove_reader(self.source.fileno())
+        self.source.close()
+        self.source = source
+        self._loop.add_reader(source.fileno(), self._on_readable)
+        log.info("capture is now %s", source.description)
+
+    def log_counters(self) -> None:
+        """SIGUSR1: the counters, by reason."""
+        log.info("counters: %s", self.refusals.summary())
+
+    async def _shutdown(self) -> None:
+        if self.source is not None and self._loop is not None:
+            self._loop.remove_reader(self.source.fileno())
+            self.source.close()
+            self.source = None
+        if self._expiry is not None:
+            self._expiry.cancel()
+        if not self.options.test_mode:
+            try:
+                await self._on_firewall(self.firewall.stop)
+            except FirewallError as exc:
+                log.error("firewall at exit: %s", exc)
+        self._fw.shutdown(wait=True)
+        if self.replay is not None:
+            self.replay.close()
+        self.log_counters()
+        log.info("Shutting Down fwknopd.")
+
+
+def decision_is_candidate(decision: Accepted | Refused) -> bool:
+    """What ``-C`` counts: every packet with a payload that reached the pipeline."""
+    return not (isinstance(decision, Refused) and decision.silent)

@@ -1,0 +1,78 @@
+"""Firewall backends, and choosing one (``FIREWALL_TYPE``, else detected: nftables first).
+
+Detection picks nftables when the host's input policy lives in a native
+nftables chain, and iptables when it lives in iptables (legacy, or
+iptables-nft, whose tables must not receive native nft objects).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..config import ServerConfig
+from .base import Firewall, FirewallError, Opening
+from .iptables import Iptables, IptablesRules
+from .logonly import LogOnly
+from .nftables import Nftables, find_input_chain
+from .runner import CommandRunner, NftRunner, SubprocessRunner, nft
+
+__all__ = ["Firewall", "FirewallError", "Opening", "detect", "make_firewall"]
+
+log = logging.getLogger("fwknop_server.firewall")
+
+
+def detect(config: ServerConfig, nft_run: NftRunner | None, run: CommandRunner) -> str:
+    """Which backend fits this host: ``nftables`` or ``iptables``; ``FirewallError`` if none."""
+    reasons = []
+    if nft_run is not None:
+        try:
+            target = find_input_chain(nft_run({"nftables": [{"list": {"ruleset": None}}]}))
+        except FirewallError as exc:
+            reasons.append(f"nftables: {exc}")
+        else:
+            # iptables-nft keeps its rules in nft tables too, in upper-case chains (INPUT)
+            if not target.chain.isupper():
+                return "nftables"
+            reasons.append(f"nftables: {target} belongs to iptables-nft")
+    exe = config.required("FIREWALL_EXE")
+    status, _out, err = run([exe, "-w", "-S", "INPUT"])
+    if status == 0:
+        return "iptables"
+    reasons.append(f"iptables: {err.strip() or f'{exe} exit {status}'}")
+    raise FirewallError("no usable firewall found (" + "; ".join(reasons) + "); set FIREWALL_TYPE")
+
+
+def make_firewall(
+    config: ServerConfig,
+    *,
+    run: CommandRunner | None = None,
+    nft_run: NftRunner | None = None,
+) -> Firewall:
+    """The backend the configuration asks for, or the detected one."""
+    run = run or SubprocessRunner()
+    kind = (config.text("FIREWALL_TYPE") or "").lower()
+    if kind == "log":
+        return LogOnly(flush_at_init=False, flush_at_exit=False)
+    if not kind:
+        nft_run = nft_run or nft()
+        kind = detect(config, nft_run, run)
+        log.info("firewall: %s (detected; set FIREWALL_TYPE to choose)", kind)
+    if kind == "nftables":
+        return Nftables(
+            nft_run or nft(),
+            table=config.text("NFT_TABLE"),
+            chain=config.text("NFT_CHAIN"),
+            flush_at_init=config.flag("FLUSH_NFT_AT_INIT"),
+            flush_at_exit=config.flag("FLUSH_NFT_AT_EXIT"),
+        )
+    rules = IptablesRules(
+        config.required("FIREWALL_EXE"),
+        config.chain("IPT_INPUT_ACCESS"),
+        prepend=config.flag("ENABLE_RULE_PREPEND"),
+    )
+    return Iptables(
+        run,
+        rules,
+        flush_at_init=config.flag("FLUSH_IPT_AT_INIT"),
+        flush_at_exit=config.flag("FLUSH_IPT_AT_EXIT"),
+    )

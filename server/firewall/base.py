@@ -1,0 +1,138 @@
+"""What every firewall backend does, and the bookkeeping they share.
+
+A backend opens (source, protocol, port) for a while and closes it again.
+Rule building is pure (each backend has functions that return argv lists or
+nft JSON, pinned by tests); applying goes through an injected runner.
+
+Every backend remembers what it opened and until when. A repeated knock for
+something already open extends it instead of adding a duplicate rule (the
+C fwknopd stacks rules with different ``_exp_`` stamps), and access is never
+shortened by a later knock with a smaller timeout.
+"""
+
+from __future__ import annotations
+
+import abc
+import ipaddress
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ..processor import Grant
+
+__all__ = ["Firewall", "FirewallError", "Opening", "OpeningKey"]
+
+log = logging.getLogger("fwknop_server.firewall")
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+OpeningKey = tuple[IPAddress, str, int]  # (source, proto, port)
+_SUPPORTED_PROTOS = ("tcp", "udp")
+
+
+class FirewallError(Exception):
+    """A firewall command failed or the firewall is not set up as needed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Opening:
+    """One open (source, proto, port) until ``expires`` (epoch seconds)."""
+
+    source: IPAddress
+    proto: str
+    port: int
+    expires: int
+    destination: IPAddress | None = None
+
+    @property
+    def key(self) -> OpeningKey:
+        """What identifies it: the same source, protocol and port is the same opening."""
+        return (self.source, self.proto, self.port)
+
+
+class Firewall(abc.ABC):
+    """A firewall backend: start, open, expire, list, flush, stop."""
+
+    name: str = "abstract"
+    supports_ipv6: bool = False
+
+    def __init__(self, *, flush_at_init: bool, flush_at_exit: bool) -> None:
+        self.flush_at_init = flush_at_init
+        self.flush_at_exit = flush_at_exit
+        self.open: dict[OpeningKey, Opening] = {}
+
+    # -- lifecycle -------------------------------------------------------------
+
+    @abc.abstractmethod
+    def start(self, now: float) -> None:
+        """Prepare the firewall; flush if configured, else adopt what is still open."""
+
+    def stop(self) -> None:
+        """At exit: remove everything we made if ``flush_at_exit``."""
+        if self.flush_at_exit:
+            self.flush()
+
+    @abc.abstractmethod
+    def flush(self) -> None:
+        """Remove every rule, set and chain this backend made (``--fw-flush``)."""
+
+    @abc.abstractmethod
+    def listing(self) -> str:
+        """What is open now, for ``--fw-list``."""
+
+    # -- grants --------------------------------------------------------------
+
+    def grant(self, grant: Grant, now: float) -> list[Opening]:
+        """Open what ``grant`` asks for; returns the openings made or extended."""
+        if grant.source.version == 6 and not self.supports_ipv6:
+            raise FirewallError(f"the {self.name} backend cannot open for IPv6 {grant.source}")
+        wanted = []
+        for proto, port in grant.ports:
+            if proto not in _SUPPORTED_PROTOS:
+                log.warning("cannot open %s/%d for %s: only tcp and udp", proto, port, grant.source)
+                continue
+            opening = Opening(grant.source, proto, port, grant.expires, grant.destination)
+            current = self.open.get(opening.key)
+            if current is not None and current.expires >= opening.expires:
+                continue  # already open for at least as long
+            wanted.append((opening, current))
+        if wanted:
+            self._apply(wanted, int(now))
+            for opening, _current in wanted:
+                self.open[opening.key] = opening
+        return [opening for opening, _current in wanted]
+
+    @abc.abstractmethod
+    def _apply(self, wanted: list[tuple[Opening, Opening | None]], now: int) -> None:
+        """Make each opening (replacing the current one for the same key, if given)."""
+
+    def expire(self, now: float) -> list[Opening]:
+        """Close what is due; returns what was closed."""
+        due = [o for o in self.open.values() if o.expires <= now]
+        if due:
+            self._close(due)
+            for opening in due:
+                self.open.pop(opening.key, None)
+        return due
+
+    def _close(self, due: Iterable[Opening]) -> None:
+        """Remove expired openings (nothing to do where the kernel expires them)."""
+        return
+
+    def housekeeping(self, now: float) -> None:
+        """Periodic care (iptables: remove ``_exp_`` rules left by others); default: none."""
+        return
+
+    def next_expiry(self) -> int | None:
+        """When the next opening is due, if any."""
+        return min((o.expires for o in self.open.values()), default=None)
+
+    def revoke_all(self) -> None:
+        """Close every opening now, each on its own (used at exit without a flush)."""
+        for opening in list(self.open.values()):
+            try:
+                self._close([opening])
+            except FirewallError as exc:
+                log.error(
+                    "could not close %s %s/%d: %s", opening.source, opening.proto, opening.port, exc
+                )
+            self.open.pop(opening.key, None)

@@ -1,0 +1,230 @@
+"""iptables: fwknopd's own chains and ``_exp_<epoch>`` comments, so existing setups keep working.
+
+Rules go into ``FWKNOP_INPUT`` (from ``IPT_INPUT_ACCESS``), jumped to from
+INPUT, exactly as the C fwknopd makes them (server-config.md §4). What
+differs is expiry: fwknopd lists the chain over and over to find expired
+rules; we know when each rule expires and delete it then, by its spec. A
+periodic scan (``RULES_CHECK_THRESHOLD`` > 0) still removes ``_exp_`` rules
+that other tools, or an earlier run, left behind.
+
+Every command is an argv list built by the pure functions below.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+import shlex
+from collections.abc import Iterable, Sequence
+
+from ..config import ChainSpec
+from .base import Firewall, FirewallError, Opening, OpeningKey
+from .runner import CommandRunner
+
+__all__ = ["Iptables", "IptablesRules"]
+
+log = logging.getLogger("fwknop_server.firewall")
+
+_EXP = re.compile(r"_exp_(\d+)")
+_MAX_JUMP_DELETES = 32
+
+
+class IptablesRules:
+    """Pure argv builders for one chain spec (``IPT_INPUT_ACCESS``)."""
+
+    def __init__(self, exe: str, spec: ChainSpec, *, prepend: bool = False) -> None:
+        self.exe = exe
+        self.spec = spec
+        self.prepend = prepend
+
+    def _cmd(self, *args: str) -> list[str]:
+        return [self.exe, "-w", "-t", self.spec.table, *args]
+
+    def rule_spec(self, opening: Opening) -> list[str]:
+        """The match and target of an access rule (fwknopd's template)."""
+        dst = "0.0.0.0/0" if opening.destination is None else str(opening.destination)
+        return [
+            "-p", opening.proto,
+            "-s", str(opening.source),
+            "-d", dst,
+            "--dport", str(opening.port),
+            "-m", "comment", "--comment", f"_exp_{opening.expires}",
+            "-j", self.spec.target,
+        ]  # fmt: skip
+
+    def add(self, opening: Opening) -> list[str]:
+        """Append (or, with ENABLE_RULE_PREPEND, insert) an access rule."""
+        verb = "-I" if self.prepend else "-A"
+        return self._cmd(verb, self.spec.to_chain, *self.rule_spec(opening))
+
+    def delete(self, rule_spec: Sequence[str]) -> list[str]:
+        """Delete the rule with this spec."""
+        return self._cmd("-D", self.spec.to_chain, *rule_spec)
+
+    def list_chain(self) -> list[str]:
+        """``-S`` of our chain (rules as arguments)."""
+        return self._cmd("-S", self.spec.to_chain)
+
+    def new_chain(self) -> list[str]:
+        """Create our chain."""
+        return self._cmd("-N", self.spec.to_chain)
+
+    def check_jump(self) -> list[str]:
+        """Does the jump from the built-in chain exist?"""
+        return self._cmd("-C", self.spec.from_chain, "-j", self.spec.to_chain)
+
+    def add_jump(self) -> list[str]:
+        """Insert the jump at its configured position."""
+        return self._cmd(
+            "-I", self.spec.from_chain, str(self.spec.jump_position), "-j", self.spec.to_chain
+        )
+
+    def delete_jump(self) -> list[str]:
+        """Remove one jump rule."""
+        return self._cmd("-D", self.spec.from_chain, "-j", self.spec.to_chain)
+
+    def flush_chain(self) -> list[str]:
+        """Empty our chain."""
+        return self._cmd("-F", self.spec.to_chain)
+
+    def delete_chain(self) -> list[str]:
+        """Remove our (empty, unreferenced) chain."""
+        return self._cmd("-X", self.spec.to_chain)
+
+
+def parse_rule(line: str) -> tuple[OpeningKey, int, list[str]] | None:
+    """An ``-S`` line of an access rule: (source, proto, port), expiry, and its spec."""
+    try:
+        args = shlex.split(line)
+    except ValueError:
+        return None
+    if len(args) < 3 or args[0] != "-A":
+        return None
+    spec = args[2:]
+    values = dict(zip(spec, [*spec[1:], ""], strict=True))
+    exp = _EXP.search(line)
+    if exp is None or "-s" not in values or "--dport" not in values or "-p" not in values:
+        return None
+    try:
+        source = ipaddress.ip_network(values["-s"], strict=False).network_address
+        port = int(values["--dport"])
+    except ValueError:
+        return None
+    return (source, values["-p"], port), int(exp.group(1)), spec
+
+
+class Iptables(Firewall):
+    """The iptables backend (``FIREWALL_TYPE iptables``)."""
+
+    name = "iptables"
+
+    def __init__(
+        self,
+        run: CommandRunner,
+        rules: IptablesRules,
+        *,
+        flush_at_init: bool = True,
+        flush_at_exit: bool = True,
+    ) -> None:
+        super().__init__(flush_at_init=flush_at_init, flush_at_exit=flush_at_exit)
+        self._run = run
+        self.rules = rules
+        self._specs: dict[OpeningKey, list[str]] = {}  # how to delete each open rule
+
+    def _must(self, argv: list[str]) -> str:
+        status, out, err = self._run(argv)
+        if status != 0:
+            raise FirewallError(f"{shlex.join(argv)}: {err.strip() or f'exit {status}'}")
+        return out
+
+    def _ok(self, argv: list[str]) -> bool:
+        return self._run(argv)[0] == 0
+
+    def start(self, now: float) -> None:
+        """fwknopd's start-up: flush (if configured), create the chain and the jump, adopt."""
+        if self.flush_at_init:
+            self.flush()
+        if not self._ok(self.rules.list_chain()):
+            self._must(self.rules.new_chain())
+        if not self._ok(self.rules.check_jump()):
+            self._must(self.rules.add_jump())
+        if not self.flush_at_init:
+            self.rescan(now)
+            log.info("iptables: %d grant(s) still open from before", len(self.open))
+
+    def rescan(self, now: float) -> int:
+        """Read our chain: delete every ``_exp_`` rule that is due, adopt the rest."""
+        status, out, _err = self._run(self.rules.list_chain())
+        if status != 0:
+            return 0
+        removed = 0
+        for line in out.splitlines():
+            parsed = parse_rule(line)
+            if parsed is None:
+                continue
+            key, expires, spec = parsed
+            if expires <= now:
+                if self._ok(self.rules.delete(spec)):
+                    removed += 1
+                    log.info(
+                        "Removed rule from %s with expire time of %d",
+                        self.rules.spec.to_chain,
+                        expires,
+                    )
+                self.open.pop(key, None)
+                self._specs.pop(key, None)
+            elif key not in self.open or self.open[key].expires < expires:
+                self.open[key] = Opening(key[0], key[1], key[2], expires)
+                self._specs[key] = spec
+        return removed
+
+    def housekeeping(self, now: float) -> None:
+        """fwknopd's deep scan (RULES_CHECK_THRESHOLD): expired ``_exp_`` rules go, anyone's."""
+        self.rescan(now)
+
+    def _apply(self, wanted: list[tuple[Opening, Opening | None]], now: int) -> None:
+        for opening, current in wanted:
+            self._must(self.rules.add(opening))
+            log.info(
+                "Added access rule to %s for %s -> %s %s/%d, expires at %d",
+                self.rules.spec.to_chain, opening.source,
+                opening.destination or "0.0.0.0/0", opening.proto, opening.port, opening.expires,
+            )  # fmt: skip
+            if current is not None:
+                self._delete(current)
+            self._specs[opening.key] = self.rules.rule_spec(opening)
+
+    def _delete(self, opening: Opening) -> None:
+        spec = self._specs.pop(opening.key, None) or self.rules.rule_spec(opening)
+        if not self._ok(self.rules.delete(spec)):
+            log.warning(
+                "rule for %s %s/%d was already gone", opening.source, opening.proto, opening.port
+            )
+
+    def _close(self, due: Iterable[Opening]) -> None:
+        for opening in due:
+            self._delete(opening)
+            log.info(
+                "Removed rule from %s for %s %s/%d with expire time of %d",
+                self.rules.spec.to_chain,
+                opening.source,
+                opening.proto,
+                opening.port,
+                opening.expires,
+            )
+
+    def flush(self) -> None:
+        """Remove the jump(s), flush and delete our chain."""
+        for _ in range(_MAX_JUMP_DELETES):
+            if not self._ok(self.rules.delete_jump()):
+                break
+        if self._ok(self.rules.flush_chain()):
+            self._ok(self.rules.delete_chain())
+        self.open.clear()
+        self._specs.clear()
+
+    def listing(self) -> str:
+        """Our chain's rules (``iptables -S``)."""
+        status, out, err = self._run(self.rules.list_chain())
+        return out if status == 0 else f"# {self.rules.spec.to_chain}: {err.strip()}"

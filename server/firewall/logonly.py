@@ -1,0 +1,45 @@
+"""A backend that only logs: for the client's demo and for trying a configuration safely."""
+
+from __future__ import annotations
+
+import logging
+
+from .base import Firewall, Opening
+
+__all__ = ["LogOnly"]
+
+log = logging.getLogger("fwknop_server.firewall")
+
+
+class LogOnly(Firewall):
+    """``FIREWALL_TYPE log``: grants are logged and remembered, nothing is opened."""
+
+    name = "log"
+    supports_ipv6 = True
+
+    def start(self, now: float) -> None:
+        """Nothing to prepare."""
+        log.info("firewall: log only (nothing will be opened)")
+
+    def _apply(self, wanted: list[tuple[Opening, Opening | None]], now: int) -> None:
+        for opening, _current in wanted:
+            log.info(
+                "would open %s/%d for %s until %d",
+                opening.proto,
+                opening.port,
+                opening.source,
+                opening.expires,
+            )
+
+    def flush(self) -> None:
+        """Forget everything."""
+        self.open.clear()
+
+    def listing(self) -> str:
+        """What would be open."""
+        return (
+            "\n".join(
+                f"{o.source} {o.proto}/{o.port} until {o.expires}" for o in self.open.values()
+            )
+            or "# nothing open"
+        )

@@ -1,0 +1,137 @@
+"""The one place firewall commands run: argv lists through subprocess, nft JSON through libnftables.
+
+nftables transactions go through libnftables' documented C API
+(libnftables(3), libnftables-json(5)) in process, one call per transaction:
+no fork per grant. Where the library cannot be loaded, the same JSON goes to
+``nft -j -f -``. Nothing here builds a shell string.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import json
+import logging
+import subprocess
+import threading
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from .base import FirewallError
+
+__all__ = ["CommandRunner", "Libnftables", "NftCommand", "NftRunner", "SubprocessRunner", "nft"]
+
+log = logging.getLogger("fwknop_server.firewall")
+
+_NFT_CTX_OUTPUT_HANDLE = 1 << 3
+_NFT_CTX_OUTPUT_JSON = 1 << 4
+_TIMEOUT = 30
+
+
+class CommandRunner(Protocol):
+    """Runs one argv list; returns (exit status, stdout, stderr)."""
+
+    def __call__(self, argv: Sequence[str]) -> tuple[int, str, str]: ...
+
+
+class NftRunner(Protocol):
+    """Runs one nft JSON document (a transaction); returns nft's JSON output, if any."""
+
+    def __call__(self, document: dict[str, Any]) -> dict[str, Any] | None: ...
+
+
+class SubprocessRunner:
+    """``CommandRunner`` over subprocess, logging each command at debug level."""
+
+    def __call__(self, argv: Sequence[str]) -> tuple[int, str, str]:
+        log.debug("run: %s", argv)
+        try:
+            res = subprocess.run(
+                list(argv), capture_output=True, text=True, timeout=_TIMEOUT, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise FirewallError(f"{argv[0]}: {exc}") from None
+        return res.returncode, res.stdout, res.stderr
+
+
+class Libnftables:
+    """``NftRunner`` over libnftables, in process (one context, used by one thread at a time)."""
+
+    def __init__(self, library: str | None = None) -> None:
+        name = library or ctypes.util.find_library("nftables") or "libnftables.so.1"
+        try:
+            lib = ctypes.CDLL(name)
+        except OSError as exc:
+            raise FirewallError(f"cannot load libnftables: {exc}") from None
+        lib.nft_ctx_new.restype = ctypes.c_void_p
+        lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
+        lib.nft_ctx_free.argtypes = [ctypes.c_void_p]
+        lib.nft_ctx_output_set_flags.argtypes = [ctypes.c_void_p, ctypes.c_uint]
+        for fn in ("nft_ctx_buffer_output", "nft_ctx_buffer_error"):
+            getattr(lib, fn).argtypes = [ctypes.c_void_p]
+            getattr(lib, fn).restype = ctypes.c_int
+        for fn in ("nft_ctx_get_output_buffer", "nft_ctx_get_error_buffer"):
+            getattr(lib, fn).argtypes = [ctypes.c_void_p]
+            getattr(lib, fn).restype = ctypes.c_char_p
+        lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib.nft_run_cmd_from_buffer.restype = ctypes.c_int
+        ctx = lib.nft_ctx_new(0)
+        if not ctx:
+            raise FirewallError("libnftables: cannot create a context")
+        lib.nft_ctx_output_set_flags(ctx, _NFT_CTX_OUTPUT_JSON | _NFT_CTX_OUTPUT_HANDLE)
+        if lib.nft_ctx_buffer_output(ctx) or lib.nft_ctx_buffer_error(ctx):
+            lib.nft_ctx_free(ctx)
+            raise FirewallError("libnftables: cannot buffer output")
+        self._lib = lib
+        self._ctx = ctx
+        self._lock = threading.Lock()
+
+    def __call__(self, document: dict[str, Any]) -> dict[str, Any] | None:
+        payload = json.dumps(document).encode()
+        with self._lock:
+            rc = self._lib.nft_run_cmd_from_buffer(self._ctx, payload)
+            out = self._lib.nft_ctx_get_output_buffer(self._ctx) or b""
+            err = self._lib.nft_ctx_get_error_buffer(self._ctx) or b""
+        if rc != 0:
+            raise FirewallError(f"nft: {err.decode(errors='replace').strip() or 'failed'}")
+        return json.loads(out) if out.strip() else None
+
+    def close(self) -> None:
+        """Free the context."""
+        with self._lock:
+            if self._ctx:
+                self._lib.nft_ctx_free(self._ctx)
+                self._ctx = None
+
+
+class NftCommand:
+    """``NftRunner`` over the ``nft`` binary (``nft -j -f -``): the fallback."""
+
+    def __init__(self, exe: str = "nft") -> None:
+        self.exe = exe
+
+    def __call__(self, document: dict[str, Any]) -> dict[str, Any] | None:
+        payload = json.dumps(document)
+        try:
+            res = subprocess.run(
+                [self.exe, "-j", "-a", "-f", "-"],
+                input=payload,
+                capture_output=True,
+                text=True,
+                timeout=_TIMEOUT,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise FirewallError(f"{self.exe}: {exc}") from None
+        if res.returncode != 0:
+            raise FirewallError(f"nft: {res.stderr.strip() or 'failed'}")
+        return json.loads(res.stdout) if res.stdout.strip() else None
+
+
+def nft() -> NftRunner:
+    """The best nft runner available here: libnftables, else the ``nft`` binary."""
+    try:
+        return Libnftables()
+    except FirewallError as exc:
+        log.info("%s; using the nft command instead", exc)
+        return NftCommand()
