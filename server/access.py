@@ -372,7 +372,8 @@ class _StanzaReader:
                     return RijndaelKey.from_base64(text, mode)
                 return RijndaelKey.from_passphrase(text, mode)
             except UsageError as exc:
-                self.bad(name, f"{name}: {exc}")
+                text = str(exc)
+                self.bad(name, text if text.startswith(name) else f"{name}: {text}")
             return None
         return None
 
@@ -393,7 +394,8 @@ class _StanzaReader:
                     return HmacKey.from_base64(text, kind)
                 return HmacKey.from_passphrase(text, kind)
             except UsageError as exc:
-                self.bad(name, f"{name}: {exc}")
+                text = str(exc)
+                self.bad(name, text if text.startswith(name) else f"{name}: {text}")
             return None
         return None
 

@@ -348,10 +348,8 @@ def load_server_config(
                 raw[setting.name] = setting.value
                 origins[setting.name] = (setting.path, setting.line)
             elif warnings is not None:
-                what = "ignored by fwknopd 2.6 too" if setting.name in _LEGACY else "unknown"
-                warnings.append(
-                    f"{setting.path}:{setting.line}: ignoring {what} parameter {setting.name}"
-                )
+                why = "fwknopd 2.6 ignores it too" if setting.name in _LEGACY else "unknown"
+                warnings.append(f"{setting.path}:{setting.line}: ignoring {setting.name} ({why})")
     raw.update(overrides.values)
     values: dict[str, str | None] = {}
     for name, unexpanded in raw.items():

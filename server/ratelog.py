@@ -47,10 +47,10 @@ class RateLimitedLog:
         now = self.clock()
         start = self._window_start.get(key)
         if start is None or now - start >= self.window:
-            if self._held[key]:
+            if start is not None and self._held[key]:
                 self.logger.log(
                     level, "%d more '%s' refusals in the last %.0f s were not logged",
-                    self._held[key], key, now - (start or now),
+                    self._held[key], key, now - start,
                 )  # fmt: skip
                 self._held[key] = 0
             self._window_start[key] = now

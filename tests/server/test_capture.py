@@ -1,0 +1,101 @@
+"""Frames to SPA payloads, and PCAP_FILTER through libpcap, as fwknopd captures them."""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from pathlib import Path
+
+import pytest
+from fwknop_server.capture import libpcap
+from fwknop_server.capture.frames import DLT_EN10MB, DLT_LINUX_SLL, network_layer, parse_ip
+from fwknop_server.capture.sources import read_pcap_file
+
+SRC, DST = "198.18.0.2", "198.18.0.1"
+
+
+def _ipv4(proto: int, l4: bytes, *, frag: int = 0) -> bytes:
+    total = 20 + len(l4)
+    return (
+        struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, 1, frag, 64, proto, 0,
+                    ipaddress.ip_address(SRC).packed, ipaddress.ip_address(DST).packed)
+        + l4
+    )  # fmt: skip
+
+
+def _udp(payload: bytes, sport: int = 40000, dport: int = 62201) -> bytes:
+    return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+
+
+def _tcp(payload: bytes, dport: int = 62201) -> bytes:
+    return struct.pack("!HHIIBBHHH", 40000, dport, 1, 0, 5 << 4, 0x18, 65535, 0, 0) + payload
+
+
+def _ether(ip: bytes, vlan: bool = False) -> bytes:
+    tag = struct.pack("!HH", 0x8100, 7) if vlan else b""
+    return b"\x02" * 6 + b"\x04" * 6 + tag + struct.pack("!H", 0x0800) + ip
+
+
+def test_udp_tcp_icmp_payloads() -> None:
+    udp = parse_ip(_ipv4(17, _udp(b"spa")))
+    assert udp is not None
+    assert (udp.payload, str(udp.src), str(udp.dst), udp.proto, udp.sport, udp.dport) == (
+        b"spa", SRC, DST, 17, 40000, 62201,
+    )  # fmt: skip
+    tcp = parse_ip(_ipv4(6, _tcp(b"GET /x")))
+    assert tcp is not None and tcp.payload == b"GET /x" and tcp.proto == 6
+    icmp = parse_ip(_ipv4(1, b"\x00\x00\x00\x00\x00\x01\x00\x01" + b"spa"))
+    assert icmp is not None and icmp.payload == b"spa"
+
+
+def test_bytes_after_the_ip_length_and_later_fragments_are_ignored() -> None:
+    packet = parse_ip(_ipv4(17, _udp(b"spa")) + b"ETHERNET-PADDING")
+    assert packet is not None and packet.payload == b"spa"
+    assert parse_ip(_ipv4(17, _udp(b"spa"), frag=185)) is None
+    assert parse_ip(b"\x45garbage") is None
+
+
+def test_ipv6() -> None:
+    l4 = _udp(b"spa6")
+    header = struct.pack("!IHBB16s16s", 6 << 28, len(l4), 17, 64,
+                         ipaddress.ip_address("2001:db8::2").packed,
+                         ipaddress.ip_address("2001:db8::1").packed)  # fmt: skip
+    packet = parse_ip(header + l4)
+    assert packet is not None
+    assert (packet.payload, str(packet.src)) == (b"spa6", "2001:db8::2")
+
+
+def test_link_layers() -> None:
+    ip = _ipv4(17, _udp(b"spa"))
+    assert network_layer(DLT_EN10MB, _ether(ip)) == ip
+    assert network_layer(DLT_EN10MB, _ether(ip, vlan=True)) == ip
+    assert network_layer(DLT_LINUX_SLL, b"\x00" * 14 + b"\x08\x00" + ip) == ip
+    assert network_layer(DLT_EN10MB, b"\x00" * 12 + b"\x08\x06" + b"arp") is None
+    assert network_layer(999, ip) is None
+
+
+def test_libpcap_compiles_filters_and_refuses_bad_ones() -> None:
+    program = libpcap.compile_filter("udp port 62201")
+    assert len(program) % 8 == 0 and len(program) >= 8 * 5
+    with pytest.raises(libpcap.PcapError, match="PCAP_FILTER 'udp prt 1'"):
+        libpcap.compile_filter("udp prt 1")
+
+
+def test_a_capture_file_is_read_and_filtered(tmp_path: Path) -> None:
+    frames = [
+        _ether(_ipv4(17, _udp(b"first"))),
+        _ether(_ipv4(17, _udp(b"other port", dport=53))),
+        _ether(_ipv4(6, _tcp(b"tcp data"))),
+        _ether(_ipv4(17, _udp(b"second"))),
+    ]
+    path = tmp_path / "spa.pcap"
+    with path.open("wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, DLT_EN10MB))
+        for i, frame in enumerate(frames):
+            f.write(struct.pack("<IIII", 1000 + i, 0, len(frame), len(frame)) + frame)
+    udp = [p.payload for p in read_pcap_file(path, "udp port 62201")]
+    assert udp == [b"first", b"second"]
+    everything = [p.payload for p in read_pcap_file(path, None)]
+    assert everything == [b"first", b"other port", b"tcp data", b"second"]
+    with pytest.raises(libpcap.PcapError):
+        list(read_pcap_file(tmp_path / "missing.pcap", None))

@@ -1,0 +1,170 @@
+"""fwknopd.conf as fwknopd reads it (server-config.md §1-2), and its problems as file:line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fwknop_server.config import DEFAULTS, Overrides, describe, load_server_config
+from fwknop_server.confsyntax import read_settings
+from fwknop_server.errors import ConfigError
+
+
+def _conf(tmp_path: Path, text: str, name: str = "fwknopd.conf") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_line_syntax_quirks(tmp_path: Path) -> None:
+    text = (
+        "# a comment\n"
+        "; another\n"
+        "   \n"
+        "PCAP_INTF eth1;\n"
+        "PCAP_FILTER: udp port 40000 ; trailing text after the semicolon\n"
+        "\tSYSLOG_IDENTITY\tfwknopd-#2\n"
+        "VERBOSE 1   \n"
+    )
+    settings = {s.name: (s.value, s.line) for s in read_settings(Path("x"), text)}
+    assert settings == {
+        "PCAP_INTF": ("eth1", 4),
+        "PCAP_FILTER": ("udp port 40000", 5),  # the name's ':' is dropped, value ends at ';'
+        "SYSLOG_IDENTITY": ("fwknopd-#2", 6),  # a later '#' is part of the value
+        "VERBOSE": ("1", 7),  # trailing blanks stripped
+    }
+
+
+def test_defaults_and_expansion(tmp_path: Path) -> None:
+    config = load_server_config(_conf(tmp_path, "FWKNOP_RUN_DIR /srv/run\n"))
+    assert config.values["PCAP_INTF"] == "eth0"
+    assert config.values["PCAP_FILTER"] == "udp port 62201"
+    assert config.file("DIGEST_FILE") == Path("/srv/run/digest.cache")
+    assert config.file("FWKNOP_PID_FILE") == Path("/srv/run/fwknopd.pid")
+    assert config.file("ACCESS_FILE") == Path("/etc/fwknop/access.conf")
+    assert config.file("REPLAY_DB_FILE") == Path("/srv/run/replay.sqlite")
+    assert config.flag("FLUSH_NFT_AT_EXIT") is True  # follows FLUSH_IPT_AT_EXIT
+    assert config.max_packet_age == 120
+    assert config.where("FWKNOP_RUN_DIR").endswith("fwknopd.conf:1")
+    assert config.where("PCAP_INTF") == "default"
+
+
+def test_expansion_follows_the_referenced_value(tmp_path: Path) -> None:
+    config = load_server_config(
+        _conf(
+            tmp_path,
+            "FLUSH_IPT_AT_EXIT N\nFWKNOP_CONF_DIR /opt/fw\nDIGEST_FILE $FWKNOP_RUN_DIR/d\n",
+        )
+    )
+    assert config.flag("FLUSH_NFT_AT_EXIT") is False
+    assert config.file("ACCESS_FILE") == Path("/opt/fw/access.conf")
+    assert config.file("DIGEST_FILE") == Path("/var/run/fwknop/d")
+
+
+def test_booleans_are_yes_only_when_they_start_with_y(tmp_path: Path) -> None:
+    config = load_server_config(
+        _conf(tmp_path, "ENABLE_UDP_SERVER yes\nENABLE_PCAP_PROMISC Yup\nEXIT_AT_INTF_DOWN no\n")
+    )
+    assert config.flag("ENABLE_UDP_SERVER")
+    assert config.flag("ENABLE_PCAP_PROMISC")
+    assert not config.flag("EXIT_AT_INTF_DOWN")
+
+
+def test_every_problem_is_reported_with_its_line(tmp_path: Path) -> None:
+    path = _conf(
+        tmp_path,
+        "MAX_SPA_PACKET_AGE 0\n"
+        "PCAP_INTF eth0\n"
+        "UDPSERV_PORT 70000\n"
+        "DIGEST_FILE $NO_SUCH_THING/x\n"
+        "IPT_INPUT_ACCESS ACCEPT, filter, INPUT\n"
+        "SYSLOG_FACILITY LOG_MAIL\n"
+        "FIREWALL_TYPE pf\n"
+        "ENABLE_IPT_FORWARDING Y\n",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_server_config(path)
+    lines = str(info.value).splitlines()
+    assert lines == [
+        f"{path}:4: invalid embedded variable $NO_SUCH_THING in DIGEST_FILE",
+        f"{path}:1: MAX_SPA_PACKET_AGE must be a number from 1 to 100000, not '0'",
+        f"{path}:3: UDPSERV_PORT must be a number from 1 to 65535, not '70000'",
+        f"{path}:5: IPT_INPUT_ACCESS must be 'target, table, from_chain, position, to_chain, "
+        "position'",
+        f"{path}:6: SYSLOG_FACILITY must be one of LOG_DAEMON, LOG_LOCAL0, LOG_LOCAL1, "
+        "LOG_LOCAL2, LOG_LOCAL3, LOG_LOCAL4, LOG_LOCAL5, LOG_LOCAL6, LOG_LOCAL7",
+        f"{path}:7: FIREWALL_TYPE must be one of nftables, iptables, log",
+        f"{path}:8: ENABLE_IPT_FORWARDING: NAT and forwarding is not supported by this fwknopd "
+        "yet; set it to N",
+    ]
+
+
+def test_circular_reference_is_refused(tmp_path: Path) -> None:
+    path = _conf(tmp_path, "FWKNOP_RUN_DIR $DIGEST_FILE\nDIGEST_FILE $FWKNOP_RUN_DIR/x\n")
+    with pytest.raises(ConfigError, match="circular reference"):
+        load_server_config(path)
+
+
+def test_unknown_and_legacy_names_are_warnings(tmp_path: Path) -> None:
+    path = _conf(tmp_path, "BLACKLIST 1.2.3.4\nNOT_A_SETTING x\nPCAP_INTF eth2\n")
+    warnings: list[str] = []
+    config = load_server_config(path, warnings=warnings)
+    assert config.values["PCAP_INTF"] == "eth2"
+    assert warnings == [
+        f"{path}:1: ignoring BLACKLIST (fwknopd 2.6 ignores it too)",
+        f"{path}:2: ignoring NOT_A_SETTING (unknown)",
+    ]
+
+
+def test_override_files_then_command_line_win(tmp_path: Path) -> None:
+    main = _conf(tmp_path, "PCAP_INTF eth0\nPCAP_FILTER udp port 1\nMAX_SPA_PACKET_AGE 60\n")
+    extra = _conf(tmp_path, "PCAP_FILTER udp port 2\nMAX_SPA_PACKET_AGE 90\n", "extra.conf")
+    config = load_server_config(
+        main, Overrides(values={"PCAP_INTF": "veth9"}, override_files=(extra,))
+    )
+    assert config.values["PCAP_INTF"] == "veth9"
+    assert config.values["PCAP_FILTER"] == "udp port 2"
+    assert config.number("MAX_SPA_PACKET_AGE") == 90
+
+
+def test_chain_spec_parses(tmp_path: Path) -> None:
+    config = load_server_config(
+        _conf(tmp_path, "IPT_INPUT_ACCESS ACCEPT, filter, INPUT, 2, MY_SPA, 1\n")
+    )
+    spec = config.chain("IPT_INPUT_ACCESS")
+    assert (spec.target, spec.table, spec.from_chain, spec.jump_position, spec.to_chain) == (
+        "ACCEPT",
+        "filter",
+        "INPUT",
+        2,
+        "MY_SPA",
+    )
+
+
+def test_missing_file_is_a_problem(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"nope\.conf: cannot read"):
+        load_server_config(tmp_path / "nope.conf")
+
+
+def test_aging_off_means_no_max_age(tmp_path: Path) -> None:
+    config = load_server_config(_conf(tmp_path, "ENABLE_SPA_PACKET_AGING N\n"))
+    assert config.max_packet_age is None
+
+
+def test_describe_lists_every_setting_with_its_origin(tmp_path: Path) -> None:
+    path = _conf(tmp_path, "PCAP_INTF eth3\n")
+    lines = describe(load_server_config(path))
+    assert len(lines) == len(DEFAULTS)
+    assert f"PCAP_INTF                   eth3  ({path}:1)" in lines
+    assert "PCAP_FILE                   <not set>  (default)" in lines
+
+
+@pytest.mark.interop
+def test_the_debian_sample_file_loads_unchanged() -> None:
+    sample = Path("/etc/fwknop/fwknopd.conf")
+    if not sample.exists():
+        pytest.skip("fwknop-server is not installed")
+    warnings: list[str] = []
+    config = load_server_config(sample, warnings=warnings)
+    assert config.values["PCAP_FILTER"] == "udp port 62201"
+    assert warnings == []  # every line of it is commented out
