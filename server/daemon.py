@@ -143,6 +143,9 @@ class Daemon:
                 max_age=max_age,
                 legacy_file=legacy if legacy.exists() else None,
             )
+        self.stanzas = stanzas
+        # rebuilt once the firewall has started: only then does it know whether it can open
+        # for IPv6 (an nftables "inet" table can, an "ip" table cannot)
         self.processor = self._processor(config, stanzas)
         self.source: Source | None = None
         self._fw = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="firewall")
@@ -177,6 +180,7 @@ class Daemon:
             loop.add_signal_handler(sig, handler)
         if not self.options.test_mode:
             await self._on_firewall(self.firewall.start, self.clock())
+            self.processor = self._processor(self.config, self.stanzas)
             self._schedule_expiry()
         pcap_file = self.config.text("PCAP_FILE")
         if pcap_file:
@@ -364,6 +368,7 @@ class Daemon:
         if any(config.values[k] != self.config.values[k] for k in _CAPTURE_KEYS):
             self._reopen_capture(config)
         self.config = config
+        self.stanzas = stanzas
         self.processor = self._processor(config, stanzas)
         log.info(
             "configuration reloaded: %d access stanza(s); %d grant(s) stay open",

@@ -213,7 +213,7 @@ class Processor:
     ) -> None:
         self.stanzas = tuple(stanzas)
         self.settings = settings
-        self.replay = replay or _NoReplay()
+        self.replay = replay if replay is not None else _NoReplay()
         self._gpg_factory = gpg_factory
         self._gpg: dict[tuple[str, str], GpgBackend] = {}
 
@@ -301,7 +301,9 @@ class Processor:
             if failure is None:
                 raise _StanzaFailed(Reason.NO_DECRYPTION, "GnuPG" if gpg_sized else "Rijndael")
             reason = _CORE.get(failure.reason, Reason.MALFORMED)
-            raise _StanzaFailed(reason, str(failure))
+            # the core's own wording where ours is generic; never the same words twice
+            detail = failure.detail if reason is not Reason.MALFORMED else str(failure)
+            raise _StanzaFailed(reason, detail)
         if not replay_checked:
             digest = replay_digest(data)
             if self.replay.seen(digest):

@@ -12,6 +12,9 @@ from collections.abc import Generator
 
 import pytest
 
+from tests.helpers.cfwknopd import real_fwknop_missing
+from tests.helpers.netns import unavailable_reason
+
 END_TO_END_MARKERS = ("interop", "netns", "keyring", "gpg")
 IN_CI = bool(os.environ.get("CI"))
 
@@ -30,3 +33,17 @@ def pytest_runtest_makereport(
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"end-to-end test ({', '.join(markers)}) skipped in CI: {reason}"
+
+
+@pytest.fixture(scope="session")
+def real_fwknop() -> None:
+    """Skip (fail in CI) unless /usr/bin/fwknop and /usr/sbin/fwknopd are installed."""
+    if reason := real_fwknop_missing():
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def namespaces() -> None:
+    """Skip (fail in CI) unless we can create network namespaces."""
+    if reason := unavailable_reason():
+        pytest.skip(reason)

@@ -30,7 +30,9 @@ def _top(names: set[str]) -> set[str]:
     return {n.split(".")[0] for n in names}
 
 
-@pytest.mark.parametrize("module", ["fwknop_core", "fwknop_tui.cli", "fwknop_server.cli"])
+@pytest.mark.parametrize(
+    "module", ["fwknop_core", "fwknop_tui.cli", "fwknop_server.cli", "fwknop_server.daemon"]
+)
 def test_headless_modules_do_not_load_textual(module: str) -> None:
     loaded = _top(_loaded_after(module))
     assert "textual" not in loaded
@@ -43,5 +45,5 @@ def test_core_loads_no_io_machinery() -> None:
 
 
 def test_server_never_loads_the_client() -> None:
-    loaded = _top(_loaded_after("fwknop_server.cli"))
+    loaded = _top(_loaded_after("fwknop_server.cli", "fwknop_server.daemon"))
     assert "fwknop_tui" not in loaded

@@ -26,6 +26,7 @@ from fwknop_server.processor import (
     ReplayStore,
     Settings,
 )
+from fwknop_server.replay import ReplayCache
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -342,3 +343,13 @@ def load_access_cached() -> tuple[AccessStanza, ...]:
             path.write_text(_conf(KEY, HKEY) + f"SOURCE ANY\nKEY_BASE64 {OTHER_KEY.to_base64()}\n")
             _CACHED = load_access([path])
     return _CACHED
+
+
+def test_an_empty_sqlite_cache_still_protects(tmp_path: Path) -> None:
+    cache = ReplayCache(tmp_path / "r.sqlite", max_age=120, now=NOW)
+    assert len(cache) == 0  # empty, hence falsy: must still be the cache in use
+    processor = Processor(_stanzas(_conf(KEY, HKEY), tmp_path), Settings(), cache)
+    packet = _packet(_msg())
+    assert isinstance(processor.process(packet, NOW), Accepted)
+    second = processor.process(packet, NOW)
+    assert isinstance(second, Refused) and second.reason is Reason.REPLAY

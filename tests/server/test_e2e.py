@@ -1,0 +1,392 @@
+"""Our fwknopd on a real kernel, knocked by the real fwknop 2.6.10 client.
+
+Each test builds a server and a client namespace joined by a veth pair, puts
+a default-drop input policy on the server (nftables or iptables), starts a
+TCP listener behind it and our fwknopd in front of it, and proves what a
+user would check: a TCP connect from the client fails before the knock,
+succeeds after it, and fails again once the access timeout has passed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import signal
+import socket
+import struct
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fwknop_core import SpaMessage, build_packet, generate_keys
+from tests.helpers.cfwknopd import FWKNOP, RealFwknopd, fwknop_test_packet
+from tests.helpers.gpghome import GpgHomes, build_homes, stop_agents
+from tests.helpers.netns import (
+    CLIENT_IP,
+    SERVER_IP,
+    SERVER_IP6,
+    NetPair,
+    drop_policy_iptables,
+    drop_policy_nft,
+    net_pair,
+    wait_for,
+)
+from tests.helpers.ourd import OurFwknopd, nft_set
+from tests.helpers.vectors import CLIENT_GPG_KEY, SERVER_GPG_KEY
+
+pytestmark = [
+    pytest.mark.interop,
+    pytest.mark.netns,
+    pytest.mark.slow,
+    pytest.mark.usefixtures("real_fwknop", "namespaces"),
+]
+
+KEYS = generate_keys()
+KEY_ARGS = [
+    "--key-base64-rijndael",
+    KEYS.rijndael.to_base64(),
+    "--key-base64-hmac",
+    KEYS.hmac.to_base64(),
+]
+STANZA = (
+    f"SOURCE ANY\nKEY_BASE64 {KEYS.rijndael.to_base64()}\nHMAC_KEY_BASE64 {KEYS.hmac.to_base64()}\n"
+)
+POLICIES = {"nftables": drop_policy_nft, "iptables": drop_policy_iptables}
+
+
+def knock(pair: NetPair, home: Path, *args: str, keys: list[str] = KEY_ARGS) -> str:
+    """The real client, in the client namespace, with an empty rc file of its own."""
+    home.mkdir(exist_ok=True)
+    rc = home / "fwknoprc"
+    rc.write_text("[default]\n")
+    rc.chmod(0o600)
+    argv = [FWKNOP, "--rc-file", str(rc), "--no-save-args", "-D", SERVER_IP, *keys]
+    if not any(a in args for a in ("-a", "-s", "-R")):
+        argv += ["-a", CLIENT_IP]
+    res = pair.client.run([*argv, *args], env={"HOME": str(home), "PATH": "/usr/bin:/bin"})
+    return res.stdout.decode() + res.stderr.decode()
+
+
+def opens(pair: NetPair, port: int = 22, *, timeout: float = 10, host: str | None = None) -> bool:
+    """Whether the port becomes reachable from the client within ``timeout``."""
+    return wait_for(lambda: pair.tcp_open(port, timeout=0.5, host=host), timeout=timeout)
+
+
+def closes(pair: NetPair, port: int = 22, *, timeout: float = 15) -> bool:
+    """Whether the port stops being reachable within ``timeout``."""
+    return wait_for(lambda: not pair.tcp_open(port, timeout=0.5), timeout=timeout)
+
+
+@pytest.fixture
+def pair() -> Iterator[NetPair]:
+    with net_pair("sv") as made:
+        yield made
+
+
+@pytest.mark.parametrize("backend", ["nftables", "iptables"])
+def test_the_real_client_opens_a_port_for_the_access_timeout(
+    backend: str, pair: NetPair, tmp_path: Path
+) -> None:
+    POLICIES[backend](pair.server)
+    pair.listen_tcp(22)
+    server = OurFwknopd(
+        pair.server,
+        tmp_path,
+        interface=pair.server_if,
+        access_conf=STANZA + "FW_ACCESS_TIMEOUT 4\n",
+        firewall=None,  # detected: the policy decides
+    ).start()
+    assert f"firewall: {backend} (detected" in server.log()
+    assert not pair.tcp_open(22)
+    knock(pair, tmp_path / "home", "-A", "tcp/22")
+    assert opens(pair)
+    assert server.wait_log("opening tcp/22 for 198.18.0.2 for 4 s")
+    listing = subprocess.run(
+        pair.server.argv(server.command("--fw-list")), capture_output=True, text=True, check=True
+    ).stdout
+    assert "198.18.0.2" in listing
+    assert closes(pair)  # the timeout passed: closed again, by the kernel or by our timer
+    status = server.stop()
+    assert status == 0
+    assert "Shutting Down fwknopd." in server.log()
+
+
+def test_replayed_packets_are_refused_also_after_a_restart(pair: NetPair, tmp_path: Path) -> None:
+    drop_policy_nft(pair.server)
+    (tmp_path / "home").mkdir()
+    wire, _fields = fwknop_test_packet(
+        ["-A", "tcp/22", "-a", CLIENT_IP, "-D", SERVER_IP, *KEY_ARGS], tmp_path / "home"
+    )
+    server = OurFwknopd(pair.server, tmp_path, interface=pair.server_if, access_conf=STANZA)
+    server.start()
+    pair.send_udp([wire, wire], interval=0.3)
+    assert server.wait_log(
+        "refused SPA packet from 198.18.0.2 udp/62201 (stanza #1): replayed packet"
+    )
+    assert server.log().count("opening tcp/22") == 1
+    server.stop()
+    server.start()
+    pair.send_udp([wire])
+    assert wait_for(lambda: server.log().count("replayed packet") == 2, timeout=15)
+    assert server.log().count("opening tcp/22") == 1
+
+
+def test_refusals_name_the_source_and_the_reason(pair: NetPair, tmp_path: Path) -> None:
+    drop_policy_nft(pair.server)
+    pair.listen_tcp(22, 23)
+    conf = (
+        f"SOURCE 198.18.0.0/25\nKEY_BASE64 {KEYS.rijndael.to_base64()}\n"
+        f"HMAC_KEY_BASE64 {KEYS.hmac.to_base64()}\nREQUIRE_USERNAME alice\nOPEN_PORTS tcp/22\n"
+    )
+    server = OurFwknopd(pair.server, tmp_path, interface=pair.server_if, access_conf=conf).start()
+    home = tmp_path / "home"
+    wrong_keys = [a.replace("A", "B", 1) if a.endswith("=") else a for a in KEY_ARGS]
+    cases = [
+        (["-U", "alice", "-A", "tcp/22"], wrong_keys,
+         "from 198.18.0.2 udp/62201 (stanza #1): HMAC mismatch"),
+        (["-U", "alice", "-A", "tcp/22", "--time-offset-minus", "10m"], KEY_ARGS,
+         "(stanza #1): packet time difference is too great: time difference is 6"),
+        (["-U", "bob", "-A", "tcp/22"], KEY_ARGS,
+         "(stanza #1): username does not match REQUIRE_USERNAME: username 'bob'"),
+        (["-U", "alice", "-A", "tcp/23"], KEY_ARGS,
+         "(stanza #1): a requested protocol/port is not allowed: tcp/23"),
+        (["-U", "alice", "-A", "tcp/22", "-P", "udpraw", "-Q", "198.18.0.200"], KEY_ARGS,
+         "refused SPA packet from 198.18.0.200 udp/62201: no access stanza for this source"),
+    ]  # fmt: skip
+    for args, keys, expected in cases:
+        knock(pair, home, *args, keys=keys)
+        assert server.wait_log(expected), (expected, server.log())
+    assert not pair.tcp_open(22) and not pair.tcp_open(23)
+    assert "elements" not in nft_set(pair.server)  # nothing was opened by any of them
+    knock(pair, home, "-U", "alice", "-A", "tcp/22")
+    assert opens(pair)
+    assert not pair.tcp_open(23)
+
+
+def test_fwknopds_own_files_start_unchanged_and_its_digests_are_kept(
+    pair: NetPair, tmp_path: Path
+) -> None:
+    """Stop the C fwknopd, start ours on the same fwknopd.conf and access.conf: still works."""
+    drop_policy_iptables(pair.server)
+    pair.listen_tcp(22)
+    (tmp_path / "home").mkdir()
+    first, _ = fwknop_test_packet(["-A", "tcp/22", "-a", CLIENT_IP, "-D", SERVER_IP, *KEY_ARGS],
+                                  tmp_path / "home")  # fmt: skip
+    c = RealFwknopd(pair.server, tmp_path / "c", interface=pair.server_if, access_conf=STANZA)
+    c.start()
+    pair.send_udp([first])
+    assert wait_for(lambda: any("--dport 22" in r for r in c.iptables_rules()), timeout=20)
+    c.stop()
+    assert (tmp_path / "c" / "digest.cache").exists()
+    ours = OurFwknopd.on_files(pair.server, tmp_path / "ours", c.conf, c.access).start()
+    assert "firewall: iptables (detected" in ours.log()
+    pair.send_udp([first])  # accepted by the C daemon: a replay for ours too
+    assert ours.wait_log("replayed packet")
+    assert "imported 1 digests from fwknopd's cache" in ours.log()
+    knock(pair, tmp_path / "home", "-A", "tcp/22")
+    assert opens(pair)
+    rules = pair.server.run(["iptables-save"]).stdout.decode()
+    assert (
+        "-A FWKNOP_INPUT -s 198.18.0.2/32 -p tcp -m tcp --dport 22 -m comment --comment _exp_"
+        in rules
+    )
+    ours.stop()
+    assert "FWKNOP_INPUT" not in pair.server.run(["iptables-save"]).stdout.decode()  # flushed
+
+
+def test_a_killed_daemons_grant_still_expires_on_time(pair: NetPair, tmp_path: Path) -> None:
+    drop_policy_nft(pair.server)
+    pair.listen_tcp(22)
+    server = OurFwknopd(
+        pair.server,
+        tmp_path,
+        interface=pair.server_if,
+        access_conf=STANZA + "FW_ACCESS_TIMEOUT 4\n",
+    ).start()
+    knock(pair, tmp_path / "home", "-A", "tcp/22")
+    assert opens(pair)
+    server.kill()  # no clean-up, no timers
+    assert pair.tcp_open(22)
+    assert closes(pair)  # the kernel removed the set element on time
+
+
+def test_sighup_with_a_broken_config_keeps_serving_and_keeps_grants(
+    pair: NetPair, tmp_path: Path
+) -> None:
+    drop_policy_nft(pair.server)
+    pair.listen_tcp(22, 2222)
+    server = OurFwknopd(
+        pair.server,
+        tmp_path,
+        interface=pair.server_if,
+        access_conf=STANZA + "FW_ACCESS_TIMEOUT 60\n",
+    ).start()
+    home = tmp_path / "home"
+    knock(pair, home, "-A", "tcp/22")
+    assert opens(pair)
+    good = server.access.read_text()
+    server.access.write_text(good + "SOURCE 10.0.0.0/99\nKEY_BASE64 x\n")
+    server.signal(signal.SIGHUP)
+    assert server.wait_log("reload refused, keeping the running configuration")
+    assert f"{server.access}:5: SOURCE: '10.0.0.0/99' is not ANY" in server.log()
+    knock(pair, home, "-A", "tcp/2222")  # still serving with the old policy
+    assert opens(pair, 2222)
+    server.access.write_text(good.replace("FW_ACCESS_TIMEOUT 60", "FW_ACCESS_TIMEOUT 30"))
+    server.signal(signal.SIGHUP)
+    assert server.wait_log("configuration reloaded: 1 access stanza(s); 2 grant(s) stay open")
+    assert pair.tcp_open(22) and pair.tcp_open(2222)  # a reload never drops open grants
+
+
+def test_udp_server_mode_and_an_ipv6_client(pair: NetPair, tmp_path: Path) -> None:
+    drop_policy_nft(pair.server, allow_udp=[62201])
+    pair.listen_tcp(22)
+    server = OurFwknopd(
+        pair.server, tmp_path, interface=pair.server_if, access_conf=STANZA, args=["-U"]
+    ).start()
+    assert "UDP server on port 62201" in server.log()
+    knock(pair, tmp_path / "home", "-A", "tcp/22")
+    assert opens(pair)
+    # IPv6: our core's packet asks for the packet's source (0.0.0.0), sent over IPv6
+    wire = build_packet(
+        SpaMessage.access_request("0.0.0.0", "tcp/22", username="root"),
+        KEYS.rijndael,
+        hmac_key=KEYS.hmac,
+    )
+    assert not pair.tcp_open(22, host=SERVER_IP6)
+    pair.send_udp([wire], host=SERVER_IP6)
+    assert opens(pair, host=SERVER_IP6)
+    assert "2001:db8::2 . tcp . 22" in nft_set(pair.server, "fwknop_in6")
+
+
+def _pcap(path: Path, payloads: list[bytes]) -> None:
+    """A capture file of UDP packets from the client to the server's SPA port."""
+    with path.open("wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 101))  # raw IP
+        for i, payload in enumerate(payloads):
+            udp = struct.pack("!HHHH", 40000, 62201, 8 + len(payload), 0) + payload
+            ip = struct.pack(
+                "!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i, 0, 64, 17, 0,
+                ipaddress.ip_address(CLIENT_IP).packed, ipaddress.ip_address(SERVER_IP).packed,
+            ) + udp  # fmt: skip
+            f.write(struct.pack("<IIII", 1000 + i, 0, len(ip), len(ip)) + ip)
+
+
+def test_a_capture_file_is_processed_like_live_traffic(pair: NetPair, tmp_path: Path) -> None:
+    drop_policy_nft(pair.server)
+    good = build_packet(
+        SpaMessage.access_request(CLIENT_IP, "tcp/22", username="u", now=1000),
+        KEYS.rijndael,
+        hmac_key=KEYS.hmac,
+    )
+    capture = tmp_path / "spa.pcap"
+    _pcap(capture, [b"A" * 200, good.encode()])
+    server = OurFwknopd(
+        pair.server, tmp_path, interface=pair.server_if, access_conf=STANZA,
+        conf_extra="FLUSH_NFT_AT_EXIT N\n",
+    )  # fmt: skip
+    assert server.run_once("--pcap-file", str(capture)) == 0
+    log = server.log()
+    # a capture from the past: packet aging is off unless the file says otherwise, as fwknopd
+    assert "opening tcp/22 for 198.18.0.2" in log
+    assert "HMAC mismatch" in log
+    assert "198.18.0.2 . tcp . 22" in nft_set(pair.server)
+
+
+def test_systemd_readiness_reload_and_stop(pair: NetPair, tmp_path: Path) -> None:
+    drop_policy_nft(pair.server)
+    notify_path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(notify_path))
+    sock.settimeout(20)
+    server = OurFwknopd(
+        pair.server, tmp_path, interface=pair.server_if, access_conf=STANZA,
+        env={"NOTIFY_SOCKET": str(notify_path)},
+    ).start()  # fmt: skip
+    messages = [sock.recv(4096).decode()]
+    assert messages[0].startswith("READY=1\nSTATUS=sniffing")
+    server.signal(signal.SIGHUP)
+    messages += [sock.recv(4096).decode(), sock.recv(4096).decode()]
+    assert messages[1].startswith("RELOADING=1\nMONOTONIC_USEC=")
+    assert messages[2] == "READY=1\nSTATUS=configuration reloaded"
+    server.signal(signal.SIGTERM)
+    assert sock.recv(4096).decode() == "STOPPING=1"
+    sock.close()
+
+
+def test_status_restart_and_kill_find_the_daemon_by_its_pid_file(
+    pair: NetPair, tmp_path: Path
+) -> None:
+    drop_policy_nft(pair.server)
+    server = OurFwknopd(pair.server, tmp_path, interface=pair.server_if, access_conf=STANZA)
+    server.start()
+    assert server.proc is not None
+
+    def action(flag: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            pair.server.argv(server.command(flag)), capture_output=True, text=True, check=False
+        )
+
+    status = action("-S")
+    assert (status.returncode, status.stdout.strip()) == (
+        0, f"Detected fwknopd is running (pid={server.proc.pid}).",
+    )  # fmt: skip
+    second = subprocess.run(
+        pair.server.argv(server.command("-f")), capture_output=True, text=True, check=False,
+        timeout=30,
+    )  # fmt: skip
+    assert second.returncode == 1 and "already running" in second.stderr
+    assert action("-R").returncode == 0
+    assert server.wait_log("Got SIGHUP. Re-reading configs.")
+    killed = action("-K")
+    assert killed.stdout.strip() == f"Killed fwknopd (pid={server.proc.pid})."
+    assert server.proc.wait(timeout=15) == 0
+    assert action("-S").returncode == 1
+
+
+@pytest.mark.gpg
+def test_gnupg_packets_from_the_real_client(pair: NetPair, tmp_path: Path) -> None:
+    homes: GpgHomes = build_homes(tmp_path / "gnupg")
+    try:
+        drop_policy_nft(pair.server)
+        pair.listen_tcp(22)
+        conf = (
+            f"SOURCE ANY\nGPG_HOME_DIR {homes.server}\nGPG_DECRYPT_ID {SERVER_GPG_KEY}\n"
+            f"GPG_ALLOW_NO_PW Y\nGPG_REMOTE_ID {CLIENT_GPG_KEY[-8:]}\n"
+            f"HMAC_KEY_BASE64 {KEYS.hmac.to_base64()}\n"
+        )
+        server = OurFwknopd(pair.server, tmp_path, interface=pair.server_if, access_conf=conf)
+        server.start()
+        gpg = [
+            "--gpg-encryption", "--gpg-recipient-key", SERVER_GPG_KEY,
+            "--gpg-signer-key", CLIENT_GPG_KEY, "--gpg-no-signing-pw",
+            "--gpg-home-dir", str(homes.client), "--key-base64-hmac", KEYS.hmac.to_base64(),
+        ]  # fmt: skip
+        knock(pair, tmp_path / "home", "-A", "tcp/22", keys=gpg)
+        assert opens(pair, timeout=20)
+    finally:
+        stop_agents(homes)
+
+
+def test_a_valid_packet_gets_through_a_junk_flood(pair: NetPair, tmp_path: Path) -> None:
+    drop_policy_nft(pair.server)
+    pair.listen_tcp(22)
+    server = OurFwknopd(pair.server, tmp_path, interface=pair.server_if, access_conf=STANZA)
+    server.start()
+    flood = pair.client.popen(["python3", "-c", _FLOOD, SERVER_IP, "20000"])  # bounded
+    knock(pair, tmp_path / "home", "-A", "tcp/22")
+    assert opens(pair)
+    assert flood.wait(timeout=60) == 0
+    server.signal(signal.SIGUSR1)
+    assert server.wait_log("counters: ")
+    assert "granted=1" in server.log()
+
+
+_FLOOD = """
+import os, socket, sys
+host, count = sys.argv[1], int(sys.argv[2])
+junk = [b"8" + os.urandom(120).hex().encode()[:203] for _ in range(64)]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(count):
+    s.sendto(junk[i % 64], (host, 62201))
+"""
