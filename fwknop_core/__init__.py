@@ -38,6 +38,7 @@ from ._packet import (
     build_packet_from_parts,
     check_age,
     classify,
+    hmac_matches,
     open_packet,
     replay_digest,
 )
@@ -83,6 +84,7 @@ __all__ = [
     "encode_share",
     "extract_http_spa",
     "generate_keys",
+    "hmac_matches",
     "open_packet",
     "parse_share",
     "random_value",

@@ -51,6 +51,7 @@ __all__ = [
     "build_packet_from_parts",
     "check_age",
     "classify",
+    "hmac_matches",
     "open_packet",
     "replay_digest",
 ]
@@ -244,15 +245,35 @@ def _precheck(wire: bytes, min_length: int) -> None:
         raise InvalidPacket(RejectReason.NOT_BASE64, "character outside base64")
 
 
-def _verify_hmac(wire: bytes, prefix: bytes, hmac_key: HmacKey) -> tuple[bytes, bytes]:
+def _mac_parts(wire: bytes, prefix: bytes, hmac_key: HmacKey) -> tuple[bytes, bytes] | None:
+    """(prefixed body, received MAC) if the HMAC matches, else None. Constant-time compare."""
     n = hmac_key.mac_length
     body, mac = wire[:-n], wire[-n:]
     if len(body) < MIN_ENCODED:
-        raise InvalidPacket(RejectReason.HMAC_MISMATCH, "too short to carry an HMAC")
+        return None
     full = prefix + body
-    if not hmac.compare_digest(hmac_key.mac(full), mac):
+    return (full, mac) if hmac.compare_digest(hmac_key.mac(full), mac) else None
+
+
+def _verify_hmac(wire: bytes, prefix: bytes, hmac_key: HmacKey) -> tuple[bytes, bytes]:
+    parts = _mac_parts(wire, prefix, hmac_key)
+    if parts is None:
         raise InvalidPacket(RejectReason.HMAC_MISMATCH)
-    return full, mac
+    return parts
+
+
+def hmac_matches(data: bytes, hmac_key: HmacKey, encryption: EncryptionType) -> bool:
+    """Whether ``data`` carries a valid HMAC for ``hmac_key``; never raises for bad data.
+
+    The cheap first step of :func:`open_packet`, for a server that tries
+    many keys: junk is turned away at the cost of one HMAC and without an
+    exception. ``data`` must be wire bytes; ``encryption`` says which
+    prefix to restore (fwknopd decides by length: see :func:`classify`).
+    """
+    if not isinstance(hmac_key, HmacKey):
+        raise TypeError("hmac_key must be an HmacKey")
+    prefix = GPG_PREFIX if encryption is EncryptionType.GPG else RIJNDAEL_PREFIX
+    return _mac_parts(data, prefix, hmac_key) is not None
 
 
 def _decrypt_rijndael(full: bytes, key: RijndaelKey) -> tuple[bytes, bytes]:

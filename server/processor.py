@@ -27,6 +27,7 @@ import enum
 import ipaddress
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from fwknop_core import (
     EncryptionType,
@@ -35,7 +36,9 @@ from fwknop_core import (
     MessageType,
     OpenedPacket,
     RejectReason,
+    RijndaelKey,
     extract_http_spa,
+    hmac_matches,
     open_packet,
     replay_digest,
 )
@@ -103,9 +106,8 @@ _CORE = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Packet:
-    """What capture saw: the L4 payload and its addresses."""
+class Packet(NamedTuple):
+    """What capture saw: the L4 payload and its addresses (a tuple: cheap to make per packet)."""
 
     payload: bytes
     src: IPAddress
@@ -150,6 +152,25 @@ class Accepted:
 
 
 Decision = Accepted | Refused
+
+# refusals without detail are made once: a flood gets the same objects back
+_TOO_SHORT = Refused(Reason.TOO_SHORT, silent=True)
+_TOO_LONG = Refused(Reason.TOO_LONG, silent=True)
+_NOT_SPA = Refused(Reason.NOT_SPA)
+_PREFIX_STUFFING = Refused(Reason.PREFIX_STUFFING)
+_NO_STANZA = Refused(Reason.NO_STANZA)
+_CANDIDATE_CACHE = 4096  # source addresses remembered with their matching stanzas
+
+
+class _Fail(NamedTuple):
+    """Why one stanza could not open a packet (returned, not raised: junk is the common case)."""
+
+    reason: Reason
+    detail: str = ""
+
+
+_HMAC_FAIL = _Fail(Reason.HMAC_MISMATCH)
+_EXPIRED = _Fail(Reason.EXPIRED_STANZA)
 
 
 class ReplayStore:
@@ -216,6 +237,8 @@ class Processor:
         self.replay = replay if replay is not None else _NoReplay()
         self._gpg_factory = gpg_factory
         self._gpg: dict[tuple[str, str], GpgBackend] = {}
+        self._by_source: dict[IPAddress, tuple[AccessStanza, ...]] = {}
+        self._plain: dict[tuple[int, Reason], Refused] = {}
 
     # -- the pipeline --------------------------------------------------------
 
@@ -224,9 +247,9 @@ class Processor:
         data = packet.payload
         size = len(data)
         if size < MIN_DATA:
-            return Refused(Reason.TOO_SHORT, f"{size} bytes", silent=True)
+            return _TOO_SHORT
         if size > MAX_DATA:
-            return Refused(Reason.TOO_LONG, f"{size} bytes", silent=True)
+            return _TOO_LONG
         forwarded = None
         if self.settings.http and data[:5].upper() == b"GET /":
             http = extract_http_spa(data)
@@ -240,17 +263,26 @@ class Processor:
         if data.startswith(_RIJNDAEL_PREFIX) or (
             len(data) > MIN_GPG and data.startswith(_GPG_PREFIX)
         ):
-            return Refused(Reason.PREFIX_STUFFING)
+            return _PREFIX_STUFFING
         if data.translate(None, _WIRE_CHARS):
-            return Refused(Reason.NOT_SPA)
-        candidates = [s for s in self.stanzas if s.matches_source(packet.src)]
+            return _NOT_SPA
+        candidates = self._candidates(packet.src)
         if not candidates:
-            return Refused(Reason.NO_STANZA)
+            return _NO_STANZA
         return self._try_stanzas(candidates, data, packet, forwarded, now)
+
+    def _candidates(self, src: IPAddress) -> tuple[AccessStanza, ...]:
+        """The stanzas whose SOURCE matches ``src`` (remembered per address)."""
+        found = self._by_source.get(src)
+        if found is None:
+            if len(self._by_source) >= _CANDIDATE_CACHE:
+                self._by_source.clear()  # a spoofed flood of many sources: start over
+            found = self._by_source[src] = tuple(s for s in self.stanzas if s.matches_source(src))
+        return found
 
     def _try_stanzas(
         self,
-        candidates: list[AccessStanza],
+        candidates: tuple[AccessStanza, ...],
         data: bytes,
         packet: Packet,
         forwarded: IPAddress | None,
@@ -260,8 +292,14 @@ class Processor:
         replay_checked = False
         accepted: Accepted | None = None
         for stanza in candidates:
+            opened = self._open(stanza, data, packet, now)
+            if isinstance(opened, _Fail):
+                attempts.append((stanza.number, opened.reason, opened.detail))
+                continue
             try:
-                opened, replay_checked = self._open(stanza, data, packet, now, replay_checked)
+                if not replay_checked:
+                    self._check_replay(data, packet, opened)
+                    replay_checked = True
                 grant = self._policy(stanza, opened, packet, forwarded, now)
             except _StopPacket as stop:
                 attempts.append((stanza.number, stop.reason, stop.detail))
@@ -274,47 +312,50 @@ class Processor:
             accepted = accepted or Accepted(grant, opened, test_only=True)
         if accepted is not None:
             return accepted
+        if len(attempts) == 1 and not attempts[0][2]:
+            # the flood case (one stanza, a bare reason): the same object every time
+            key = (attempts[0][0], attempts[0][1])
+            plain = self._plain.get(key)
+            if plain is None:
+                plain = self._plain[key] = Refused(key[1], stanza=key[0], attempts=(attempts[0],))
+            return plain
         best = max(attempts, key=lambda a: _RANK[a[1]])
         return Refused(best[1], best[2], stanza=best[0], attempts=tuple(attempts))
 
     def _open(
-        self, stanza: AccessStanza, data: bytes, packet: Packet, now: float, replay_checked: bool
-    ) -> tuple[OpenedPacket, bool]:
-        if not stanza.matches_destination(packet.dst or _ZERO):
-            raise _StanzaFailed(Reason.DESTINATION, f"destination {packet.dst}")
-        if stanza.expired(now):
-            raise _StanzaFailed(Reason.EXPIRED_STANZA)
-        gpg_sized = len(data) >= MIN_GPG
-        opened = None
-        failure: InvalidPacket | None = None
-        if stanza.key is not None and not gpg_sized:
-            try:
-                opened = open_packet(data, stanza.key, hmac_key=stanza.hmac_key)
-            except InvalidPacket as exc:
-                failure = exc
-        if opened is None and stanza.gpg is not None and gpg_sized:
-            try:
-                opened = open_packet(data, self._gpg_for(stanza.gpg), hmac_key=stanza.hmac_key)
-            except InvalidPacket as exc:
-                failure = exc
-        if opened is None:
-            if failure is None:
-                raise _StanzaFailed(Reason.NO_DECRYPTION, "GnuPG" if gpg_sized else "Rijndael")
+        self, stanza: AccessStanza, data: bytes, packet: Packet, now: float
+    ) -> OpenedPacket | _Fail:
+        if stanza.destination is not None and not stanza.matches_destination(packet.dst or _ZERO):
+            return _Fail(Reason.DESTINATION, f"destination {packet.dst}")
+        if stanza.expires_at is not None and stanza.expired(now):
+            return _EXPIRED
+        key: RijndaelKey | GpgDecryption
+        if stanza.key is not None and len(data) < MIN_GPG:
+            key, kind = stanza.key, EncryptionType.RIJNDAEL
+        elif stanza.gpg is not None and len(data) >= MIN_GPG:
+            key, kind = self._gpg_for(stanza.gpg), EncryptionType.GPG
+        else:
+            return _Fail(Reason.NO_DECRYPTION, "GnuPG" if len(data) >= MIN_GPG else "Rijndael")
+        # the HMAC first, as a plain check: junk is turned away without an exception
+        if stanza.hmac_key is not None and not hmac_matches(data, stanza.hmac_key, kind):
+            return _HMAC_FAIL
+        try:
+            return open_packet(data, key, hmac_key=stanza.hmac_key)
+        except InvalidPacket as failure:
             reason = _CORE.get(failure.reason, Reason.MALFORMED)
             # the core's own wording where ours is generic; never the same words twice
-            detail = failure.detail if reason is not Reason.MALFORMED else str(failure)
-            raise _StanzaFailed(reason, detail)
-        if not replay_checked:
-            digest = replay_digest(data)
-            if self.replay.seen(digest):
-                raise _StopPacket(Reason.REPLAY)
-            # remembered before the policy checks, as fwknopd does, for as long
-            # as the packet could still pass the age check
-            age = self.settings.max_age
-            keep_until = opened.message.timestamp + age + 1 if age is not None else float("inf")
-            if not self.settings.test_mode:
-                self.replay.add(digest, packet, keep_until)
-        return opened, True
+            return _Fail(reason, failure.detail if reason is not Reason.MALFORMED else str(failure))
+
+    def _check_replay(self, data: bytes, packet: Packet, opened: OpenedPacket) -> None:
+        digest = replay_digest(data)
+        if self.replay.seen(digest):
+            raise _StopPacket(Reason.REPLAY)
+        # remembered before the policy checks, as fwknopd does, for as long as the
+        # packet could still pass the age check
+        age = self.settings.max_age
+        keep_until = opened.message.timestamp + age + 1 if age is not None else float("inf")
+        if not self.settings.test_mode:
+            self.replay.add(digest, packet, keep_until)
 
     def _gpg_for(self, policy: GpgPolicy) -> GpgDecryption:
         slot = (policy.home_dir, policy.exe)

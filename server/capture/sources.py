@@ -44,6 +44,7 @@ _SO_ATTACH_FILTER = 26
 _SO_RCVBUFFORCE = 33
 _BATCH = 256
 _MAX_READ = 65535
+_ADDRESS_CACHE = 4096
 
 
 def _attach_filter(sock: socket.socket, program: bytes) -> None:
@@ -145,6 +146,17 @@ class UdpSource:
         self.sock = sock
         self.port = port
         self.description = f"UDP server on port {port}"
+        # parsing an address string costs more than the rest of the packet path: remember them
+        self._addresses: dict[str, ipaddress.IPv4Address | ipaddress.IPv6Address] = {}
+
+    def _address(self, text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        src = ipaddress.ip_address(text)
+        if src.version == 6 and src.ipv4_mapped is not None:
+            src = src.ipv4_mapped
+        if len(self._addresses) >= _ADDRESS_CACHE:
+            self._addresses.clear()
+        self._addresses[text] = src
+        return src
 
     def fileno(self) -> int:
         """The socket, for the event loop."""
@@ -165,9 +177,9 @@ class UdpSource:
                 if exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH):
                     continue
                 raise
-            src = ipaddress.ip_address(addr[0])
-            if src.version == 6 and src.ipv4_mapped is not None:
-                src = src.ipv4_mapped
+            src = self._addresses.get(addr[0])
+            if src is None:
+                src = self._address(addr[0])
             packets.append(Packet(data, src, None, 17, addr[1], self.port))
         return packets
 

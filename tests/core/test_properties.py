@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from fwknop_core import (
     DigestType,
     EncryptionMode,
+    EncryptionType,
     HmacKey,
     HmacType,
     InvalidPacket,
@@ -22,6 +23,7 @@ from fwknop_core import (
     SpaMessage,
     UsageError,
     build_packet,
+    hmac_matches,
     open_packet,
 )
 
@@ -186,3 +188,22 @@ def test_other_keys_do_not_open(
     wire = _build(msg, keys, digest)
     with pytest.raises(InvalidPacket):
         open_packet(wire, other.key, hmac_key=other.hmac)
+
+
+@SETTINGS
+@given(data=st.data(), msg=messages(), keys=keysets(), other=st.binary(min_size=1, max_size=128))
+def test_hmac_matches_exactly_the_packets_made_with_its_key(
+    data: st.DataObject, msg: SpaMessage, keys: Keys, other: bytes
+) -> None:
+    assume(keys.hmac is not None)
+    assert keys.hmac is not None
+    raw = _build(msg, keys, DigestType.SHA256).encode()
+    assert hmac_matches(raw, keys.hmac, EncryptionType.RIJNDAEL)
+    assert not hmac_matches(raw, keys.hmac, EncryptionType.GPG)  # the other prefix
+    i = data.draw(st.integers(0, len(raw) - 1))
+    c = data.draw(st.sampled_from(B64.encode()).filter(lambda b: b != raw[i]))
+    changed = raw[:i] + bytes([c]) + raw[i + 1 :]
+    assert not hmac_matches(changed, keys.hmac, EncryptionType.RIJNDAEL)
+    assume(other != keys.hmac.secret)
+    assert not hmac_matches(raw, HmacKey(other, keys.hmac.type), EncryptionType.RIJNDAEL)
+    assert not hmac_matches(raw[:20], keys.hmac, EncryptionType.RIJNDAEL)  # too short: no error
