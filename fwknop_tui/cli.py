@@ -18,7 +18,6 @@ Keys never come from argv: the options that name a key name a place
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -54,6 +53,12 @@ class _Ctx:
 
     def say(self, text: str) -> None:
         self.err.write(f"fwknop: {text}\n")
+
+
+def _json() -> Any:
+    import json  # noqa: PLC0415 - only --json pays for it
+
+    return json
 
 
 # -- parsing helpers ---------------------------------------------------------------
@@ -460,7 +465,7 @@ def _cmd_send(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
         data = result.to_dict()
         if not args.dry_run:
             data.pop("packet")
-        ctx.out.write(json.dumps(data, indent=2) + "\n")
+        ctx.out.write(_json().dumps(data, indent=2) + "\n")
     elif args.dry_run:
         ctx.out.write(result.packet + "\n")
     if not args.json and not args.quiet:
@@ -522,7 +527,7 @@ def _cmd_list(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
                 }
             )
         if args.json:
-            ctx.out.write(json.dumps(rows, indent=2) + "\n")
+            ctx.out.write(_json().dumps(rows, indent=2) + "\n")
         else:
             for r in rows:
                 ctx.out.write(
@@ -553,7 +558,7 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
-    return json.dumps(value)
+    return _json().dumps(value)
 
 
 def _cmd_show(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
@@ -591,7 +596,7 @@ def _cmd_show(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
         elif stored is not None:
             status[slot] = "keyring" if slot in stored else "missing"
     if args.json:
-        ctx.out.write(json.dumps({"profile": data, "keys": status}, indent=2) + "\n")
+        ctx.out.write(_json().dumps({"profile": data, "keys": status}, indent=2) + "\n")
         return ExitCode.OK
     ctx.out.write(f"[profiles.{profile.name}]\n")
     for key, value in data.items():
@@ -932,7 +937,8 @@ def _cmd_completion(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
 # -- main --------------------------------------------------------------------------------
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def _build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only``, just that subcommand is built (the hot path)."""
     parser = argparse.ArgumentParser(
         prog="fwknop",
         description="Single Packet Authorization client, wire-compatible with fwknop 2.6.",
@@ -944,7 +950,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more diagnostics")
     parser.add_argument("-q", "--quiet", action="store_true", help="no diagnostics on success")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (
+    adders = (
         _add_send,
         _add_list,
         _add_show,
@@ -960,8 +966,11 @@ def _build_parser() -> argparse.ArgumentParser:
         _add_import_share,
         _add_check,
         _add_completion,
-    ):
-        add(sub)
+    )
+    for add in adders:
+        name = add.__name__.removeprefix("_add_").replace("_", "-")
+        if only is None or name == only:
+            add(sub)
     return parser
 
 
@@ -977,7 +986,10 @@ def _setup_logging(verbosity: int) -> None:
 
 def main(argv: Sequence[str] | None = None, *, secrets: SecretStore | None = None) -> ExitCode:
     """Entry point of ``fwknop``; ``secrets`` replaces the keyring (tests)."""
-    parser = _build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    first = next((a for a in argv if not a.startswith("-")), None)
+    known = first is not None and f"_add_{first.replace('-', '_')}" in globals()
+    parser = _build_parser(first if known and "-h" not in argv and "--help" not in argv else None)
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()

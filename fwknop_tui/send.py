@@ -23,18 +23,14 @@ loop stops after ``verify_retries`` attempts.
 from __future__ import annotations
 
 import enum
-import getpass
-import ipaddress
 import logging
 import os
-import secrets
 import socket
 import struct
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fwknop_core import (
     GpgEncryption,
@@ -64,6 +60,9 @@ __all__ = [
     "probe_tcp",
     "resolve_host",
 ]
+
+if TYPE_CHECKING:
+    import threading
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +168,15 @@ def _short(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, ClientError) else type(exc).__name__
 
 
+def _randbelow(n: int) -> int:
+    """A uniform random integer in 0..n-1 from the OS (the ``secrets`` module costs an import)."""
+    limit = (1 << 32) - (1 << 32) % n
+    while True:
+        value = int.from_bytes(os.urandom(4), "big")
+        if value < limit:
+            return value % n
+
+
 # -- resolution ---------------------------------------------------------------
 
 
@@ -214,6 +222,8 @@ def fetch_external_ip(url: str, *, user_agent: str, timeout: float = RESOLVE_TIM
         raise ResolveError(f"external address lookup at {url} failed: {exc}") from None
     text = body.decode("ascii", "replace").strip()
     if ":" in text:
+        import ipaddress  # noqa: PLC0415
+
         try:
             ipaddress.IPv6Address(text)
         except ValueError:
@@ -263,6 +273,8 @@ def _username(profile: Profile) -> str:
         return profile.username
     name = os.environ.get("SPOOF_USER") or ""
     if not name:
+        import getpass  # noqa: PLC0415
+
         try:
             name = getpass.getuser()
         except (KeyError, OSError):
@@ -294,7 +306,7 @@ def _message(profile: Profile, allow_ip: str, now: float) -> SpaMessage:
         except UsageError as exc:
             raise ClientUsageError(f"profile {profile.name!r}: {exc}") from None
         external = profile.nat_port or (
-            secrets.randbelow(55535) + 10000 if profile.nat_random_port else int(port_text)
+            _randbelow(55535) + 10000 if profile.nat_random_port else int(port_text)
         )
         access = [f"{proto}/{external}"]
     return SpaMessage.access_request(
@@ -439,9 +451,9 @@ def _send(profile: Profile, wire: str, af: int, address: str, port: int) -> str 
             return None
         # raw transports: IPv4 only
         src = profile.spoof_source or _local_address(address, port)
-        ident = secrets.randbelow(0xFFFF) + 1
+        ident = _randbelow(0xFFFF) + 1
         if transport is Transport.UDPRAW:
-            sport = profile.source_port or secrets.randbelow(55535) + 10000
+            sport = profile.source_port or _randbelow(55535) + 10000
             packet = build_udp_packet(src, address, sport, port, data, ident=ident)
         else:
             packet = build_icmp_packet(
@@ -538,7 +550,7 @@ def knock(
         )
     )
     family = "ipv4" if profile.transport.raw else profile.address_family
-    port = secrets.randbelow(55535) + 10000 if profile.random_port else profile.port
+    port = _randbelow(55535) + 10000 if profile.random_port else profile.port
 
     def resolve() -> tuple[int, str, str]:
         if profile.http_proxy:

@@ -4,6 +4,10 @@ Order for each key (first that applies wins): what the command line gave
 for this run (stdin / fd text), the profile's ``*_command``, its ``*_file``,
 then the keyring entry. Keys never come from argv.
 
+A ``key_command`` or ``key_file`` that prints share text supplies the HMAC
+key too, unless the profile names a separate ``hmac_key_command`` /
+``hmac_key_file``.
+
 Text from a command, a file, stdin or an fd is either the bare key
 (base64, or the passphrase when ``key_format = "passphrase"``; one trailing
 newline is dropped) or share text with ``KEY_BASE64:`` / ``HMAC_KEY_BASE64:``
@@ -18,7 +22,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -165,6 +168,8 @@ def read_key_file(path: str, what: str) -> str:
 
 def run_key_command(argv: tuple[str, ...], what: str) -> str:
     """stdout of a key command (no shell); its stderr goes to ours."""
+    import subprocess  # noqa: PLC0415 - only key commands pay for it
+
     try:
         res = subprocess.run(
             argv,
@@ -195,6 +200,7 @@ def load_keys(
     values: dict[str, object] = {}
     sources: dict[str, str] = {}
     from_keyring: list[str] = []
+    shared: tuple[str, str] | None = None  # text and source of the Rijndael key's command/file
     for slot in profile.key_slots():
         prefix = _PREFIX[slot]
         command: tuple[str, ...] = getattr(profile, f"{prefix}_command")
@@ -206,14 +212,23 @@ def load_keys(
                 continue
         if command:
             what = f"profile {profile.name!r}: {prefix}_command"
-            values[slot] = _from_text(
-                slot, run_key_command(command, what), profile, f"{prefix}_command"
-            )
+            text = run_key_command(command, what)
+            values[slot] = _from_text(slot, text, profile, f"{prefix}_command")
             sources[slot] = f"{prefix}_command"
+            shared = (text, sources[slot]) if slot == "rijndael" else shared
         elif path:
             text = read_key_file(path, f"profile {profile.name!r}: {prefix}_file")
             values[slot] = _from_text(slot, text, profile, f"{prefix}_file {path}")
             sources[slot] = f"{prefix}_file"
+            shared = (text, sources[slot]) if slot == "rijndael" else shared
+        elif slot == "hmac" and shared is not None:
+            got = _from_text(slot, shared[0], profile, shared[1])
+            if got is None:
+                raise KeyMissingError(
+                    f"profile {profile.name!r}: {shared[1]} gives no HMAC key: add an "
+                    "HMAC_KEY_BASE64: line to it, or set hmac_key_command / hmac_key_file"
+                )
+            values[slot], sources[slot] = got, shared[1]
         else:
             from_keyring.append(slot)
     if from_keyring:

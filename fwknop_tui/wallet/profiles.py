@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
 import fcntl
 import os
 import re
-import tempfile
 import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -195,7 +193,7 @@ class Profile:
         unknown = [k for k in table if k not in FIELDS]
         if unknown:
             key = unknown[0]
-            close = difflib.get_close_matches(key, FIELDS, n=1)
+            close = _close(key, FIELDS, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise v.FieldError(key, f"unknown field{hint}")
         if "host" not in table:
@@ -326,11 +324,17 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
+def _close(word: str, choices: Iterable[str], n: int = 1) -> list[str]:
+    import difflib  # noqa: PLC0415 - error paths only
+
+    return difflib.get_close_matches(word, list(choices), n=n)
+
+
 def check_field(name: str, raw: Any) -> Any:
     """Validate one raw field value; ``FieldError`` if the name or value is bad."""
     checker = FIELDS.get(name)
     if checker is None:
-        close = difflib.get_close_matches(name, FIELDS, n=1)
+        close = _close(name, FIELDS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise v.FieldError(name, f"unknown field{hint}")
     return checker(raw)
@@ -370,6 +374,8 @@ def _quote_key(name: str) -> str:
 
 def atomic_write(path: Path, text: str, *, mode: int = 0o600) -> None:
     """Replace ``path`` with ``text`` atomically, keeping its mode (``mode`` if new)."""
+    import tempfile  # noqa: PLC0415 - only writes pay for it
+
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         keep = path.stat().st_mode & 0o7777
@@ -453,7 +459,7 @@ class ProfileStore:
         text = self._text()
         tables = self._parse(text)
         if name not in tables:
-            close = difflib.get_close_matches(name, list(tables), n=1)
+            close = _close(name, list(tables), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             where = "" if self.path.exists() else f"; {self.path} does not exist yet"
             raise UnknownProfileError(f"no profile named {name!r}{hint}{where}")

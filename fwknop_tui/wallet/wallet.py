@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fwknop_core import (
     GeneratedKeys,
@@ -25,8 +26,10 @@ from fwknop_core import (
 from ..errors import ClientError, ClientUsageError, KeyMissingError, NoKeyringError
 from .keys import KeyOverrides, ProfileKeys, encode_stored, load_keys
 from .profiles import Profile, ProfileStore, atomic_write
-from .rc import RcImport, access_stanza, export_stanza, merge_rc, plan_import
 from .secrets import SLOTS, KeyringStore, SecretStore
+
+if TYPE_CHECKING:
+    from .rc import RcImport
 
 __all__ = ["Wallet"]
 
@@ -63,12 +66,15 @@ class Wallet:
     @staticmethod
     def keyring_slots(profile: Profile) -> list[str]:
         """The key slots of ``profile`` that live in the keyring (no command or file)."""
-        return [
-            s
-            for s in profile.key_slots()
-            if not getattr(profile, f"{_PREFIX[s]}_command")
-            and not getattr(profile, f"{_PREFIX[s]}_file")
-        ]
+
+        def elsewhere(slot: str) -> bool:
+            prefix = _PREFIX[slot]
+            own = bool(getattr(profile, f"{prefix}_command") or getattr(profile, f"{prefix}_file"))
+            if slot == "hmac":  # the Rijndael key's command or file may carry it
+                own = own or elsewhere("rijndael")
+            return own
+
+        return [s for s in profile.key_slots() if not elsewhere(s)]
 
     def add(
         self, profile: Profile, *, keys: dict[str, str] | None = None, replace: bool = False
@@ -239,6 +245,8 @@ class Wallet:
 
     def server_stanza(self, name: str) -> str:
         """The access.conf stanza for a profile's server (holds the keys)."""
+        from .rc import access_stanza  # noqa: PLC0415
+
         profile = self.get(name)
         return access_stanza(profile, self.keys(profile))
 
@@ -246,6 +254,8 @@ class Wallet:
 
     def plan_rc_import(self, text: str, source: str) -> list[RcImport]:
         """Preview an rc import: profiles, key slots and warnings; nothing is written."""
+        from .rc import plan_import  # noqa: PLC0415
+
         return plan_import(text, source, set(self.names()))
 
     def apply_rc_import(self, plans: list[RcImport], *, replace: bool = False) -> list[str]:
@@ -277,6 +287,8 @@ class Wallet:
 
     def export_rc(self, names: list[str], path: Path) -> list[str]:
         """Write rc stanzas (keys inline) into ``path`` (0600), keeping its other stanzas."""
+        from .rc import export_stanza, merge_rc  # noqa: PLC0415
+
         stanzas: dict[str, str] = {}
         lost: list[str] = []
         for name in names:
