@@ -254,6 +254,7 @@ class KeyringStore:
         if self.backend_name() == SECRET_SERVICE_BACKEND and not _keyring_properties_set():
             found = _secret_service_read(list(names.values()))
             if found is not None:
+                log.debug("read %d keyring entries from the Secret Service directly", len(found))
                 return {s: found[n] for s, n in names.items()}
             log.debug("Secret Service fast path declined; asking keyring")
         backend = self.backend()
