@@ -286,7 +286,12 @@ def _stored(slot: str, value: str, is_b64: bool, profile: Profile) -> str:
 
 
 def _line(var: str, value: object) -> str:
-    return f"{var:<{COLUMN}}{value}"
+    text = str(value)
+    if not text or any(c in text for c in " \t;#"):
+        raise UsageError(
+            f"{var} value cannot be written to an rc file (it ends at a space, ';' or '#')"
+        )
+    return f"{var:<{COLUMN}}{text}"
 
 
 _RC_SAFE = re.compile(r"[!-~]+")
@@ -385,10 +390,6 @@ def export_stanza(profile: Profile, keys: ProfileKeys) -> tuple[str, list[str]]:
         lost.append("verify (the C client does not probe)")
     if profile.keep_open:
         lost.append("keep_open (the C client does not re-knock)")
-    if any(" " in part for part in out[1:] if not part.startswith("#")):
-        raise UsageError(
-            f"profile {profile.name!r} has a value with a space, which rc files cannot hold"
-        )
     return "\n".join(out) + "\n", lost
 
 
