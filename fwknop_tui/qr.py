@@ -69,7 +69,7 @@ def png_bytes(text: str, *, scale: int = 8) -> bytes:
         line = b"".join((b"\x00" if dark else b"\xff") * scale for dark in row)
         for _ in range(scale):
             raw += b"\x00" + line
-    size = len(matrix) * scale
+    width, height = len(matrix[0]) * scale, len(matrix) * scale
 
     def chunk(kind: bytes, body: bytes) -> bytes:
         return (
@@ -79,7 +79,7 @@ def png_bytes(text: str, *, scale: int = 8) -> bytes:
             + struct.pack("!I", zlib.crc32(kind + body) & 0xFFFFFFFF)
         )
 
-    header = struct.pack("!IIBBBBB", size, size, 8, 0, 0, 0, 0)
+    header = struct.pack("!IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", header)
