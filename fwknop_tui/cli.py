@@ -558,7 +558,7 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
-    return _json().dumps(value)
+    return str(_json().dumps(value))
 
 
 def _cmd_show(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:

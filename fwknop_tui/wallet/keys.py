@@ -205,8 +205,13 @@ def load_keys(
         prefix = _PREFIX[slot]
         command: tuple[str, ...] = getattr(profile, f"{prefix}_command")
         path: str = getattr(profile, f"{prefix}_file")
-        if overrides.text is not None and slot != "gpg-signing-pw":
-            got = _from_text(slot, overrides.text, profile, overrides.text_source)
+        text = overrides.text
+        # a bare key on stdin/fd is the Rijndael key; share text can carry both
+        usable = text is not None and (
+            slot == "rijndael" or (slot == "hmac" and _SHARE_ITEM.search(text) is not None)
+        )
+        if usable and text is not None:
+            got = _from_text(slot, text, profile, overrides.text_source)
             if got is not None:
                 values[slot], sources[slot] = got, overrides.text_source
                 continue
@@ -222,7 +227,8 @@ def load_keys(
             sources[slot] = f"{prefix}_file"
             shared = (text, sources[slot]) if slot == "rijndael" else shared
         elif slot == "hmac" and shared is not None:
-            got = _from_text(slot, shared[0], profile, shared[1])
+            has_items = _SHARE_ITEM.search(shared[0]) is not None
+            got = _from_text(slot, shared[0], profile, shared[1]) if has_items else None
             if got is None:
                 raise KeyMissingError(
                     f"profile {profile.name!r}: {shared[1]} gives no HMAC key: add an "

@@ -161,7 +161,9 @@ def test_errors_are_one_line_with_their_own_exit_code(
     lines = err.splitlines()
     assert needle in lines[-1]  # the error is the last line, whole
     assert all(line.startswith("fwknop: ") for line in lines)
-    assert len(lines) == (2 if code == ExitCode.VERIFY_TIMEOUT else 1)  # + "sent ..." when verifying
+    assert len(lines) == (
+        2 if code == ExitCode.VERIFY_TIMEOUT else 1
+    )  # + "sent ..." when verifying
 
 
 def test_missing_key_is_its_own_error(
