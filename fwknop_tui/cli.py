@@ -18,7 +18,6 @@ Keys never come from argv: the options that name a key name a place
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -35,8 +34,6 @@ from .wallet.validate import FieldError
 from .wallet.wallet import Wallet
 
 __all__ = ["main", "main_tui"]
-
-log = logging.getLogger("fwknop_tui")
 
 SHARE_WARNING = (
     "fwknop: this QR code holds the profile's keys: anyone who sees it can knock as you\n"
@@ -977,6 +974,8 @@ def _build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def _setup_logging(verbosity: int) -> None:
     if verbosity <= 0:
         return
+    import logging  # noqa: PLC0415 - only -v pays for logging
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("fwknop: %(name)s: %(message)s"))
     root = logging.getLogger("fwknop_tui")

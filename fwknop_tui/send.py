@@ -23,7 +23,6 @@ loop stops after ``verify_retries`` attempts.
 from __future__ import annotations
 
 import enum
-import logging
 import os
 import socket
 import struct
@@ -43,6 +42,7 @@ from fwknop_core import (
     validate_username,
 )
 
+from ._log import get_logger
 from .errors import ClientError, ClientUsageError, ResolveError, SendError
 from .wallet.keys import ProfileKeys
 from .wallet.profiles import Profile
@@ -64,7 +64,7 @@ __all__ = [
 if TYPE_CHECKING:
     import threading
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 CONNECT_TIMEOUT = 5.0
 RESOLVE_TIMEOUT = 10.0

@@ -26,13 +26,13 @@ in urllib, ssl and email through jaraco.context (about 70 ms here). So:
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
+from .._log import get_logger
 from ..errors import ClientError, KeyMissingError, KeyringLockedError, NoKeyringError
 
 __all__ = [
@@ -45,7 +45,7 @@ __all__ = [
     "entry_name",
 ]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 SERVICE = "fwknop-tui"
 SLOTS = ("rijndael", "hmac", "gpg-signing-pw")
@@ -303,9 +303,7 @@ def _secret_service_read(names: list[str]) -> dict[str, str | None] | None:
             if not items:
                 out[name] = None
                 continue
-            item = items[0]
-            if item.is_locked():
-                return None
+            item = items[0]  # in an unlocked collection, items are unlocked
             if session is None:
                 session = open_session(conn)
             item.session = session

@@ -8,7 +8,6 @@ old entries are deleted only after the profile change is on disk.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +22,7 @@ from fwknop_core import (
     parse_share,
 )
 
+from .._log import get_logger
 from ..errors import ClientError, ClientUsageError, KeyMissingError, NoKeyringError
 from .keys import KeyOverrides, ProfileKeys, encode_stored, load_keys
 from .profiles import Profile, ProfileStore, atomic_write
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Wallet"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 _PREFIX = {"rijndael": "key", "hmac": "hmac_key", "gpg-signing-pw": "gpg_signing_pw"}
 
 

@@ -148,7 +148,7 @@ def test_http_and_verify_against_a_local_listener(
         ),
     ],
 )
-def test_errors_are_one_line_with_their_own_exit_code(
+def test_errors_are_one_line_with_their_own_exit_code(  # noqa: PLR0917 - fixtures + params
     lab: str,
     memory: MemoryStore,
     capsys: pytest.CaptureFixture[str],
@@ -288,7 +288,8 @@ def test_bash_completion_offers_commands_options_and_profiles(
     def complete(line: str) -> list[str]:
         words = line.split(" ")
         prog = (
-            f"{script}\nCOMP_WORDS=({' '.join(repr(w) for w in words)})\nCOMP_CWORD={len(words) - 1}\n"
+            f"{script}\nCOMP_WORDS=({' '.join(repr(w) for w in words)})\n"
+            f"COMP_CWORD={len(words) - 1}\n"
             "_fwknop_complete\nprintf '%s\\n' \"${COMPREPLY[@]}\"\n"
         )
         res = subprocess.run(

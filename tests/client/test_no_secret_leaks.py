@@ -115,7 +115,8 @@ def test_no_key_appears_outside_what_was_asked_for(
     assert rijndael and hmac
     bad_rc = tmp_path / "bad.rc"
     bad_rc.write_text(
-        f"[x]\nSPA_SERVER 127.0.0.1\nKEY_BASE64 {rijndael}\nHMAC_KEY_BASE64 {hmac}\nENCRYPTION_MODE nope\n"
+        f"[x]\nSPA_SERVER 127.0.0.1\nKEY_BASE64 {rijndael}\nHMAC_KEY_BASE64 {hmac}\n"
+        "ENCRYPTION_MODE nope\n"
     )
     run(["-vv", "import-rc", str(bad_rc)], code=None)
     run(

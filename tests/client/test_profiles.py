@@ -159,7 +159,7 @@ def test_inconsistent_profiles_are_refused(table: dict[str, object], field: str)
 
 
 def test_ipv6_allow_ip_message_says_why() -> None:
-    with pytest.raises(FieldError, match="IPv6.*only IPv4"):
+    with pytest.raises(FieldError, match=r"IPv6.*only IPv4"):
         Profile.from_table("p", {"host": "h", "allow_ip": "2001:db8::2"})
 
 

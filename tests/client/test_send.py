@@ -119,7 +119,7 @@ def test_untrusted_certificates_are_refused(
     https_myip: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("SSL_CERT_FILE")
-    with pytest.raises(ResolveError, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+    with pytest.raises(ResolveError, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
         fetch_external_ip(https_myip["url"], user_agent="x")
 
 
