@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -198,3 +199,15 @@ def test_round_trip_of_every_field() -> None:
     assert full.http_proxy == "proxy:3128"
     again = Profile.from_table("full", full.to_table())
     assert again == full
+
+
+def test_the_example_file_is_a_valid_profiles_file() -> None:
+    example = Path(__file__).resolve().parents[2] / "profiles.example.toml"
+    store = ProfileStore(example)
+    assert store.problems() == []
+    names = [p.name for p in store.all()]
+    assert names == ["ssh-home", "nas-web", "wake-backup", "office-gpg"]
+    documented = set(re.findall(r"^#? ?([a-z_]+) = ", example.read_text(), re.M))
+    from fwknop_tui.wallet.profiles import FIELDS
+
+    assert set(FIELDS) <= documented, sorted(set(FIELDS) - documented)
