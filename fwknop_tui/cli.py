@@ -125,213 +125,80 @@ class _SetAction(argparse.Action):
         namespace.changes = changes
 
 
+# (flags, profile field, extra add_argument keywords); "value" makes a flag that sets a constant
+_FIELD_OPTIONS: tuple[tuple[tuple[str, ...], str, dict[str, Any]], ...] = (
+    (("-D", "--destination"), "host", {"metavar": "HOST", "help": "the fwknopd host"}),
+    (("-p", "--server-port"), "port", {"metavar": "PORT", "help": "destination port (62201)"}),
+    (
+        ("-P", "--server-proto"),
+        "transport",
+        {"metavar": "PROTO", "help": "udp, tcp, http, icmp or udpraw"},
+    ),
+    (("-r", "--rand-port"), "random_port", {"value": True, "help": "random destination port"}),
+    (("-S", "--source-port"), "source_port", {"metavar": "PORT"}),
+    (("-4", "--ipv4", "--server-resolve-ipv4"), "address_family", {"value": "ipv4"}),
+    (("-6", "--ipv6"), "address_family", {"value": "ipv6"}),
+    (("-A", "--access"), "access", {"metavar": "LIST", "help": "tcp/22[,udp/53...]"}),
+    (("-a", "--allow-ip"), "allow_ip", {"metavar": "IP", "help": "IPv4 address to allow"}),
+    (("-s", "--source-ip"), "allow_ip", {"value": "source", "help": "allow the packet source"}),
+    (
+        ("-R", "--resolve-ip-https", "--resolve-ip-http"),
+        "allow_ip",
+        {"value": "resolve", "help": "learn the external address over HTTPS"},
+    ),
+    (("--ask-ip",), "allow_ip", {"value": "ask", "help": "prompt for the allow IP"}),
+    (("--resolve-url",), "resolve_url", {"metavar": "URL"}),
+    (("-f", "--fw-timeout"), "client_timeout", {"metavar": "SECONDS"}),
+    (("-U", "--spoof-user"), "username", {"metavar": "NAME"}),
+    (("--time-offset-plus",), "time_offset", {"metavar": "T", "transform": lambda t: f"+{t}"}),
+    (("--time-offset-minus",), "time_offset", {"metavar": "T", "transform": lambda t: f"-{t}"}),
+    (("-C", "--server-cmd"), "server_command", {"metavar": "CMD"}),
+    (("-N", "--nat-access"), "nat_access", {"metavar": "HOST[:PORT]"}),
+    (("--nat-local",), "nat_local", {"value": True}),
+    (("--nat-port",), "nat_port", {"metavar": "PORT"}),
+    (("--nat-rand-port",), "nat_random_port", {"value": True}),
+    (("-m", "--digest-type"), "digest_type", {"metavar": "T"}),
+    (("-M", "--encryption-mode"), "encryption_mode", {"metavar": "M"}),
+    (("--hmac-digest-type",), "hmac_type", {"metavar": "T", "help": "HMAC type, or none"}),
+    (("--gpg-encryption",), "encryption", {"value": "gpg"}),
+    (("--gpg-recipient-key",), "gpg_recipient", {"metavar": "ID"}),
+    (("--gpg-signer-key",), "gpg_signer", {"metavar": "ID"}),
+    (("--gpg-home-dir",), "gpg_home", {"metavar": "DIR"}),
+    (("--gpg-exe",), "gpg_exe", {"metavar": "PATH"}),
+    (("-H", "--http-proxy"), "http_proxy", {"metavar": "HOST[:PORT]"}),
+    (("-u", "--user-agent"), "user_agent", {"metavar": "UA"}),
+    (
+        ("-Q", "--spoof-source", "--spoof-src"),
+        "spoof_source",
+        {"metavar": "IP", "help": "spoofed source (udpraw, icmp; root)"},
+    ),
+    (("--icmp-type",), "icmp_type", {"metavar": "N"}),
+    (("--icmp-code",), "icmp_code", {"metavar": "N"}),
+    (("--key-format",), "key_format", {"metavar": "F", "help": "base64 or passphrase"}),
+    (("--key-command",), "key_command", {"metavar": "CMD", "help": "prints the key(s)"}),
+    (("--hmac-key-command",), "hmac_key_command", {"metavar": "CMD"}),
+    (
+        ("-G", "--key-file", "--get-key"),
+        "key_file",
+        {"metavar": "FILE", "help": "0600 file holding the key(s)"},
+    ),
+    (("--hmac-key-file", "--get-hmac-key"), "hmac_key_file", {"metavar": "FILE"}),
+    (("--probe",), "verify", {"metavar": "HOST:PORT", "help": "where --verify connects"}),
+    (("--verify-retries",), "verify_retries", {"metavar": "N"}),
+    (("--verify-interval",), "verify_interval", {"metavar": "SECONDS"}),
+    (("--keep-open",), "keep_open", {"metavar": "SECONDS"}),
+    (("--description",), "description", {"metavar": "TEXT"}),
+)
+
+
 def _field_options(parser: argparse.ArgumentParser) -> None:
     """Options that set profile fields, named like the C client's where it has one."""
     parser.set_defaults(changes=[])
-    g = parser.add_argument_group("profile fields (override or set)")
-    opt = g.add_argument
-    opt(
-        "-D",
-        "--destination",
-        metavar="HOST",
-        action=_FieldAction,
-        field="host",
-        help="the fwknopd host, name or address",
-    )
-    opt(
-        "-p",
-        "--server-port",
-        metavar="PORT",
-        action=_FieldAction,
-        field="port",
-        help="destination port (default 62201)",
-    )
-    opt(
-        "-P",
-        "--server-proto",
-        metavar="PROTO",
-        action=_FieldAction,
-        field="transport",
-        help="udp, tcp, http, icmp or udpraw (raw ones need root)",
-    )
-    opt(
-        "-r",
-        "--rand-port",
-        action=_FieldAction,
-        field="random_port",
-        value=True,
-        help="random destination port 10000..65534",
-    )
-    opt("-S", "--source-port", metavar="PORT", action=_FieldAction, field="source_port")
-    opt(
-        "-4",
-        "--ipv4",
-        "--server-resolve-ipv4",
-        action=_FieldAction,
-        field="address_family",
-        value="ipv4",
-        help="use the host's IPv4 address",
-    )
-    opt(
-        "-6",
-        "--ipv6",
-        action=_FieldAction,
-        field="address_family",
-        value="ipv6",
-        help="use the host's IPv6 address",
-    )
-    opt(
-        "-A",
-        "--access",
-        metavar="LIST",
-        action=_FieldAction,
-        field="access",
-        help="ports to open: tcp/22[,udp/53...]",
-    )
-    opt(
-        "-a",
-        "--allow-ip",
-        metavar="IP",
-        action=_FieldAction,
-        field="allow_ip",
-        help="IPv4 address to allow",
-    )
-    opt(
-        "-s",
-        "--source-ip",
-        action=_FieldAction,
-        field="allow_ip",
-        value="source",
-        help="allow the packet's source address (0.0.0.0 in the message)",
-    )
-    opt(
-        "-R",
-        "--resolve-ip-https",
-        "--resolve-ip-http",
-        action=_FieldAction,
-        field="allow_ip",
-        value="resolve",
-        help="learn the external address over HTTPS (--resolve-url)",
-    )
-    opt(
-        "--ask-ip",
-        action=_FieldAction,
-        field="allow_ip",
-        value="ask",
-        help="prompt for the allow IP on every knock",
-    )
-    opt("--resolve-url", metavar="URL", action=_FieldAction, field="resolve_url")
-    opt(
-        "-f",
-        "--fw-timeout",
-        metavar="SECONDS",
-        action=_FieldAction,
-        field="client_timeout",
-        help="seconds the server keeps the port open",
-    )
-    opt("-U", "--spoof-user", metavar="NAME", action=_FieldAction, field="username")
-    opt(
-        "--time-offset-plus",
-        metavar="T",
-        action=_FieldAction,
-        field="time_offset",
-        transform=lambda t: f"+{t}",
-        help="shift the timestamp forward: 30s, 5m, 2h, 1d",
-    )
-    opt(
-        "--time-offset-minus",
-        metavar="T",
-        action=_FieldAction,
-        field="time_offset",
-        transform=lambda t: f"-{t}",
-    )
-    opt(
-        "-C",
-        "--server-cmd",
-        metavar="CMD",
-        action=_FieldAction,
-        field="server_command",
-        help="ask the server to run CMD instead of opening ports",
-    )
-    opt("-N", "--nat-access", metavar="HOST[:PORT]", action=_FieldAction, field="nat_access")
-    opt("--nat-local", action=_FieldAction, field="nat_local", value=True)
-    opt("--nat-port", metavar="PORT", action=_FieldAction, field="nat_port")
-    opt("--nat-rand-port", action=_FieldAction, field="nat_random_port", value=True)
-    opt("-m", "--digest-type", metavar="T", action=_FieldAction, field="digest_type")
-    opt("-M", "--encryption-mode", metavar="M", action=_FieldAction, field="encryption_mode")
-    opt(
-        "--hmac-digest-type",
-        metavar="T",
-        action=_FieldAction,
-        field="hmac_type",
-        help="HMAC type, or none",
-    )
-    opt("--gpg-encryption", action=_FieldAction, field="encryption", value="gpg")
-    opt("--gpg-recipient-key", metavar="ID", action=_FieldAction, field="gpg_recipient")
-    opt("--gpg-signer-key", metavar="ID", action=_FieldAction, field="gpg_signer")
-    opt("--gpg-home-dir", metavar="DIR", action=_FieldAction, field="gpg_home")
-    opt("--gpg-exe", metavar="PATH", action=_FieldAction, field="gpg_exe")
-    opt("-H", "--http-proxy", metavar="HOST[:PORT]", action=_FieldAction, field="http_proxy")
-    opt("-u", "--user-agent", metavar="UA", action=_FieldAction, field="user_agent")
-    opt(
-        "-Q",
-        "--spoof-source",
-        "--spoof-src",
-        metavar="IP",
-        action=_FieldAction,
-        field="spoof_source",
-        help="spoofed source address (udpraw, icmp; root)",
-    )
-    opt("--icmp-type", metavar="N", action=_FieldAction, field="icmp_type")
-    opt("--icmp-code", metavar="N", action=_FieldAction, field="icmp_code")
-    opt(
-        "--key-format",
-        metavar="F",
-        action=_FieldAction,
-        field="key_format",
-        help="base64 or passphrase: how key commands/files write the key",
-    )
-    opt(
-        "--key-command",
-        metavar="CMD",
-        action=_FieldAction,
-        field="key_command",
-        help="a command that prints the Rijndael key (or share text)",
-    )
-    opt("--hmac-key-command", metavar="CMD", action=_FieldAction, field="hmac_key_command")
-    opt(
-        "-G",
-        "--key-file",
-        "--get-key",
-        metavar="FILE",
-        action=_FieldAction,
-        field="key_file",
-        help="a 0600 file holding the Rijndael key (or share text)",
-    )
-    opt(
-        "--hmac-key-file",
-        "--get-hmac-key",
-        metavar="FILE",
-        action=_FieldAction,
-        field="hmac_key_file",
-    )
-    opt(
-        "--probe",
-        metavar="HOST:PORT",
-        action=_FieldAction,
-        field="verify",
-        help="where --verify connects (default: the host and first TCP port)",
-    )
-    opt("--verify-retries", metavar="N", action=_FieldAction, field="verify_retries")
-    opt("--verify-interval", metavar="SECONDS", action=_FieldAction, field="verify_interval")
-    opt("--keep-open", metavar="SECONDS", action=_FieldAction, field="keep_open")
-    opt("--description", metavar="TEXT", action=_FieldAction, field="description")
-    opt(
-        "--set",
-        metavar="FIELD=VALUE",
-        action=_SetAction,
-        dest="changes",
-        help="set any profile field",
+    group = parser.add_argument_group("profile fields (override or set)")
+    for flags, name, extra in _FIELD_OPTIONS:
+        group.add_argument(*flags, action=_FieldAction, field=name, **extra)
+    group.add_argument(
+        "--set", metavar="FIELD=VALUE", action=_SetAction, dest="changes", help="any profile field"
     )
 
 

@@ -495,51 +495,34 @@ class ProfileStore:
         except ConfigFileError as exc:
             return [exc]
         found: list[ConfigFileError] = []
+
+        def problem(name: str, key: str | None, message: str) -> None:
+            where = f"profiles.{name}" + (f".{key}" if key else "")
+            line = _line_of(text, name, key if key in tables.get(name, {}) else None)
+            found.append(ConfigFileError(str(self.path), message, key=where, line=line))
+
         for name, table in tables.items():
             if not isinstance(table, dict):
-                found.append(
-                    ConfigFileError(str(self.path), "must be a table", key=f"profiles.{name}")
-                )
+                problem(name, None, "must be a table")
                 continue
             try:
                 v.check_profile_name(name)
             except v.FieldError as exc:
-                found.append(
-                    ConfigFileError(
-                        str(self.path),
-                        exc.message,
-                        key=f"profiles.{name}",
-                        line=_line_of(text, name, None),
-                    )
-                )
+                problem(name, None, exc.message)
                 continue
+            before = len(found)
             for key, raw in table.items():
                 try:
                     check_field(key, raw)
                 except v.FieldError as exc:
-                    found.append(
-                        ConfigFileError(
-                            str(self.path),
-                            exc.message,
-                            key=f"profiles.{name}.{key}",
-                            line=_line_of(text, name, key),
-                        )
-                    )
+                    problem(name, key, exc.message)
             if "host" not in table:
-                found.append(
-                    ConfigFileError(
-                        str(self.path),
-                        "missing: every profile needs a host",
-                        key=f"profiles.{name}.host",
-                        line=_line_of(text, name, None),
-                    )
-                )
-            if any(e.key and e.key.startswith(f"profiles.{name}.") for e in found):
-                continue
-            try:
-                self._build(text, name, table)
-            except ConfigFileError as exc:
-                found.append(exc)
+                problem(name, "host", "missing: every profile needs a host")
+            if len(found) == before:
+                try:
+                    self._build(text, name, table)
+                except ConfigFileError as exc:
+                    found.append(exc)
         return found
 
     # -- writing -------------------------------------------------------------

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from fwknop_tui.wallet.secrets import MemoryStore
+from tests.helpers.secret_service import SecretServiceSession, secret_service, unavailable_reason
 from tests.interop.conftest import namespaces, real_fwknop
 
-__all__ = ["memory", "namespaces", "private_config", "real_fwknop"]
+__all__ = ["memory", "namespaces", "private_config", "real_fwknop", "session"]
 
 
 @pytest.fixture(autouse=True)
@@ -29,3 +30,12 @@ def private_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 def memory() -> MemoryStore:
     """An in-memory secret store."""
     return MemoryStore()
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> Iterator[SecretServiceSession]:
+    """A private, unlocked Secret Service (skips, and fails in CI, where it cannot start)."""
+    if reason := unavailable_reason():
+        pytest.skip(reason)
+    with secret_service(tmp_path / "ss") as started:
+        yield started

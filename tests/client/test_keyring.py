@@ -11,7 +11,6 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,18 +18,10 @@ import pytest
 from fwknop_core import HmacKey, HmacType, RijndaelKey, open_packet
 from tests.helpers.gpghome import build_homes, stop_agents
 from tests.helpers.ourclient import OurClient
-from tests.helpers.secret_service import SecretServiceSession, secret_service, unavailable_reason
+from tests.helpers.secret_service import SecretServiceSession
 from tests.helpers.vectors import CLIENT_GPG_KEY
 
 pytestmark = [pytest.mark.keyring]
-
-
-@pytest.fixture
-def session(tmp_path: Path) -> Iterator[SecretServiceSession]:
-    if reason := unavailable_reason():
-        pytest.skip(reason)
-    with secret_service(tmp_path / "ss") as s:
-        yield s
 
 
 @pytest.fixture

@@ -13,23 +13,14 @@ from __future__ import annotations
 
 import base64
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.helpers.ourclient import OurClient
-from tests.helpers.secret_service import SecretServiceSession, secret_service, unavailable_reason
+from tests.helpers.secret_service import SecretServiceSession
 
 pytestmark = [pytest.mark.keyring]
-
-
-@pytest.fixture
-def session(tmp_path: Path) -> Iterator[SecretServiceSession]:
-    if reason := unavailable_reason():
-        pytest.skip(reason)
-    with secret_service(tmp_path / "ss") as s:
-        yield s
 
 
 def _spellings(b64: str) -> set[str]:

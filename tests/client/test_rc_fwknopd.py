@@ -16,7 +16,6 @@ import re
 import secrets
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,17 +24,9 @@ from fwknop_core import HmacKey, HmacType, RijndaelKey
 from tests.helpers.cfwknopd import FWKNOP, RealFwknopd
 from tests.helpers.netns import CLIENT_IP, SERVER_IP, drop_policy_iptables, net_pair, wait_for
 from tests.helpers.ourclient import OurClient
-from tests.helpers.secret_service import SecretServiceSession, secret_service, unavailable_reason
+from tests.helpers.secret_service import SecretServiceSession
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns, pytest.mark.keyring, pytest.mark.slow]
-
-
-@pytest.fixture
-def session(tmp_path: Path) -> Iterator[SecretServiceSession]:
-    if reason := unavailable_reason():
-        pytest.skip(reason)
-    with secret_service(tmp_path / "ss") as s:
-        yield s
 
 
 def _real_client(home: Path, args: list[str]) -> subprocess.CompletedProcess[bytes]:
