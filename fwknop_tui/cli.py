@@ -1,14 +1,64 @@
-"""The ``fwknop`` command (argparse; stdout for data, stderr for diagnostics)."""
+"""The ``fwknop`` command: argparse, one ``_add_<cmd>`` and one ``_cmd_<cmd>`` per command.
+
+Data goes to stdout, diagnostics to stderr; ``main`` returns an ``ExitCode``
+(documented in the README: scripts may rely on it). Every failure a user can
+meet is one line on stderr and its own exit code.
+
+Speed: ``fwknop send PROFILE`` is the hot path. This module imports only
+argparse and the headless wallet/send modules; tomlkit (writes), keyring
+(only when the remembered Secret Service fast path does not apply), qrcode,
+urllib (``-R``) and GnuPG load only on the paths that need them, and Textual
+never does.
+
+Keys never come from argv: the options that name a key name a place
+(``--key-file``, ``--key-command``, ``--keys-stdin``, ``--keys-fd``,
+``--keys-from``), never a value.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 from fwknop_core import HmacType, UsageError, generate_keys
 
 from . import __version__
+from .errors import ClientError, ClientUsageError, ExitCode, VerifyTimeoutError
+from .wallet.profiles import Profile
+from .wallet.secrets import SLOTS, SecretStore
+from .wallet.validate import FieldError
+from .wallet.wallet import Wallet
+
+__all__ = ["main", "main_tui"]
+
+SHARE_WARNING = (
+    "fwknop: this QR code holds the profile's keys: anyone who sees it can knock as you\n"
+)
+
+
+class _Ctx:
+    """What every handler gets: the wallet, and the streams."""
+
+    def __init__(self, secrets: SecretStore | None) -> None:
+        self.wallet = Wallet(secrets=secrets)
+        self.out = sys.stdout
+        self.err = sys.stderr
+
+    def say(self, text: str) -> None:
+        self.err.write(f"fwknop: {text}\n")
+
+
+def _json() -> Any:
+    import json  # noqa: PLC0415 - only --json pays for it
+
+    return json
+
+
+# -- parsing helpers ---------------------------------------------------------------
 
 
 def _hmac_type(text: str) -> HmacType:
@@ -18,38 +68,814 @@ def _hmac_type(text: str) -> HmacType:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def _setter(field: str, value: Any = None) -> Callable[[str], tuple[str, Any]]:
+    def convert(text: str) -> tuple[str, Any]:
+        return field, text if value is None else value
+
+    return convert
+
+
+class _FieldAction(argparse.Action):
+    """Collect ``(field, raw value)`` pairs into ``args.changes`` in command-line order."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        self.field: str = kwargs.pop("field")
+        self.const_value: Any = kwargs.pop("value", None)
+        self.transform: Callable[[str], Any] | None = kwargs.pop("transform", None)
+        if self.const_value is not None:
+            kwargs["nargs"] = 0
+        super().__init__(option_strings, "changes", **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        changes = list(getattr(namespace, "changes", None) or [])
+        value = self.const_value if self.const_value is not None else values
+        if self.transform is not None:
+            value = self.transform(value)
+        changes.append((self.field, value))
+        namespace.changes = changes
+
+
+class _SetAction(argparse.Action):
+    """``--set FIELD=VALUE`` for any profile field (the value is read as TOML when it can be)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        name, sep, raw = str(values).partition("=")
+        if not sep:
+            parser.error(f"{option_string} takes FIELD=VALUE, not {values!r}")
+        import tomllib  # noqa: PLC0415
+
+        try:
+            value: Any = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        changes = list(getattr(namespace, "changes", None) or [])
+        changes.append((name.strip(), value))
+        namespace.changes = changes
+
+
+# (flags, profile field, extra add_argument keywords); "value" makes a flag that sets a constant
+_FIELD_OPTIONS: tuple[tuple[tuple[str, ...], str, dict[str, Any]], ...] = (
+    (("-D", "--destination"), "host", {"metavar": "HOST", "help": "the fwknopd host"}),
+    (("-p", "--server-port"), "port", {"metavar": "PORT", "help": "destination port (62201)"}),
+    (
+        ("-P", "--server-proto"),
+        "transport",
+        {"metavar": "PROTO", "help": "udp, tcp, http, icmp or udpraw"},
+    ),
+    (("-r", "--rand-port"), "random_port", {"value": True, "help": "random destination port"}),
+    (("-S", "--source-port"), "source_port", {"metavar": "PORT"}),
+    (("-4", "--ipv4", "--server-resolve-ipv4"), "address_family", {"value": "ipv4"}),
+    (("-6", "--ipv6"), "address_family", {"value": "ipv6"}),
+    (("-A", "--access"), "access", {"metavar": "LIST", "help": "tcp/22[,udp/53...]"}),
+    (("-a", "--allow-ip"), "allow_ip", {"metavar": "IP", "help": "IPv4 address to allow"}),
+    (("-s", "--source-ip"), "allow_ip", {"value": "source", "help": "allow the packet source"}),
+    (
+        ("-R", "--resolve-ip-https", "--resolve-ip-http"),
+        "allow_ip",
+        {"value": "resolve", "help": "learn the external address over HTTPS"},
+    ),
+    (("--ask-ip",), "allow_ip", {"value": "ask", "help": "prompt for the allow IP"}),
+    (("--resolve-url",), "resolve_url", {"metavar": "URL"}),
+    (("-f", "--fw-timeout"), "client_timeout", {"metavar": "SECONDS"}),
+    (("-U", "--spoof-user"), "username", {"metavar": "NAME"}),
+    (("--time-offset-plus",), "time_offset", {"metavar": "T", "transform": lambda t: f"+{t}"}),
+    (("--time-offset-minus",), "time_offset", {"metavar": "T", "transform": lambda t: f"-{t}"}),
+    (("-C", "--server-cmd"), "server_command", {"metavar": "CMD"}),
+    (("-N", "--nat-access"), "nat_access", {"metavar": "HOST[:PORT]"}),
+    (("--nat-local",), "nat_local", {"value": True}),
+    (("--nat-port",), "nat_port", {"metavar": "PORT"}),
+    (("--nat-rand-port",), "nat_random_port", {"value": True}),
+    (("-m", "--digest-type"), "digest_type", {"metavar": "T"}),
+    (("-M", "--encryption-mode"), "encryption_mode", {"metavar": "M"}),
+    (("--hmac-digest-type",), "hmac_type", {"metavar": "T", "help": "HMAC type, or none"}),
+    (("--gpg-encryption",), "encryption", {"value": "gpg"}),
+    (("--gpg-recipient-key",), "gpg_recipient", {"metavar": "ID"}),
+    (("--gpg-signer-key",), "gpg_signer", {"metavar": "ID"}),
+    (("--gpg-home-dir",), "gpg_home", {"metavar": "DIR"}),
+    (("--gpg-exe",), "gpg_exe", {"metavar": "PATH"}),
+    (("-H", "--http-proxy"), "http_proxy", {"metavar": "HOST[:PORT]"}),
+    (("-u", "--user-agent"), "user_agent", {"metavar": "UA"}),
+    (
+        ("-Q", "--spoof-source", "--spoof-src"),
+        "spoof_source",
+        {"metavar": "IP", "help": "spoofed source (udpraw, icmp; root)"},
+    ),
+    (("--icmp-type",), "icmp_type", {"metavar": "N"}),
+    (("--icmp-code",), "icmp_code", {"metavar": "N"}),
+    (("--key-format",), "key_format", {"metavar": "F", "help": "base64 or passphrase"}),
+    (("--key-command",), "key_command", {"metavar": "CMD", "help": "prints the key(s)"}),
+    (("--hmac-key-command",), "hmac_key_command", {"metavar": "CMD"}),
+    (
+        ("-G", "--key-file", "--get-key"),
+        "key_file",
+        {"metavar": "FILE", "help": "0600 file holding the key(s)"},
+    ),
+    (("--hmac-key-file", "--get-hmac-key"), "hmac_key_file", {"metavar": "FILE"}),
+    (("--probe",), "verify", {"metavar": "HOST:PORT", "help": "where --verify connects"}),
+    (("--verify-retries",), "verify_retries", {"metavar": "N"}),
+    (("--verify-interval",), "verify_interval", {"metavar": "SECONDS"}),
+    (("--keep-open",), "keep_open", {"metavar": "SECONDS"}),
+    (("--description",), "description", {"metavar": "TEXT"}),
+)
+
+
+def _field_options(parser: argparse.ArgumentParser) -> None:
+    """Options that set profile fields, named like the C client's where it has one."""
+    parser.set_defaults(changes=[])
+    group = parser.add_argument_group("profile fields (override or set)")
+    for flags, name, extra in _FIELD_OPTIONS:
+        group.add_argument(*flags, action=_FieldAction, field=name, **extra)
+    group.add_argument(
+        "--set", metavar="FIELD=VALUE", action=_SetAction, dest="changes", help="any profile field"
+    )
+
+
+def _changes(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in getattr(args, "changes", None) or []:
+        out[name] = value
+    return out
+
+
+def _apply(profile: Profile, changes: dict[str, Any]) -> Profile:
+    try:
+        return profile.with_changes(changes)
+    except FieldError as exc:
+        raise ClientUsageError(f"{exc.field}: {exc.message}") from None
+
+
+def _new_profile(name: str, changes: dict[str, Any]) -> Profile:
+    if "host" not in changes:
+        raise ClientUsageError("a new profile needs a host: -D HOST")
+    try:
+        return Profile.from_table(name, changes)
+    except FieldError as exc:
+        raise ClientUsageError(f"{exc.field}: {exc.message}") from None
+
+
+def _profile_arg(
+    parser: argparse.ArgumentParser, *, nargs: str | None = None, text: str = "profile name"
+) -> None:
+    parser.add_argument("profile", metavar="PROFILE", nargs=nargs, help=text)
+
+
+# -- send ------------------------------------------------------------------------------
+
+
+def _add_send(sub: Any) -> None:
+    p = sub.add_parser(
+        "send",
+        help="knock with a profile (or ad hoc with -D ...)",
+        description="Send an SPA packet with a saved profile, overriding any field, or ad hoc.",
+    )
+    _profile_arg(p, nargs="?", text="saved profile (omit for an ad-hoc send with -D ...)")
+    p.add_argument("-n", "--named-config", metavar="PROFILE", help="the profile, C-client style")
+    p.add_argument(
+        "-T",
+        "--test",
+        "--dry-run",
+        dest="dry_run",
+        action="store_true",
+        help="build the packet and print it; send nothing",
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    p.add_argument(
+        "--verify",
+        dest="verify",
+        action="store_true",
+        default=None,
+        help="after the knock, probe the port until it answers",
+    )
+    p.add_argument("--no-verify", dest="verify", action="store_false")
+    k = p.add_argument_group("keys for this run (never on the command line)")
+    k.add_argument(
+        "--keys-stdin",
+        "--stdin",
+        action="store_true",
+        help="read the key (or KEY_BASE64:/HMAC_KEY_BASE64: text) from stdin",
+    )
+    k.add_argument(
+        "--keys-fd", "--fd", metavar="N", type=int, help="read it from file descriptor N"
+    )
+    k.add_argument(
+        "--keys-from", metavar="PROFILE", help="use the keyring entries of another profile"
+    )
+    _field_options(p)
+    p.set_defaults(func=_cmd_send)
+
+
+def _read_fd(fd: int) -> str:
+    try:
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(1 << 16)
+    except OSError as exc:
+        raise ClientUsageError(f"cannot read file descriptor {fd}: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ClientUsageError(f"file descriptor {fd} did not give UTF-8 text") from None
+
+
+def _cmd_send(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
+    from .send import knock  # noqa: PLC0415
+    from .wallet.keys import KeyOverrides  # noqa: PLC0415
+
+    name = args.profile or args.named_config
+    if args.profile and args.named_config and args.profile != args.named_config:
+        raise ClientUsageError("give the profile once (PROFILE or -n)")
+    changes = _changes(args)
+    profile = _apply(ctx.wallet.get(name), changes) if name else _new_profile("adhoc", changes)
+    text = None
+    source = "stdin"
+    if args.keys_stdin:
+        text = sys.stdin.read(1 << 16)
+    elif args.keys_fd is not None:
+        text, source = _read_fd(args.keys_fd), f"fd {args.keys_fd}"
+    if args.keys_from:
+        ctx.wallet.get(args.keys_from)  # must exist
+    overrides = KeyOverrides(text=text, text_source=source, keyring_profile=args.keys_from)
+    if not name and text is None and not args.keys_from and ctx.wallet.keyring_slots(profile):
+        raise ClientUsageError(
+            "an ad-hoc send needs keys: --keys-stdin, --keys-fd N, --key-file FILE, "
+            "--key-command CMD or --keys-from PROFILE"
+        )
+
+    def ask() -> str:
+        ctx.err.write(f"fwknop: allow which IPv4 address for {profile.name}? ")
+        ctx.err.flush()
+        return sys.stdin.readline()
+
+    can_ask = sys.stdin.isatty() and not args.keys_stdin
+    result = knock(
+        profile,
+        lambda p: ctx.wallet.keys(p, overrides),
+        dry_run=args.dry_run,
+        verify=args.verify,
+        ask_allow_ip=ask if can_ask else None,
+    )
+    if args.json:
+        data = result.to_dict()
+        if not args.dry_run:
+            data.pop("packet")
+        ctx.out.write(_json().dumps(data, indent=2) + "\n")
+    elif args.dry_run:
+        ctx.out.write(result.packet + "\n")
+    if not args.json and not args.quiet:
+        what = "built (not sent)" if args.dry_run else "sent"
+        ctx.say(
+            f"{what} {result.message_type} for {result.request} to {result.host} "
+            f"({result.address}) {result.transport}/{result.port}, allow {result.allow_ip}"
+        )
+    if result.verify is not None:
+        v = result.verify
+        if not v.ok:
+            raise VerifyTimeoutError(
+                f"{v.host}:{v.port} did not answer after {v.attempts} attempt(s) in "
+                f"{v.seconds:.1f} s (the knock was sent)"
+            )
+        if not args.json and not args.quiet:
+            ctx.say(
+                f"verified: {v.host}:{v.port} answered after {v.seconds:.2f} s "
+                f"({v.attempts} attempt(s))"
+            )
+    return ExitCode.OK
+
+
+# -- list / show / check -----------------------------------------------------------
+
+
+def _add_list(sub: Any) -> None:
+    p = sub.add_parser("list", help="list profiles")
+    p.add_argument("-l", "--long", action="store_true", help="host, transport and access too")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--path", action="store_true", help="print where profiles.toml is")
+    p.set_defaults(func=_cmd_list)
+
+
+def _cmd_list(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
+    store = ctx.wallet.profiles
+    if args.path:
+        ctx.out.write(f"{store.path}\n")
+        return ExitCode.OK
+    names = store.names()
+    if args.json or args.long:
+        tables = store.tables()
+        rows = []
+        for name in names:
+            t = tables[name] if isinstance(tables[name], dict) else {}
+            access = (t.get("server_command") and f"cmd: {t['server_command']}") or ",".join(
+                t.get("access", ["tcp/22"])
+                if isinstance(t.get("access", []), list)
+                else [str(t.get("access"))]
+            )
+            rows.append(
+                {
+                    "name": name,
+                    "host": str(t.get("host", "")),
+                    "transport": str(t.get("transport", "udp")),
+                    "port": t.get("port", 62201),
+                    "access": access,
+                    "description": str(t.get("description", "")),
+                }
+            )
+        if args.json:
+            ctx.out.write(_json().dumps(rows, indent=2) + "\n")
+        else:
+            for r in rows:
+                ctx.out.write(
+                    f"{r['name']:<20} {r['host']:<28} {r['transport']}/{r['port']:<6} "
+                    f"{r['access']}\n"
+                )
+        return ExitCode.OK
+    for name in names:
+        ctx.out.write(f"{name}\n")
+    return ExitCode.OK
+
+
+def _add_show(sub: Any) -> None:
+    p = sub.add_parser("show", help="show a profile (no secrets unless --reveal)")
+    _profile_arg(p)
+    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--reveal",
+        metavar="KEY",
+        choices=SLOTS,
+        help="print this key (rijndael, hmac or gpg-signing-pw) and nothing else",
+    )
+    p.set_defaults(func=_cmd_show)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return str(_json().dumps(value))
+
+
+def _cmd_show(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
+    profile = ctx.wallet.get(args.profile)
+    if args.reveal:
+        keys = ctx.wallet.keys(profile)
+        value: str | None = {
+            "rijndael": keys.rijndael.to_base64() if keys.rijndael else None,
+            "hmac": keys.hmac.to_base64() if keys.hmac else None,
+            "gpg-signing-pw": keys.gpg_signing_pw,
+        }[args.reveal]
+        if value is None:
+            raise ClientUsageError(f"profile {profile.name!r} has no {args.reveal} key")
+        ctx.say(f"printing the {args.reveal} key of {profile.name!r}: keep it secret")
+        ctx.out.write(value + "\n")
+        return ExitCode.OK
+    data = profile.to_dict()
+    status: dict[str, str] = {}
+    slots = ctx.wallet.keyring_slots(profile)
+    stored: list[str] | None = None
+    if slots:
+        try:
+            stored = ctx.wallet.stored_slots(profile.name)
+        except ClientError as exc:
+            ctx.say(f"cannot read the keyring: {exc}")
+            status = dict.fromkeys(slots, "keyring unavailable")
+    for slot in profile.key_slots():
+        if slot not in slots:
+            prefix = {"rijndael": "key", "hmac": "hmac_key", "gpg-signing-pw": "gpg_signing_pw"}[
+                slot
+            ]
+            status[slot] = (
+                f"{prefix}_command" if getattr(profile, f"{prefix}_command") else f"{prefix}_file"
+            )
+        elif stored is not None:
+            status[slot] = "keyring" if slot in stored else "missing"
+    if args.json:
+        ctx.out.write(_json().dumps({"profile": data, "keys": status}, indent=2) + "\n")
+        return ExitCode.OK
+    ctx.out.write(f"[profiles.{profile.name}]\n")
+    for key, value in data.items():
+        if key != "name":
+            ctx.out.write(f"{key} = {_toml_value(value)}\n")
+    ctx.out.write(
+        "# keys: " + (", ".join(f"{s}: {w}" for s, w in status.items()) or "none needed") + "\n"
+    )
+    return ExitCode.OK
+
+
+def _add_check(sub: Any) -> None:
+    p = sub.add_parser("check", help="validate profiles.toml and report every problem")
+    p.set_defaults(func=_cmd_check)
+
+
+def _cmd_check(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
+    problems = ctx.wallet.profiles.problems()
+    for problem in problems:
+        ctx.err.write(f"fwknop: {problem}\n")
+    if problems:
+        return ExitCode.CONFIG
+    ctx.say(f"{ctx.wallet.profiles.path}: {len(ctx.wallet.names())} profile(s), no problems")
+    return ExitCode.OK
+
+
+# -- add / edit / rm / rename ---------------------------------------------------------
+
+
+def _add_add(sub: Any) -> None:
+    p = sub.add_parser("add", help="add a profile")
+    _profile_arg(p, text="new profile name")
+    p.add_argument("--keygen", action="store_true", help="also generate keys into the keyring")
+    _field_options(p)
+    p.set_defaults(func=_cmd_add)
+
+
+def _cmd_add(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
+    profile = _new_profile(args.profile, _changes(args))
+    ctx.wallet.add(profile)
+    ctx.say(f"added profile {profile.name!r} to {ctx.wallet.profiles.path}")
+    if args.keygen:
+        keys = ctx.wallet.generate(profile.name)
+        from .wallet.rc import access_stanza  # noqa: PLC0415
+
+        ctx.out.write(access_stanza(ctx.wallet.get(profile.name), keys))
+        ctx.say("keys stored in the keyring; the server's access.conf stanza is above")
+    return ExitCode.OK
+
+
+def _add_edit(sub: Any) -> None:
+    p = sub.add_parser("edit", help="change fields of a profile")
+    _profile_arg(p)
+    p.add_argument(
+        "--unset", metavar="FIELD", action="append", default=[], help="reset a field to its default"
+    )
+    _field_options(p)
+    p.set_defaults(func=_cmd_edit)
+
+
+def _cmd_edit(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
+    changes = _changes(args)
+    if not changes and not args.unset:
+        raise ClientUsageError(
+            "nothing to change: give field options, --set FIELD=VALUE or --unset FIELD"
+        )
+    profile = ctx.wallet.get(args.profile)
+    try:
+        edited = profile.without(args.unset).with_changes(changes)
+    except FieldError as exc:
+        raise ClientUsageError(f"{exc.field}: {exc.message}") from None
+    ctx.wallet.update(edited)
+    ctx.say(f"updated profile {profile.name!r}")
+    return ExitCode.OK
+
+
+def _add_rm(sub: Any) -> None:
+    p = sub.add_parser("rm", help="delete a profile and its keyring entries")
+    _profile_arg(p)
+    p.add_argument("--keep-keys", action="store_true", help="leave the keyring entries")
+    p.set_defaults(func=_cmd_rm)
+
+
+def _cmd_rm(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
+    deleted = ctx.wallet.remove(args.profile, keep_keys=args.keep_keys)
+    extra = f" and its keyring entries ({', '.join(deleted)})" if deleted else ""
+    ctx.say(f"deleted profile {args.profile!r}{extra}")
+    return ExitCode.OK
+
+
+def _add_rename(sub: Any) -> None:
+    p = sub.add_parser("rename", help="rename a profile (its keyring entries move too)")
+    _profile_arg(p, text="current name")
+    p.add_argument("new_name", metavar="NEW", help="new name")
+    p.set_defaults(func=_cmd_rename)
+
+
+def _cmd_rename(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
+    try:
+        from .wallet.validate import check_profile_name  # noqa: PLC0415
+
+        check_profile_name(args.new_name)
+    except FieldError as exc:
+        raise ClientUsageError(exc.message) from None
+    ctx.wallet.rename(args.profile, args.new_name)
+    ctx.say(f"renamed profile {args.profile!r} to {args.new_name!r}")
+    return ExitCode.OK
+
+
+# -- keys ------------------------------------------------------------------------------
+
+
+def _add_keygen(sub: Any) -> None:
+    p = sub.add_parser("keygen", help="generate keys (into a profile's keyring entries)")
+    p.add_argument(
+        "--profile",
+        metavar="PROFILE",
+        help="store the keys for this profile and print its access.conf stanza",
+    )
+    p.add_argument(
+        "--hmac-type",
+        type=_hmac_type,
+        default=None,
+        help="HMAC algorithm the key is for (default: the profile's, or sha256)",
+    )
+    p.add_argument("--key-len", type=int, default=32, help="Rijndael key bytes (1..32)")
+    p.add_argument("--hmac-key-len", type=int, default=None, help="HMAC key bytes (1..128)")
+    p.add_argument("--force", action="store_true", help="replace the profile's existing keys")
+    p.set_defaults(func=_cmd_keygen)
+
+
+def _cmd_keygen(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
+    if args.profile is None:
+        keys = generate_keys(
+            args.hmac_type or HmacType.SHA256, key_len=args.key_len, hmac_key_len=args.hmac_key_len
+        )
+        ctx.out.write(keys.as_text())
+        return ExitCode.OK
+    generated = ctx.wallet.generate(
+        args.profile,
+        hmac_type=args.hmac_type,
+        key_len=args.key_len,
+        hmac_key_len=args.hmac_key_len,
+        replace=args.force,
+    )
+    from .wallet.rc import access_stanza  # noqa: PLC0415
+
+    ctx.out.write(access_stanza(ctx.wallet.get(args.profile), generated))
+    ctx.say(
+        f"new keys for {args.profile!r} are in {ctx.wallet.secrets.describe()}; add the stanza "
+        "above to the server's access.conf (it holds the keys)"
+    )
+    return ExitCode.OK
+
+
+def _add_server_stanza(sub: Any) -> None:
+    p = sub.add_parser("server-stanza", help="print the access.conf stanza for a profile's server")
+    _profile_arg(p)
+    p.set_defaults(func=_cmd_server_stanza)
+
+
+def _cmd_server_stanza(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
+    ctx.out.write(ctx.wallet.server_stanza(args.profile))
+    ctx.say("the stanza holds the profile's keys: send it to the server privately")
+    return ExitCode.OK
+
+
+# -- rc files --------------------------------------------------------------------------
+
+
+def _add_import_rc(sub: Any) -> None:
+    p = sub.add_parser("import-rc", help="import the stanzas of a ~/.fwknoprc as profiles")
+    p.add_argument("file", metavar="FILE", nargs="?", help="rc file (default ~/.fwknoprc)")
+    p.add_argument("--dry-run", action="store_true", help="show what would be imported")
+    p.add_argument("--force", action="store_true", help="replace profiles of the same name")
+    p.set_defaults(func=_cmd_import_rc)
+
+
+def _cmd_import_rc(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
+    path = Path(args.file).expanduser() if args.file else Path.home() / ".fwknoprc"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ClientUsageError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ClientUsageError(f"{path} is not UTF-8 text") from None
+    plans = ctx.wallet.plan_rc_import(text, str(path))
+    for plan in plans:
+        for warning in plan.warnings:
+            ctx.say(warning)
+    ready = [p for p in plans if p.profile is not None]
+    for plan in ready:
+        keys = ", ".join(plan.keys) or "none"
+        state = " (replaces the existing profile)" if plan.exists else ""
+        ctx.out.write(
+            f"{plan.name}: {plan.profile.host if plan.profile else ''}, keys: {keys}{state}\n"
+        )
+    if args.dry_run:
+        ctx.say(f"dry run: {len(ready)} profile(s) would be imported; nothing was written")
+        return ExitCode.OK
+    if not ready:
+        raise ClientUsageError(f"{path}: no stanza could be imported")
+    names = ctx.wallet.apply_rc_import(ready, replace=args.force)
+    ctx.say(f"imported {len(names)} profile(s); their keys are in {ctx.wallet.secrets.describe()}")
+    return ExitCode.OK
+
+
+def _add_export_rc(sub: Any) -> None:
+    p = sub.add_parser("export-rc", help="write profiles as ~/.fwknoprc stanzas (keys included)")
+    p.add_argument("profiles", metavar="PROFILE", nargs="+")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        required=True,
+        help="rc file to write (created 0600; other stanzas are kept)",
+    )
+    p.set_defaults(func=_cmd_export_rc)
+
+
+def _cmd_export_rc(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
+    path = Path(args.output).expanduser()
+    lost = ctx.wallet.export_rc(args.profiles, path)
+    for item in lost:
+        ctx.say(f"not exported (no rc variable): {item}")
+    ctx.say(f"wrote {len(args.profiles)} stanza(s) to {path} (mode 0600: it holds the keys)")
+    return ExitCode.OK
+
+
+# -- sharing -----------------------------------------------------------------------------
+
+
+def _add_share(sub: Any) -> None:
+    p = sub.add_parser("share", help="show a profile's keys as a QR code (Fwknop2 format)")
+    _profile_arg(p)
+    p.add_argument("--png", metavar="FILE", help="write a PNG instead (mode 0600)")
+    p.add_argument("--svg", metavar="FILE", help="write an SVG instead (mode 0600)")
+    p.add_argument("--text", action="store_true", help="print the share text instead")
+    p.add_argument("--invert", action="store_true", help="for terminals with a light background")
+    p.set_defaults(func=_cmd_share)
+
+
+def _cmd_share(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
+    from . import qr  # noqa: PLC0415
+
+    text = ctx.wallet.share_text(args.profile)
+    ctx.err.write(SHARE_WARNING)
+    if args.png:
+        qr.write_png(text, Path(args.png).expanduser())
+        ctx.say(f"wrote {args.png}")
+    if args.svg:
+        qr.write_svg(text, Path(args.svg).expanduser())
+        ctx.say(f"wrote {args.svg}")
+    if args.text:
+        ctx.out.write(text + "\n")
+    elif not args.png and not args.svg:
+        ctx.out.write(qr.render_terminal(text, invert=args.invert))
+    return ExitCode.OK
+
+
+def _add_import_share(sub: Any) -> None:
+    p = sub.add_parser("import-share", help="store keys from share text (QR, keygen output)")
+    _profile_arg(p, text="profile to store the keys for (created with -D HOST ...)")
+    p.add_argument(
+        "file",
+        metavar="FILE",
+        nargs="?",
+        default="-",
+        help="file holding the share text (default: stdin)",
+    )
+    p.add_argument("--image", metavar="IMAGE", help="decode a QR image with zbarimg")
+    p.add_argument("--force", action="store_true", help="replace keys the profile already has")
+    _field_options(p)
+    p.set_defaults(func=_cmd_import_share)
+
+
+def _cmd_import_share(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
+    if args.image:
+        import subprocess  # noqa: PLC0415
+
+        try:
+            res = subprocess.run(
+                ["zbarimg", "--raw", "-q", args.image], capture_output=True, timeout=60, check=False
+            )
+        except FileNotFoundError:
+            raise ClientUsageError("--image needs zbarimg (apt-get install zbar-tools)") from None
+        if res.returncode != 0:
+            raise ClientUsageError(f"no QR code found in {args.image}")
+        text = res.stdout.decode("utf-8", "replace")
+    elif args.file == "-":
+        text = sys.stdin.read(1 << 16)
+    else:
+        from .wallet.keys import read_key_file  # noqa: PLC0415
+
+        text = read_key_file(args.file, "share file")
+    changes = _changes(args)
+    created = False
+    if ctx.wallet.profiles.exists(args.profile):
+        profile = ctx.wallet.get(args.profile)
+        if changes:
+            ctx.wallet.update(_apply(profile, changes))
+        if not args.force:
+            have = [s for s in ctx.wallet.stored_slots(args.profile) if s in ("rijndael", "hmac")]
+            if have:
+                raise ClientUsageError(
+                    f"profile {args.profile!r} already has keys ({', '.join(have)}); "
+                    "--force replaces them"
+                )
+    else:
+        ctx.wallet.add(_new_profile(args.profile, changes))
+        created = True
+    try:
+        written = ctx.wallet.import_share(args.profile, text)
+    except UsageError as exc:
+        if created:
+            ctx.wallet.remove(args.profile, keep_keys=True)
+        raise ClientUsageError(f"share text: {exc}") from None
+    ctx.say(f"stored {', '.join(written)} for {args.profile!r} in {ctx.wallet.secrets.describe()}")
+    return ExitCode.OK
+
+
+# -- completion ----------------------------------------------------------------------------
+
+
+def _add_completion(sub: Any) -> None:
+    p = sub.add_parser("completion", help="print a shell completion script")
+    p.add_argument("shell", choices=["bash", "zsh", "fish"])
+    p.set_defaults(func=_cmd_completion)
+
+
+def _cmd_completion(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
+    from .completion import script  # noqa: PLC0415
+
+    ctx.out.write(script(args.shell, _build_parser()))
+    return ExitCode.OK
+
+
+# -- main --------------------------------------------------------------------------------
+
+
+def _build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only``, just that subcommand is built (the hot path)."""
     parser = argparse.ArgumentParser(
         prog="fwknop",
         description="Single Packet Authorization client, wire-compatible with fwknop 2.6.",
+        epilog="Exit codes: 0 ok, 1 failure, 2 usage, 3 no such profile, 4 bad profiles.toml, "
+        "5 key missing, 6 keyring locked, 7 no keyring, 8 cannot resolve, 9 send failed, "
+        "10 verify timed out, 130 interrupted.",
     )
     parser.add_argument("-V", "--version", action="version", version=f"fwknop-tui {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more diagnostics")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no diagnostics on success")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    keygen = sub.add_parser("keygen", help="print a new KEY_BASE64 / HMAC_KEY_BASE64 pair")
-    keygen.add_argument(
-        "--hmac-type",
-        type=_hmac_type,
-        default=HmacType.SHA256,
-        help="HMAC algorithm the key is for (default sha256)",
+    adders = (
+        _add_send,
+        _add_list,
+        _add_show,
+        _add_add,
+        _add_edit,
+        _add_rm,
+        _add_rename,
+        _add_keygen,
+        _add_server_stanza,
+        _add_import_rc,
+        _add_export_rc,
+        _add_share,
+        _add_import_share,
+        _add_check,
+        _add_completion,
     )
-    keygen.set_defaults(func=_cmd_keygen)
+    for add in adders:
+        name = add.__name__.removeprefix("_add_").replace("_", "-")
+        if only is None or name == only:
+            add(sub)
     return parser
 
 
-def _cmd_keygen(args: argparse.Namespace) -> int:
-    sys.stdout.write(generate_keys(args.hmac_type).as_text())
-    return 0
+def _setup_logging(verbosity: int) -> None:
+    if verbosity <= 0:
+        return
+    import logging  # noqa: PLC0415 - only -v pays for logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("fwknop: %(name)s: %(message)s"))
+    root = logging.getLogger("fwknop_tui")
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbosity > 1 else logging.INFO)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``fwknop``."""
-    parser = _build_parser()
+def main(argv: Sequence[str] | None = None, *, secrets: SecretStore | None = None) -> ExitCode:
+    """Entry point of ``fwknop``; ``secrets`` replaces the keyring (tests)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    first = next((a for a in argv if not a.startswith("-")), None)
+    known = first is not None and f"_add_{first.replace('-', '_')}" in globals()
+    parser = _build_parser(first if known and "-h" not in argv and "--help" not in argv else None)
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()
-        return 0
-    result: int = args.func(args)
-    return result
+        return ExitCode.OK
+    _setup_logging(args.verbose)
+    ctx = _Ctx(secrets)
+    try:
+        code: ExitCode = args.func(args, ctx)
+    except ClientError as exc:
+        ctx.err.write(f"fwknop: {exc}\n")
+        return exc.exit_code
+    except (FieldError, UsageError) as exc:
+        ctx.err.write(f"fwknop: {exc}\n")
+        return ExitCode.USAGE
+    except KeyboardInterrupt:
+        ctx.err.write("fwknop: interrupted\n")
+        return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        return ExitCode.FAILURE
+    return code
 
 
 def main_tui() -> int:

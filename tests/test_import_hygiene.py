@@ -30,8 +30,22 @@ def _top(names: set[str]) -> set[str]:
     return {n.split(".")[0] for n in names}
 
 
+HEADLESS = [
+    "fwknop_tui.cli",
+    "fwknop_tui.send",
+    "fwknop_tui.qr",
+    "fwknop_tui.completion",
+    "fwknop_tui.wallet",
+    "fwknop_tui.wallet.profiles",
+    "fwknop_tui.wallet.secrets",
+    "fwknop_tui.wallet.keys",
+    "fwknop_tui.wallet.rc",
+    "fwknop_tui.wallet.validate",
+]
+
+
 @pytest.mark.parametrize(
-    "module", ["fwknop_core", "fwknop_tui.cli", "fwknop_server.cli", "fwknop_server.daemon"]
+    "module", ["fwknop_core", *HEADLESS, "fwknop_server.cli", "fwknop_server.daemon"]
 )
 def test_headless_modules_do_not_load_textual(module: str) -> None:
     loaded = _top(_loaded_after(module))
@@ -47,3 +61,10 @@ def test_core_loads_no_io_machinery() -> None:
 def test_server_never_loads_the_client() -> None:
     loaded = _top(_loaded_after("fwknop_server.cli", "fwknop_server.daemon"))
     assert "fwknop_tui" not in loaded
+
+
+def test_send_path_loads_no_heavy_optional_modules() -> None:
+    """``fwknop send`` must not pay for writing, QR, keyring discovery or the TUI."""
+    names = _loaded_after("fwknop_tui.cli", "fwknop_tui.send", "fwknop_tui.wallet")
+    assert not _top(names) & {"textual", "rich", "tomlkit", "qrcode", "keyring", "gnupg"}
+    assert not names & {"urllib.request", "http.client", "ssl", "subprocess", "tempfile"}

@@ -1,0 +1,109 @@
+"""QR codes of the key-share text, for the terminal, PNG and SVG.
+
+The text is the Fwknop2 grammar (``KEY_BASE64:<b64> HMAC_KEY_BASE64:<b64>``,
+fwknop_core's ``encode_share``), encoded at error-correction level Q as
+fwknop-gui does. The terminal form packs two module rows into one line with
+half blocks; light modules are drawn, so it scans on a dark terminal
+(``invert`` for light ones). PNG is written by a few lines of zlib here (one
+grey channel needs no imaging library); SVG comes from qrcode's path image.
+Files are created 0600: a QR of keys is a key.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+from pathlib import Path
+
+__all__ = ["QUIET_ZONE", "qr_matrix", "render_terminal", "write_png", "write_svg"]
+
+QUIET_ZONE = 4
+_CHARS = {
+    (False, False): " ",
+    (True, True): "\u2588",
+    (True, False): "\u2580",
+    (False, True): "\u2584",
+}
+
+
+def qr_matrix(text: str, *, border: int = QUIET_ZONE) -> list[list[bool]]:
+    """Rows of modules (True = dark), quiet zone included."""
+    import qrcode  # noqa: PLC0415
+    from qrcode.constants import ERROR_CORRECT_Q  # noqa: PLC0415
+
+    code = qrcode.QRCode(error_correction=ERROR_CORRECT_Q, border=border)
+    code.add_data(text.encode("utf-8"), optimize=0)
+    code.make(fit=True)
+    return [list(row) for row in code.get_matrix()]
+
+
+def render_terminal(text: str, *, invert: bool = False) -> str:
+    """The QR code as half-block text lines (light modules drawn unless ``invert``)."""
+    matrix = qr_matrix(text)
+    if len(matrix) % 2:
+        matrix.append([False] * len(matrix[0]))
+    lines = []
+    for top, bottom in zip(matrix[0::2], matrix[1::2], strict=True):
+        cells = []
+        for t, b in zip(top, bottom, strict=True):
+            draw_t, draw_b = (t, b) if invert else (not t, not b)
+            cells.append(_CHARS[(draw_t, draw_b)])
+        lines.append("".join(cells))
+    return "\n".join(lines) + "\n"
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        os.fchmod(fh.fileno(), 0o600)
+        fh.write(data)
+
+
+def png_bytes(text: str, *, scale: int = 8) -> bytes:
+    """An 8-bit greyscale PNG of the code, ``scale`` pixels per module."""
+    matrix = qr_matrix(text)
+    raw = bytearray()
+    for row in matrix:
+        line = b"".join((b"\x00" if dark else b"\xff") * scale for dark in row)
+        for _ in range(scale):
+            raw += b"\x00" + line
+    width, height = len(matrix[0]) * scale, len(matrix) * scale
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack("!I", len(body))
+            + kind
+            + body
+            + struct.pack("!I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
+
+    header = struct.pack("!IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(bytes(raw), 9))
+        + chunk(b"IEND", b"")
+    )
+
+
+def write_png(text: str, path: Path, *, scale: int = 8) -> None:
+    """Write the code as a PNG file (mode 0600)."""
+    _write_private(path, png_bytes(text, scale=scale))
+
+
+def write_svg(text: str, path: Path) -> None:
+    """Write the code as an SVG file (mode 0600)."""
+    import qrcode  # noqa: PLC0415
+    from qrcode.constants import ERROR_CORRECT_Q  # noqa: PLC0415
+    from qrcode.image.svg import SvgPathImage  # noqa: PLC0415
+
+    code = qrcode.QRCode(
+        error_correction=ERROR_CORRECT_Q, border=QUIET_ZONE, image_factory=SvgPathImage
+    )
+    code.add_data(text.encode("utf-8"), optimize=0)
+    code.make(fit=True)
+    buf = io.BytesIO()
+    code.make_image().save(buf)
+    _write_private(path, buf.getvalue())

@@ -1,0 +1,450 @@
+"""~/.fwknoprc import and export, and the server's access.conf stanza.
+
+Import reads the C client's rc syntax (client.md §3): ``[name]`` stanzas,
+``NAME VALUE`` lines whose value ends at the first space, tab, ``;`` or
+``#``, booleans true only for ``Y``. ``[default]`` is merged under every
+named stanza, as the C client does. ``CLIENT_TIMEOUT`` (written by
+fwknop-gui and shown in fwknop's own rc template, but never read by the C
+client) is accepted as ``FW_TIMEOUT``. Import is two steps: ``plan_import``
+turns the text into profiles and keys with warnings and touches nothing;
+the wallet then applies the plan all or nothing.
+
+Export writes stanzas the real client reads, keys inline (the rc format
+has nowhere else to put them), so the file is written 0600. Fields with no
+rc variable (a server command, verify, keep_open, an HTTP proxy, the ICMP
+type) are reported, not silently dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from fwknop_core import HmacType, RijndaelKey, UsageError
+
+from .keys import ProfileKeys, encode_stored
+from .profiles import DEFAULT_RESOLVE_URL, DEFAULT_USER_AGENT, Profile
+from .validate import FieldError, format_time_offset
+
+__all__ = [
+    "RcImport",
+    "RcStanza",
+    "access_stanza",
+    "export_stanza",
+    "merge_rc",
+    "parse_rc",
+    "plan_import",
+]
+
+_HEADER = re.compile(r"^\s*\[([^\]]*)\]")
+_SETTING = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*:?\s*(.*)$")
+_VALUE_END = re.compile(r"[ \t;#]")
+_IGNORED = {
+    "VERBOSE",
+    "NO_SAVE_ARGS",
+    "WGET_CMD",
+    "USE_WGET_USER_AGENT",
+    "USE_GPG_AGENT",
+    "GPG_NO_SIGNING_PW",
+}
+COLUMN = 28
+
+
+@dataclass
+class RcStanza:
+    """One ``[name]`` stanza: variable -> (value, line)."""
+
+    name: str
+    line: int
+    values: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+
+def parse_rc(text: str) -> list[RcStanza]:
+    """Stanzas in file order (settings before any header are ignored, as fwknop does)."""
+    stanzas: list[RcStanza] = []
+    current: RcStanza | None = None
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if m := _HEADER.match(line):
+            current = RcStanza(m.group(1).strip(), number)
+            stanzas.append(current)
+            continue
+        m = _SETTING.match(line)
+        if m and current is not None:
+            value = _VALUE_END.split(m.group(2), maxsplit=1)[0]
+            current.values[m.group(1).upper()] = (value, number)
+    return stanzas
+
+
+@dataclass(repr=False)
+class RcImport:
+    """What importing one stanza would do: a profile, its keys, what was skipped."""
+
+    stanza: str
+    name: str
+    line: int
+    profile: Profile | None
+    keys: dict[str, str] = field(default_factory=dict)  # slot -> stored value
+    warnings: list[str] = field(default_factory=list)
+    exists: bool = False
+
+    def __repr__(self) -> str:
+        return f"RcImport({self.name!r}, keys={sorted(self.keys)}, warnings={len(self.warnings)})"
+
+
+def _yes(value: str) -> bool:
+    return value.upper() == "Y"
+
+
+def _profile_name(stanza: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", stanza).strip("-._")[:64]
+    return name or "imported"
+
+
+def plan_import(
+    text: str, source: str, existing: set[str] | frozenset[str] = frozenset()
+) -> list[RcImport]:
+    """Turn rc text into profiles and keys; nothing is written."""
+    stanzas = parse_rc(text)
+    default = next((s for s in stanzas if s.name.lower() == "default"), None)
+    plans = []
+    for st in stanzas:
+        if st.name.lower() == "default":
+            continue
+        merged = dict(default.values) if default else {}
+        merged.update(st.values)
+        plans.append(_plan_one(st, merged, source, existing))
+    return plans
+
+
+def _plan_one(
+    st: RcStanza,
+    values: dict[str, tuple[str, int]],
+    source: str,
+    existing: set[str] | frozenset[str],
+) -> RcImport:
+    name = _profile_name(st.name)
+    plan = RcImport(stanza=st.name, name=name, line=st.line, profile=None, exists=name in existing)
+    if name != st.name:
+        plan.warnings.append(f"stanza [{st.name}] becomes profile {name!r}")
+    fields: dict[str, Any] = {}
+    secrets_text: dict[str, tuple[str, bool]] = {}  # slot -> (value, is_base64)
+    use_hmac = False
+
+    def warn(var: str, message: str) -> None:
+        plan.warnings.append(f"{source}:{values[var][1]}: {var}: {message}")
+
+    for var, (value, _line) in values.items():
+        if var == "SPA_SERVER":
+            fields["host"] = value
+        elif var == "SPA_SERVER_PORT":
+            fields["port"] = value
+        elif var == "SPA_SERVER_PROTO":
+            if value.lower() == "tcpraw":
+                warn(var, "tcpraw is not supported; using tcp")
+                fields["transport"] = "tcp"
+            else:
+                fields["transport"] = value
+        elif var == "SPA_SOURCE_PORT":
+            fields["source_port"] = value
+        elif var == "RAND_PORT":
+            fields["random_port"] = _yes(value)
+        elif var in ("FW_TIMEOUT", "CLIENT_TIMEOUT"):
+            fields["client_timeout"] = value
+        elif var == "ALLOW_IP":
+            fields["allow_ip"] = value
+        elif var in ("RESOLVE_IP_HTTPS", "RESOLVE_IP_HTTP"):
+            if _yes(value):
+                fields["allow_ip"] = "resolve"
+        elif var == "RESOLVE_URL":
+            if value.lower().startswith("https://"):
+                fields["resolve_url"] = value
+            else:
+                warn(var, "only https:// resolvers are used; keeping the default URL")
+        elif var == "RESOLVE_HTTP_ONLY":
+            if _yes(value):
+                warn(var, "plain-HTTP address lookup is not supported; HTTPS is used")
+        elif var == "TIME_OFFSET":
+            fields["time_offset"] = value
+        elif var == "DIGEST_TYPE":
+            fields["digest_type"] = value
+        elif var == "ENCRYPTION_MODE":
+            fields["encryption_mode"] = value
+        elif var == "HMAC_DIGEST_TYPE":
+            fields["hmac_type"] = value
+        elif var == "USE_HMAC":
+            use_hmac = _yes(value)
+        elif var in ("KEY", "KEY_BASE64"):
+            secrets_text["rijndael"] = (value, var == "KEY_BASE64")
+        elif var in ("HMAC_KEY", "HMAC_KEY_BASE64"):
+            secrets_text["hmac"] = (value, var == "HMAC_KEY_BASE64")
+            use_hmac = True
+        elif var in ("GPG_SIGNING_PW", "GPG_SIGNING_PW_BASE64"):
+            secrets_text["gpg-signing-pw"] = (value, var.endswith("_BASE64"))
+        elif var == "USE_GPG":
+            if _yes(value):
+                fields["encryption"] = "gpg"
+        elif var == "GPG_RECIPIENT":
+            fields["gpg_recipient"] = value
+        elif var == "GPG_SIGNER":
+            fields["gpg_signer"] = value
+        elif var == "GPG_HOMEDIR":
+            fields["gpg_home"] = value
+        elif var == "GPG_EXE":
+            fields["gpg_exe"] = value
+        elif var == "SPOOF_USER":
+            fields["username"] = value
+        elif var == "SPOOF_SOURCE_IP":
+            fields["spoof_source"] = value
+        elif var == "NAT_ACCESS":
+            fields["nat_access"] = value
+        elif var == "NAT_LOCAL":
+            fields["nat_local"] = _yes(value)
+        elif var == "NAT_RAND_PORT":
+            fields["nat_random_port"] = _yes(value)
+        elif var == "NAT_PORT":
+            fields["nat_port"] = value
+        elif var == "HTTP_USER_AGENT":
+            fields["user_agent"] = value
+        elif var == "SERVER_RESOLVE_IPV4":
+            if _yes(value):
+                fields["address_family"] = "ipv4"
+        elif var == "ACCESS":
+            fields["access"] = value
+        elif var in ("KEY_FILE", "HMAC_KEY_FILE"):
+            warn(
+                var,
+                "key files in fwknop's 'host: key' format are not read; import the key "
+                "with `fwknop import-share`",
+            )
+        elif var in _IGNORED:
+            continue
+        else:
+            warn(var, "unknown variable, skipped")
+
+    if "host" not in fields:
+        plan.warnings.append(f"{source}:{st.line}: [{st.name}] has no SPA_SERVER; not imported")
+        return plan
+    gpg = fields.get("encryption") == "gpg"
+    if gpg and "rijndael" in secrets_text and "gpg-signing-pw" not in secrets_text:
+        secrets_text["gpg-signing-pw"] = secrets_text.pop("rijndael")  # KEY doubles as it
+    if not use_hmac:
+        fields["hmac_type"] = "none"
+    elif "hmac_type" not in fields:
+        fields["hmac_type"] = "sha256"
+    if "rijndael" in secrets_text and not secrets_text["rijndael"][1]:
+        fields["key_format"] = "passphrase"
+    if "allow_ip" not in fields:
+        plan.warnings.append(f'{source}:{st.line}: [{st.name}] sets no ALLOW_IP; using "source"')
+    try:
+        profile = Profile.from_table(name, fields)
+    except FieldError as exc:
+        plan.warnings.append(
+            f"{source}:{st.line}: [{st.name}]: {exc.field}: {exc.message}; not imported"
+        )
+        return plan
+    for slot, (value, is_b64) in secrets_text.items():
+        try:
+            plan.keys[slot] = _stored(slot, value, is_b64, profile)
+        except UsageError as exc:
+            plan.warnings.append(
+                f"{source}:{st.line}: [{st.name}]: {slot} key: {exc}; not imported"
+            )
+            return plan
+    if use_hmac and "hmac" not in plan.keys:
+        plan.warnings.append(
+            f"{source}:{st.line}: [{st.name}] uses HMAC but holds no HMAC key; add it later"
+        )
+    plan.profile = profile
+    return plan
+
+
+def _stored(slot: str, value: str, is_b64: bool, profile: Profile) -> str:
+    """The keyring form of an rc key value (validated by building the key)."""
+    import base64  # noqa: PLC0415
+
+    if slot == "gpg-signing-pw":
+        return base64.b64decode(value).decode("utf-8") if is_b64 else value
+    if is_b64:
+        if slot == "rijndael":
+            return encode_stored(RijndaelKey.from_base64(value, profile.encryption_mode).secret)
+        from fwknop_core import HmacKey  # noqa: PLC0415
+
+        return encode_stored(
+            HmacKey.from_base64(value, profile.hmac_type or HmacType.SHA256).secret
+        )
+    raw = value.encode("utf-8")
+    if slot == "rijndael":
+        RijndaelKey(raw, profile.encryption_mode)
+    return encode_stored(raw)
+
+
+# -- export ----------------------------------------------------------------------
+
+
+def _line(var: str, value: object) -> str:
+    text = str(value)
+    if not text or any(c in text for c in " \t;#"):
+        raise UsageError(
+            f"{var} value cannot be written to an rc file (it ends at a space, ';' or '#')"
+        )
+    return f"{var:<{COLUMN}}{text}"
+
+
+_RC_SAFE = re.compile(r"[!-~]+")
+
+
+def _key_lines(var: str, secret: bytes, as_text: bool) -> str:
+    if as_text:
+        try:
+            text = secret.decode("ascii")
+        except UnicodeDecodeError:
+            text = ""
+        if _RC_SAFE.fullmatch(text) and not set(text) & set(";#"):
+            return _line(var, text)
+    return _line(f"{var}_BASE64", encode_stored(secret))
+
+
+def export_stanza(profile: Profile, keys: ProfileKeys) -> tuple[str, list[str]]:
+    """An rc stanza for ``profile`` with its keys inline, and what it could not carry."""
+    lost: list[str] = []
+    out = [f"[{profile.name}]"]
+    if profile.description:
+        out.insert(0, f"# {profile.description}")
+    out.append(_line("SPA_SERVER", profile.host))
+    if profile.random_port:
+        out.append(_line("RAND_PORT", "Y"))
+    out.append(_line("SPA_SERVER_PORT", profile.port))
+    out.append(_line("SPA_SERVER_PROTO", profile.transport.value))
+    if profile.source_port:
+        out.append(_line("SPA_SOURCE_PORT", profile.source_port))
+    if profile.address_family == "ipv4":
+        out.append(_line("SERVER_RESOLVE_IPV4", "Y"))
+    elif profile.address_family == "ipv6":
+        lost.append("address_family = ipv6 (the C client has no IPv6-only switch)")
+    if profile.server_command:
+        lost.append("server_command (the rc file has no variable for -C)")
+    out.append(_line("ACCESS", ",".join(profile.access)))
+    if profile.allow_ip == "ask":
+        lost.append('allow_ip = "ask" (give -a, -s or -R to the C client)')
+    else:
+        out.append(_line("ALLOW_IP", profile.allow_ip))
+    if profile.resolve_url != DEFAULT_RESOLVE_URL:
+        out.append(_line("RESOLVE_URL", profile.resolve_url))
+    if profile.client_timeout:
+        out.append(_line("FW_TIMEOUT", profile.client_timeout))
+    if profile.username:
+        out.append(_line("SPOOF_USER", profile.username))
+    if profile.time_offset:
+        out.append(_line("TIME_OFFSET", format_time_offset(profile.time_offset).lstrip("+")))
+    if profile.nat_access:
+        out.append(_line("NAT_ACCESS", profile.nat_access.replace(":", ",")))
+    if profile.nat_local:
+        out.append(_line("NAT_LOCAL", "Y"))
+    if profile.nat_port:
+        out.append(_line("NAT_PORT", profile.nat_port))
+    if profile.nat_random_port:
+        out.append(_line("NAT_RAND_PORT", "Y"))
+    out.append(_line("DIGEST_TYPE", profile.digest_type.label))
+    if profile.uses_gpg:
+        out.append(_line("USE_GPG", "Y"))
+        out.append(_line("GPG_RECIPIENT", profile.gpg_recipient))
+        if profile.gpg_signer:
+            out.append(_line("GPG_SIGNER", profile.gpg_signer))
+            if keys.gpg_signing_pw:
+                import base64  # noqa: PLC0415
+
+                out.append(
+                    _line(
+                        "GPG_SIGNING_PW_BASE64",
+                        base64.b64encode(keys.gpg_signing_pw.encode()).decode(),
+                    )
+                )
+            else:
+                out.append(_line("GPG_NO_SIGNING_PW", "Y"))
+        if profile.gpg_home:
+            out.append(_line("GPG_HOMEDIR", profile.gpg_home))
+        if profile.gpg_exe != "gpg":
+            out.append(_line("GPG_EXE", profile.gpg_exe))
+    else:
+        out.append(_line("ENCRYPTION_MODE", profile.encryption_mode.label))
+        if keys.rijndael is not None:
+            out.append(_key_lines("KEY", keys.rijndael.secret, profile.key_format == "passphrase"))
+    if profile.hmac_type is not None:
+        out.append(_line("USE_HMAC", "Y"))
+        out.append(_line("HMAC_DIGEST_TYPE", profile.hmac_type.fwknop_name))
+        if keys.hmac is not None:
+            out.append(_key_lines("HMAC_KEY", keys.hmac.secret, profile.key_format == "passphrase"))
+    if profile.user_agent != DEFAULT_USER_AGENT:
+        out.append(_line("HTTP_USER_AGENT", profile.user_agent))
+    if profile.spoof_source:
+        out.append(_line("SPOOF_SOURCE_IP", profile.spoof_source))
+    if profile.http_proxy:
+        lost.append("http_proxy (give -H to the C client)")
+    if profile.icmp_type or profile.icmp_code:
+        lost.append("icmp_type / icmp_code (give --icmp-type/--icmp-code to the C client)")
+    if profile.verify:
+        lost.append("verify (the C client does not probe)")
+    if profile.keep_open:
+        lost.append("keep_open (the C client does not re-knock)")
+    return "\n".join(out) + "\n", lost
+
+
+def merge_rc(existing: str, stanzas: dict[str, str]) -> str:
+    """``existing`` rc text with these stanzas replaced in place or appended."""
+    lines = existing.splitlines(keepends=True)
+    out: list[str] = []
+    done: set[str] = set()
+    skipping = False
+    for line in lines:
+        m = _HEADER.match(line)
+        if m:
+            name = m.group(1).strip()
+            skipping = name in stanzas
+            if skipping:
+                if out and out[-1].strip():
+                    out.append("\n")
+                out.append(stanzas[name])
+                done.add(name)
+                continue
+        if not skipping:
+            out.append(line)
+    text = "".join(out)
+    for name, stanza in stanzas.items():
+        if name not in done:
+            if text and not text.endswith("\n"):
+                text += "\n"
+            if text.strip():
+                text += "\n"
+            text += stanza
+    return text
+
+
+def access_stanza(profile: Profile, keys: ProfileKeys) -> str:
+    """The access.conf stanza the server needs for this profile (keys included)."""
+    out = [
+        f"# fwknop-tui profile {profile.name!r}: add this to the server's access.conf",
+        _line("SOURCE", "ANY"),
+    ]
+    if profile.uses_gpg:
+        out.append(_line("GPG_DECRYPT_ID", profile.gpg_recipient))
+        out.append("# GPG_DECRYPT_PW            <passphrase of that key>, or:")
+        out.append(_line("GPG_ALLOW_NO_PW", "Y"))
+        if profile.gpg_signer:
+            out.append(_line("GPG_REMOTE_ID", profile.gpg_signer[-8:]))
+        else:
+            out.append(_line("GPG_REQUIRE_SIG", "N"))
+    elif keys.rijndael is not None:
+        out.append(_line("KEY_BASE64", keys.rijndael.to_base64()))
+        out.append(_line("ENCRYPTION_MODE", profile.encryption_mode.label))
+    if keys.hmac is not None and profile.hmac_type is not None:
+        out.append(_line("HMAC_KEY_BASE64", keys.hmac.to_base64()))
+        out.append(_line("HMAC_DIGEST_TYPE", profile.hmac_type.fwknop_name))
+    if profile.server_command:
+        out.append(_line("ENABLE_CMD_EXEC", "Y"))
+    if profile.client_timeout:
+        out.append(_line("MAX_FW_TIMEOUT", max(profile.client_timeout, 300)))
+    return "\n".join(out) + "\n"

@@ -1,0 +1,424 @@
+"""Pure validators for profile fields, shared by the profile loader, the CLI and the TUI.
+
+Each takes what a user typed or TOML gave (``str``, ``int``, ``bool``,
+``list``) and returns the clean value, or raises ``FieldError`` (a
+``ValueError``) with a message that names the field and never a secret.
+The TUI's input validators are thin adapters over these functions.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import Any
+
+from fwknop_core import (
+    DigestType,
+    EncryptionMode,
+    HmacType,
+    UsageError,
+    validate_access_list,
+    validate_ipv4,
+    validate_username,
+)
+
+__all__ = [
+    "MAX_CLIENT_TIMEOUT",
+    "PROFILE_NAME_RE",
+    "AllowIp",
+    "FieldError",
+    "Transport",
+    "check_access",
+    "check_address_family",
+    "check_allow_ip",
+    "check_bool",
+    "check_client_timeout",
+    "check_command",
+    "check_digest_type",
+    "check_encryption",
+    "check_encryption_mode",
+    "check_hmac_type",
+    "check_host",
+    "check_hostport",
+    "check_int",
+    "check_interval",
+    "check_ipv4",
+    "check_key_format",
+    "check_line",
+    "check_nat_access",
+    "check_port",
+    "check_profile_name",
+    "check_resolve_url",
+    "check_time_offset",
+    "check_transport",
+    "check_username",
+    "format_time_offset",
+    "split_hostport",
+]
+
+PROFILE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+MAX_CLIENT_TIMEOUT = 65536
+_HOST_RE = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]{0,252})")
+_OFFSET_RE = re.compile(r"([+-]?)(\d{1,9})([smhd]?)", re.IGNORECASE)
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class FieldError(ValueError):
+    """A field value is invalid; ``field`` names it (the message never holds a secret)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class Transport(enum.StrEnum):
+    """How the packet travels (``-P``)."""
+
+    UDP = "udp"
+    TCP = "tcp"
+    HTTP = "http"
+    ICMP = "icmp"
+    UDPRAW = "udpraw"
+
+    @property
+    def raw(self) -> bool:
+        """Needs a raw socket (root or CAP_NET_RAW), IPv4 only."""
+        return self in (Transport.ICMP, Transport.UDPRAW)
+
+
+class AllowIp(enum.StrEnum):
+    """The symbolic allow-IP modes; anything else is a literal IPv4 address."""
+
+    SOURCE = "source"
+    RESOLVE = "resolve"
+    ASK = "ask"
+
+
+def _type_name(value: object) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def check_str(field: str, value: Any) -> str:
+    """A string value."""
+    if not isinstance(value, str):
+        raise FieldError(field, f"must be a string, not {_type_name(value)}")
+    return value
+
+
+def check_line(field: str, value: Any, *, max_len: int = 255, empty: bool = True) -> str:
+    """One line of printable text (no control characters)."""
+    text = check_str(field, value)
+    if not empty and not text:
+        raise FieldError(field, "must not be empty")
+    if len(text) > max_len:
+        raise FieldError(field, f"must be at most {max_len} characters")
+    if text and not text.isprintable():
+        raise FieldError(field, "must be one line of printable text")
+    return text
+
+
+def check_bool(field: str, value: Any) -> bool:
+    """A TOML boolean (or yes/no/true/false/y/n typed on a command line)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low in ("true", "yes", "y", "1", "on"):
+            return True
+        if low in ("false", "no", "n", "0", "off"):
+            return False
+    raise FieldError(field, f"must be true or false, not {value!r}")
+
+
+def check_int(field: str, value: Any, lo: int, hi: int) -> int:
+    """An integer in ``lo..hi`` (digit strings from a command line are accepted)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FieldError(field, f"must be an integer, not {_type_name(value)}")
+    if not lo <= value <= hi:
+        raise FieldError(field, f"must be {lo}..{hi}, not {value}")
+    return value
+
+
+def check_interval(field: str, value: Any, lo: float = 0.01, hi: float = 3600.0) -> float:
+    """Seconds as a number in ``lo..hi``."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise FieldError(field, f"must be a number of seconds, not {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise FieldError(field, f"must be a number, not {_type_name(value)}")
+    if not lo <= float(value) <= hi:
+        raise FieldError(field, f"must be {lo:g}..{hi:g} seconds, not {value}")
+    return float(value)
+
+
+def check_port(field: str, value: Any, *, zero: bool = False) -> int:
+    """A port 1..65535 (0 allowed when ``zero``: "let the system choose" / "unset")."""
+    return check_int(field, value, 0 if zero else 1, 65535)
+
+
+def check_profile_name(value: Any, field: str = "name") -> str:
+    """Letters, digits, '.', '_' and '-', starting with a letter or digit, at most 64."""
+    text = check_str(field, value)
+    if not PROFILE_NAME_RE.fullmatch(text):
+        raise FieldError(
+            field,
+            f"profile name {text!r} must be 1..64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit",
+        )
+    return text
+
+
+def check_host(field: str, value: Any) -> str:
+    """A host name, an IPv4 address or an IPv6 address (brackets are removed)."""
+    text = check_str(field, value).strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    if not text:
+        raise FieldError(field, "must not be empty")
+    if ":" in text:
+        import socket  # noqa: PLC0415 - a cheap IPv6 check without ipaddress
+
+        try:
+            return socket.inet_ntop(socket.AF_INET6, socket.inet_pton(socket.AF_INET6, text))
+        except OSError:
+            raise FieldError(field, f"{text!r} is not an IPv6 address") from None
+    if not _HOST_RE.fullmatch(text) or ".." in text:
+        raise FieldError(field, f"{text!r} is not a host name or IP address")
+    return text
+
+
+def check_ipv4(field: str, value: Any) -> str:
+    """A dotted-quad IPv4 address (IPv6 is refused with the reason)."""
+    text = check_str(field, value).strip()
+    if ":" in text:
+        raise FieldError(
+            field, f"{text} is IPv6; the SPA message carries only IPv4 addresses (fwknop 2.6)"
+        )
+    try:
+        return validate_ipv4(text, field)
+    except UsageError as exc:
+        raise FieldError(field, str(exc)) from None
+
+
+def check_allow_ip(value: Any, field: str = "allow_ip") -> str:
+    """``source``, ``resolve``, ``ask`` or an IPv4 address."""
+    text = check_str(field, value).strip()
+    if text.lower() in {m.value for m in AllowIp}:
+        return text.lower()
+    if ":" in text:
+        raise FieldError(
+            field,
+            f"{text} is IPv6; the SPA message carries only IPv4 allow addresses (fwknop 2.6): "
+            'use "source" or an IPv4 address',
+        )
+    try:
+        return validate_ipv4(text, "allow IP")
+    except UsageError:
+        raise FieldError(
+            field, f'{text!r} is not "source", "resolve", "ask" or an IPv4 address'
+        ) from None
+
+
+def check_resolve_url(value: Any, field: str = "resolve_url") -> str:
+    """An https:// URL (the address lookup must not be spoofable on the path)."""
+    text = check_line(field, value, max_len=2048, empty=False)
+    if not text.lower().startswith("https://") or len(text) <= len("https://"):
+        raise FieldError(field, f"must be an https:// URL, not {text!r}")
+    return text
+
+
+def check_transport(value: Any, field: str = "transport") -> Transport:
+    """udp, tcp, http, icmp or udpraw."""
+    text = check_str(field, value).strip().lower()
+    try:
+        return Transport(text)
+    except ValueError:
+        choices = ", ".join(t.value for t in Transport)
+        raise FieldError(field, f"{value!r} is not one of {choices}") from None
+
+
+def check_address_family(value: Any, field: str = "address_family") -> str:
+    """any, ipv4 or ipv6."""
+    text = check_str(field, value).strip().lower()
+    if text not in ("any", "ipv4", "ipv6"):
+        raise FieldError(field, f"{value!r} is not any, ipv4 or ipv6")
+    return text
+
+
+def check_access(value: Any, field: str = "access") -> tuple[str, ...]:
+    """A list of ``proto/port`` items (or one comma-separated string)."""
+    if isinstance(value, str):
+        items: list[Any] = value.split(",")
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        raise FieldError(field, f"must be a list of proto/port strings, not {_type_name(value)}")
+    out: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise FieldError(field, f"item {item!r} is not a string")
+        if not item.strip():
+            continue
+        try:
+            out.extend(str(spec) for spec in validate_access_list(item.strip()))
+        except UsageError as exc:
+            raise FieldError(field, str(exc)) from None
+    return tuple(out)
+
+
+def check_client_timeout(value: Any, field: str = "client_timeout") -> int:
+    """Seconds the server keeps the rule, 0..65536 (0: the server's default)."""
+    return check_int(field, value, 0, MAX_CLIENT_TIMEOUT)
+
+
+def check_username(value: Any, field: str = "username") -> str:
+    """Empty (use the login name) or a name fwknopd accepts."""
+    text = check_str(field, value)
+    if not text:
+        return text
+    try:
+        return validate_username(text)
+    except UsageError as exc:
+        raise FieldError(field, str(exc)) from None
+
+
+def check_time_offset(value: Any, field: str = "time_offset") -> int:
+    """``"+5m"``, ``"-30s"``, ``"2h"``, ``"1d"`` or an integer of seconds -> seconds."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = check_str(field, value).strip()
+    m = _OFFSET_RE.fullmatch(text)
+    if not m:
+        raise FieldError(field, f'{text!r} is not an offset like "+5m", "-30s", "2h" or "1d"')
+    seconds = int(m.group(2)) * _UNITS[m.group(3).lower()]
+    return -seconds if m.group(1) == "-" else seconds
+
+
+def format_time_offset(seconds: int) -> str:
+    """The shortest ``"+5m"``-style spelling of an offset."""
+    if seconds == 0:
+        return "0s"
+    sign = "-" if seconds < 0 else "+"
+    n = abs(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if n % size == 0:
+            return f"{sign}{n // size}{unit}"
+    return f"{sign}{n}s"
+
+
+def check_encryption(value: Any, field: str = "encryption") -> str:
+    """rijndael or gpg."""
+    text = check_str(field, value).strip().lower()
+    if text not in ("rijndael", "gpg"):
+        raise FieldError(field, f"{value!r} is not rijndael or gpg")
+    return text
+
+
+def check_encryption_mode(value: Any, field: str = "encryption_mode") -> EncryptionMode:
+    """cbc, ctr, cfb, ofb, ecb or legacy."""
+    text = check_str(field, value)
+    try:
+        mode = EncryptionMode.from_name(text)
+    except UsageError:
+        mode = None
+    if mode is None or mode is EncryptionMode.ASYMMETRIC:
+        raise FieldError(field, f"{text!r} is not one of cbc, ctr, cfb, ofb, ecb, legacy")
+    return mode
+
+
+def check_digest_type(value: Any, field: str = "digest_type") -> DigestType:
+    """md5, sha1, sha256, sha384, sha512, sha3_256 or sha3_512."""
+    try:
+        return DigestType.from_name(check_str(field, value))
+    except UsageError as exc:
+        raise FieldError(field, str(exc)) from None
+
+
+def check_hmac_type(value: Any, field: str = "hmac_type") -> HmacType | None:
+    """``none`` (no HMAC) or a digest name."""
+    text = check_str(field, value)
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return HmacType.from_name(text)
+    except UsageError as exc:
+        raise FieldError(field, f"{exc} or none") from None
+
+
+def check_key_format(value: Any, field: str = "key_format") -> str:
+    """base64 (KEY_BASE64) or passphrase (KEY)."""
+    text = check_str(field, value).strip().lower()
+    if text not in ("base64", "passphrase"):
+        raise FieldError(field, f"{value!r} is not base64 or passphrase")
+    return text
+
+
+def check_command(value: Any, field: str) -> tuple[str, ...]:
+    """A command as an argv list, or a string split like a shell would (no shell runs)."""
+    if isinstance(value, str):
+        import shlex  # noqa: PLC0415
+
+        try:
+            argv = shlex.split(value)
+        except ValueError as exc:
+            raise FieldError(field, f"cannot split the command: {exc}") from None
+    elif isinstance(value, list | tuple) and all(isinstance(a, str) for a in value):
+        argv = list(value)
+    else:
+        raise FieldError(field, "must be a list of strings (argv) or a command string")
+    if not argv or not argv[0]:
+        raise FieldError(field, "must name a program")
+    return tuple(argv)
+
+
+def split_hostport(text: str) -> tuple[str, int | None]:
+    """``host``, ``host:port``, ``host,port``, ``[v6]:port`` or ``:port`` -> (host, port)."""
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith((":", ",")) else None
+        if rest and port is None:
+            raise ValueError(f"{text!r} is not [address]:port")
+        return host, int(port) if port else None
+    if text.count(":") > 1:  # a bare IPv6 address
+        return text, None
+    for sep in (":", ","):
+        if sep in text:
+            host, _, port = text.rpartition(sep)
+            if not port.isdigit():
+                raise ValueError(f"{text!r}: port {port!r} is not a number")
+            return host, int(port)
+    return text, None
+
+
+def check_hostport(
+    value: Any, field: str, *, need_port: bool = False, need_host: bool = True
+) -> tuple[str, int | None]:
+    """``host[:port]`` checked: a valid host and a port 1..65535."""
+    text = check_line(field, value, empty=False)
+    try:
+        host, port = split_hostport(text)
+    except ValueError as exc:
+        raise FieldError(field, str(exc)) from None
+    if host or need_host:
+        host = check_host(field, host)
+    if port is not None:
+        check_port(field, port)
+    elif need_port:
+        raise FieldError(field, f"{text!r} needs a port (host:port)")
+    return host, port
+
+
+def check_nat_access(value: Any, field: str = "nat_access") -> tuple[str, int | None]:
+    """The internal ``host[:port]`` for NAT access (IPv4 or a name; no IPv6)."""
+    host, port = check_hostport(value, field)
+    if ":" in host:
+        raise FieldError(field, "the NAT host must be IPv4 or a host name (fwknop 2.6)")
+    return host, port

@@ -1,0 +1,312 @@
+"""The wallet: profiles and their keys together, the API the CLI and the TUI share.
+
+Operations that touch both the profiles file and the keyring are ordered so
+that a failure leaves things as they were: keys are written before the
+profile that needs them (and removed again if the profile write fails);
+old entries are deleted only after the profile change is on disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fwknop_core import (
+    GeneratedKeys,
+    HmacKey,
+    HmacType,
+    RijndaelKey,
+    encode_share,
+    generate_keys,
+    parse_share,
+)
+
+from .._log import get_logger
+from ..errors import ClientError, ClientUsageError, KeyMissingError, NoKeyringError
+from .keys import KeyOverrides, ProfileKeys, encode_stored, load_keys
+from .profiles import Profile, ProfileStore, atomic_write
+from .secrets import SLOTS, KeyringStore, SecretStore
+
+if TYPE_CHECKING:
+    from .rc import RcImport
+
+__all__ = ["Wallet"]
+
+log = get_logger(__name__)
+_PREFIX = {"rijndael": "key", "hmac": "hmac_key", "gpg-signing-pw": "gpg_signing_pw"}
+
+
+class Wallet:
+    """Profiles (``ProfileStore``) and keys (``SecretStore``, the keyring by default)."""
+
+    def __init__(
+        self, profiles: ProfileStore | None = None, secrets: SecretStore | None = None
+    ) -> None:
+        self.profiles = profiles or ProfileStore()
+        self._secrets = secrets
+
+    @property
+    def secrets(self) -> SecretStore:
+        """The secret store (created on first use: the keyring costs time)."""
+        if self._secrets is None:
+            self._secrets = KeyringStore()
+        return self._secrets
+
+    # -- profiles ------------------------------------------------------------------
+
+    def get(self, name: str) -> Profile:
+        """One validated profile."""
+        return self.profiles.get(name)
+
+    def names(self) -> list[str]:
+        """Profile names in file order."""
+        return self.profiles.names()
+
+    @staticmethod
+    def keyring_slots(profile: Profile) -> list[str]:
+        """The key slots of ``profile`` that live in the keyring (no command or file)."""
+
+        def elsewhere(slot: str) -> bool:
+            prefix = _PREFIX[slot]
+            own = bool(getattr(profile, f"{prefix}_command") or getattr(profile, f"{prefix}_file"))
+            if slot == "hmac":  # the Rijndael key's command or file may carry it
+                own = own or elsewhere("rijndael")
+            return own
+
+        return [s for s in profile.key_slots() if not elsewhere(s)]
+
+    def add(
+        self, profile: Profile, *, keys: dict[str, str] | None = None, replace: bool = False
+    ) -> None:
+        """Add a profile, storing ``keys`` (slot -> stored value) first."""
+        if not replace and self.profiles.exists(profile.name):
+            from ..errors import ProfileExistsError  # noqa: PLC0415
+
+            raise ProfileExistsError(f"a profile named {profile.name!r} already exists")
+        written = self._store(profile.name, keys or {})
+        try:
+            self.profiles.add(profile, replace=replace)
+        except BaseException:
+            self._unstore(profile.name, written)
+            raise
+
+    def update(self, profile: Profile) -> None:
+        """Save a changed profile."""
+        self.profiles.update(profile)
+
+    def rename(self, old: str, new: str) -> None:
+        """Rename a profile and move its keyring entries."""
+        profile = self.get(old)
+        if self.profiles.exists(new):
+            from ..errors import ProfileExistsError  # noqa: PLC0415
+
+            raise ProfileExistsError(f"a profile named {new!r} already exists")
+        moved: dict[str, str] = {}
+        try:
+            found = self.secrets.get_many(old, SLOTS)
+            moved = {s: val for s, val in found.items() if val is not None}
+        except NoKeyringError:
+            if self.keyring_slots(profile):
+                raise
+        written = self._store(new, moved)
+        try:
+            self.profiles.rename(old, new)
+        except BaseException:
+            self._unstore(new, written)
+            raise
+        self._unstore(old, list(moved))
+
+    def remove(self, name: str, *, keep_keys: bool = False) -> list[str]:
+        """Delete a profile and (unless ``keep_keys``) its keyring entries (returned)."""
+        profile = self.get(name)
+        deleted: list[str] = []
+        if not keep_keys:
+            try:
+                deleted = [s for s in SLOTS if self.secrets.delete(name, s)]
+            except NoKeyringError:
+                if self.keyring_slots(profile):
+                    raise
+        self.profiles.remove(name)
+        return deleted
+
+    # -- keys ------------------------------------------------------------------------
+
+    def keys(self, profile: Profile, overrides: KeyOverrides | None = None) -> ProfileKeys:
+        """Every key ``profile`` needs, from wherever the profile says."""
+        store = None
+        if self.keyring_slots(profile) or (overrides and overrides.keyring_profile):
+            store = self.secrets
+        return load_keys(profile, store, overrides)
+
+    def _store(self, name: str, keys: dict[str, str]) -> list[str]:
+        written: list[str] = []
+        try:
+            for slot, value in keys.items():
+                self.secrets.set(name, slot, value)
+                written.append(slot)
+        except BaseException:
+            self._unstore(name, written)
+            raise
+        return written
+
+    def _unstore(self, name: str, slots: Iterable[str]) -> None:
+        for slot in slots:
+            try:
+                self.secrets.delete(name, slot)
+            except ClientError as exc:  # best effort while undoing
+                log.warning("could not delete keyring entry %s/%s: %s", name, slot, exc)
+
+    def set_keys(
+        self,
+        name: str,
+        *,
+        rijndael: RijndaelKey | None = None,
+        hmac: HmacKey | None = None,
+        gpg_signing_pw: str | None = None,
+    ) -> list[str]:
+        """Store keys for a profile in the keyring; returns the slots written."""
+        values: dict[str, str] = {}
+        if rijndael is not None:
+            values["rijndael"] = encode_stored(rijndael.secret)
+        if hmac is not None:
+            values["hmac"] = encode_stored(hmac.secret)
+        if gpg_signing_pw is not None:
+            values["gpg-signing-pw"] = gpg_signing_pw
+        return self._store(name, values)
+
+    def stored_slots(self, name: str) -> list[str]:
+        """Which keyring entries exist for a profile."""
+        return [s for s, val in self.secrets.get_many(name, SLOTS).items() if val is not None]
+
+    def generate(
+        self,
+        name: str,
+        *,
+        hmac_type: HmacType | None = None,
+        key_len: int = 32,
+        hmac_key_len: int | None = None,
+        replace: bool = False,
+    ) -> ProfileKeys:
+        """New random keys for a profile, straight into the keyring."""
+        profile = self.get(name)
+        if profile.uses_gpg:
+            raise ClientUsageError(
+                f"profile {name!r} uses GnuPG: it has no Rijndael key to generate"
+            )
+        for slot in ("rijndael", "hmac"):
+            prefix = _PREFIX[slot]
+            if getattr(profile, f"{prefix}_command") or getattr(profile, f"{prefix}_file"):
+                raise ClientUsageError(
+                    f"profile {name!r} reads its {slot} key from {prefix}_command/{prefix}_file; "
+                    "keygen writes to the keyring only: remove those fields first"
+                )
+        kind = hmac_type or profile.hmac_type or HmacType.SHA256
+        existing = [s for s in self.stored_slots(name) if s in ("rijndael", "hmac")]
+        if existing and not replace:
+            raise ClientUsageError(
+                f"profile {name!r} already has keys in the keyring ({', '.join(existing)}); "
+                "--force replaces them (the server's access.conf must then change too)"
+            )
+        fresh: GeneratedKeys = generate_keys(
+            kind, key_len=key_len, hmac_key_len=hmac_key_len, mode=profile.encryption_mode
+        )
+        self.set_keys(name, rijndael=fresh.rijndael, hmac=fresh.hmac)
+        if profile.hmac_type is not kind:
+            self.update(profile.with_changes({"hmac_type": kind.fwknop_name}))
+        return ProfileKeys(
+            rijndael=fresh.rijndael, hmac=fresh.hmac, sources={"rijndael": "keyring"}
+        )
+
+    # -- sharing and the server side ----------------------------------------------------
+
+    def share_text(self, name: str) -> str:
+        """The Fwknop2 key-share text of a profile (holds the keys)."""
+        profile = self.get(name)
+        if profile.uses_gpg:
+            raise ClientUsageError(f"profile {name!r} uses GnuPG: there is no shared key to show")
+        keys = self.keys(profile)
+        return encode_share(keys.rijndael, keys.hmac)
+
+    def import_share(self, name: str, text: str) -> list[str]:
+        """Store the keys of a share text (QR, keygen output, access.conf) for a profile."""
+        profile = self.get(name)
+        shared = parse_share(
+            text, mode=profile.encryption_mode, hmac_type=profile.hmac_type or HmacType.SHA256
+        )
+        written = self.set_keys(name, rijndael=shared.rijndael, hmac=shared.hmac)
+        if (
+            shared.rijndael is not None
+            and not shared.rijndael_was_base64
+            and profile.key_format != "passphrase"
+        ):
+            self.update(profile.with_changes({"key_format": "passphrase"}))
+        return written
+
+    def server_stanza(self, name: str) -> str:
+        """The access.conf stanza for a profile's server (holds the keys)."""
+        from .rc import access_stanza  # noqa: PLC0415
+
+        profile = self.get(name)
+        return access_stanza(profile, self.keys(profile))
+
+    # -- rc files ---------------------------------------------------------------------
+
+    def plan_rc_import(self, text: str, source: str) -> list[RcImport]:
+        """Preview an rc import: profiles, key slots and warnings; nothing is written."""
+        from .rc import plan_import  # noqa: PLC0415
+
+        return plan_import(text, source, set(self.names()))
+
+    def apply_rc_import(self, plans: list[RcImport], *, replace: bool = False) -> list[str]:
+        """Apply a preview all or nothing; returns the profile names written."""
+        todo = [p for p in plans if p.profile is not None]
+        clash = [p.name for p in todo if p.exists]
+        if clash and not replace:
+            raise ClientUsageError(
+                f"profiles already exist: {', '.join(clash)} "
+                "(--force replaces them; nothing was imported)"
+            )
+        names = [p.name for p in todo]
+        if len(set(names)) != len(names):
+            raise ClientUsageError(
+                "two stanzas map to the same profile name; rename one in the rc file"
+            )
+        written: list[tuple[str, list[str]]] = []
+        try:
+            for plan in todo:
+                written.append((plan.name, self._store(plan.name, plan.keys)))
+            self.profiles.save_many(
+                [p.profile for p in todo if p.profile is not None], replace=replace
+            )
+        except BaseException:
+            for name, slots in written:
+                self._unstore(name, slots)
+            raise
+        return names
+
+    def export_rc(self, names: list[str], path: Path) -> list[str]:
+        """Write rc stanzas (keys inline) into ``path`` (0600), keeping its other stanzas."""
+        from .rc import export_stanza, merge_rc  # noqa: PLC0415
+
+        stanzas: dict[str, str] = {}
+        lost: list[str] = []
+        for name in names:
+            profile = self.get(name)
+            try:
+                text, missing = export_stanza(profile, self.keys(profile))
+            except KeyMissingError:
+                raise
+            except ValueError as exc:
+                raise ClientUsageError(str(exc)) from None
+            stanzas[name] = text
+            lost += [f"{name}: {m}" for m in missing]
+        try:
+            existing = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            existing = ""
+        except OSError as exc:
+            raise ClientUsageError(f"cannot read {path}: {exc.strerror}") from None
+        atomic_write(path, merge_rc(existing, stanzas), mode=0o600)
+        path.chmod(0o600)
+        return lost
