@@ -9,9 +9,9 @@ import pytest
 
 from fwknop_tui.wallet.secrets import MemoryStore
 from tests.helpers.secret_service import SecretServiceSession, secret_service, unavailable_reason
-from tests.interop.conftest import namespaces, real_fwknop
 
-__all__ = ["memory", "namespaces", "private_config", "real_fwknop", "session"]
+# real_fwknop and namespaces come from tests/conftest.py
+__all__ = ["memory", "private_config", "session"]
 
 
 @pytest.fixture(autouse=True)

@@ -141,7 +141,9 @@ def test_refusals_name_the_source_and_the_reason(pair: NetPair, tmp_path: Path) 
     )
     server = OurFwknopd(pair.server, tmp_path, interface=pair.server_if, access_conf=conf).start()
     home = tmp_path / "home"
-    wrong_keys = [a.replace("A", "B", 1) if a.endswith("=") else a for a in KEY_ARGS]
+    other = generate_keys()  # keys of someone else entirely
+    wrong_keys = ["--key-base64-rijndael", other.rijndael.to_base64(),
+                  "--key-base64-hmac", other.hmac.to_base64()]  # fmt: skip
     cases = [
         (["-U", "alice", "-A", "tcp/22"], wrong_keys,
          "from 198.18.0.2 udp/62201 (stanza #1): HMAC mismatch"),
