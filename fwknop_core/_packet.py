@@ -272,8 +272,12 @@ def hmac_matches(data: bytes, hmac_key: HmacKey, encryption: EncryptionType) -> 
     """
     if not isinstance(hmac_key, HmacKey):
         raise TypeError("hmac_key must be an HmacKey")
+    # _mac_parts inlined: this runs once per junk packet per stanza
+    n = hmac_key.mac_length
+    if len(data) - n < MIN_ENCODED:
+        return False
     prefix = GPG_PREFIX if encryption is EncryptionType.GPG else RIJNDAEL_PREFIX
-    return _mac_parts(data, prefix, hmac_key) is not None
+    return hmac.compare_digest(hmac_key.mac(prefix + data[:-n]), data[-n:])
 
 
 def _decrypt_rijndael(full: bytes, key: RijndaelKey) -> tuple[bytes, bytes]:

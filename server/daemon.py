@@ -30,7 +30,7 @@ from .capture.sources import SniffSource, UdpSource, read_pcap_file
 from .config import Overrides, ServerConfig, load_server_config
 from .errors import ConfigError
 from .firewall import Firewall, FirewallError, Opening, make_firewall
-from .processor import Accepted, Packet, Processor, Refused, Settings, proto_name
+from .processor import Accepted, Grant, Packet, Processor, Refused, Settings, proto_name
 from .ratelog import RateLimitedLog
 from .replay import ReplayCache
 
@@ -154,6 +154,7 @@ class Daemon:
         self._expiry: asyncio.TimerHandle | None = None
         self._expiry_at: float | None = None
         self._candidates = 0
+        self._packet_limit = options.packet_limit
         self.exit_status = 0
         self.granted = 0
 
@@ -237,26 +238,24 @@ class Daemon:
             self.refusals.count("internal_error")
             return
         if isinstance(decision, Refused):
-            self._refused(decision, packet)
+            if decision.silent:
+                self.refusals.count(decision.reason.key)
+            elif self.refusals.admit(decision.reason.key):  # format only what gets logged
+                self._log_refusal(decision, packet)
         else:
             self._accepted(decision, packet, now)
-        limit = self.options.packet_limit
+        limit = self._packet_limit
         if limit and decision_is_candidate(decision):
             self._candidates += 1
             if self._candidates >= limit:
                 log.info("packet limit (%d) reached", limit)
                 self.stop()
 
-    def _refused(self, decision: Refused, packet: Packet) -> None:
+    def _log_refusal(self, decision: Refused, packet: Packet) -> None:
         reason = decision.reason
-        if decision.silent:
-            self.refusals.count(reason.key)
-            return
         where = f" (stanza #{decision.stanza})" if decision.stanza else ""
         detail = f": {decision.detail}" if decision.detail else ""
-        self.refusals.event(
-            reason.key,
-            logging.WARNING,
+        log.warning(
             "refused SPA packet from %s %s/%d%s: %s%s",
             packet.src, proto_name(packet.proto), packet.dport, where, reason.text, detail,
         )  # fmt: skip
@@ -288,8 +287,18 @@ class Daemon:
             grant.source,
             grant.timeout,
         )
-        future = self._fw.submit(self.firewall.grant, grant, now)
+        future = self._fw.submit(self._grant, grant, now, time.monotonic())
         future.add_done_callback(self._granted)
+
+    def _grant(self, grant: Grant, now: float, decided: float) -> list[Opening]:
+        """On the firewall thread: open, and say how long it took from the decision."""
+        openings = self.firewall.grant(grant, now)
+        log.debug(
+            "firewall: %s opened %.2f ms after the decision",
+            grant.source,
+            (time.monotonic() - decided) * 1000,
+        )
+        return openings
 
     def _granted(self, future: concurrent.futures.Future[list[Opening]]) -> None:
         exc = future.exception()

@@ -237,7 +237,7 @@ class Processor:
         self.replay = replay if replay is not None else _NoReplay()
         self._gpg_factory = gpg_factory
         self._gpg: dict[tuple[str, str], GpgBackend] = {}
-        self._by_source: dict[IPAddress, tuple[AccessStanza, ...]] = {}
+        self._by_source: dict[int, tuple[IPAddress, tuple[AccessStanza, ...]]] = {}
         self._plain: dict[tuple[int, Reason], Refused] = {}
 
     # -- the pipeline --------------------------------------------------------
@@ -272,12 +272,20 @@ class Processor:
         return self._try_stanzas(candidates, data, packet, forwarded, now)
 
     def _candidates(self, src: IPAddress) -> tuple[AccessStanza, ...]:
-        """The stanzas whose SOURCE matches ``src`` (remembered per address)."""
-        found = self._by_source.get(src)
-        if found is None:
-            if len(self._by_source) >= _CANDIDATE_CACHE:
-                self._by_source.clear()  # a spoofed flood of many sources: start over
-            found = self._by_source[src] = tuple(s for s in self.stanzas if s.matches_source(src))
+        """The stanzas whose SOURCE matches ``src`` (remembered per address).
+
+        Keyed by the address object's identity: hashing an ipaddress object
+        runs Python code, and capture hands us one object per source anyway.
+        Each entry holds its address, so an identity is never reused while
+        it is in the cache; another object for the same address just misses.
+        """
+        entry = self._by_source.get(id(src))
+        if entry is not None and entry[0] is src:
+            return entry[1]
+        if len(self._by_source) >= _CANDIDATE_CACHE:
+            self._by_source.clear()  # a spoofed flood of many sources: start over
+        found = tuple(s for s in self.stanzas if s.matches_source(src))
+        self._by_source[id(src)] = (src, found)
         return found
 
     def _try_stanzas(

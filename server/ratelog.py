@@ -33,9 +33,7 @@ class RateLimitedLog:
         self.window = window
         self.clock = clock
         self.counts: Counter[str] = Counter()
-        self._window_start: dict[str, float] = {}
-        self._in_window: Counter[str] = Counter()
-        self._held: Counter[str] = Counter()
+        self._state: dict[str, list[float]] = {}  # key -> [window start, logged, held back]
 
     def count(self, key: str) -> None:
         """Count one event that is never logged."""
@@ -43,23 +41,30 @@ class RateLimitedLog:
 
     def event(self, key: str, level: int, msg: str, *args: object) -> None:
         """Count one event and log it unless this key is over its rate."""
+        if self.admit(key, level):
+            self.logger.log(level, msg, *args)
+
+    def admit(self, key: str, level: int = logging.WARNING) -> bool:
+        """Count one event; whether it may be logged (so callers format only what is logged)."""
         self.counts[key] += 1
         now = self.clock()
-        start = self._window_start.get(key)
-        if start is None or now - start >= self.window:
-            if start is not None and self._held[key]:
-                self.logger.log(
-                    level, "%d more '%s' refusals in the last %.0f s were not logged",
-                    self._held[key], key, now - start,
-                )  # fmt: skip
-                self._held[key] = 0
-            self._window_start[key] = now
-            self._in_window[key] = 0
-        if self._in_window[key] < self.burst:
-            self._in_window[key] += 1
-            self.logger.log(level, msg, *args)
-        else:
-            self._held[key] += 1
+        state = self._state.get(key)
+        if state is None or now - state[0] >= self.window:
+            state = self._new_window(key, level, now, state)
+        if state[1] < self.burst:
+            state[1] += 1
+            return True
+        state[2] += 1
+        return False
+
+    def _new_window(self, key: str, level: int, now: float, old: list[float] | None) -> list[float]:
+        if old is not None and old[2]:
+            self.logger.log(
+                level, "%d more '%s' refusals in the last %.0f s were not logged",
+                old[2], key, now - old[0],
+            )  # fmt: skip
+        state = self._state[key] = [now, 0, 0]
+        return state
 
     def summary(self) -> str:
         """``reason=count`` pairs, most frequent first."""

@@ -9,6 +9,7 @@ are ignored; fragments after the first carry no L4 header and are skipped.
 from __future__ import annotations
 
 import ipaddress
+import struct
 
 from ..processor import Packet
 
@@ -43,38 +44,51 @@ def network_layer(linktype: int, frame: bytes) -> bytes | None:
     return None if start is None else frame[start:]
 
 
+_IPV4 = struct.Struct("!BBHHHBBH4s4s")
+_PORTS = struct.Struct("!HH")
+_ADDRESS_CACHE = 4096
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_addresses: dict[bytes, IPAddress] = {}
+
+
+def _address(packed: bytes) -> IPAddress:
+    """The address object for ``packed`` (4 or 16 bytes); floods repeat a few, so remember them."""
+    found = _addresses.get(packed)
+    if found is None:
+        if len(_addresses) >= _ADDRESS_CACHE:
+            _addresses.clear()  # many sources (spoofed): start over rather than grow
+        found = _addresses[packed] = ipaddress.ip_address(packed)
+    return found
+
+
 def parse_ip(data: bytes) -> Packet | None:
     """The L4 payload and addresses of an IP packet; None if it carries no UDP/TCP/ICMP data."""
     if len(data) < 20:
         return None
     version = data[0] >> 4
     if version == 4:
-        ihl = (data[0] & 0x0F) * 4
-        total = int.from_bytes(data[2:4], "big")
-        if ihl < 20 or total < ihl or int.from_bytes(data[6:8], "big") & 0x1FFF:
+        vihl, _tos, end, _id, frag, _ttl, proto, _sum, src, dst = _IPV4.unpack_from(data)
+        start = (vihl & 0x0F) * 4
+        if start < 20 or end < start or frag & 0x1FFF:
             return None  # bad header, or a non-first fragment
-        proto = data[9]
-        src: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.IPv4Address(data[12:16])
-        dst: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.IPv4Address(data[16:20])
-        l4 = data[ihl:total]
     elif version == 6:
         if len(data) < 40:
             return None
         proto = data[6]
-        src = ipaddress.IPv6Address(data[8:24])
-        dst = ipaddress.IPv6Address(data[24:40])
-        l4 = data[40 : 40 + int.from_bytes(data[4:6], "big")]
+        src, dst = data[8:24], data[24:40]
+        start, end = 40, 40 + int.from_bytes(data[4:6], "big")
     else:
         return None
-    if proto == _UDP and len(l4) >= 8:
-        sport, dport = int.from_bytes(l4[0:2], "big"), int.from_bytes(l4[2:4], "big")
-        payload = l4[8:]
-    elif proto == _TCP and len(l4) >= 20:
-        sport, dport = int.from_bytes(l4[0:2], "big"), int.from_bytes(l4[2:4], "big")
-        payload = l4[(l4[12] >> 4) * 4 :]
-    elif proto in (_ICMP, _ICMP6) and len(l4) >= 8:
+    end = min(end, len(data))  # bytes after the IP length (padding) are not payload
+    if proto == _UDP and end - start >= 8:
+        sport, dport = _PORTS.unpack_from(data, start)
+        payload = data[start + 8 : end]
+    elif proto == _TCP and end - start >= 20:
+        sport, dport = _PORTS.unpack_from(data, start)
+        payload = data[start + (data[start + 12] >> 4) * 4 : end]
+    elif proto in (_ICMP, _ICMP6) and end - start >= 8:
         sport = dport = 0
-        payload = l4[8:]
+        payload = data[start + 8 : end]
     else:
         return None
-    return Packet(payload, src, dst, proto, sport, dport)
+    return Packet(payload, _address(src), _address(dst), proto, sport, dport)

@@ -29,6 +29,7 @@ from pathlib import Path
 from ..processor import Packet
 from . import libpcap
 from .frames import network_layer, parse_ip
+from .ring import RxRing
 
 __all__ = ["SniffSource", "UdpSource", "read_pcap_file"]
 
@@ -42,7 +43,7 @@ _PACKET_IGNORE_OUTGOING = 23
 _PACKET_OUTGOING = 4
 _SO_ATTACH_FILTER = 26
 _SO_RCVBUFFORCE = 33
-_BATCH = 256
+_BATCH = 1024
 _MAX_READ = 65535
 _ADDRESS_CACHE = 4096
 
@@ -79,11 +80,19 @@ class SniffSource:
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, 0)
         try:
             _attach_filter(sock, program)
+            # the kernel drops outgoing packets for us where it can (4.20 and later); then
+            # read() need not ask for each packet's address to check its direction
+            self._kernel_filters_direction = False
             if not any_direction:
-                # older kernels lack it; read() checks the packet type as well
                 with contextlib.suppress(OSError):
                     sock.setsockopt(_SOL_PACKET, _PACKET_IGNORE_OUTGOING, 1)
-            _big_buffer(sock, rcvbuf)
+                    self._kernel_filters_direction = True
+            self.ring: RxRing | None = None
+            try:
+                self.ring = RxRing(sock)
+            except OSError as exc:  # no ring here: read with recv() instead
+                log.info("packet ring unavailable (%s); capturing with recv()", exc.strerror)
+                _big_buffer(sock, rcvbuf)
             ifname = "" if interface == "any" else interface
             sock.bind((ifname, _ETH_P_ALL))  # Python applies htons() itself
             if promiscuous and ifname:
@@ -104,24 +113,37 @@ class SniffSource:
 
     def read(self) -> list[Packet]:
         """Every packet waiting (up to a batch), parsed; never blocks."""
+        check_direction = not (self.any_direction or self._kernel_filters_direction)
+        if self.ring is not None:
+            frames = self.ring.read(_BATCH, skip_outgoing=check_direction)
+            return [p for p in map(parse_ip, frames) if p is not None]
         packets = []
-        recv = self.sock.recvfrom
+        recv, recvfrom = self.sock.recv, self.sock.recvfrom
         for _ in range(_BATCH):
             try:
-                data, addr = recv(_MAX_READ)
+                if check_direction:
+                    data, addr = recvfrom(_MAX_READ)
+                    if addr[2] == _PACKET_OUTGOING:
+                        continue
+                else:
+                    data = recv(_MAX_READ)
             except BlockingIOError:
                 break
             except InterruptedError:
-                continue
-            if addr[2] == _PACKET_OUTGOING and not self.any_direction:
                 continue
             packet = parse_ip(data)
             if packet is not None:
                 packets.append(packet)
         return packets
 
+    def drops(self) -> int:
+        """Packets the kernel dropped for want of room since the last call (0 if unknown)."""
+        return self.ring.drops() if self.ring is not None else 0
+
     def close(self) -> None:
         """Stop sniffing."""
+        if self.ring is not None:
+            self.ring.close()
         self.sock.close()
 
 

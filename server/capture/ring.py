@@ -1,0 +1,86 @@
+"""The kernel's packet ring (PACKET_MMAP, TPACKET_V2): captured packets without a system call each.
+
+The kernel writes every packet the socket filter accepts into a ring of
+frames shared with us and marks the frame as ours; we copy the packet out
+and hand the frame back. The event loop still wakes on the socket's file
+descriptor (it becomes readable while a frame is ours), so this is the same
+event-driven capture with a per-packet ``recv`` less, which is a quarter of
+the work a junk packet costs. libpcap, which the C fwknopd uses, captures
+through the same kernel ring.
+
+Version 2 rather than 3: version 3 hands over whole blocks, on a timer when
+traffic is light, which would delay a lone SPA packet by milliseconds.
+See the kernel's Documentation/networking/packet_mmap.rst.
+"""
+
+from __future__ import annotations
+
+import mmap
+import socket
+import struct
+
+__all__ = ["RxRing"]
+
+_SOL_PACKET = 263
+_PACKET_RX_RING = 5
+_PACKET_STATISTICS = 6
+_PACKET_VERSION = 10
+_TPACKET_V2 = 1
+_TP_STATUS_USER = 1
+_PACKET_OUTGOING = 4
+# struct tpacket2_hdr: status, len, snaplen, mac, net (then times and VLAN fields)
+_HEADER = struct.Struct("IIIHH")
+_STATUS = struct.Struct("I")
+# sll_pkttype: the sockaddr_ll follows the 32-byte header; pkttype is its 11th byte
+_PKTTYPE_OFFSET = 32 + 10
+_BLOCK_SIZE = 1 << 16
+
+
+class RxRing:
+    """A TPACKET_V2 receive ring on a packet socket (set up before it is bound)."""
+
+    def __init__(self, sock: socket.socket, *, frames: int = 8192, frame_size: int = 2048) -> None:
+        per_block = _BLOCK_SIZE // frame_size
+        blocks = max(1, frames // per_block)
+        sock.setsockopt(_SOL_PACKET, _PACKET_VERSION, _TPACKET_V2)
+        request = struct.pack("IIII", _BLOCK_SIZE, blocks, frame_size, blocks * per_block)
+        sock.setsockopt(_SOL_PACKET, _PACKET_RX_RING, request)
+        self.sock = sock
+        self.frame_size = frame_size
+        self.frames = blocks * per_block
+        self.map = mmap.mmap(
+            sock.fileno(), _BLOCK_SIZE * blocks, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE
+        )
+        self.index = 0
+
+    def read(self, limit: int, *, skip_outgoing: bool) -> list[bytes]:
+        """Up to ``limit`` waiting packets (network layer on), each frame given back at once.
+
+        A packet longer than a frame arrives truncated; it is dropped here, as
+        it is longer than any SPA packet can be.
+        """
+        packets = []
+        ring, size, count, index = self.map, self.frame_size, self.frames, self.index
+        unpack, give_back = _HEADER.unpack_from, _STATUS.pack_into
+        for _ in range(limit):
+            start = index * size
+            status, length, snaplen, _mac, net = unpack(ring, start)
+            if not status & _TP_STATUS_USER:
+                break
+            if snaplen == length and not (
+                skip_outgoing and ring[start + _PKTTYPE_OFFSET] == _PACKET_OUTGOING
+            ):
+                packets.append(ring[start + net : start + net + snaplen])
+            give_back(ring, start, 0)
+            index = index + 1 if index + 1 < count else 0
+        self.index = index
+        return packets
+
+    def drops(self) -> int:
+        """Packets the kernel had no free frame for since the last call (the count resets)."""
+        raw = self.sock.getsockopt(_SOL_PACKET, _PACKET_STATISTICS, 8)
+        return int(struct.unpack("II", raw)[1])
+
+    def close(self) -> None:
+        """Unmap the ring (before the socket is closed)."""
+        self.map.close()
