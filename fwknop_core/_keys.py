@@ -109,10 +109,11 @@ class HmacKey:
         object.__setattr__(self, "mac_length", self.type.b64_length)
         object.__setattr__(self, "_keyed", hmac.new(self.secret, digestmod=self.type.hashlib_name))
 
-    def mac(self, data: bytes) -> bytes:
-        """Unpadded base64 HMAC of ``data``, as ASCII bytes."""
+    def mac(self, *parts: bytes | memoryview) -> bytes:
+        """Unpadded base64 HMAC of ``parts`` (concatenated), as ASCII bytes."""
         h = self._keyed.copy()
-        h.update(data)
+        for part in parts:  # fed one by one: no need to join them first
+            h.update(part)
         return binascii.b2a_base64(h.digest(), newline=False).rstrip(b"=")
 
     def __repr__(self) -> str:

@@ -277,7 +277,7 @@ def hmac_matches(data: bytes, hmac_key: HmacKey, encryption: EncryptionType) -> 
     if len(data) - n < MIN_ENCODED:
         return False
     prefix = GPG_PREFIX if encryption is EncryptionType.GPG else RIJNDAEL_PREFIX
-    return hmac.compare_digest(hmac_key.mac(prefix + data[:-n]), data[-n:])
+    return hmac.compare_digest(hmac_key.mac(prefix, memoryview(data)[:-n]), data[-n:])
 
 
 def _decrypt_rijndael(full: bytes, key: RijndaelKey) -> tuple[bytes, bytes]:

@@ -16,7 +16,7 @@ Names fwknopd does not have, all optional:
 ``FLUSH_NFT_AT_INIT``    like ``FLUSH_IPT_AT_INIT`` for the nftables backend
 ``FLUSH_NFT_AT_EXIT``    (both default to the ``FLUSH_IPT_*`` values).
 ``REPLAY_DB_FILE``       the SQLite replay cache, ``$FWKNOP_RUN_DIR/replay.sqlite``.
-``UDPSERV_RCVBUF``       receive buffer of the UDP server socket in bytes (8 MiB).
+``UDPSERV_RCVBUF``       receive buffer of the UDP server socket in bytes (16 MiB).
 
 Features a later version implements (NAT and forwarding, command execution,
 command cycles) are parsed, and a configuration that turns one on is
@@ -145,7 +145,7 @@ DEFAULTS: dict[str, str | None] = {
     "FLUSH_NFT_AT_INIT": "$FLUSH_IPT_AT_INIT",
     "FLUSH_NFT_AT_EXIT": "$FLUSH_IPT_AT_EXIT",
     "REPLAY_DB_FILE": "$FWKNOP_RUN_DIR/replay.sqlite",
-    "UDPSERV_RCVBUF": str(8 << 20),
+    "UDPSERV_RCVBUF": str(16 << 20),
 }
 
 # integer settings: name -> (minimum, maximum)

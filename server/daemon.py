@@ -38,6 +38,8 @@ __all__ = ["Daemon", "Options", "load"]
 
 log = logging.getLogger("fwknop_server")
 _PRUNE_EVERY = 60.0
+_FLOOD_BATCH = 64  # packets in one read that mean "flood": switch to reading on a timer
+_FLOOD_PAUSE = 0.001  # seconds between reads during a flood (adds at most this to a grant)
 _RESCAN_EVERY = 60.0
 _CAPTURE_KEYS = (
     "ENABLE_UDP_SERVER", "UDPSERV_PORT", "PCAP_INTF", "PCAP_FILTER", "ENABLE_PCAP_PROMISC",
@@ -228,6 +230,18 @@ class Daemon:
         now = self.clock()
         for packet in packets:
             self.handle(packet, now)
+        if len(packets) >= _FLOOD_BATCH and self._loop is not None and self.source is not None:
+            # under a flood, stop waking per arrival: read again after a short pause, in
+            # bigger batches (the kernel's NAPI does the same with interrupts). The ring
+            # holds thousands of packets, so nothing is lost; back to waking on arrival
+            # as soon as a batch is small again.
+            self._loop.remove_reader(self.source.fileno())
+            self._loop.call_later(_FLOOD_PAUSE, self._resume_reading, self.source)
+
+    def _resume_reading(self, source: Source) -> None:
+        if self.source is source and self._loop is not None:
+            self._loop.add_reader(source.fileno(), self._on_readable)
+            self._on_readable()
 
     def handle(self, packet: Packet, now: float) -> None:
         """Decide one packet and act on it; nothing in a packet can make this raise."""
@@ -401,7 +415,11 @@ class Daemon:
         log.info("capture is now %s", source.description)
 
     def log_counters(self) -> None:
-        """SIGUSR1: the counters, by reason."""
+        """SIGUSR1: the counters, by reason (and what the kernel dropped before we saw it)."""
+        drops = getattr(self.source, "drops", None)
+        if drops is not None and (dropped := drops()):
+            counts = self.refusals.counts
+            counts["kernel_dropped"] = counts.get("kernel_dropped", 0) + dropped
         log.info("counters: %s", self.refusals.summary())
 
     async def _shutdown(self) -> None:

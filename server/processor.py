@@ -239,6 +239,7 @@ class Processor:
         self._gpg: dict[tuple[str, str], GpgBackend] = {}
         self._by_source: dict[int, tuple[IPAddress, tuple[AccessStanza, ...]]] = {}
         self._plain: dict[tuple[int, Reason], Refused] = {}
+        self._hmac_refusals: dict[int, tuple[tuple[AccessStanza, ...], Refused]] = {}
 
     # -- the pipeline --------------------------------------------------------
 
@@ -269,7 +270,42 @@ class Processor:
         candidates = self._candidates(packet.src)
         if not candidates:
             return _NO_STANZA
+        refused = self._hmac_refusal(candidates, data)
+        if refused is not None:
+            return refused
         return self._try_stanzas(candidates, data, packet, forwarded, now)
+
+    def _hmac_refusal(self, candidates: tuple[AccessStanza, ...], data: bytes) -> Refused | None:
+        """The refusal of a packet whose HMAC no candidate stanza accepts, or None.
+
+        The common case of a flood, decided in one loop: it returns exactly what
+        the stanza-by-stanza path would (every stanza failing at the HMAC), and
+        None (go the long way) as soon as any stanza could get further or has
+        a check that comes first (DESTINATION, expiry, no HMAC key).
+        """
+        gpg_sized = len(data) >= MIN_GPG
+        kind = EncryptionType.GPG if gpg_sized else EncryptionType.RIJNDAEL
+        for stanza in candidates:
+            hkey = stanza.hmac_key
+            if (
+                hkey is None
+                or stanza.destination is not None
+                or stanza.expires_at is not None
+                or (stanza.gpg if gpg_sized else stanza.key) is None
+                or hmac_matches(data, hkey, kind)
+            ):
+                return None
+        # keyed by identity (hashing stanzas hashes their keys): the tuple is the one
+        # _candidates keeps per source, and the entry holds it, so the id stays its own
+        entry = self._hmac_refusals.get(id(candidates))
+        if entry is not None and entry[0] is candidates:
+            return entry[1]
+        attempts = tuple((s.number, Reason.HMAC_MISMATCH, "") for s in candidates)
+        refused = Refused(Reason.HMAC_MISMATCH, stanza=candidates[0].number, attempts=attempts)
+        if len(self._hmac_refusals) >= _CANDIDATE_CACHE:
+            self._hmac_refusals.clear()
+        self._hmac_refusals[id(candidates)] = (candidates, refused)
+        return refused
 
     def _candidates(self, src: IPAddress) -> tuple[AccessStanza, ...]:
         """The stanzas whose SOURCE matches ``src`` (remembered per address).

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable
 
 __all__ = ["RateLimitedLog"]
@@ -32,12 +31,13 @@ class RateLimitedLog:
         self.burst = burst
         self.window = window
         self.clock = clock
-        self.counts: Counter[str] = Counter()
+        self.counts: dict[str, int] = {}  # plain dict: counted for every packet of a flood
         self._state: dict[str, list[float]] = {}  # key -> [window start, logged, held back]
 
     def count(self, key: str) -> None:
         """Count one event that is never logged."""
-        self.counts[key] += 1
+        counts = self.counts
+        counts[key] = counts.get(key, 0) + 1
 
     def event(self, key: str, level: int, msg: str, *args: object) -> None:
         """Count one event and log it unless this key is over its rate."""
@@ -46,7 +46,8 @@ class RateLimitedLog:
 
     def admit(self, key: str, level: int = logging.WARNING) -> bool:
         """Count one event; whether it may be logged (so callers format only what is logged)."""
-        self.counts[key] += 1
+        counts = self.counts
+        counts[key] = counts.get(key, 0) + 1
         now = self.clock()
         state = self._state.get(key)
         if state is None or now - state[0] >= self.window:
@@ -68,4 +69,5 @@ class RateLimitedLog:
 
     def summary(self) -> str:
         """``reason=count`` pairs, most frequent first."""
-        return ", ".join(f"{k}={v}" for k, v in self.counts.most_common()) or "nothing yet"
+        ranked = sorted(self.counts.items(), key=lambda kv: -kv[1])
+        return ", ".join(f"{k}={v}" for k, v in ranked) or "nothing yet"

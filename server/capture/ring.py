@@ -8,6 +8,10 @@ event-driven capture with a per-packet ``recv`` less, which is a quarter of
 the work a junk packet costs. libpcap, which the C fwknopd uses, captures
 through the same kernel ring.
 
+The ring is 16384 frames of 2 KiB (32 MiB, allocated once): at 100,000
+packets a second that is 160 ms of packets in hand, which rides out a busy
+moment on a shared host without dropping anything.
+
 Version 2 rather than 3: version 3 hands over whole blocks, on a timer when
 traffic is light, which would delay a lone SPA packet by milliseconds.
 See the kernel's Documentation/networking/packet_mmap.rst.
@@ -39,7 +43,7 @@ _BLOCK_SIZE = 1 << 16
 class RxRing:
     """A TPACKET_V2 receive ring on a packet socket (set up before it is bound)."""
 
-    def __init__(self, sock: socket.socket, *, frames: int = 8192, frame_size: int = 2048) -> None:
+    def __init__(self, sock: socket.socket, *, frames: int = 16384, frame_size: int = 2048) -> None:
         per_block = _BLOCK_SIZE // frame_size
         blocks = max(1, frames // per_block)
         sock.setsockopt(_SOL_PACKET, _PACKET_VERSION, _TPACKET_V2)

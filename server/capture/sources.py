@@ -73,7 +73,7 @@ class SniffSource:
         *,
         promiscuous: bool = False,
         any_direction: bool = False,
-        rcvbuf: int = 8 << 20,
+        rcvbuf: int = 16 << 20,
     ) -> None:
         program = libpcap.compile_filter(bpf_filter, libpcap.DLT_RAW)
         # protocol 0 receives nothing until bind(), so no unfiltered packet slips in
@@ -150,7 +150,7 @@ class SniffSource:
 class UdpSource:
     """The UDP server: the SPA port bound on every IPv4 and IPv6 address."""
 
-    def __init__(self, port: int, *, rcvbuf: int = 8 << 20) -> None:
+    def __init__(self, port: int, *, rcvbuf: int = 16 << 20) -> None:
         try:
             sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)

@@ -9,11 +9,14 @@ succeeds after it, and fails again once the access timeout has passed.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import os
 import signal
 import socket
 import struct
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -392,3 +395,67 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for i in range(count):
     s.sendto(junk[i % 64], (host, 62201))
 """
+
+
+@pytest.mark.parametrize("backend", ["nftables", "iptables"])
+def test_a_restart_keeps_valid_grants_and_drops_expired_ones(
+    backend: str, pair: NetPair, tmp_path: Path
+) -> None:
+    POLICIES[backend](pair.server)
+    pair.listen_tcp(22, 2222)
+    keep = "FLUSH_IPT_AT_INIT N\nFLUSH_IPT_AT_EXIT N\n"  # fwknopd's names; nftables follows them
+    short = STANZA.replace("SOURCE ANY", "SOURCE ANY\nOPEN_PORTS tcp/22,tcp/2222") + (
+        "FW_ACCESS_TIMEOUT 3\nMAX_FW_TIMEOUT 120\n"
+    )
+    server = OurFwknopd(
+        pair.server, tmp_path, interface=pair.server_if, access_conf=short, conf_extra=keep,
+        firewall=backend,
+    ).start()  # fmt: skip
+    home = tmp_path / "home"
+    knock(pair, home, "-A", "tcp/22")  # 3 s
+    knock(pair, home, "-A", "tcp/2222", "-f", "90")  # 90 s
+    assert opens(pair, 22) and opens(pair, 2222)
+    assert server.stop() == 0
+    assert pair.tcp_open(2222)  # not flushed at exit
+    time.sleep(4)  # the short grant runs out while no daemon runs
+    # nftables closes it on time by itself; an iptables rule waits for a daemon to remove it
+    assert pair.tcp_open(22) is (backend == "iptables")
+    server.start()
+    assert server.wait_log("grant(s) still open from before")
+    assert pair.tcp_open(2222) and not pair.tcp_open(22)
+    if backend == "iptables":  # nobody removed the expired rule while we were down: we do
+        rules = pair.server.run(["iptables-save"]).stdout.decode()
+        assert "--dport 22 " not in rules and "--dport 2222 " in rules
+    flush = subprocess.run(
+        pair.server.argv(server.command("--fw-flush")), capture_output=True, text=True, check=False
+    )
+    assert flush.returncode == 0, flush.stderr
+    assert not pair.tcp_open(2222)  # --fw-flush removed everything we made
+
+
+def test_background_mode_detaches_and_is_found_by_its_pid_file(
+    pair: NetPair, tmp_path: Path
+) -> None:
+    drop_policy_nft(pair.server)
+    server = OurFwknopd(pair.server, tmp_path, interface=pair.server_if, access_conf=STANZA)
+    pid_file = tmp_path / "run" / "fwknopd.pid"
+    started = subprocess.run(
+        pair.server.argv(server.command()), capture_output=True, text=True, check=False, timeout=30
+    )
+    assert started.returncode == 0  # the parent returns once it has forked
+    assert wait_for(pid_file.exists, timeout=15)
+
+    def action(flag: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            pair.server.argv(server.command(flag)), capture_output=True, text=True, check=False
+        )
+
+    pid = int(pid_file.read_text())
+    try:
+        assert action("-S").stdout.strip() == f"Detected fwknopd is running (pid={pid})."
+        assert action("-K").stdout.strip() == f"Killed fwknopd (pid={pid})."
+        assert wait_for(lambda: not pid_file.exists(), timeout=15)
+        assert action("-S").returncode == 1
+    finally:  # it detached from us: stop it by its PID if a check above failed
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)

@@ -353,3 +353,24 @@ def test_an_empty_sqlite_cache_still_protects(tmp_path: Path) -> None:
     assert isinstance(processor.process(packet, NOW), Accepted)
     second = processor.process(packet, NOW)
     assert isinstance(second, Refused) and second.reason is Reason.REPLAY
+
+
+def test_junk_failing_every_hmac_is_refused_as_the_long_way_would(tmp_path: Path) -> None:
+    stanzas = _stanzas(
+        _conf(OTHER_KEY, OTHER_HKEY) + _conf(KEY, HKEY) + _conf(KEY, OTHER_HKEY), tmp_path
+    )
+    processor = Processor(stanzas, Settings())
+    junk = Packet(b"8" + b"A" * 203, SRC, DST)
+    first = processor.process(junk, NOW)
+    assert isinstance(first, Refused)
+    assert (first.reason, first.stanza, first.detail) == (Reason.HMAC_MISMATCH, 1, "")
+    assert first.attempts == ((1, Reason.HMAC_MISMATCH, ""), (2, Reason.HMAC_MISMATCH, ""),
+                              (3, Reason.HMAC_MISMATCH, ""))  # fmt: skip
+    assert processor.process(junk, NOW) is first  # the flood case: no new object per packet
+    # the same packet through the stanza-by-stanza path gives the same verdict
+    long_way = processor._try_stanzas(processor._candidates(SRC), junk.payload, junk, None, NOW)
+    assert long_way == first
+    # a stanza with a check before the HMAC (DESTINATION) takes the long way, with its reason
+    with_dest = _stanzas(_conf(KEY, HKEY, "DESTINATION 203.0.113.0/24"), tmp_path)
+    refused = Processor(with_dest, Settings()).process(junk, NOW)
+    assert isinstance(refused, Refused) and refused.reason is Reason.DESTINATION
