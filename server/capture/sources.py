@@ -21,6 +21,7 @@ import ctypes
 import errno
 import ipaddress
 import logging
+import os
 import socket
 import struct
 from collections.abc import Iterator
@@ -116,6 +117,10 @@ class SniffSource:
         check_direction = not (self.any_direction or self._kernel_filters_direction)
         if self.ring is not None:
             frames = self.ring.read(_BATCH, skip_outgoing=check_direction)
+            # woken with nothing in the ring: an error is pending (the interface went away,
+            # say). With no recv() to raise it, ask for it, or the event loop would spin.
+            if not frames and (error := self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)):
+                raise OSError(error, os.strerror(error))
             return [p for p in map(parse_ip, frames) if p is not None]
         packets = []
         recv, recvfrom = self.sock.recv, self.sock.recvfrom

@@ -442,20 +442,35 @@ def test_background_mode_detaches_and_is_found_by_its_pid_file(
     started = subprocess.run(
         pair.server.argv(server.command()), capture_output=True, text=True, check=False, timeout=30
     )
-    assert started.returncode == 0  # the parent returns once it has forked
-    assert wait_for(pid_file.exists, timeout=15)
 
     def action(flag: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             pair.server.argv(server.command(flag)), capture_output=True, text=True, check=False
         )
 
-    pid = int(pid_file.read_text())
+    pid = 0
     try:
+        assert started.returncode == 0  # the parent returns once it has forked
+        assert wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), timeout=15)
+        pid = int(pid_file.read_text())
         assert action("-S").stdout.strip() == f"Detected fwknopd is running (pid={pid})."
         assert action("-K").stdout.strip() == f"Killed fwknopd (pid={pid})."
         assert wait_for(lambda: not pid_file.exists(), timeout=15)
         assert action("-S").returncode == 1
     finally:  # it detached from us: stop it by its PID if a check above failed
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+        if not pid and pid_file.exists():
+            pid = int(pid_file.read_text() or 0)
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_the_daemon_exits_when_its_interface_goes_away(pair: NetPair, tmp_path: Path) -> None:
+    """EXIT_AT_INTF_DOWN (default Y): exit for systemd to restart us; never spin on the error."""
+    drop_policy_nft(pair.server)
+    server = OurFwknopd(pair.server, tmp_path, interface=pair.server_if, access_conf=STANZA)
+    server.start()
+    assert server.proc is not None
+    pair.server.run(["ip", "link", "del", pair.server_if])
+    assert server.proc.wait(timeout=15) == 1
+    assert "capture failed: [Errno 100] Network is down" in server.log()
