@@ -739,17 +739,9 @@ def _add_import_share(sub: Any) -> None:
 
 def _cmd_import_share(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
     if args.image:
-        import subprocess  # noqa: PLC0415
+        from .qr import decode_image  # noqa: PLC0415
 
-        try:
-            res = subprocess.run(
-                ["zbarimg", "--raw", "-q", args.image], capture_output=True, timeout=60, check=False
-            )
-        except FileNotFoundError:
-            raise ClientUsageError("--image needs zbarimg (apt-get install zbar-tools)") from None
-        if res.returncode != 0:
-            raise ClientUsageError(f"no QR code found in {args.image}")
-        text = res.stdout.decode("utf-8", "replace")
+        text = decode_image(args.image)
     elif args.file == "-":
         text = sys.stdin.read(1 << 16)
     else:
@@ -757,27 +749,13 @@ def _cmd_import_share(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
 
         text = read_key_file(args.file, "share file")
     changes = _changes(args)
-    created = False
+    create = None
     if ctx.wallet.profiles.exists(args.profile):
-        profile = ctx.wallet.get(args.profile)
         if changes:
-            ctx.wallet.update(_apply(profile, changes))
-        if not args.force:
-            have = [s for s in ctx.wallet.stored_slots(args.profile) if s in ("rijndael", "hmac")]
-            if have:
-                raise ClientUsageError(
-                    f"profile {args.profile!r} already has keys ({', '.join(have)}); "
-                    "--force replaces them"
-                )
+            ctx.wallet.update(_apply(ctx.wallet.get(args.profile), changes))
     else:
-        ctx.wallet.add(_new_profile(args.profile, changes))
-        created = True
-    try:
-        written = ctx.wallet.import_share(args.profile, text)
-    except UsageError as exc:
-        if created:
-            ctx.wallet.remove(args.profile, keep_keys=True)
-        raise ClientUsageError(f"share text: {exc}") from None
+        create = _new_profile(args.profile, changes)
+    written = ctx.wallet.import_share_into(args.profile, text, create=create, replace=args.force)
     ctx.say(f"stored {', '.join(written)} for {args.profile!r} in {ctx.wallet.secrets.describe()}")
     return ExitCode.OK
 
@@ -853,6 +831,8 @@ def _setup_logging(verbosity: int) -> None:
 def main(argv: Sequence[str] | None = None, *, secrets: SecretStore | None = None) -> ExitCode:
     """Entry point of ``fwknop``; ``secrets`` replaces the keyring (tests)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv and secrets is None and sys.stdin.isatty() and sys.stdout.isatty():
+        return ExitCode(main_tui([]))
     first = next((a for a in argv if not a.startswith("-")), None)
     known = first is not None and f"_add_{first.replace('-', '_')}" in globals()
     parser = _build_parser(first if known and "-h" not in argv and "--help" not in argv else None)
@@ -878,9 +858,8 @@ def main(argv: Sequence[str] | None = None, *, secrets: SecretStore | None = Non
     return code
 
 
-def main_tui() -> int:
-    """Entry point of ``fwknop-tui``."""
-    sys.stderr.write(
-        "fwknop-tui: the interactive client is not part of this build yet; see 'fwknop --help'\n"
-    )
-    return 2
+def main_tui(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``fwknop-tui`` (and of ``fwknop`` with no arguments, on a terminal)."""
+    from .ui import run  # noqa: PLC0415 - only the TUI pays for Textual
+
+    return run(argv)

@@ -17,7 +17,14 @@ import struct
 import zlib
 from pathlib import Path
 
-__all__ = ["QUIET_ZONE", "qr_matrix", "render_terminal", "write_png", "write_svg"]
+__all__ = [
+    "QUIET_ZONE",
+    "decode_image",
+    "qr_matrix",
+    "render_terminal",
+    "write_png",
+    "write_svg",
+]
 
 QUIET_ZONE = 4
 _CHARS = {
@@ -107,3 +114,22 @@ def write_svg(text: str, path: Path) -> None:
     buf = io.BytesIO()
     code.make_image().save(buf)
     _write_private(path, buf.getvalue())
+
+
+def decode_image(path: str | Path) -> str:
+    """The text of the QR code in an image, read with zbarimg (``ClientUsageError`` if none)."""
+    import subprocess  # noqa: PLC0415
+
+    from .errors import ClientUsageError  # noqa: PLC0415
+
+    try:
+        res = subprocess.run(
+            ["zbarimg", "--raw", "-q", str(path)], capture_output=True, timeout=60, check=False
+        )
+    except FileNotFoundError:
+        raise ClientUsageError(
+            "reading a QR image needs zbarimg (apt-get install zbar-tools)"
+        ) from None
+    if res.returncode != 0:
+        raise ClientUsageError(f"no QR code found in {path}")
+    return res.stdout.decode("utf-8", "replace")

@@ -39,6 +39,7 @@ __all__ = [
     "load_keys",
     "read_key_file",
     "read_private_file",
+    "stored_from_text",
 ]
 
 _SHARE_ITEM = re.compile(r"(?<![A-Za-z0-9_])(HMAC_KEY_BASE64|HMAC_KEY|KEY_BASE64|KEY)\b", re.I)
@@ -133,6 +134,19 @@ def _from_text(
         raise KeyMissingError(
             f"profile {profile.name!r}: {source} did not give a usable {_LABEL[slot]} ({exc})"
         ) from None
+
+
+def stored_from_text(slot: str, text: str, profile: Profile) -> str:
+    """The keyring value for a key typed or pasted by the user (bare key or share text).
+
+    ``KeyMissingError`` says why the text is not a usable key, never what it was.
+    """
+    key = _from_text(slot, text, profile, "the text entered")
+    if key is None:
+        raise KeyMissingError(f"the text entered holds no {_LABEL[slot]}")
+    if isinstance(key, str):
+        return key
+    return encode_stored(key.secret)
 
 
 def read_private_file(path: Path, what: str) -> str:

@@ -4,7 +4,9 @@
 git); otherwise it is platformdirs' user config directory for "fwknop-tui"
 (``~/.config/fwknop-tui`` on Linux, computed from the XDG variables there
 without importing platformdirs, which only other systems pay for). The
-cache directory (the remembered keyring backend) follows ``XDG_CACHE_HOME``.
+cache directory (the remembered keyring backend) follows ``XDG_CACHE_HOME``;
+the state directory (the knock history) follows ``XDG_STATE_HOME``, and moves
+with ``FWKNOP_TUI_CONFIG_DIR`` (into its ``state/``) so tests stay apart.
 """
 
 from __future__ import annotations
@@ -13,7 +15,14 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["APP_NAME", "CONFIG_ENV", "cache_dir", "config_dir", "profiles_path"]
+__all__ = [
+    "APP_NAME",
+    "CONFIG_ENV",
+    "cache_dir",
+    "config_dir",
+    "profiles_path",
+    "state_dir",
+]
 
 APP_NAME = "fwknop-tui"
 CONFIG_ENV = "FWKNOP_TUI_CONFIG_DIR"
@@ -49,3 +58,15 @@ def cache_dir() -> Path:
     import platformdirs  # noqa: PLC0415
 
     return Path(platformdirs.user_cache_dir(APP_NAME))
+
+
+def state_dir() -> Path:
+    """Where history that is not configuration lives (the knock history; never secrets)."""
+    override = os.environ.get(CONFIG_ENV)
+    if override:
+        return Path(override).expanduser() / "state"
+    if sys.platform.startswith("linux"):
+        return _xdg("XDG_STATE_HOME", ".local/state")
+    import platformdirs  # noqa: PLC0415
+
+    return Path(platformdirs.user_state_dir(APP_NAME))

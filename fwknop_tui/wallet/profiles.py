@@ -45,6 +45,8 @@ __all__ = [
     "ProfileStore",
     "atomic_write",
     "check_field",
+    "check_profile",
+    "default_of",
 ]
 
 DEFAULT_RESOLVE_URL = "https://www.cipherdyne.org/cgi-bin/myip"
@@ -324,6 +326,13 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
+def default_of(name: str) -> Any:
+    """A field's default value (``host`` has none: ``KeyError``)."""
+    if name == "host":
+        raise KeyError(name)
+    return _DEFAULTS[name]
+
+
 def _close(word: str, choices: Iterable[str], n: int = 1) -> list[str]:
     import difflib  # noqa: PLC0415 - error paths only
 
@@ -338,6 +347,39 @@ def check_field(name: str, raw: Any) -> Any:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise v.FieldError(name, f"unknown field{hint}")
     return checker(raw)
+
+
+def check_profile(
+    name: str, table: Mapping[str, Any]
+) -> tuple[Profile | None, list[tuple[str, str]]]:
+    """Validate a whole profile, reporting every problem as (field, message).
+
+    What an editor shows inline: the problems of each field, then, once every
+    field is fine on its own, every cross-field problem (``Profile.problems``).
+    """
+    found: list[tuple[str, str]] = []
+    try:
+        v.check_profile_name(name)
+    except v.FieldError as exc:
+        found.append(("name", exc.message))
+    clean: dict[str, Any] = {}
+    for key, raw in table.items():
+        try:
+            clean[key] = check_field(key, raw)
+        except v.FieldError as exc:
+            found.append((exc.field, exc.message))
+    if "host" not in table:
+        found.append(("host", "missing: every profile needs a host"))
+    if found:
+        return None, found
+    draft = object.__new__(Profile)  # unvalidated, only to ask it for its problems
+    for f in dataclasses.fields(Profile):
+        object.__setattr__(draft, f.name, clean.get(f.name, _DEFAULTS.get(f.name, f.default)))
+    object.__setattr__(draft, "name", name)
+    cross = draft.problems()
+    if cross:
+        return None, cross
+    return Profile(name=name, **clean), []
 
 
 # -- the file -----------------------------------------------------------------

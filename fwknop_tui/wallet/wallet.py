@@ -95,6 +95,34 @@ class Wallet:
         """Save a changed profile."""
         self.profiles.update(profile)
 
+    def save(
+        self, profile: Profile, *, old_name: str | None = None, keys: dict[str, str] | None = None
+    ) -> None:
+        """Add (``old_name`` None) or change a profile, with new keyring values (slot -> stored).
+
+        Renames first (itself all or nothing), then writes the keys, then the
+        profile; if the profile write fails the keys are put back as they were.
+        """
+        keys = keys or {}
+        if old_name is None:
+            self.add(profile, keys=keys)
+            return
+        if old_name != profile.name:
+            self.rename(old_name, profile.name)
+        previous = self.secrets.get_many(profile.name, list(keys)) if keys else {}
+        written = self._store(profile.name, keys)
+        try:
+            self.profiles.update(profile)
+        except BaseException:
+            restore = {s: v for s, v in previous.items() if s in written and v is not None}
+            self._unstore(profile.name, [s for s in written if s not in restore])
+            for slot, value in restore.items():
+                try:
+                    self.secrets.set(profile.name, slot, value)
+                except ClientError as exc:  # best effort while undoing
+                    log.warning("could not restore %s/%s: %s", profile.name, slot, exc)
+            raise
+
     def rename(self, old: str, new: str) -> None:
         """Rename a profile and move its keyring entries."""
         profile = self.get(old)
@@ -242,6 +270,38 @@ class Wallet:
         ):
             self.update(profile.with_changes({"key_format": "passphrase"}))
         return written
+
+    def import_share_into(
+        self, name: str, text: str, *, create: Profile | None = None, replace: bool = False
+    ) -> list[str]:
+        """Store a share text's keys for ``name``, first adding ``create`` if it does not exist.
+
+        All or nothing: keys already stored are kept unless ``replace``, and a
+        profile created here is removed again when the text holds no usable key.
+        """
+        from fwknop_core import UsageError  # noqa: PLC0415
+
+        created = False
+        if self.profiles.exists(name):
+            have = [s for s in self.stored_slots(name) if s in ("rijndael", "hmac")]
+            if have and not replace:
+                raise ClientUsageError(
+                    f"profile {name!r} already has keys ({', '.join(have)}); "
+                    "replace them explicitly (fwknop import-share --force)"
+                )
+        elif create is None:
+            from ..errors import UnknownProfileError  # noqa: PLC0415
+
+            raise UnknownProfileError(f"no profile named {name!r}")
+        else:
+            self.add(create.renamed(name))
+            created = True
+        try:
+            return self.import_share(name, text)
+        except UsageError as exc:
+            if created:
+                self.remove(name, keep_keys=True)
+            raise ClientUsageError(f"share text: {exc}") from None
 
     def server_stanza(self, name: str) -> str:
         """The access.conf stanza for a profile's server (holds the keys)."""
