@@ -1,0 +1,1 @@
+"""The TUI's screens: the main one, and the modals it opens."""

@@ -1,0 +1,46 @@
+"""A yes/no question."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Static
+
+__all__ = ["ConfirmScreen"]
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """Asks a question; dismisses with True (yes) or False."""
+
+    BINDINGS = [  # noqa: RUF012
+        Binding("escape", "no", "Cancel", id="confirm.cancel", tooltip="Do nothing"),
+        Binding("y", "yes", "Yes", id="confirm.yes", tooltip="Go ahead"),
+    ]
+
+    def __init__(self, question: str, *, yes: str = "Yes", danger: bool = False) -> None:
+        super().__init__(classes="dialog")
+        self.question = question
+        self.yes_label = yes
+        self.danger = danger
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog-box"):
+            yield Static(self.question, classes="question")
+            with Horizontal(classes="buttons"):
+                yield Button(
+                    self.yes_label, id="yes", variant="error" if self.danger else "primary"
+                )
+                yield Button("Cancel", id="no")
+
+    @on(Button.Pressed, "#yes")
+    def action_yes(self) -> None:
+        """Answer yes."""
+        self.dismiss(True)
+
+    @on(Button.Pressed, "#no")
+    def action_no(self) -> None:
+        """Answer no."""
+        self.dismiss(False)

@@ -1,0 +1,340 @@
+"""The profile editor: every field, grouped in tabs, validated as you type; keys masked.
+
+Field widgets come from ``fields.SPECS`` and are validated by the wallet's
+own checks (``check_field`` per field as it changes, ``check_profile`` for
+the whole profile, cross-field rules included). Keys are typed or pasted
+into masked inputs, or generated on the spot; they go to the keyring when
+the profile is saved (``Wallet.save``, all or nothing, in a worker), never
+into profiles.toml. The server's access.conf stanza for the draft can be
+shown at any time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.css.query import NoMatches
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Select, Static, Switch, TabbedContent, TabPane
+
+from fwknop_core import HmacType, generate_keys
+
+from ...errors import KeyMissingError, ProfileExistsError
+from ...wallet.keys import ProfileKeys, decode_stored, stored_from_text
+from ...wallet.profiles import Profile, check_profile
+from ..fields import BY_NAME, GROUPS, SPECS, FieldSpec, display_value, raw_value
+from ..validators import FieldValidator, NameValidator
+from ..widgets.secret_input import SecretInput
+from .stanza import StanzaScreen
+
+if TYPE_CHECKING:
+    from ..app import FwknopApp
+
+__all__ = ["EditorScreen"]
+
+KEY_INPUTS = (
+    ("rijndael", "Rijndael key", "crypto"),
+    ("hmac", "HMAC key", "crypto"),
+    ("gpg-signing-pw", "Signing passphrase", "gnupg"),
+)
+
+
+def _widget_id(name: str) -> str:
+    return f"f-{name}"
+
+
+class EditorScreen(ModalScreen[str | None]):
+    """Edits a profile (or a new one); dismisses with the saved profile's name, or None."""
+
+    BINDINGS = [  # noqa: RUF012
+        Binding("ctrl+s", "save", "Save", id="editor.save", tooltip="Save the profile and keys"),
+        Binding("escape", "cancel", "Cancel", id="editor.cancel", tooltip="Leave without saving"),
+        Binding(
+            "ctrl+g", "generate", "Generate keys", id="editor.generate", tooltip="New random keys"
+        ),
+        Binding(
+            "ctrl+t", "stanza", "Server stanza", id="editor.stanza", tooltip="access.conf for it"
+        ),
+    ]
+
+    def __init__(self, profile: Profile | None = None, *, template: Profile | None = None) -> None:
+        super().__init__(classes="dialog")
+        self.original = profile
+        self.template = template or profile
+
+    @property
+    def fwknop(self) -> FwknopApp:
+        """The app, typed."""
+        return self.app  # type: ignore[return-value]
+
+    # -- layout ---------------------------------------------------------------
+
+    def _control(self, spec: FieldSpec) -> Any:
+        shown = display_value(spec, self.template)
+        wid = _widget_id(spec.name)
+        if spec.kind == "bool":
+            return Switch(value=bool(shown), id=wid)
+        if spec.kind == "choice":
+            options = [(label, value) for value, label in spec.choices]
+            return Select(options, value=shown, allow_blank=False, id=wid)
+        return Input(
+            value=shown,
+            placeholder=spec.help,
+            validators=[FieldValidator(spec.name)],
+            id=wid,
+            valid_empty=spec.name != "host",
+        )
+
+    def _row(self, name: str, label: str, control: Any, help_text: str) -> ComposeResult:
+        with Horizontal(classes="field", id=f"row-{name}"):
+            yield Label(label, classes="label")
+            with Vertical(classes="control"):
+                yield control
+                yield Static(help_text, classes="help", id=f"h-{name}", markup=False)
+
+    def compose(self) -> ComposeResult:
+        title = f"Edit {self.original.name}" if self.original else "New profile"
+        name = self.original.name if self.original else ""
+        keep = "leave empty to keep the stored key" if self.original else ""
+        with Vertical(classes="dialog-box editor"):
+            yield Static(title, classes="title")
+            yield from self._row(
+                "name",
+                "Name",
+                Input(
+                    value=name,
+                    placeholder="home, lab, vps-1 ...",
+                    validators=[NameValidator()],
+                    id=_widget_id("name"),
+                ),
+                "letters, digits, '.', '_' and '-'",
+            )
+            with TabbedContent(id="groups"):
+                for group, label in GROUPS:
+                    with TabPane(label, id=f"tab-{group}"), VerticalScroll():
+                        for spec in SPECS:
+                            if spec.group == group:
+                                yield from self._row(
+                                    spec.name, spec.label, self._control(spec), spec.help
+                                )
+                        for slot, key_label, key_group in KEY_INPUTS:
+                            if key_group == group:
+                                hint = keep or "paste a key, a passphrase or share text"
+                                yield from self._row(
+                                    slot,
+                                    key_label,
+                                    SecretInput(placeholder=hint, id=f"k-{slot}"),
+                                    "masked; stored in the OS keyring when you save",
+                                )
+                        if group == "crypto":
+                            with Horizontal(classes="buttons left"):
+                                yield Button("Generate keys", id="generate")
+                                yield Button("Server stanza", id="stanza")
+            yield Static("", id="problems", markup=False)
+            with Horizontal(classes="buttons"):
+                yield Button("Save", id="save", variant="primary")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one(f"#{_widget_id('name' if not self.original else 'host')}", Input).focus()
+        self._check()
+
+    # -- reading the form -------------------------------------------------------
+
+    def _value(self, spec: FieldSpec) -> Any:
+        widget = self.query_one(f"#{_widget_id(spec.name)}")
+        if isinstance(widget, Switch | Input):
+            return widget.value
+        if isinstance(widget, Select):
+            return widget.value
+        raise TypeError(spec.name)
+
+    def _profile_name(self) -> str:
+        return self.query_one(f"#{_widget_id('name')}", Input).value.strip()
+
+    def draft(self) -> tuple[Profile | None, list[tuple[str, str]]]:
+        """The profile the form describes, or every problem with it."""
+        table = {s.name: raw_value(s, self._value(s)) for s in SPECS}
+        return check_profile(self._profile_name(), table)
+
+    def _key_text(self, slot: str) -> str:
+        return self.query_one(f"#k-{slot}", SecretInput).value
+
+    def _keys(self, profile: Profile) -> tuple[dict[str, str], list[tuple[str, str]]]:
+        """Stored values of the keys entered, and problems with them."""
+        stored: dict[str, str] = {}
+        problems: list[tuple[str, str]] = []
+        for slot, _label, _group in KEY_INPUTS:
+            text = self._key_text(slot)
+            if not text:
+                continue
+            if slot not in profile.key_slots():
+                problems.append((slot, "this profile does not use this key: clear it"))
+                continue
+            try:
+                stored[slot] = stored_from_text(slot, text, profile)
+            except KeyMissingError as exc:
+                problems.append((slot, str(exc).split(": ", 1)[-1]))
+        # share text pasted as the Rijndael key may carry the HMAC key too
+        first = self._key_text("rijndael")
+        if "hmac" not in stored and "hmac" in profile.key_slots() and "KEY" in first.upper():
+            with contextlib.suppress(KeyMissingError):
+                stored["hmac"] = stored_from_text("hmac", first, profile)
+        return stored, problems
+
+    # -- showing problems ---------------------------------------------------------
+
+    def _show(self, field: str, message: str | None) -> None:
+        spec = BY_NAME.get(field)
+        help_text = spec.help if spec else "masked; stored in the OS keyring when you save"
+        if field == "name":
+            help_text = "letters, digits, '.', '_' and '-'"
+        try:
+            box = self.query_one(f"#h-{field}", Static)
+        except NoMatches:  # a problem for a field without a row
+            return
+        box.update(message or help_text)
+        box.set_class(bool(message), "error")
+
+    def _check(self, *, keys: bool = False) -> Profile | None:
+        """Validate the whole form and show every problem; the profile if it is good."""
+        profile, problems = self.draft()
+        if profile is not None and keys:
+            _stored, key_problems = self._keys(profile)
+            problems += key_problems
+        shown = {f for f, _ in problems}
+        for spec in SPECS:
+            if spec.name not in shown:
+                self._show(spec.name, None)
+        for slot, _l, _g in KEY_INPUTS:
+            if slot not in shown:
+                self._show(slot, None)
+        if "name" not in shown:
+            self._show("name", None)
+        for field, message in problems:
+            self._show(field, message)
+        summary = self.query_one("#problems", Static)
+        summary.update("; ".join(f"{f}: {m}" for f, m in problems))
+        summary.set_class(bool(problems), "error")
+        return profile if not problems else None
+
+    @on(Input.Changed)
+    @on(Select.Changed)
+    @on(Switch.Changed)
+    def _changed(self) -> None:
+        self._check()
+
+    # -- actions ------------------------------------------------------------------
+
+    @on(Button.Pressed, "#save")
+    def action_save(self) -> None:
+        """Validate everything, then save profile and keys in a worker."""
+        profile = self._check(keys=True)
+        if profile is None:
+            self._focus_problem()
+            return
+        wallet = self.fwknop.wallet
+        old = self.original.name if self.original else None
+        stored, _ = self._keys(profile)
+
+        def failed(exc: BaseException) -> None:
+            if isinstance(exc, ProfileExistsError):
+                self._show("name", str(exc))
+
+        self.fwknop.background(
+            lambda: wallet.save(profile, old_name=old, keys=stored),
+            done=lambda _none: self.dismiss(profile.name),
+            failed=failed,
+            what=f"saving {profile.name}",
+            group="wallet",
+        )
+
+    def _focus_problem(self) -> None:
+        profile, problems = self.draft()
+        if profile is not None:
+            problems = self._keys(profile)[1]
+        if not problems:
+            return
+        field = problems[0][0]
+        group = BY_NAME[field].group if field in BY_NAME else None
+        if group is None:
+            group = next((g for s, _l, g in KEY_INPUTS if s == field), None)
+        if group is not None:
+            self.query_one("#groups", TabbedContent).active = f"tab-{group}"
+        with_id = f"#{_widget_id(field)}" if field in BY_NAME or field == "name" else f"#k-{field}"
+        self.query_one(with_id).focus()
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        """Leave without saving."""
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#generate")
+    def action_generate(self) -> None:
+        """Fill the key inputs with new random keys (saved with the profile)."""
+        profile = self._check()
+        if profile is None:
+            self.notify("Fix the problems first: the keys depend on the crypto settings.")
+            return
+        if profile.uses_gpg:
+            self.notify("A GnuPG profile has no shared key to generate.", severity="warning")
+            return
+        fresh = generate_keys(profile.hmac_type or HmacType.SHA256, mode=profile.encryption_mode)
+        self.query_one(f"#{_widget_id('key_format')}", Select).value = "base64"
+        self.query_one("#k-rijndael", SecretInput).value = fresh.rijndael.to_base64()
+        self.query_one("#k-hmac", SecretInput).value = (
+            fresh.hmac.to_base64() if profile.hmac_type else ""
+        )
+        self.notify(
+            "New keys are in the form (masked). Save stores them in the keyring; the server "
+            "needs the new stanza (Server stanza).",
+            title="Keys generated",
+        )
+
+    @on(Button.Pressed, "#stanza")
+    def action_stanza(self) -> None:
+        """Show the server's access.conf stanza for the draft."""
+        profile = self._check(keys=True)
+        if profile is None:
+            self.notify("Fix the problems first.", severity="warning")
+            return
+        stored, _ = self._keys(profile)
+        try:
+            entered = {
+                slot: decode_stored(slot, value, profile)
+                for slot, value in stored.items()
+                if slot in ("rijndael", "hmac")
+            }
+        except KeyMissingError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        wallet = self.fwknop.wallet
+
+        def stanza() -> str:
+            from ...wallet.rc import access_stanza  # noqa: PLC0415
+
+            have = ProfileKeys()
+            if self.original is not None and len(entered) < len(profile.key_slots()):
+                try:
+                    have = wallet.keys(self.original)
+                except KeyMissingError:
+                    have = ProfileKeys()
+            keys = ProfileKeys(
+                rijndael=entered.get("rijndael", have.rijndael),  # type: ignore[arg-type]
+                hmac=entered.get("hmac", have.hmac),  # type: ignore[arg-type]
+            )
+            return access_stanza(profile, keys)
+
+        self.fwknop.background(
+            stanza,
+            done=lambda text: self.app.push_screen(
+                StanzaScreen(f"access.conf stanza for {profile.name}", text)
+            ),
+            what="building the server stanza",
+            group="wallet",
+        )

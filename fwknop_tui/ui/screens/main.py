@@ -1,0 +1,536 @@
+"""The main screen: the profile list, the selected profile, its knock, and the knock log.
+
+Knocks run in thread workers (one group per profile, so keep-open knocks of
+several profiles overlap but a profile never knocks twice at once); their
+stages arrive as ``StageDone`` messages and the end as the worker's result.
+The profiles file is read on the UI thread: it is a small local file and
+reading it costs well under a millisecond; everything that may block
+(keyring, DNS, sending, probing) is in a worker.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, RichLog
+
+from ...errors import ClientError
+from ...history import KnockRecord, StageRecord
+from ...wallet.profiles import Profile
+from ..knocking import KnockOutcome, expected_stages, run_knock
+from ..widgets.knock_view import KnockState, KnockView
+from ..widgets.profile_detail import ProfileDetail
+from ..widgets.profile_table import ProfileRow, ProfileTable, matches
+from .ask import AskAllowIpScreen
+from .confirm import ConfirmScreen
+from .editor import EditorScreen
+from .help import HelpScreen, KeyRow
+from .importer import ImportScreen
+from .share import ShareScreen
+from .stanza import StanzaScreen
+
+if TYPE_CHECKING:
+    from ..app import FwknopApp
+
+__all__ = ["MainScreen", "keep_open_interval"]
+
+DEFAULT_TIMEOUT = 30  # fwknopd's FW_ACCESS_TIMEOUT default
+
+
+def keep_open_interval(profile: Profile) -> int:
+    """Seconds between keep-open knocks: the profile's, else 80% of the port's lifetime."""
+    if profile.keep_open:
+        return profile.keep_open
+    return max(5, int((profile.client_timeout or DEFAULT_TIMEOUT) * 0.8))
+
+
+class MainScreen(Screen[None]):
+    """Profiles on the left, the selected one and its knock on the right, the log below."""
+
+    BINDINGS = [  # noqa: RUF012
+        Binding("k", "knock", "Knock", id="knock", tooltip="Send the SPA packet (also enter)"),
+        Binding("n", "new", "New", id="new", tooltip="Create a profile"),
+        Binding("e", "edit", "Edit", id="edit", tooltip="Edit the selected profile"),
+        Binding("delete", "delete", "Delete", id="delete", tooltip="Delete the selected profile"),
+        Binding("s", "share", "Share", id="share", tooltip="Show the keys as a QR code"),
+        Binding("i", "import", "Import", id="import", tooltip="Import ~/.fwknoprc or share text"),
+        Binding("g", "keygen", "Keygen", id="keygen", tooltip="New keys for the selected profile"),
+        Binding("o", "keep_open", "Keep open", id="keep_open", tooltip="Re-knock until stopped"),
+        Binding("t", "stanza", "Stanza", id="stanza", tooltip="The server's access.conf stanza"),
+        Binding("slash", "filter", "Filter", id="filter", tooltip="Filter the profile list"),
+        Binding(
+            "escape",
+            "clear_filter",
+            "Clear",
+            show=False,
+            id="clear_filter",
+            tooltip="Clear the filter",
+        ),
+    ]
+
+    @dataclass
+    class StageDone(Message):
+        """A knock stage finished (posted from the worker thread)."""
+
+        profile: str
+        stage: StageRecord
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.profiles: dict[str, Profile] = {}
+        self.last: dict[str, KnockRecord] = {}
+        self.states: dict[str, KnockState] = {}
+        self.keep_open: dict[str, float] = {}  # profile -> when the next knock is due
+        self.running: set[str] = set()
+        self.cancels: dict[str, threading.Event] = {}
+        self.problems: list[str] = []
+        self._demo_mark = 0
+
+    @property
+    def fwknop(self) -> FwknopApp:
+        """The app, typed."""
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="body"):
+            with Vertical(id="profiles-pane"):
+                yield Input(placeholder="Filter profiles (/)", id="filter")
+                yield ProfileTable(id="profiles")
+            with Vertical(id="side"):
+                yield ProfileDetail(id="detail")
+                yield KnockView(id="knock")
+        yield RichLog(id="log", wrap=True, markup=False, max_lines=2000)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#profiles-pane").border_title = "Profiles"
+        self.query_one("#side").border_title = "Knock"
+        self.query_one("#log").border_title = "Log"
+        self.sub_title = "Single Packet Authorization"
+        for record in self.fwknop.history.load()[-50:]:
+            self._log_record(record)
+        self.reload()
+        self.query_one(ProfileTable).focus()
+        self.set_interval(1.0, self._tick)
+        self.fwknop.main_ready(self)
+
+    # -- profiles -------------------------------------------------------------------
+
+    def reload(self, select: str | None = None) -> None:
+        """Read the profiles file (and the history) again and redraw the list."""
+        app = self.fwknop
+        self.profiles = {}
+        self.problems = []
+        try:
+            names = app.wallet.names()
+        except ClientError as exc:
+            names = []
+            self.problems.append(str(exc))
+        for name in names:
+            try:
+                self.profiles[name] = app.wallet.get(name)
+            except ClientError as exc:
+                self.problems.append(str(exc))
+        for problem in self.problems:
+            self.log_line(f"profiles.toml: {problem}", error=True)
+        if self.problems:
+            self.notify(self.problems[0], title="profiles.toml", severity="error", timeout=10)
+        self.last = app.history.last_by_profile()
+        self.keep_open = {n: t for n, t in self.keep_open.items() if n in self.profiles}
+        self._redraw(select)
+
+    def _rows(self) -> list[ProfileRow]:
+        query = self.query_one("#filter", Input).value
+        now = self.fwknop.clock()
+        return [
+            ProfileRow(
+                p,
+                self.last.get(p.name),
+                (self.keep_open[p.name] - now) if p.name in self.keep_open else None,
+                p.name in self.running,
+            )
+            for p in self.profiles.values()
+            if matches(p, query)
+        ]
+
+    def _redraw(self, select: str | None = None) -> None:
+        table = self.query_one(ProfileTable)
+        table.show(self._rows(), self.fwknop.clock(), select=select)
+        shown, total = table.row_count, len(self.profiles)
+        pane = self.query_one("#profiles-pane")
+        pane.border_subtitle = f"{shown} of {total}" if shown != total else f"{total}"
+        self._show_selected()
+
+    def _row(self, name: str) -> ProfileRow | None:
+        p = self.profiles.get(name)
+        if p is None:
+            return None
+        now = self.fwknop.clock()
+        due = self.keep_open.get(name)
+        return ProfileRow(
+            p, self.last.get(name), None if due is None else due - now, name in self.running
+        )
+
+    @property
+    def selected(self) -> Profile | None:
+        """The profile under the cursor."""
+        name = self.query_one(ProfileTable).selected_name
+        return self.profiles.get(name) if name else None
+
+    def _show_selected(self) -> None:
+        profile = self.selected
+        self.query_one(ProfileDetail).show(profile)
+        view = self.query_one(KnockView)
+        if profile is None:
+            hint = "No profiles yet: n creates one, i imports, ctrl+p finds everything."
+            view.show(None, empty=hint if not self.profiles else "")
+            return
+        state = self.states.get(profile.name)
+        if state is None and profile.name in self.last:
+            state = KnockState.of_record(self.last[profile.name])
+        view.show(state, empty="Not knocked yet: press k or enter.")
+
+    @on(DataTable.RowHighlighted, "#profiles")
+    def _highlighted(self) -> None:
+        self._show_selected()
+
+    @on(DataTable.RowSelected, "#profiles")
+    def _selected(self) -> None:
+        self.action_knock()
+
+    @on(Input.Changed, "#filter")
+    def _filtered(self) -> None:
+        self._redraw()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        self.query_one(ProfileTable).focus()
+
+    def action_filter(self) -> None:
+        """Focus the filter."""
+        self.query_one("#filter", Input).focus()
+
+    def action_clear_filter(self) -> None:
+        """Clear the filter and go back to the list."""
+        box = self.query_one("#filter", Input)
+        if box.value:
+            box.value = ""
+        self.query_one(ProfileTable).focus()
+
+    # -- the log --------------------------------------------------------------------
+
+    def log_line(self, text: str, *, error: bool = False, when: float | None = None) -> None:
+        """One line in the log pane, with the time."""
+        import time as _time  # noqa: PLC0415
+
+        stamp = _time.strftime("%H:%M:%S", _time.localtime(when or self.fwknop.clock()))
+        from rich.text import Text  # noqa: PLC0415
+
+        self.query_one("#log", RichLog).write(
+            Text.assemble((stamp, "dim"), " ", (text, "red" if error else ""))
+        )
+
+    def _log_record(self, record: KnockRecord) -> None:
+        mark = "✓" if record.ok else "✗"
+        self.log_line(
+            f"{mark} {record.profile}: {record.summary} ({record.seconds * 1000:.0f} ms)",
+            error=not record.ok,
+            when=record.when,
+        )
+
+    # -- knocking -------------------------------------------------------------------
+
+    def action_knock(self, name: str | None = None) -> None:
+        """Knock the selected profile (asking for the address first if it says ``ask``)."""
+        profile = self.profiles.get(name) if name else self.selected
+        if profile is None:
+            self.notify("Select a profile first (or n to create one).")
+            return
+        if profile.allow_ip == "ask":
+
+            def answered(address: str | None) -> None:
+                if address:
+                    self.knock(profile, allow_ip=address)
+
+            self.app.push_screen(AskAllowIpScreen(profile.name), answered)
+            return
+        self.knock(profile)
+
+    def knock(self, profile: Profile, *, allow_ip: str | None = None) -> None:
+        """Start a knock in a worker."""
+        name = profile.name
+        if name in self.running:
+            self.notify(f"{name} is already knocking.")
+            return
+        app = self.fwknop
+        demo = app.demo_for(profile)
+        self.running.add(name)
+        cancel = threading.Event()
+        self.cancels[name] = cancel
+        self.states[name] = KnockState(
+            name, expected_stages(profile, demo=demo is not None), when=app.clock()
+        )
+        self._refresh_row(name)
+        self.log_line(f"… {name}: knocking {profile.host}")
+
+        def work() -> KnockOutcome:
+            return run_knock(
+                profile,
+                app.wallet,
+                app.history,
+                on_stage=lambda stage: self.post_message(self.StageDone(name, stage)),
+                demo=demo,
+                allow_ip=allow_ip,
+                cancel=cancel,
+                clock=app.clock,
+            )
+
+        def finished(outcome: KnockOutcome | None) -> None:
+            self.running.discard(name)
+            self.cancels.pop(name, None)
+            if outcome is None:  # the worker failed: the app has said why
+                state = self.states[name].finished(False, "The knock stopped unexpectedly.")
+                self.states[name] = state
+            else:
+                self._finished(name, outcome)
+            self._refresh_row(name)
+
+        app.background(
+            work,
+            done=finished,
+            failed=lambda _exc: finished(None),
+            what=f"knocking {name}",
+            group=f"knock:{name}",
+        )
+
+    @on(StageDone)
+    def _stage_done(self, message: StageDone) -> None:
+        state = self.states.get(message.profile)
+        if state is None:
+            return
+        self.states[message.profile] = state.with_stage(message.stage)
+        if message.stage.stage == "server":
+            self._pump_demo_log()
+        if self.selected is not None and self.selected.name == message.profile:
+            self._show_selected()
+
+    def _finished(self, name: str, outcome: KnockOutcome) -> None:
+        self.last[name] = outcome.record
+        state = self.states[name]
+        for stage in outcome.record.stages:  # stages the messages may not have delivered yet
+            if stage.stage not in {s.stage for s in state.done}:
+                state = state.with_stage(stage)
+        self.states[name] = state.finished(outcome.ok, outcome.headline, outcome.advice)
+        self._pump_demo_log()
+        self._log_record(outcome.record)
+        if not outcome.ok:
+            self.notify(outcome.headline, title=f"{name}: knock failed", severity="error")
+        if self.selected is not None and self.selected.name == name:
+            self._show_selected()
+
+    def _refresh_row(self, name: str) -> None:
+        row = self._row(name)
+        if row is not None:
+            self.query_one(ProfileTable).update_row(row, self.fwknop.clock())
+        if self.selected is not None and self.selected.name == name:
+            self._show_selected()
+
+    def _pump_demo_log(self) -> None:
+        demo = self.fwknop.demo
+        if demo is None:
+            return
+        lines, self._demo_mark = demo.lines_since(self._demo_mark)
+        for line in lines:
+            self.log_line(f"  fwknopd (demo): {line}")
+
+    # -- keep open --------------------------------------------------------------------
+
+    def action_keep_open(self) -> None:
+        """Start or stop re-knocking the selected profile before its port closes."""
+        profile = self.selected
+        if profile is None:
+            return
+        name = profile.name
+        if name in self.keep_open:
+            del self.keep_open[name]
+            self.log_line(f"{name}: keep open stopped")
+        else:
+            every = keep_open_interval(profile)
+            self.keep_open[name] = self.fwknop.clock() + every
+            self.log_line(f"{name}: keep open, a knock every {every} s")
+            self.knock(profile)
+        self._refresh_row(name)
+
+    def _tick(self) -> None:
+        now = self.fwknop.clock()
+        for name, due in list(self.keep_open.items()):
+            profile = self.profiles.get(name)
+            if profile is None:
+                continue
+            if now >= due and name not in self.running:
+                self.keep_open[name] = now + keep_open_interval(profile)
+                self.knock(profile)
+            self._refresh_row(name)
+        self._pump_demo_log()
+
+    # -- the other verbs --------------------------------------------------------------
+
+    def action_new(self) -> None:
+        """Create a profile in the editor."""
+        self.app.push_screen(EditorScreen(None), self._saved)
+
+    def action_edit(self) -> None:
+        """Edit the selected profile."""
+        profile = self.selected
+        if profile is None:
+            self.notify("Select a profile to edit.")
+            return
+        self.app.push_screen(EditorScreen(profile), self._saved)
+
+    def _saved(self, name: str | None) -> None:
+        if name:
+            old = self.selected.name if self.selected else None
+            if old and old != name and old not in self.fwknop.wallet_names():
+                self.fwknop.history.rename(old, name)
+                self.states.pop(old, None)
+            self.log_line(f"{name}: saved")
+            self.reload(select=name)
+
+    def action_delete(self) -> None:
+        """Delete the selected profile and its keyring entries, after asking."""
+        profile = self.selected
+        if profile is None:
+            return
+        name = profile.name
+
+        def confirmed(yes: bool | None) -> None:
+            if not yes:
+                return
+            wallet = self.fwknop.wallet
+
+            def removed(slots: list[str]) -> None:
+                self.fwknop.history.forget(name)
+                self.states.pop(name, None)
+                self.keep_open.pop(name, None)
+                self.log_line(f"{name}: deleted (keyring entries: {', '.join(slots) or 'none'})")
+                self.reload()
+
+            self.fwknop.background(
+                lambda: wallet.remove(name), done=removed, what=f"deleting {name}", group="wallet"
+            )
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Delete the profile {name} and its keys in the keyring?\n"
+                "The server's access.conf is not changed.",
+                yes="Delete",
+                danger=True,
+            ),
+            confirmed,
+        )
+
+    def action_share(self) -> None:
+        """Show the selected profile's keys as a QR code."""
+        profile = self.selected
+        if profile is None:
+            return
+        if profile.uses_gpg:
+            self.notify("A GnuPG profile has no shared key to show.", severity="warning")
+            return
+        self.app.push_screen(ShareScreen(profile.name))
+
+    def action_import(self, tab: str = "rc") -> None:
+        """Import profiles from an rc file, or keys from share text."""
+
+        def imported(names: list[str] | None) -> None:
+            if names:
+                self.log_line(f"imported: {', '.join(names)}")
+                self.reload(select=names[0])
+
+        self.app.push_screen(ImportScreen(tab=tab), imported)
+
+    def action_keygen(self) -> None:
+        """Generate new keys for the selected profile, into the keyring; show the stanza."""
+        profile = self.selected
+        if profile is None:
+            return
+        name = profile.name
+        wallet = self.fwknop.wallet
+
+        def confirmed(yes: bool | None) -> None:
+            if not yes:
+                return
+
+            def generate() -> str:
+                from ...wallet.rc import access_stanza  # noqa: PLC0415
+
+                keys = wallet.generate(name, replace=True)
+                return access_stanza(wallet.get(name), keys)
+
+            def done(stanza: str) -> None:
+                self.log_line(f"{name}: new keys in the keyring")
+                self.reload(select=name)
+                self.app.push_screen(StanzaScreen(f"New access.conf stanza for {name}", stanza))
+
+            self.fwknop.background(generate, done=done, what=f"keygen for {name}", group="wallet")
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Generate new keys for {name}? The old ones are replaced, so the server's "
+                "access.conf must get the new stanza (shown next).",
+                yes="Generate",
+            ),
+            confirmed,
+        )
+
+    def action_stanza(self) -> None:
+        """Show the server's access.conf stanza for the selected profile."""
+        profile = self.selected
+        if profile is None:
+            return
+        name = profile.name
+        wallet = self.fwknop.wallet
+        self.fwknop.background(
+            lambda: wallet.server_stanza(name),
+            done=lambda text: self.app.push_screen(
+                StanzaScreen(f"access.conf stanza for {name}", text)
+            ),
+            what=f"building the stanza for {name}",
+            group="wallet",
+        )
+
+    def act(self, action: str, name: str) -> None:
+        """Select a profile, then run one of this screen's actions on it (the palette's way)."""
+        table = self.query_one(ProfileTable)
+        if name not in table.names:
+            self.query_one("#filter", Input).value = ""
+            self._redraw(select=name)
+        table.select_name(name)
+        getattr(self, f"action_{action}")()
+
+    def key_rows(self) -> list[KeyRow]:
+        """Every binding as currently mapped, for the help screen."""
+        rows: list[KeyRow] = []
+        seen: set[tuple[str, str]] = set()
+        for key, active in self.active_bindings.items():
+            binding = active.binding
+            ident = binding.id or binding.action
+            label = binding.description or binding.action
+            if (ident, key) in seen or not label:
+                continue
+            seen.add((ident, key))
+            rows.append((self.app.get_key_display(binding), label, ident, binding.tooltip))
+        return rows
+
+    def action_help(self) -> None:
+        """The help screen."""
+        self.app.push_screen(HelpScreen(self.key_rows()))

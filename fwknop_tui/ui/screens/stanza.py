@@ -1,0 +1,71 @@
+"""The server side of a profile: the access.conf stanza, masked until revealed."""
+
+from __future__ import annotations
+
+import re
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Static
+
+__all__ = ["StanzaScreen", "mask_keys"]
+
+_KEY_LINE = re.compile(r"^(\s*\S*KEY\S*\s+)(\S+)\s*$", re.MULTILINE)
+
+WARNING = (
+    "This stanza holds the profile's keys. Add it to the server's access.conf over a "
+    "private channel (ssh, a password manager), never by mail or chat."
+)
+
+
+def mask_keys(text: str) -> str:
+    """The stanza with every key value replaced by dots."""
+    return _KEY_LINE.sub(lambda m: m.group(1) + "•" * 16, text)
+
+
+class StanzaScreen(ModalScreen[None]):
+    """Shows a stanza for copying; keys stay hidden until Reveal."""
+
+    BINDINGS = [  # noqa: RUF012
+        Binding("escape", "close", "Close", id="stanza.close", tooltip="Back"),
+        Binding("r", "reveal", "Reveal", id="stanza.reveal", tooltip="Show the keys"),
+        Binding("c", "copy", "Copy", id="stanza.copy", tooltip="Copy the stanza"),
+    ]
+
+    def __init__(self, title: str, stanza: str) -> None:
+        super().__init__(classes="dialog")
+        self.title_text = title
+        self.stanza = stanza
+        self.revealed = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog-box wide"):
+            yield Static(self.title_text, classes="title")
+            yield Static(WARNING, classes="warning")
+            yield Static(mask_keys(self.stanza), id="stanza-text", markup=False)
+            with Horizontal(classes="buttons"):
+                yield Button("Copy", id="copy", variant="primary")
+                yield Button("Reveal", id="reveal")
+                yield Button("Close", id="close")
+
+    @on(Button.Pressed, "#reveal")
+    def action_reveal(self) -> None:
+        """Show (or hide again) the keys."""
+        self.revealed = not self.revealed
+        shown = self.stanza if self.revealed else mask_keys(self.stanza)
+        self.query_one("#stanza-text", Static).update(shown)
+        self.query_one("#reveal", Button).label = "Hide" if self.revealed else "Reveal"
+
+    @on(Button.Pressed, "#copy")
+    def action_copy(self) -> None:
+        """Copy the whole stanza (keys included) to the clipboard."""
+        self.app.copy_to_clipboard(self.stanza)
+        self.notify("Stanza copied (it holds the keys).", title="Copied")
+
+    @on(Button.Pressed, "#close")
+    def action_close(self) -> None:
+        """Back to where we were."""
+        self.dismiss(None)

@@ -1,0 +1,62 @@
+"""A profile at a glance (never its keys: only where they come from)."""
+
+from __future__ import annotations
+
+from textual.content import Content
+from textual.widgets import Static
+
+from ...wallet.profiles import Profile
+from .profile_table import destination, ports
+
+__all__ = ["ProfileDetail", "key_source", "summary_lines"]
+
+
+def key_source(profile: Profile) -> str:
+    """Where the profile's keys come from."""
+    if profile.uses_gpg:
+        signer = f", signed by {profile.gpg_signer}" if profile.gpg_signer else ", unsigned"
+        return f"GnuPG to {profile.gpg_recipient}{signer}"
+    if profile.key_command:
+        return f"key command: {profile.key_command[0]} …"
+    if profile.key_file:
+        return f"key file: {profile.key_file}"
+    return "OS keyring"
+
+
+def summary_lines(profile: Profile) -> list[tuple[str, str]]:
+    """(label, value) pairs describing a profile."""
+    allow = {"source": "packet source (0.0.0.0)", "resolve": "resolved over HTTPS", "ask": "ask"}
+    hmac = profile.hmac_type.fwknop_name if profile.hmac_type else "none"
+    digest = profile.digest_type.fwknop_name
+    lines = [
+        ("Destination", f"{destination(profile)} over {profile.transport.value}"),
+        ("Requests", ports(profile)),
+        ("Allow IP", allow.get(profile.allow_ip, profile.allow_ip)),
+        ("Crypto", f"{profile.encryption_mode.label}, HMAC {hmac}, digest {digest}"),
+        ("Keys", key_source(profile)),
+    ]
+    if profile.nat_access or profile.nat_local:
+        lines.append(("NAT", profile.nat_access or "local"))
+    if profile.client_timeout:
+        lines.append(("Timeout", f"{profile.client_timeout} s"))
+    if profile.verify:
+        lines.append(("Verify", f"{profile.verify}, {profile.verify_retries} tries"))
+    if profile.keep_open:
+        lines.append(("Keep open", f"re-knock every {profile.keep_open} s"))
+    if profile.description:
+        lines.append(("Note", profile.description))
+    return lines
+
+
+class ProfileDetail(Static):
+    """The selected profile's settings."""
+
+    def show(self, profile: Profile | None) -> None:
+        """Render a profile (or a hint when there is none)."""
+        if profile is None:
+            self.update(Content.styled("No profile selected.", "$text-muted"))
+            return
+        parts: list[str | tuple[str, str]] = [(profile.name, "bold $accent"), "\n"]
+        for label, value in summary_lines(profile):
+            parts += [(f"{label:>11}  ", "$text-muted"), value, "\n"]
+        self.update(Content.assemble(*parts))

@@ -1,0 +1,139 @@
+"""The profile list: name, destination, ports, transport, last knock and keep-open countdown."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.widgets import DataTable
+from textual.widgets.data_table import CellDoesNotExist
+
+from ...history import KnockRecord
+from ...wallet.profiles import Profile
+
+__all__ = ["ProfileRow", "ProfileTable", "ago", "destination", "matches"]
+
+COLUMNS = (
+    ("name", "Profile"),
+    ("dest", "Destination"),
+    ("ports", "Ports"),
+    ("via", "Via"),
+    ("last", "Last knock"),
+    ("keep", "Keep open"),
+)
+
+
+def ago(seconds: float) -> str:
+    """A short "how long ago" for a number of seconds."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s ago"
+    if s < 3600:
+        return f"{s // 60}m ago"
+    if s < 86400:
+        return f"{s // 3600}h ago"
+    return f"{s // 86400}d ago"
+
+
+def destination(profile: Profile) -> str:
+    """host:port as the list shows it (``random`` for a random port)."""
+    host = f"[{profile.host}]" if ":" in profile.host else profile.host
+    return f"{host}:{'random' if profile.random_port else profile.port}"
+
+
+def ports(profile: Profile) -> str:
+    """What the profile asks for."""
+    if profile.server_command:
+        return f"cmd: {profile.server_command}"
+    return ",".join(profile.access)
+
+
+def matches(profile: Profile, query: str) -> bool:
+    """Whether a filter query (words, any order, case-insensitive) matches a profile."""
+    haystack = " ".join(
+        (profile.name, profile.host, ports(profile), profile.transport.value, profile.description)
+    ).lower()
+    return all(word in haystack for word in query.lower().split())
+
+
+@dataclass(frozen=True)
+class ProfileRow:
+    """What one row shows."""
+
+    profile: Profile
+    last: KnockRecord | None = None
+    countdown: float | None = None  # seconds to the next keep-open knock
+    running: bool = False
+
+
+class ProfileTable(DataTable[Text]):
+    """A table of profiles; the row key is the profile name."""
+
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        for key, label in COLUMNS:
+            self.add_column(label, key=key)
+
+    def _last(self, row: ProfileRow, now: float) -> Text:
+        if row.running:
+            return Text("knocking…", style="bold cyan")
+        rec = row.last
+        if rec is None:
+            return Text("never", style="dim")
+        mark, style = ("✓", "green") if rec.ok else ("✗", "red")
+        took = f"{rec.seconds * 1000:.0f} ms"
+        if not rec.ok and rec.failed_stage:
+            took = f"{rec.failed_stage} failed"
+        return Text.assemble((mark, f"bold {style}"), f" {ago(now - rec.when)}, {took}")
+
+    def show(self, rows: Iterable[ProfileRow], now: float, select: str | None = None) -> None:
+        """Replace the rows, keeping the cursor on ``select`` (or the current row)."""
+        current = select or self.selected_name
+        self.clear()
+        for row in rows:
+            p = row.profile
+            keep = Text("")
+            if row.countdown is not None:
+                keep = Text(f"⟳ {max(0, int(row.countdown))}s", style="bold cyan")
+            self.add_row(
+                Text(p.name, style="bold"),
+                Text(destination(p)),
+                Text(ports(p)),
+                Text(p.transport.value),
+                self._last(row, now),
+                keep,
+                key=p.name,
+            )
+        if current is not None:
+            self.select_name(current)
+
+    def update_row(self, row: ProfileRow, now: float) -> None:
+        """Refresh the knock columns of one row."""
+        name = row.profile.name
+        if name not in self.names:
+            return
+        self.update_cell(name, "last", self._last(row, now), update_width=True)
+        keep = "" if row.countdown is None else f"⟳ {max(0, int(row.countdown))}s"
+        self.update_cell(name, "keep", Text(keep, style="bold cyan"), update_width=True)
+
+    @property
+    def names(self) -> list[str]:
+        """The names shown, in order."""
+        return [str(k.value) for k in self.rows]
+
+    @property
+    def selected_name(self) -> str | None:
+        """The profile under the cursor."""
+        if not self.row_count:
+            return None
+        try:
+            key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
+        except CellDoesNotExist:  # an empty or shrinking table has no cursor cell
+            return None
+        return None if key.value is None else str(key.value)
+
+    def select_name(self, name: str) -> None:
+        """Move the cursor to a profile, if shown."""
+        if name in self.names:
+            self.move_cursor(row=self.get_row_index(name))

@@ -1,0 +1,119 @@
+"""TUI tests: a private config directory, an in-memory keyring, a still cursor, a fixed clock.
+
+``tui`` builds an app on those; ``wait_until`` lets a Pilot test wait for a
+worker (keyring, sending, the demo server) without sleeping a fixed time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.reactive import reactive
+from textual.widgets import Input
+
+from fwknop_tui.history import KnockHistory
+from fwknop_tui.ui.app import FwknopApp
+from fwknop_tui.ui.settings import Settings
+from fwknop_tui.wallet import Wallet
+from fwknop_tui.wallet.profiles import ProfileStore
+from fwknop_tui.wallet.secrets import MemoryStore
+
+# 2026-11-30 12:00:00 UTC: snapshots show times relative to this
+FIXED_NOW = 1796040000.0
+
+
+@dataclass
+class Clock:
+    """A clock the test moves by hand."""
+
+    now: float = FIXED_NOW
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Tui:
+    """What a TUI test works with."""
+
+    root: Path
+    secrets: MemoryStore = field(default_factory=MemoryStore)
+    clock: Clock = field(default_factory=Clock)
+
+    @property
+    def wallet(self) -> Wallet:
+        return Wallet(ProfileStore(self.root / "config" / "profiles.toml"), self.secrets)
+
+    @property
+    def history(self) -> KnockHistory:
+        return KnockHistory(self.root / "state" / "history.jsonl")
+
+    def app(self, **kwargs: Any) -> FwknopApp:
+        kwargs.setdefault("settings", Settings(path=self.root / "config" / "tui.toml"))
+        kwargs.setdefault("first_run", False)
+        return FwknopApp(wallet=self.wallet, history=self.history, clock=self.clock, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def private_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A temporary config directory and HOME; never the real keyring; times in UTC."""
+    config = tmp_path / "config"
+    monkeypatch.setenv("FWKNOP_TUI_CONFIG_DIR", str(config))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield config
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.fixture(autouse=True)
+def still_cursor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inputs do not blink, so snapshots do not depend on when they are taken."""
+    still = reactive(False, init=False)
+    still.__set_name__(Input, "cursor_blink")
+    monkeypatch.setattr(Input, "cursor_blink", still)
+
+
+@pytest.fixture
+def tui(tmp_path: Path) -> Tui:
+    """A private wallet, history and clock for one test."""
+    return Tui(tmp_path)
+
+
+async def wait_until(
+    pilot: Pilot[Any], check: Callable[[], object], *, timeout: float = 20.0, what: str = ""
+) -> None:
+    """Let the app run until ``check()`` is true (workers finish in their own threads)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"timed out waiting for {what or check}")
+
+
+Waiter = Callable[[Pilot[Any], Callable[[], object]], Awaitable[None]]
+
+
+def text_of(widget: Any, width: int = 200) -> str:
+    """The plain text a Static shows (Rich renderables and Textual content alike)."""
+    from rich.console import Console
+
+    content = widget.content
+    if isinstance(content, str):
+        return content
+    if hasattr(content, "plain"):
+        return str(content.plain)
+    console = Console(width=width, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(content)
+    return console.export_text()
