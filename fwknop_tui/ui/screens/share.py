@@ -71,7 +71,7 @@ class ShareScreen(ModalScreen[None]):
         self._text = text
         self.query_one("#reveal-buttons").remove()
         box = self.query_one("#share-box")
-        default = Path.cwd() / f"{self.profile}-keys.png"
+        default = Path.home() / f"{self.profile}-keys.png"
         box.mount(
             Center(QrCode(text, id="qr")),
             Static(
@@ -84,7 +84,7 @@ class ShareScreen(ModalScreen[None]):
                 Button("Save PNG", id="png"),
                 Button("Save SVG", id="svg"),
                 Button("Close", id="close", variant="primary"),
-                classes="buttons",
+                id="export-row",
             ),
         )
 
