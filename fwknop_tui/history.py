@@ -63,6 +63,24 @@ class KnockRecord:
         """The stage that failed, if one did."""
         return next((s.stage for s in self.stages if not s.ok), None)
 
+    @property
+    def headline(self) -> str:
+        """One line: how the knock ended (the stages say the rest)."""
+        took = f"{self.seconds * 1000:.0f} ms"
+        if not self.ok:
+            failed = next((s for s in self.stages if not s.ok), None)
+            if failed is None:
+                return f"Failed: {self.summary}"
+            return f"Failed at {failed.stage}: {failed.detail or self.summary}"
+        last = self.stages[-1].stage if self.stages else ""
+        if last == "verify":
+            return f"Knocked in {took}: the port answered."
+        if last == "server":
+            return f"Knocked in {took}: fwknopd accepted it."
+        if last == "build":
+            return f"Built in {took} (dry run, not sent)."
+        return f"Sent in {took}. Set a verify target to be told the port opened."
+
     @classmethod
     def of_result(cls, result: KnockResult, when: float) -> KnockRecord:
         """A finished knock (``ok`` is False when the verify probe never got an answer)."""

@@ -55,11 +55,10 @@ class KnockOutcome:
 
     @property
     def headline(self) -> str:
-        """One line for the knock view and the log."""
-        if self.ok:
-            return f"Knocked in {self.record.seconds * 1000:.0f} ms: {self.record.summary}."
-        stage = self.record.failed_stage
-        return f"Failed at {stage}: {self.error or self.record.summary}"
+        """One line for the knock view."""
+        if self.ok or not self.error:
+            return self.record.headline
+        return f"Failed at {self.record.failed_stage}: {self.error}"
 
 
 def expected_stages(profile: Profile, *, demo: bool) -> tuple[str, ...]:

@@ -269,7 +269,7 @@ async def test_keep_open_reknocks_on_time_with_a_countdown(tui: Tui) -> None:
         assert due == pytest.approx(tui.clock.now + 24)  # 80% of fwknopd's 30 s
         tui.clock.now += 10
         main._tick()
-        cell = main.query_one(ProfileTable).get_cell("demo", "keep")
+        cell = main.query_one(ProfileTable).get_cell("demo", "last")
         assert "14s" in str(cell)
         tui.clock.now += 15
         main._tick()

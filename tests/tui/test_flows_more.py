@@ -163,9 +163,11 @@ async def test_keygen_replaces_the_keys_and_shows_the_masked_stanza(tui: Tui) ->
         shown = text_of(screen.query_one("#stanza-text"))
         assert after["rijndael"] not in shown, "the stanza showed the key before Reveal"
         assert "KEY_BASE64" in shown and "•" in shown
-        await pilot.click("#reveal")
-        await pilot.pause()
-        assert after["rijndael"] in text_of(screen.query_one("#stanza-text"))
+        await pilot.press("r")
+        revealed = after["rijndael"]
+        await wait_until(
+            pilot, lambda: revealed in text_of(screen.query_one("#stanza-text")), what="reveal"
+        )
 
 
 def test_mask_keys_hides_every_key_line() -> None:

@@ -41,8 +41,8 @@ class AskAllowIpScreen(ModalScreen[str | None]):
             yield Input(placeholder="e.g. 203.0.113.7", id="address", validators=[_Ipv4()])
             yield Static("", id="address-error", classes="field-error")
             with Horizontal(classes="buttons"):
-                yield Button("Knock", id="ok", variant="primary")
-                yield Button("Cancel", id="cancel")
+                yield Button("Knock", id="ok", variant="primary", compact=True)
+                yield Button("Cancel", id="cancel", compact=True)
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#ok")

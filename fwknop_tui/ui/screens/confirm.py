@@ -31,9 +31,12 @@ class ConfirmScreen(ModalScreen[bool]):
             yield Static(self.question, classes="question")
             with Horizontal(classes="buttons"):
                 yield Button(
-                    self.yes_label, id="yes", variant="error" if self.danger else "primary"
+                    self.yes_label,
+                    id="yes",
+                    variant="error" if self.danger else "primary",
+                    compact=True,
                 )
-                yield Button("Cancel", id="no")
+                yield Button("Cancel", id="no", compact=True)
 
     @on(Button.Pressed, "#yes")
     def action_yes(self) -> None:

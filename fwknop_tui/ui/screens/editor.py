@@ -81,13 +81,13 @@ class EditorScreen(ModalScreen[str | None]):
             return Switch(value=bool(shown), id=wid)
         if spec.kind == "choice":
             options = [(label, value) for value, label in spec.choices]
-            return Select(options, value=shown, allow_blank=False, id=wid)
+            return Select(options, value=shown, allow_blank=False, id=wid, compact=True)
         return Input(
             value=shown,
-            placeholder=spec.help,
             validators=[FieldValidator(spec.name)],
             id=wid,
             valid_empty=spec.name != "host",
+            compact=True,
         )
 
     def _row(self, name: str, label: str, control: Any, help_text: str) -> ComposeResult:
@@ -111,6 +111,7 @@ class EditorScreen(ModalScreen[str | None]):
                     placeholder="home, lab, vps-1 ...",
                     validators=[NameValidator()],
                     id=_widget_id("name"),
+                    compact=True,
                 ),
                 "letters, digits, '.', '_' and '-'",
             )
@@ -133,12 +134,12 @@ class EditorScreen(ModalScreen[str | None]):
                                 )
                         if group == "crypto":
                             with Horizontal(classes="buttons left"):
-                                yield Button("Generate keys", id="generate")
-                                yield Button("Server stanza", id="stanza")
+                                yield Button("Generate keys", id="generate", compact=True)
+                                yield Button("Server stanza", id="stanza", compact=True)
             yield Static("", id="problems", markup=False)
             with Horizontal(classes="buttons"):
-                yield Button("Save", id="save", variant="primary")
-                yield Button("Cancel", id="cancel")
+                yield Button("Save", id="save", variant="primary", compact=True)
+                yield Button("Cancel", id="cancel", compact=True)
 
     def on_mount(self) -> None:
         self.query_one(f"#{_widget_id('name' if not self.original else 'host')}", Input).focus()

@@ -40,10 +40,10 @@ class FirstRunScreen(ModalScreen[str | None]):
         with Vertical(classes="dialog-box wide"):
             yield Markdown(WELCOME)
             with Horizontal(classes="buttons"):
-                yield Button("Demo", id="demo", variant="primary")
-                yield Button("New profile", id="new")
-                yield Button("Import", id="import")
-                yield Button("Skip", id="skip")
+                yield Button("Demo", id="demo", variant="primary", compact=True)
+                yield Button("New profile", id="new", compact=True)
+                yield Button("Import", id="import", compact=True)
+                yield Button("Skip", id="skip", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#demo", Button).focus()

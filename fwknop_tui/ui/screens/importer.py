@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -86,14 +87,16 @@ class ImportScreen(ModalScreen[list[str] | None]):
                     with Horizontal(classes="field"):
                         yield Label("rc file", classes="label")
                         yield Input(value=str(self.rc_path), id="rc-path")
-                        yield Button("Preview", id="rc-preview", variant="primary")
+                        yield Button("Preview", id="rc-preview", variant="primary", compact=True)
                     yield DataTable(id="rc-plan", cursor_type="row")
                     yield Static("", id="rc-warnings", classes="help", markup=False)
                     with Horizontal(classes="field"):
                         yield Label("Replace existing", classes="label")
                         yield Switch(value=False, id="rc-replace")
                     with Horizontal(classes="buttons"):
-                        yield Button("Import", id="rc-import", variant="success", disabled=True)
+                        yield Button(
+                            "Import", id="rc-import", variant="success", disabled=True, compact=True
+                        )
                 with TabPane("Share text / QR", id="tab-share"), VerticalScroll():
                     with Horizontal(classes="field"):
                         yield Label("Share text", classes="label")
@@ -123,7 +126,9 @@ class ImportScreen(ModalScreen[list[str] | None]):
                         yield Switch(value=False, id="share-replace")
                     yield Static("", id="share-preview", classes="help", markup=False)
                     with Horizontal(classes="buttons"):
-                        yield Button("Import keys", id="share-import", variant="success")
+                        yield Button(
+                            "Import keys", id="share-import", variant="success", compact=True
+                        )
 
     def on_mount(self) -> None:
         table = self.query_one("#rc-plan", DataTable)
@@ -158,16 +163,19 @@ class ImportScreen(ModalScreen[list[str] | None]):
         for p in plans:
             host = p.profile.host if p.profile else "-"
             status = "cannot import" if p.profile is None else ("replaces" if p.exists else "new")
-            table.add_row(
-                p.name, f"[{p.stanza}] line {p.line}", host, ", ".join(p.keys) or "none", status
+            cells = (
+                p.name,
+                f"[{p.stanza}] line {p.line}",
+                host,
+                ", ".join(p.keys) or "none",
+                status,
             )
+            table.add_row(*(Text(c) for c in cells))
         warnings = [w for p in plans for w in p.warnings]
         self.query_one("#rc-warnings", Static).update(
             "\n".join(warnings) if warnings else f"{len(ready)} profile(s) ready to import."
         )
-        button = self.query_one("#rc-import", Button)
-        button.disabled = not ready
-        button.label = f"Import {len(ready)} profile(s)"
+        self.query_one("#rc-import", Button).disabled = not ready
 
     @on(Button.Pressed, "#rc-import")
     def _rc_import(self) -> None:

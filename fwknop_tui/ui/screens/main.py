@@ -25,6 +25,7 @@ from textual.widgets import DataTable, Footer, Header, Input, RichLog
 from ...errors import ClientError
 from ...history import KnockRecord, StageRecord
 from ...wallet.profiles import Profile
+from .. import glyphs
 from ..knocking import KnockOutcome, expected_stages, run_knock
 from ..widgets.knock_view import KnockState, KnockView
 from ..widgets.profile_detail import ProfileDetail
@@ -240,7 +241,7 @@ class MainScreen(Screen[None]):
         )
 
     def _log_record(self, record: KnockRecord) -> None:
-        mark = "✓" if record.ok else "✗"
+        mark = glyphs.OK if record.ok else glyphs.FAIL
         self.log_line(
             f"{mark} {record.profile}: {record.summary} ({record.seconds * 1000:.0f} ms)",
             error=not record.ok,
@@ -523,9 +524,9 @@ class MainScreen(Screen[None]):
         seen: set[tuple[str, str]] = set()
         for key, active in self.active_bindings.items():
             binding = active.binding
-            ident = binding.id or binding.action
+            ident = binding.id
             label = binding.description or binding.action
-            if (ident, key) in seen or not label:
+            if ident is None or (ident, key) in seen:  # widgets' own keys (cursor moves...)
                 continue
             seen.add((ident, key))
             rows.append((self.app.get_key_display(binding), label, ident, binding.tooltip))

@@ -54,8 +54,8 @@ class ShareScreen(ModalScreen[None]):
             yield Static(f"Share the keys of {self.profile}", classes="title")
             yield Static(SHARE_WARNING, classes="warning")
             with Horizontal(classes="buttons", id="reveal-buttons"):
-                yield Button("Show the QR code", id="show", variant="warning")
-                yield Button("Cancel", id="cancel")
+                yield Button("Show the QR code", id="show", variant="warning", compact=True)
+                yield Button("Cancel", id="cancel", compact=True)
 
     @on(Button.Pressed, "#show")
     def _show(self) -> None:
@@ -81,9 +81,9 @@ class ShareScreen(ModalScreen[None]):
             ),
             Horizontal(
                 Input(value=str(default), id="export-path"),
-                Button("Save PNG", id="png"),
-                Button("Save SVG", id="svg"),
-                Button("Close", id="close", variant="primary"),
+                Button("Save PNG", id="png", compact=True),
+                Button("Save SVG", id="svg", compact=True),
+                Button("Close", id="close", variant="primary", compact=True),
                 id="export-row",
             ),
         )

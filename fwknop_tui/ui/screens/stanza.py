@@ -47,9 +47,9 @@ class StanzaScreen(ModalScreen[None]):
             yield Static(WARNING, classes="warning")
             yield Static(mask_keys(self.stanza), id="stanza-text", markup=False)
             with Horizontal(classes="buttons"):
-                yield Button("Copy", id="copy", variant="primary")
-                yield Button("Reveal", id="reveal")
-                yield Button("Close", id="close")
+                yield Button("Copy", id="copy", variant="primary", compact=True)
+                yield Button("Reveal", id="reveal", compact=True)
+                yield Button("Close", id="close", compact=True)
 
     @on(Button.Pressed, "#reveal")
     def action_reveal(self) -> None:

@@ -10,10 +10,11 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ...history import KnockRecord, StageRecord
+from .. import glyphs
 
 __all__ = ["KnockState", "KnockView"]
 
-_MARK = {True: ("✓", "bold green"), False: ("✗", "bold red")}
+_MARK = {True: (glyphs.OK, "bold green"), False: (glyphs.FAIL, "bold red")}
 
 
 def _ms(seconds: float) -> str:
@@ -54,7 +55,7 @@ class KnockState:
             record.stages,
             running=False,
             ok=record.ok,
-            outcome=record.summary,
+            outcome=record.headline,
             when=record.when,
         )
 

@@ -56,7 +56,7 @@ class ProfileDetail(Static):
         if profile is None:
             self.update(Content.styled("No profile selected.", "$text-muted"))
             return
-        parts: list[str | tuple[str, str]] = [(profile.name, "bold $accent"), "\n"]
+        parts: list[str | tuple[str, str]] = [(profile.name, "bold $accent")]
         for label, value in summary_lines(profile):
-            parts += [(f"{label:>11}  ", "$text-muted"), value, "\n"]
+            parts += ["\n", (f"{label:>11}  ", "$text-muted"), value]
         self.update(Content.assemble(*parts))

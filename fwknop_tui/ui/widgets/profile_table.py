@@ -11,6 +11,7 @@ from textual.widgets.data_table import CellDoesNotExist
 
 from ...history import KnockRecord
 from ...wallet.profiles import Profile
+from .. import glyphs
 
 __all__ = ["ProfileRow", "ProfileTable", "ago", "destination", "matches"]
 
@@ -20,20 +21,26 @@ COLUMNS = (
     ("ports", "Ports"),
     ("via", "Via"),
     ("last", "Last knock"),
-    ("keep", "Keep open"),
 )
+MAX_DEST = 22
+MAX_PORTS = 14
 
 
 def ago(seconds: float) -> str:
-    """A short "how long ago" for a number of seconds."""
+    """A short age: ``12s``, ``3m``, ``5h``, ``2d``."""
     s = max(0, int(seconds))
     if s < 60:
-        return f"{s}s ago"
+        return f"{s}s"
     if s < 3600:
-        return f"{s // 60}m ago"
+        return f"{s // 60}m"
     if s < 86400:
-        return f"{s // 3600}h ago"
-    return f"{s // 86400}d ago"
+        return f"{s // 3600}h"
+    return f"{s // 86400}d"
+
+
+def clip(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, with an ellipsis when cut."""
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def destination(profile: Profile) -> str:
@@ -59,7 +66,7 @@ def matches(profile: Profile, query: str) -> bool:
 
 @dataclass(frozen=True)
 class ProfileRow:
-    """What one row shows."""
+    """What one row shows (the countdown leads the last-knock cell while keep-open runs)."""
 
     profile: Profile
     last: KnockRecord | None = None
@@ -76,16 +83,17 @@ class ProfileTable(DataTable[Text]):
             self.add_column(label, key=key)
 
     def _last(self, row: ProfileRow, now: float) -> Text:
+        keep = Text("")
+        if row.countdown is not None:
+            keep = Text(f"{glyphs.REKNOCK}{max(0, int(row.countdown))}s ", style="bold cyan")
         if row.running:
-            return Text("knocking…", style="bold cyan")
+            return Text.assemble(keep, ("knocking…", "bold cyan"))
         rec = row.last
         if rec is None:
-            return Text("never", style="dim")
-        mark, style = ("✓", "green") if rec.ok else ("✗", "red")
-        took = f"{rec.seconds * 1000:.0f} ms"
-        if not rec.ok and rec.failed_stage:
-            took = f"{rec.failed_stage} failed"
-        return Text.assemble((mark, f"bold {style}"), f" {ago(now - rec.when)}, {took}")
+            return Text.assemble(keep, ("never", "dim"))
+        mark, style = (glyphs.OK, "green") if rec.ok else (glyphs.FAIL, "red")
+        took = f"{rec.seconds * 1000:.0f}ms" if rec.ok else (rec.failed_stage or "failed")
+        return Text.assemble(keep, (mark, f"bold {style}"), f" {ago(now - rec.when)} · {took}")
 
     def show(self, rows: Iterable[ProfileRow], now: float, select: str | None = None) -> None:
         """Replace the rows, keeping the cursor on ``select`` (or the current row)."""
@@ -93,16 +101,12 @@ class ProfileTable(DataTable[Text]):
         self.clear()
         for row in rows:
             p = row.profile
-            keep = Text("")
-            if row.countdown is not None:
-                keep = Text(f"⟳ {max(0, int(row.countdown))}s", style="bold cyan")
             self.add_row(
                 Text(p.name, style="bold"),
-                Text(destination(p)),
-                Text(ports(p)),
+                Text(clip(destination(p), MAX_DEST)),
+                Text(clip(ports(p), MAX_PORTS)),
                 Text(p.transport.value),
                 self._last(row, now),
-                keep,
                 key=p.name,
             )
         if current is not None:
@@ -114,8 +118,6 @@ class ProfileTable(DataTable[Text]):
         if name not in self.names:
             return
         self.update_cell(name, "last", self._last(row, now), update_width=True)
-        keep = "" if row.countdown is None else f"⟳ {max(0, int(row.countdown))}s"
-        self.update_cell(name, "keep", Text(keep, style="bold cyan"), update_width=True)
 
     @property
     def names(self) -> list[str]:
