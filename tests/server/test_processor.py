@@ -25,17 +25,21 @@ from fwknop_server.processor import (
     Refused,
     ReplayStore,
     Settings,
+    mac_check,
 )
 from fwknop_server.replay import ReplayCache
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fwknop_core import (
+    EncryptionType,
     HmacKey,
+    HmacType,
     RijndaelKey,
     SpaMessage,
     build_packet,
     encode_http_request,
+    hmac_matches,
 )
 from tests.helpers.gpghome import GpgHomes, build_homes, stop_agents
 from tests.helpers.vectors import negatives, vectors
@@ -374,3 +378,37 @@ def test_junk_failing_every_hmac_is_refused_as_the_long_way_would(tmp_path: Path
     with_dest = _stanzas(_conf(KEY, HKEY, "DESTINATION 203.0.113.0/24"), tmp_path)
     refused = Processor(with_dest, Settings()).process(junk, NOW)
     assert isinstance(refused, Refused) and refused.reason is Reason.DESTINATION
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    hmac_type=st.sampled_from(list(HmacType)),
+    secret=st.binary(min_size=1, max_size=128),
+    body=st.text("ABCDEFabcdef0123456789+/", min_size=0, max_size=600).map(str.encode),
+    gpg=st.booleans(),
+)
+def test_the_servers_hmac_check_agrees_with_the_core(
+    hmac_type: HmacType, secret: bytes, body: bytes, gpg: bool
+) -> None:
+    key = HmacKey(secret, hmac_type)
+    kind = EncryptionType.GPG if gpg else EncryptionType.RIJNDAEL
+    check = mac_check(key, kind)
+    prefix = b"hQ" if gpg else b"U2FsdGVkX1"
+    signed = body + key.mac(prefix + body)
+    for data in (
+        signed,
+        signed[:-1] + (b"B" if signed[-1:] == b"A" else b"A"),  # MAC tampered
+        b"x" + signed[1:],  # data tampered
+        body,  # no MAC at all
+    ):
+        assert check(data) == hmac_matches(data, key, kind), data
+    if len(body) >= 36:  # libfko's floor for what the MAC covers
+        assert check(signed)
+
+
+def test_a_valid_packet_passes_the_cheap_path_and_is_opened(tmp_path: Path) -> None:
+    # the screen lets it through for the stanza whose HMAC it carries (the second one),
+    # after the first stanza's HMAC failed: the long way then decides it
+    stanzas = _stanzas(_conf(OTHER_KEY, OTHER_HKEY) + _conf(KEY, HKEY), tmp_path)
+    decision = Processor(stanzas, Settings()).process(_packet(_msg()), NOW)
+    assert isinstance(decision, Accepted) and decision.grant.stanza == 2
