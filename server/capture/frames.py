@@ -9,11 +9,12 @@ are ignored; fragments after the first carry no L4 header and are skipped.
 from __future__ import annotations
 
 import ipaddress
+import mmap
 import struct
 
 from ..processor import Packet
 
-__all__ = ["LINK_OFFSETS", "network_layer", "parse_ip"]
+__all__ = ["LINK_OFFSETS", "network_layer", "parse_ip", "parse_ip_at"]
 
 DLT_NULL = 0
 DLT_EN10MB = 1
@@ -45,7 +46,11 @@ def network_layer(linktype: int, frame: bytes) -> bytes | None:
 
 
 _IPV4 = struct.Struct("!BBHHHBBH4s4s")
+# an IPv4 header without options and the UDP header after it: length, fragment, the
+# addresses and the ports (the common case of sniffing, decided in one unpack)
+_IPV4_UDP = struct.Struct("!2xH2xH4x4s4sHH4x")
 _PORTS = struct.Struct("!HH")
+_new_tuple = tuple.__new__
 _ADDRESS_CACHE = 4096
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _addresses: dict[bytes, IPAddress] = {}
@@ -92,3 +97,22 @@ def parse_ip(data: bytes) -> Packet | None:
     else:
         return None
     return Packet(payload, _address(src), _address(dst), proto, sport, dport)
+
+
+def parse_ip_at(buffer: bytes | mmap.mmap, offset: int, length: int) -> Packet | None:
+    """``parse_ip`` of the ``length`` bytes at ``offset`` in ``buffer`` (the packet ring).
+
+    IPv4 UDP without IP options, what a sniffed SPA packet nearly always is,
+    is read in place with one unpack and one copy (of the payload); anything
+    else is copied out and goes through ``parse_ip``.
+    """
+    if length >= 28 and buffer[offset] == 0x45 and buffer[offset + 9] == _UDP:
+        end, frag, src, dst, sport, dport = _IPV4_UDP.unpack_from(buffer, offset)
+        if not frag & 0x1FFF and end >= 28:
+            addresses = _addresses
+            source = addresses.get(src) or _address(src)
+            destination = addresses.get(dst) or _address(dst)
+            payload = buffer[offset + 28 : offset + (end if end < length else length)]
+            # the tuple made directly: Packet(...) runs a Python-level __new__ per packet
+            return _new_tuple(Packet, (payload, source, destination, _UDP, sport, dport))
+    return parse_ip(buffer[offset : offset + length])

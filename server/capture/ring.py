@@ -22,6 +22,8 @@ from __future__ import annotations
 import mmap
 import socket
 import struct
+from collections.abc import Callable
+from typing import TypeVar
 
 __all__ = ["RxRing"]
 
@@ -38,6 +40,8 @@ _STATUS = struct.Struct("I")
 # sll_pkttype: the sockaddr_ll follows the 32-byte header; pkttype is its 11th byte
 _PKTTYPE_OFFSET = 32 + 10
 _BLOCK_SIZE = 1 << 16
+T = TypeVar("T")
+Parse = Callable[[mmap.mmap, int, int], T | None]  # (ring, offset, length) -> packet or None
 
 
 class RxRing:
@@ -57,15 +61,16 @@ class RxRing:
         )
         self.index = 0
 
-    def read(self, limit: int, *, skip_outgoing: bool) -> list[bytes]:
-        """Up to ``limit`` waiting packets (network layer on), each frame given back at once.
+    def read(self, limit: int, parse: Parse[T], *, skip_outgoing: bool) -> list[T]:
+        """``parse`` of up to ``limit`` waiting packets (network layer on), in place.
 
-        A packet longer than a frame arrives truncated; it is dropped here, as
-        it is longer than any SPA packet can be.
+        Each frame is given back as soon as ``parse`` has copied what it
+        keeps. A packet longer than a frame arrives truncated; it is dropped
+        here, as it is longer than any SPA packet can be.
         """
-        packets = []
+        packets: list[T] = []
         ring, size, count, index = self.map, self.frame_size, self.frames, self.index
-        unpack, give_back = _HEADER.unpack_from, _STATUS.pack_into
+        unpack, give_back, append = _HEADER.unpack_from, _STATUS.pack_into, packets.append
         for _ in range(limit):
             start = index * size
             status, length, snaplen, _mac, net = unpack(ring, start)
@@ -74,7 +79,9 @@ class RxRing:
             if snaplen == length and not (
                 skip_outgoing and ring[start + _PKTTYPE_OFFSET] == _PACKET_OUTGOING
             ):
-                packets.append(ring[start + net : start + net + snaplen])
+                packet = parse(ring, start + net, snaplen)
+                if packet is not None:
+                    append(packet)
             give_back(ring, start, 0)
             index = index + 1 if index + 1 < count else 0
         self.index = index

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ..processor import Packet
 from . import libpcap
-from .frames import network_layer, parse_ip
+from .frames import network_layer, parse_ip, parse_ip_at
 from .ring import RxRing
 
 __all__ = ["SniffSource", "UdpSource", "read_pcap_file"]
@@ -116,12 +116,12 @@ class SniffSource:
         """Every packet waiting (up to a batch), parsed; never blocks."""
         check_direction = not (self.any_direction or self._kernel_filters_direction)
         if self.ring is not None:
-            frames = self.ring.read(_BATCH, skip_outgoing=check_direction)
+            found = self.ring.read(_BATCH, parse_ip_at, skip_outgoing=check_direction)
             # woken with nothing in the ring: an error is pending (the interface went away,
             # say). With no recv() to raise it, ask for it, or the event loop would spin.
-            if not frames and (error := self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)):
+            if not found and (error := self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)):
                 raise OSError(error, os.strerror(error))
-            return [p for p in map(parse_ip, frames) if p is not None]
+            return found
         packets = []
         recv, recvfrom = self.sock.recv, self.sock.recvfrom
         for _ in range(_BATCH):

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 from fwknop_server.capture import libpcap
-from fwknop_server.capture.frames import DLT_EN10MB, DLT_LINUX_SLL, network_layer, parse_ip
+from fwknop_server.capture.frames import (
+    DLT_EN10MB,
+    DLT_LINUX_SLL,
+    network_layer,
+    parse_ip,
+    parse_ip_at,
+)
 from fwknop_server.capture.sources import read_pcap_file
 
 SRC, DST = "198.18.0.2", "198.18.0.1"
@@ -99,3 +105,29 @@ def test_a_capture_file_is_read_and_filtered(tmp_path: Path) -> None:
     assert everything == [b"first", b"other port", b"tcp data", b"second"]
     with pytest.raises(libpcap.PcapError):
         list(read_pcap_file(tmp_path / "missing.pcap", None))
+
+
+def test_packets_read_in_place_from_the_ring_are_the_ones_parse_ip_makes() -> None:
+    plain = _ipv4(17, _udp(b"with options"))
+    options = (  # IHL 6: 4 bytes of IP options before the UDP header
+        b"\x46" + plain[1:2] + struct.pack("!H", len(plain) + 4) + plain[4:20] + b"\x01" * 4
+        + plain[20:]
+    )  # fmt: skip
+    ipv6 = struct.pack("!IHBB16s16s", 6 << 28, 11, 17, 64, b"\x20" + b"\x00" * 14 + b"\x02",
+                       b"\x20" + b"\x00" * 14 + b"\x01") + _udp(b"spa")  # fmt: skip
+    cases = [
+        _ipv4(17, _udp(b"x" * 200)),
+        _ipv4(17, _udp(b"spa")) + b"ETHERNET-PADDING",
+        _ipv4(17, _udp(b"spa"), frag=185),  # a later fragment
+        _ipv4(17, _udp(b"spa"))[:27],  # cut inside the UDP header
+        _ipv4(6, _tcp(b"GET /x")),
+        _ipv4(1, b"\x00" * 8 + b"icmp"),
+        options,
+        ipv6,
+        b"\x45garbage",
+    ]
+    with_options = parse_ip(options)
+    assert with_options is not None and with_options.payload == b"with options"
+    for frame in cases:
+        buffer = b"\xee" * 37 + frame + b"\xff" * 64  # the ring: other bytes around it
+        assert parse_ip_at(buffer, 37, len(frame)) == parse_ip(frame), frame
