@@ -1,10 +1,18 @@
 """The running daemon: the one place that wires configuration, capture, processor and firewall.
 
 Event-driven on asyncio: the event loop wakes when capture has packets (no
-sleep-and-poll loop), hands them to the pure processor and passes grants to
-the firewall on a worker thread, so a slow firewall command never holds up
-the packet path. Expiry runs on timers set for the moment the next grant is
-due. Signal handlers only schedule work on the loop.
+sleep-and-poll loop) and hands them to the pure processor. While packets
+keep coming it reads on a 1 ms timer instead, as the kernel's NAPI does
+with interrupts: on a virtual machine a wakeup costs more than deciding a
+packet, so a flood is read in batches, and the first quiet read goes back
+to waking on arrival, so a lone knock is read at once.
+
+Grants go to the firewall where its calls belong: an in-process backend
+(libnftables) is called on the loop, so the rule is in place before the
+packet is even logged; one that runs commands (iptables) on a worker
+thread, so a slow command never holds up the packet path. Expiry runs on
+timers set for the moment the next grant is due. Signal handlers only
+schedule work on the loop.
 
 SIGHUP re-reads both files; if they are valid the new policy replaces the
 old one without touching open grants, else the old one stays and every
@@ -38,8 +46,8 @@ __all__ = ["Daemon", "Options", "load"]
 
 log = logging.getLogger("fwknop_server")
 _PRUNE_EVERY = 60.0
-_FLOOD_BATCH = 64  # packets in one read that mean "flood": switch to reading on a timer
-_FLOOD_PAUSE = 0.001  # seconds between reads during a flood (adds at most this to a grant)
+_POLL_PAUSE = 0.001  # seconds between reads while packets come (adds at most this to a grant)
+_BUSY = 512  # packets in one read that mean a backlog: read again without a pause
 _RESCAN_EVERY = 60.0
 _CAPTURE_KEYS = (
     "ENABLE_UDP_SERVER", "UDPSERV_PORT", "PCAP_INTF", "PCAP_FILTER", "ENABLE_PCAP_PROMISC",
@@ -211,6 +219,9 @@ class Daemon:
         await self._drain_firewall()
 
     async def _on_firewall(self, fn: Callable[..., object], *args: object) -> object:
+        """Run a firewall call where the backend's calls run: here, or on the firewall thread."""
+        if self.firewall.in_process:
+            return fn(*args)
         assert self._loop is not None  # noqa: S101 - run() sets it first
         return await self._loop.run_in_executor(self._fw, fn, *args)
 
@@ -218,38 +229,99 @@ class Daemon:
         await self._on_firewall(lambda: None)
 
     def _on_readable(self) -> None:
-        assert self.source is not None  # noqa: S101 - registered only while a source is open
+        """The capture woke us: read what is there, then read on a timer while packets come."""
+        source = self.source
+        assert source is not None and self._loop is not None  # noqa: S101 - only while open
+        if self._read(source):
+            # packets are arriving: stop waking for each one (on this shared, virtual host
+            # a wakeup costs more than deciding a packet) and read on a short timer instead,
+            # as the kernel's NAPI does with interrupts. A lone knock still wakes us at once.
+            self._loop.remove_reader(source.fileno())
+            self._loop.call_later(_POLL_PAUSE, self._poll, source)
+
+    def _poll(self, source: Source) -> None:
+        """Timer-driven reading during traffic; back to waking on arrival once it is quiet."""
+        if self.source is not source or self._loop is None:
+            return  # capture was reopened or closed meanwhile
+        count = self._read(source)
+        if count >= _BUSY:
+            self._loop.call_soon(self._poll, source)  # a backlog: no pause
+        elif count:
+            self._loop.call_later(_POLL_PAUSE, self._poll, source)
+        else:
+            self._loop.add_reader(source.fileno(), self._on_readable)
+
+    def _read(self, source: Source) -> int:
+        """Read and decide every packet waiting; how many there were."""
         try:
-            packets = self.source.read()
+            packets = source.read()
         except OSError as exc:
             log.error("capture failed: %s", exc)
             if self.config.flag("EXIT_AT_INTF_DOWN"):
                 self.exit_status = 1
                 self.stop()
-            return
-        now = self.clock()
-        for packet in packets:
-            self.handle(packet, now)
-        if len(packets) >= _FLOOD_BATCH and self._loop is not None and self.source is not None:
-            # under a flood, stop waking per arrival: read again after a short pause, in
-            # bigger batches (the kernel's NAPI does the same with interrupts). The ring
-            # holds thousands of packets, so nothing is lost; back to waking on arrival
-            # as soon as a batch is small again.
-            self._loop.remove_reader(self.source.fileno())
-            self._loop.call_later(_FLOOD_PAUSE, self._resume_reading, self.source)
+            return 0
+        if packets:
+            try:
+                self.handle_all(packets, self.clock())
+            except Exception:  # a bug here must not stop capture: reading goes on
+                log.exception("internal error handling %d packet(s)", len(packets))
+        return len(packets)
 
-    def _resume_reading(self, source: Source) -> None:
-        if self.source is source and self._loop is not None:
-            self._loop.add_reader(source.fileno(), self._on_readable)
-            self._on_readable()
+    def handle_all(self, packets: list[Packet], now: float) -> None:
+        """Decide a batch of packets; nothing in a packet can make this raise.
+
+        A flood repeats one refusal (the processor hands back the same object
+        for the same verdict): once it is over its log rate, the rest of the
+        batch's copies are counted in one go instead of one by one.
+        """
+        if self._packet_limit:
+            for packet in packets:
+                self.handle(packet, now)
+            return
+        process, refusals = self.processor.process, self.refusals
+        muted: Refused | None = None
+        held = 0
+        for packet in packets:
+            try:
+                decision = process(packet, now)
+            except Exception:  # the processor must not raise for packets; never let one kill us
+                self._internal_error(packet)
+                continue
+            if decision is muted:
+                held += 1
+                continue
+            if isinstance(decision, Refused):
+                key = decision.reason.key
+                if decision.silent:
+                    refusals.count(key)
+                elif refusals.admit(key):  # format only what gets logged
+                    self._log_refusal(decision, packet)
+                    continue
+                if muted is not None and held:
+                    self._hold(muted, held)
+                muted, held = decision, 0
+            else:
+                self._accepted(decision, packet, now)
+        if muted is not None and held:
+            self._hold(muted, held)
+
+    def _hold(self, refused: Refused, n: int) -> None:
+        if refused.silent:
+            self.refusals.count(refused.reason.key, n)
+        else:
+            self.refusals.hold(refused.reason.key, n)
+
+    def _internal_error(self, packet: Packet) -> None:
+        log.exception("internal error on a packet from %s", packet.src)
+        self.refusals.count("internal_error")
 
     def handle(self, packet: Packet, now: float) -> None:
         """Decide one packet and act on it; nothing in a packet can make this raise."""
         try:
             decision = self.processor.process(packet, now)
         except Exception:  # the processor must not raise for packets; never let one kill us
-            log.exception("internal error on a packet from %s", packet.src)
-            self.refusals.count("internal_error")
+            self._internal_error(packet)
             return
         if isinstance(decision, Refused):
             if decision.silent:
@@ -292,6 +364,26 @@ class Daemon:
             return
         self.granted += 1
         self.refusals.count("granted")
+        decided = time.monotonic()
+        if not self.firewall.in_process:
+            future = self._fw.submit(self._grant, grant, now, decided)
+            future.add_done_callback(self._granted)
+            self._log_grant(grant, packet, ports)
+            return
+        # an in-process transaction (libnftables): quicker than a hop to the firewall
+        # thread, and the rule is in place before anything else is done, logging too
+        try:
+            self.firewall.grant(grant, now)
+        except Exception as exc:  # a failed grant must not stop capture
+            log.error("firewall: %s", exc)
+            return
+        opened = time.monotonic()
+        self._schedule_expiry()
+        self._log_grant(grant, packet, ports)
+        log.debug("firewall: %s opened %.2f ms after the decision", grant.source,
+                  (opened - decided) * 1000)  # fmt: skip
+
+    def _log_grant(self, grant: Grant, packet: Packet, ports: str) -> None:
         log.info(
             "SPA packet from %s (user %s, stanza #%d): opening %s for %s for %d s",
             packet.src,
@@ -301,8 +393,6 @@ class Daemon:
             grant.source,
             grant.timeout,
         )
-        future = self._fw.submit(self._grant, grant, now, time.monotonic())
-        future.add_done_callback(self._granted)
 
     def _grant(self, grant: Grant, now: float, decided: float) -> list[Opening]:
         """On the firewall thread: open, and say how long it took from the decision."""
@@ -338,6 +428,13 @@ class Daemon:
     def _expire(self) -> None:
         self._expiry = None
         self._expiry_at = None
+        if self.firewall.in_process:
+            try:
+                self.firewall.expire(self.clock())
+            except FirewallError as exc:
+                log.error("firewall: %s", exc)
+            self._schedule_expiry()
+            return
         future = self._fw.submit(self.firewall.expire, self.clock())
         future.add_done_callback(self._granted)
 
@@ -358,6 +455,12 @@ class Daemon:
                 log.debug("replay cache: %d expired digests pruned", gone)
 
     def _housekeeping(self) -> None:
+        if self.firewall.in_process:
+            try:
+                self.firewall.housekeeping(self.clock())
+            except FirewallError as exc:
+                log.error("firewall: %s", exc)
+            return
         self._fw.submit(self.firewall.housekeeping, self.clock())
 
     # -- signals -------------------------------------------------------------------

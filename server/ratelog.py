@@ -34,10 +34,22 @@ class RateLimitedLog:
         self.counts: dict[str, int] = {}  # plain dict: counted for every packet of a flood
         self._state: dict[str, list[float]] = {}  # key -> [window start, logged, held back]
 
-    def count(self, key: str) -> None:
-        """Count one event that is never logged."""
+    def count(self, key: str, n: int = 1) -> None:
+        """Count ``n`` events that are never logged."""
         counts = self.counts
-        counts[key] = counts.get(key, 0) + 1
+        counts[key] = counts.get(key, 0) + n
+
+    def hold(self, key: str, n: int) -> None:
+        """Count ``n`` events of a key that ``admit`` just turned down: held back, summarised later.
+
+        For a caller with a batch of the same refusal: once one is over the
+        rate, the rest of the batch is too (a window lasts seconds, a batch microseconds).
+        """
+        counts = self.counts
+        counts[key] = counts.get(key, 0) + n
+        state = self._state.get(key)
+        if state is not None:
+            state[2] += n
 
     def event(self, key: str, level: int, msg: str, *args: object) -> None:
         """Count one event and log it unless this key is over its rate."""

@@ -54,6 +54,9 @@ class Firewall(abc.ABC):
 
     name: str = "abstract"
     supports_ipv6: bool = False
+    # its calls are quick and in process (no command to fork): the daemon makes them on
+    # its event loop, not on the firewall thread
+    in_process: bool = False
 
     def __init__(self, *, flush_at_init: bool, flush_at_exit: bool) -> None:
         self.flush_at_init = flush_at_init

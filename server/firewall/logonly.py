@@ -16,6 +16,7 @@ class LogOnly(Firewall):
 
     name = "log"
     supports_ipv6 = True
+    in_process = True
 
     def start(self, now: float) -> None:
         """Nothing to prepare."""

@@ -180,6 +180,11 @@ class Nftables(Firewall):
         self.target: NftTarget | None = None
 
     @property
+    def in_process(self) -> bool:  # type: ignore[override]
+        """Through libnftables (not the ``nft`` command): a transaction is a library call."""
+        return bool(getattr(self._run, "in_process", False))
+
+    @property
     def supports_ipv6(self) -> bool:  # type: ignore[override]
         """An ``inet`` table matches IPv6 too."""
         return self.target is not None and 6 in self.target.versions

@@ -57,6 +57,8 @@ class SubprocessRunner:
 class Libnftables:
     """``NftRunner`` over libnftables, in process (one context, used by one thread at a time)."""
 
+    in_process = True  # no fork: the daemon runs its transactions on the event loop
+
     def __init__(self, library: str | None = None) -> None:
         name = library or ctypes.util.find_library("nftables") or "libnftables.so.1"
         try:

@@ -29,3 +29,20 @@ def test_bursts_are_logged_then_held_back_then_summarised(caplog: pytest.LogCapt
     assert rl.counts == {"hmac": 101, "replay": 1}
     rl.count("too_short")
     assert rl.summary() == "hmac=101, replay=1, too_short=1"
+
+
+def test_a_batch_held_back_in_one_go_is_counted_and_summarised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    rl = RateLimitedLog(logging.getLogger("t.rl2"), burst=2, window=10, clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, "t.rl2"):
+        assert [rl.admit("hmac") for _ in range(3)] == [True, True, False]
+        rl.hold("hmac", 500)  # the rest of a flood's batch, over the rate like the third
+        rl.count("too_short", 40)
+        now[0] = 10.0
+        assert rl.admit("hmac")
+    assert rl.counts == {"hmac": 504, "too_short": 40}
+    assert [r.getMessage() for r in caplog.records] == [
+        "501 more 'hmac' refusals in the last 10 s were not logged"
+    ]

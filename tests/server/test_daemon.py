@@ -1,0 +1,92 @@
+"""The daemon's packet handling: every refusal counted, logged with its source at a bounded rate."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from pathlib import Path
+
+import pytest
+from fwknop_server.daemon import Daemon, Options, load
+from fwknop_server.firewall.logonly import LogOnly
+from fwknop_server.processor import Packet
+
+from fwknop_core import HmacKey, RijndaelKey, SpaMessage, build_packet
+
+KEY, HKEY = RijndaelKey(b"k" * 32), HmacKey(b"h" * 64)
+NOW = 1_795_268_000
+SRC = ipaddress.ip_address("198.18.0.2")
+OTHER = ipaddress.ip_address("203.0.113.9")
+
+
+def _daemon(tmp_path: Path) -> Daemon:
+    conf = tmp_path / "fwknopd.conf"
+    conf.write_text(f"FWKNOP_RUN_DIR {tmp_path}/run\nFIREWALL_TYPE log\n")
+    access = tmp_path / "access.conf"
+    access.write_text(
+        f"SOURCE ANY\nKEY_BASE64 {KEY.to_base64()}\nHMAC_KEY_BASE64 {HKEY.to_base64()}\n"
+    )
+    options = Options(config_file=conf, access_paths=(access,))
+    config, stanzas = load(options)
+    firewall = LogOnly(flush_at_init=False, flush_at_exit=False)
+    return Daemon(options, config, stanzas, firewall=firewall, clock=lambda: NOW)
+
+
+def _handle_all(daemon: Daemon, packets: list[Packet]) -> None:
+    """``handle_all`` on a running event loop, as the daemon calls it."""
+
+    async def run() -> None:
+        daemon._loop = asyncio.get_running_loop()
+        daemon.handle_all(packets, NOW)
+        if daemon._expiry is not None:
+            daemon._expiry.cancel()
+
+    asyncio.run(run())
+
+
+def _valid(port: int) -> Packet:
+    msg = SpaMessage.access_request("198.18.0.2", f"tcp/{port}", username="u", now=NOW)
+    return Packet(build_packet(msg, KEY, hmac_key=HKEY).encode(), SRC, None, 17, 40000, 62201)
+
+
+def test_a_flood_batch_is_counted_in_full_and_logged_at_the_rate_limit(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    daemon = _daemon(tmp_path)
+    junk = Packet(b"8" + b"A" * 203, SRC, None, 17, 40000, 62201)
+    not_spa = Packet(b"!" * 200, OTHER, None, 17, 40001, 62201)
+    short = Packet(b"x", SRC, None, 17, 40000, 62201)
+    batch = [junk] * 30 + [not_spa] * 5 + [short] * 7 + [_valid(22)] + [junk] * 970
+    with caplog.at_level(logging.INFO, "fwknop_server"):
+        _handle_all(daemon, batch)
+    counts = daemon.refusals.counts
+    assert counts == {"hmac": 1000, "not_spa": 5, "too_short": 7, "granted": 1}
+    refused = [m for r in caplog.records if (m := r.getMessage()).startswith("refused SPA")]
+    burst = daemon.refusals.burst
+    assert len(refused) == burst + 5  # hmac up to the burst; every not_spa (under its own)
+    assert all(
+        m.startswith("refused SPA packet from 198.18.0.2 udp/62201") for m in refused[:burst]
+    )
+    assert (
+        refused[burst:]
+        == [
+            "refused SPA packet from 203.0.113.9 udp/62201: "
+            "data is not an SPA message (characters outside base64)"
+        ]
+        * 5
+    )
+    assert (SRC, "tcp", 22) in daemon.firewall.open
+
+
+def test_the_packet_limit_counts_candidates_and_stops(tmp_path: Path) -> None:
+    daemon = _daemon(tmp_path)
+    daemon._packet_limit = 3
+    stopped: list[bool] = []
+    daemon.stop = lambda: stopped.append(True)  # type: ignore[method-assign]
+    junk = Packet(b"8" + b"A" * 203, SRC)
+    _handle_all(daemon, [Packet(b"x", SRC), junk, junk, Packet(b"y", SRC)])
+    assert not stopped  # too-short packets are not candidates (-C counts what has data)
+    _handle_all(daemon, [junk])
+    assert stopped == [True]
+    assert daemon.refusals.counts == {"too_short": 2, "hmac": 3}
