@@ -14,22 +14,25 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from textual.app import App
 from textual.binding import Binding
 from textual.theme import Theme
 from textual.worker import Worker, WorkerState
 
-from ..demo import DemoServer, install_demo_profile
 from ..errors import ClientError
 from ..history import KnockHistory
 from ..wallet import Wallet
 from ..wallet.profiles import Profile
 from ..wallet.validate import FieldError
-from .commands import FwknopCommands
 from .screens.main import MainScreen
 from .settings import Settings, SettingsError, load_settings, save_theme
+
+if TYPE_CHECKING:
+    from textual.command import Provider
+
+    from ..demo import DemoServer
 
 __all__ = ["EXIT_WHEN_READY", "FwknopApp", "describe_error"]
 
@@ -50,6 +53,13 @@ def describe_error(exc: BaseException) -> str:
     return f"unexpected {type(exc).__name__}: {exc}"
 
 
+def _commands() -> type[Provider]:
+    """Our command palette provider, imported when the palette first opens."""
+    from .commands import FwknopCommands  # noqa: PLC0415
+
+    return FwknopCommands
+
+
 class FwknopApp(App[None]):
     """The interactive SPA client."""
 
@@ -59,7 +69,7 @@ class FwknopApp(App[None]):
         Binding("f1,question_mark", "help", "Help", id="help", tooltip="Keys and what they do"),
         Binding("ctrl+q", "quit", "Quit", id="quit", tooltip="Leave fwknop-tui", priority=True),
     ]
-    COMMANDS = App.COMMANDS | {FwknopCommands}
+    COMMANDS = App.COMMANDS | {_commands}
 
     def __init__(
         self,
@@ -85,7 +95,7 @@ class FwknopApp(App[None]):
         self.rc_path = rc_path
         self.start_demo = demo
         self.first_run = first_run
-        self.demo: DemoServer | None = None
+        self.demo: DemoServer | None = None  # imported on first use: subprocess, tempfile
         self.demo_profile: str | None = None
         self._demo_starting = False
         self._pending: dict[
@@ -210,6 +220,8 @@ class FwknopApp(App[None]):
         """Start the companion fwknopd on loopback, add the demo profile, and knock it."""
         if self._demo_starting:
             return
+        from ..demo import DemoServer, install_demo_profile  # noqa: PLC0415 - demo only
+
         self._demo_starting = True
         server = self.demo if self.demo is not None and self.demo.running else DemoServer()
         wallet = self.wallet

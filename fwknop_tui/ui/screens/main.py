@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textual import on
 from textual.app import ComposeResult
@@ -30,20 +30,24 @@ from ..knocking import KnockOutcome, expected_stages, run_knock
 from ..widgets.knock_view import KnockState, KnockView
 from ..widgets.profile_detail import ProfileDetail
 from ..widgets.profile_table import ProfileRow, ProfileTable, matches
-from .ask import AskAllowIpScreen
-from .confirm import ConfirmScreen
-from .editor import EditorScreen
-from .help import HelpScreen, KeyRow
-from .importer import ImportScreen
-from .share import ShareScreen
-from .stanza import StanzaScreen
 
 if TYPE_CHECKING:
     from ..app import FwknopApp
+    from .help import KeyRow
+
+# The modal screens are imported when first opened (``_screens``), not at start-up:
+# the help screen alone pulls in a Markdown parser.
 
 __all__ = ["MainScreen", "keep_open_interval"]
 
 DEFAULT_TIMEOUT = 30  # fwknopd's FW_ACCESS_TIMEOUT default
+
+
+def _screens() -> Any:
+    """The modal screens, imported on first use."""
+    from . import modals  # noqa: PLC0415
+
+    return modals
 
 
 def keep_open_interval(profile: Profile) -> int:
@@ -262,7 +266,7 @@ class MainScreen(Screen[None]):
                 if address:
                     self.knock(profile, allow_ip=address)
 
-            self.app.push_screen(AskAllowIpScreen(profile.name), answered)
+            self.app.push_screen(_screens().AskAllowIpScreen(profile.name), answered)
             return
         self.knock(profile)
 
@@ -387,7 +391,7 @@ class MainScreen(Screen[None]):
 
     def action_new(self) -> None:
         """Create a profile in the editor."""
-        self.app.push_screen(EditorScreen(None), self._saved)
+        self.app.push_screen(_screens().EditorScreen(None), self._saved)
 
     def action_edit(self) -> None:
         """Edit the selected profile."""
@@ -395,7 +399,7 @@ class MainScreen(Screen[None]):
         if profile is None:
             self.notify("Select a profile to edit.")
             return
-        self.app.push_screen(EditorScreen(profile), self._saved)
+        self.app.push_screen(_screens().EditorScreen(profile), self._saved)
 
     def _saved(self, name: str | None) -> None:
         if name:
@@ -430,7 +434,7 @@ class MainScreen(Screen[None]):
             )
 
         self.app.push_screen(
-            ConfirmScreen(
+            _screens().ConfirmScreen(
                 f"Delete the profile {name} and its keys in the keyring?\n"
                 "The server's access.conf is not changed.",
                 yes="Delete",
@@ -447,7 +451,7 @@ class MainScreen(Screen[None]):
         if profile.uses_gpg:
             self.notify("A GnuPG profile has no shared key to show.", severity="warning")
             return
-        self.app.push_screen(ShareScreen(profile.name))
+        self.app.push_screen(_screens().ShareScreen(profile.name))
 
     def action_import(self, tab: str = "rc") -> None:
         """Import profiles from an rc file, or keys from share text."""
@@ -457,7 +461,7 @@ class MainScreen(Screen[None]):
                 self.log_line(f"imported: {', '.join(names)}")
                 self.reload(select=names[0])
 
-        self.app.push_screen(ImportScreen(tab=tab), imported)
+        self.app.push_screen(_screens().ImportScreen(tab=tab), imported)
 
     def action_keygen(self) -> None:
         """Generate new keys for the selected profile, into the keyring; show the stanza."""
@@ -480,12 +484,14 @@ class MainScreen(Screen[None]):
             def done(stanza: str) -> None:
                 self.log_line(f"{name}: new keys in the keyring")
                 self.reload(select=name)
-                self.app.push_screen(StanzaScreen(f"New access.conf stanza for {name}", stanza))
+                self.app.push_screen(
+                    _screens().StanzaScreen(f"New access.conf stanza for {name}", stanza)
+                )
 
             self.fwknop.background(generate, done=done, what=f"keygen for {name}", group="wallet")
 
         self.app.push_screen(
-            ConfirmScreen(
+            _screens().ConfirmScreen(
                 f"Generate new keys for {name}? The old ones are replaced, so the server's "
                 "access.conf must get the new stanza (shown next).",
                 yes="Generate",
@@ -503,7 +509,7 @@ class MainScreen(Screen[None]):
         self.fwknop.background(
             lambda: wallet.server_stanza(name),
             done=lambda text: self.app.push_screen(
-                StanzaScreen(f"access.conf stanza for {name}", text)
+                _screens().StanzaScreen(f"access.conf stanza for {name}", text)
             ),
             what=f"building the stanza for {name}",
             group="wallet",
@@ -534,4 +540,4 @@ class MainScreen(Screen[None]):
 
     def action_help(self) -> None:
         """The help screen."""
-        self.app.push_screen(HelpScreen(self.key_rows()))
+        self.app.push_screen(_screens().HelpScreen(self.key_rows()))
