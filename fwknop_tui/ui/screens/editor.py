@@ -44,6 +44,10 @@ KEY_INPUTS = (
 )
 
 
+class FieldPane(VerticalScroll, can_focus=False):
+    """A tab's fields; not a stop of its own in the focus chain (tab goes field to field)."""
+
+
 def _widget_id(name: str) -> str:
     return f"f-{name}"
 
@@ -117,7 +121,7 @@ class EditorScreen(ModalScreen[str | None]):
             )
             with TabbedContent(id="groups"):
                 for group, label in GROUPS:
-                    with TabPane(label, id=f"tab-{group}"), VerticalScroll():
+                    with TabPane(label, id=f"tab-{group}"), FieldPane():
                         for spec in SPECS:
                             if spec.group == group:
                                 yield from self._row(
