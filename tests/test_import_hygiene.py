@@ -41,6 +41,9 @@ HEADLESS = [
     "fwknop_tui.wallet.keys",
     "fwknop_tui.wallet.rc",
     "fwknop_tui.wallet.validate",
+    "fwknop_tui.demo",
+    "fwknop_tui.history",
+    "fwknop_tui.ui.knocking",
 ]
 
 

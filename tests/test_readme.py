@@ -21,3 +21,21 @@ def test_readme_quick_start_has_exactly_two_commands() -> None:
     commands = re.findall(r"```sh\n(.*?)```", section, flags=re.S)
     lines = [ln for block in commands for ln in block.splitlines() if ln.strip()]
     assert [ln.split("#")[0].strip() for ln in lines] == ["./dev tui", "./dev test"]
+
+
+def test_the_readme_shows_screenshots_that_exist() -> None:
+    images = re.findall(r"\]\((screenshots/[^)]+\.png)\)", README.read_text())
+    assert "screenshots/demo.png" in images and "screenshots/main.png" in images
+    for image in images:
+        assert (README.parent / image).is_file(), f"{image} is missing: run screenshots/make.py"
+
+
+def test_every_scenario_has_its_screenshot() -> None:
+    from tests.tui.scenarios import SCENARIOS
+
+    shots = README.parent / "screenshots"
+    for scenario in SCENARIOS:
+        for ext in ("svg", "png"):
+            assert (shots / f"{scenario.name}.{ext}").is_file(), (
+                f"run screenshots/make.py ({scenario.name})"
+            )

@@ -16,56 +16,38 @@ from __future__ import annotations
 
 import argparse
 import os
-import pty
-import select
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.helpers.terminal import run_on_pty
+
 GOAL = 1.5
 BIN = Path(sys.executable).parent
 
 
-def _run_on_pty(argv: list[str], env: dict[str, str], timeout: float = 60.0) -> float:
-    """Seconds from start to exit of ``argv`` with a terminal for stdin/stdout/stderr."""
-    master, slave = pty.openpty()
-    os.set_blocking(master, False)
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
-    os.close(slave)
-    deadline = start + timeout
-    try:
-        while proc.poll() is None:
-            if time.perf_counter() > deadline:
-                proc.kill()
-                raise RuntimeError(f"{argv[0]} did not exit within {timeout} s")
-            ready, _, _ = select.select([master], [], [], 0.05)
-            if ready:
-                try:
-                    os.read(master, 65536)  # keep the terminal drained
-                except OSError:
-                    pass
-        took = time.perf_counter() - start
-    finally:
-        os.close(master)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{argv} exited with {proc.returncode}")
+def _run_on_pty(argv: list[str], env: dict[str, str]) -> float:
+    code, took, _out = run_on_pty(argv, env)
+    if code != 0:
+        raise RuntimeError(f"{argv} exited with {code}")
     return took
 
 
 def _setup(root: Path, profiles: int) -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from fwknop_tui.history import KnockHistory, KnockRecord
     from fwknop_tui.wallet.profiles import Profile, ProfileStore
 
     store = ProfileStore(root / "config" / "profiles.toml")
     store.save_many(
-        [Profile.from_table(f"server-{n}", {"host": f"198.51.100.{n % 250 + 1}"})
-         for n in range(profiles)]  # fmt: skip
+        [
+            Profile.from_table(f"server-{n}", {"host": f"198.51.100.{n % 250 + 1}"})
+            for n in range(profiles)
+        ]
     )
     history = KnockHistory(root / "config" / "state" / "history.jsonl")
     for n in range(profiles):
@@ -105,15 +87,20 @@ def main() -> None:
     base_best = min(results["bare"])
     base_median = statistics.median(results["bare"])
     print(f"{'command':<38}{'best ms':>9}{'median ms':>11}{'x bare':>8}")
-    for label, key in (('python -c "import textual.app"', "bare"), ("fwknop-tui to first screen", "ours")):
+    rows = (('python -c "import textual.app"', "bare"), ("fwknop-tui to first screen", "ours"))
+    for label, key in rows:
         best, median = min(results[key]), statistics.median(results[key])
         print(f"{label:<38}{best * 1000:>9.1f}{median * 1000:>11.1f}{median / base_median:>8.2f}")
     ratio = statistics.median(results["ours"]) / base_median
     verdict = "met" if ratio <= GOAL else "missed"
-    print(f"goal: fwknop-tui <= {GOAL}x the bare import (medians): {verdict} ({ratio:.2f}x; "
-          f"best-to-best {min(results['ours']) / base_best:.2f}x)")  # fmt: skip
-    print(f"({args.runs} runs, {args.profiles} profiles; cpus: {os.cpu_count()}, "
-          f"load: {os.getloadavg()[0]:.2f})")  # fmt: skip
+    print(
+        f"goal: fwknop-tui <= {GOAL}x the bare import (medians): {verdict} ({ratio:.2f}x; "
+        f"best-to-best {min(results['ours']) / base_best:.2f}x)"
+    )
+    print(
+        f"({args.runs} runs, {args.profiles} profiles; cpus: {os.cpu_count()}, "
+        f"load: {os.getloadavg()[0]:.2f})"
+    )
 
 
 if __name__ == "__main__":

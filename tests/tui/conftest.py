@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.reactive import reactive
 from textual.widgets import Input
 
 from fwknop_tui.history import KnockHistory
@@ -77,11 +76,13 @@ def private_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
 
 @pytest.fixture(autouse=True)
-def still_cursor(monkeypatch: pytest.MonkeyPatch) -> None:
+def still_cursor() -> Iterator[None]:
     """Inputs do not blink, so snapshots do not depend on when they are taken."""
-    still = reactive(False, init=False)
-    still.__set_name__(Input, "cursor_blink")
-    monkeypatch.setattr(Input, "cursor_blink", still)
+    from .scenarios import hold_cursors
+
+    before = hold_cursors()
+    yield
+    Input.cursor_blink = before  # type: ignore[assignment]
 
 
 @pytest.fixture

@@ -54,9 +54,22 @@ class Tmux:
     def start(self, argv: list[str]) -> None:
         env_args = [a for k, v in self.env.items() for a in ("-e", f"{k}={v}")]
         cmd = self.pair.client.argv(
-            ["tmux", "-S", str(self.socket), "-f", "/dev/null", "new-session", "-d",
-             "-x", "150", "-y", "50", *env_args, *argv]
-        )  # fmt: skip
+            [
+                "tmux",
+                "-S",
+                str(self.socket),
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-x",
+                "150",
+                "-y",
+                "50",
+                *env_args,
+                *argv,
+            ]
+        )
         # the tmux server's own environment is the session's: nothing of the test's leaks in
         subprocess.run(cmd, check=True, timeout=30, capture_output=True, env=self.env)
         self._tmux("set-option", "-s", "escape-time", "0")

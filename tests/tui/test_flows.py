@@ -69,8 +69,11 @@ async def test_the_demo_knocks_our_fwknopd_and_it_accepts(tui: Tui) -> None:
         assert demo.keys.rijndael.to_base64() not in text
         # knocking again is refused by nobody: a new packet, a new grant
         await pilot.press("k")
-        await wait_until(pilot, lambda: main.last["demo"].when != record.when or
-                         len(app.history.load()) > 1, what="a second knock")  # fmt: skip
+        await wait_until(
+            pilot,
+            lambda: main.last["demo"].when != record.when or len(app.history.load()) > 1,
+            what="a second knock",
+        )
         assert main.last["demo"].ok
     assert not demo.running, "the demo fwknopd outlives the app"
     assert pid is not None

@@ -237,9 +237,11 @@ async def test_every_binding_has_an_id_and_a_tooltip(tui: Tui) -> None:
     names = ("main", "editor", "share", "importer", "help", "confirm", "stanza", "ask", "first_run")
     modules = [importlib.import_module(f"{screens.__name__}.{m}") for m in names]
     classes = [FwknopApp] + [
-        c for m in modules for _n, c in inspect.getmembers(m, inspect.isclass)
+        c
+        for m in modules
+        for _n, c in inspect.getmembers(m, inspect.isclass)
         if c.__module__ == m.__name__ and hasattr(c, "BINDINGS")
-    ]  # fmt: skip
+    ]
     bindings = [(c.__name__, b) for c in classes for b in c.BINDINGS]
     assert len(bindings) > 20
     for owner, b in bindings:

@@ -105,7 +105,7 @@ class MainScreen(Screen[None]):
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield Header(icon="»")
         with Horizontal(id="body"):
             with Vertical(id="profiles-pane"):
                 yield Input(placeholder="Filter profiles (/)", id="filter")

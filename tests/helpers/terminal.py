@@ -1,0 +1,45 @@
+"""Run a command on a pseudo-terminal, as a user's terminal would (for TUI tests and benchmarks)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pty
+import select
+import subprocess
+import time
+from collections.abc import Sequence
+
+__all__ = ["run_on_pty"]
+
+
+def run_on_pty(
+    argv: Sequence[str], env: dict[str, str], *, timeout: float = 60.0
+) -> tuple[int, float, bytes]:
+    """Exit status, seconds from start to exit, and what it wrote to the terminal."""
+    master, slave = pty.openpty()
+    os.set_blocking(master, False)
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        list(argv), stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True
+    )
+    os.close(slave)
+    out = bytearray()
+    deadline = start + timeout
+    try:
+        while proc.poll() is None:
+            if time.perf_counter() > deadline:
+                proc.kill()
+                proc.wait(timeout=10)
+                raise TimeoutError(f"{argv[0]} did not exit within {timeout} s")
+            ready, _, _ = select.select([master], [], [], 0.05)
+            if ready:
+                with contextlib.suppress(OSError):
+                    out += os.read(master, 65536)  # keep the terminal drained
+        took = time.perf_counter() - start
+        with contextlib.suppress(OSError):
+            while chunk := os.read(master, 65536):
+                out += chunk
+    finally:
+        os.close(master)
+    return proc.returncode, took, bytes(out)

@@ -1,0 +1,242 @@
+"""Every screen of the TUI as a scenario: the snapshot tests and the screenshot script share them.
+
+A scenario fills a wallet (fixed, obviously fake keys: all zero bytes), then
+drives the app with Pilot to the screen it shows. The clock is fixed, so a
+snapshot changes only when the UI does. ``live`` scenarios (the demo) run a
+real server and are for screenshots only: their ports and timings differ
+every run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from textual.pilot import Pilot
+from textual.reactive import reactive
+from textual.widgets import Input, Select
+
+from fwknop_core import generate_keys
+from fwknop_tui.history import KnockRecord, StageRecord
+from fwknop_tui.wallet.keys import encode_stored
+from fwknop_tui.wallet.profiles import Profile
+
+from .conftest import FIXED_NOW, Tui, wait_until
+
+FAKE = generate_keys(rng=bytes)  # all zero: a key nobody uses
+FAKE_STORED = {
+    "rijndael": encode_stored(FAKE.rijndael.secret),
+    "hmac": encode_stored(FAKE.hmac.secret),
+}
+SIZE = (120, 36)
+
+Action = Callable[[Pilot[Any]], Awaitable[None]]
+
+
+def hold_cursors() -> reactive[bool]:
+    """Stop Input cursors blinking (so images do not depend on when they are taken).
+
+    Returns the reactive that was there before, for a fixture to put back.
+    """
+    before: reactive[bool] = Input.__dict__["cursor_blink"]
+    still: reactive[bool] = reactive(False, init=False)
+    still.__set_name__(Input, "cursor_blink")
+    Input.cursor_blink = still  # type: ignore[assignment]
+    return before
+
+
+def profiles(tui: Tui) -> None:
+    """Three profiles with fake keys, and a knock history."""
+    for name, table in (
+        ("home", {"host": "spa.example.org", "access": ["tcp/22"], "verify": "spa.example.org:22"}),
+        (
+            "lab",
+            {
+                "host": "198.51.100.20",
+                "port": 40001,
+                "transport": "tcp",
+                "access": ["tcp/22", "tcp/443"],
+                "client_timeout": 120,
+            },
+        ),
+        ("vps-1", {"host": "2001:db8::10", "access": ["udp/51820"], "description": "WireGuard"}),
+    ):
+        tui.wallet.add(Profile.from_table(name, table), keys=FAKE_STORED)
+    ok = (
+        StageRecord("keys", True, 0.0004, "keyring"),
+        StageRecord("resolve", True, 0.0121, "spa.example.org is 203.0.113.5; allow 0.0.0.0"),
+        StageRecord("build", True, 0.0032, "Access msg, 204 characters"),
+        StageRecord("send", True, 0.0002, "udp to 203.0.113.5 port 62201"),
+        StageRecord("verify", True, 0.2410, "spa.example.org:22 open after 2 attempt(s)"),
+    )
+    summary = (
+        "Access msg for tcp/22: sent udp to 203.0.113.5 port 62201; "
+        "spa.example.org:22 open after 2 attempt(s)"
+    )
+    tui.history.append(KnockRecord("home", FIXED_NOW - 125, True, 0.2569, summary, ok))
+    why = "cannot resolve 198.51.100.20: timed out"
+    failed = (
+        StageRecord("keys", True, 0.0003, "keyring"),
+        StageRecord("resolve", False, 0.03, why),
+    )
+    tui.history.append(KnockRecord("lab", FIXED_NOW - 7200, False, 0.0304, why, failed))
+
+
+def nothing(tui: Tui) -> None:
+    """An empty wallet."""
+
+
+def rc_file(tui: Tui) -> None:
+    """A ~/.fwknoprc to import (at a fixed path in the scenario's text)."""
+    (tui.root / "fwknoprc").write_text(
+        "[default]\nSPA_SERVER_PROTO udp\n\n[office]\nSPA_SERVER 203.0.113.9\nACCESS tcp/22\n"
+        f"KEY_BASE64 {FAKE.rijndael.to_base64()}\nHMAC_KEY_BASE64 {FAKE.hmac.to_base64()}\n"
+        "USE_HMAC Y\n\n[nokey]\nSPA_SERVER 203.0.113.10\nFAVOURITE_COLOUR blue\n"
+    )
+
+
+def roaming(tui: Tui) -> None:
+    """A profile that asks for the address to allow."""
+    tui.wallet.add(
+        Profile.from_table("roaming", {"host": "spa.example.org", "allow_ip": "ask"}),
+        keys=FAKE_STORED,
+    )
+
+
+async def _editor_crypto_problems(pilot: Pilot[Any]) -> None:
+    await pilot.press("e")
+    await pilot.pause()
+    editor = pilot.app.screen
+    editor.query_one("#groups").active = "tab-crypto"  # type: ignore[attr-defined]
+    editor.query_one("#f-encryption_mode", Select).value = "legacy"
+    editor.query_one("#k-rijndael", Input).value = "not base64!"
+    await pilot.press("ctrl+s")
+    await pilot.pause()
+
+
+async def _editor_access(pilot: Pilot[Any]) -> None:
+    await pilot.press("down", "e")
+    await pilot.pause()
+    pilot.app.screen.query_one("#groups").active = "tab-access"  # type: ignore[attr-defined]
+    await pilot.pause()
+
+
+async def _share_qr(pilot: Pilot[Any]) -> None:
+    from fwknop_tui.ui.widgets.qr_code import QrCode
+
+    await pilot.press("s")
+    await pilot.click("#show")
+    screen = pilot.app.screen
+    await wait_until(pilot, lambda: screen.query(QrCode), what="the QR code")
+    await pilot.pause()
+
+
+def _import_rc(tui: Tui) -> Action:
+    async def run(pilot: Pilot[Any]) -> None:
+        # the preview of a file at a fixed path (a temporary one would differ every run)
+        await pilot.press("i")
+        screen = pilot.app.screen
+        screen.query_one("#rc-path", Input).value = "~/.fwknoprc"
+        plans = tui.wallet.plan_rc_import((tui.root / "fwknoprc").read_text(), "~/.fwknoprc")
+        screen._show_plan(plans)  # type: ignore[attr-defined]
+        await pilot.pause()
+
+    return run
+
+
+async def _import_share(pilot: Pilot[Any]) -> None:
+    await pilot.press("i")
+    screen = pilot.app.screen
+    screen.query_one("#import-tabs").active = "tab-share"  # type: ignore[attr-defined]
+    await pilot.pause()
+    screen.query_one("#share-text", Input).value = FAKE.as_text().replace("\n", " ")
+    screen.query_one("#share-name", Input).value = "phone"
+    screen.query_one("#share-host", Input).value = "spa.example.org"
+    await pilot.pause()
+
+
+async def _stanza(pilot: Pilot[Any]) -> None:
+    await pilot.press("t")
+    await wait_until(pilot, lambda: type(pilot.app.screen).__name__ == "StanzaScreen")
+    await pilot.pause()
+
+
+async def _demo(pilot: Pilot[Any]) -> None:
+    main = pilot.app.main_screen  # type: ignore[attr-defined]
+    await wait_until(pilot, lambda: "demo" in main.last, timeout=30, what="the demo knock")
+    await pilot.pause(0.5)
+
+
+def _keys(*keys: str) -> Callable[[Tui], Action]:
+    def make(_tui: Tui) -> Action:
+        async def run(pilot: Pilot[Any]) -> None:
+            await pilot.press(*keys)
+            await pilot.pause()
+
+        return run
+
+    return make
+
+
+def _run(action: Action) -> Callable[[Tui], Action]:
+    return lambda _tui: action
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A named screen: how to fill the wallet, what to do, the terminal size."""
+
+    name: str
+    title: str
+    setup: Callable[[Tui], None]
+    action: Callable[[Tui], Action]
+    size: tuple[int, int] = SIZE
+    app_options: dict[str, Any] = field(default_factory=dict)
+    live: bool = False
+
+
+SCENARIOS = (
+    Scenario("main", "Profiles, the selected one, its last knock, the log", profiles, _keys()),
+    Scenario("main-failed", "A failed knock: the stage and the reason", profiles, _keys("down")),
+    Scenario("main-filtered", "Filter as you type", profiles, _keys("slash", *"wire")),
+    Scenario("main-empty", "No profiles yet", nothing, _keys()),
+    Scenario(
+        "first-run",
+        "First run: the demo offered",
+        nothing,
+        _keys(),
+        app_options={"first_run": True},
+    ),
+    Scenario("editor-new", "The editor: a new profile", nothing, _keys("n", *"office")),
+    Scenario("editor-access", "The editor: access settings", profiles, _run(_editor_access)),
+    Scenario(
+        "editor-problems",
+        "The editor: problems named inline",
+        profiles,
+        _run(_editor_crypto_problems),
+    ),
+    Scenario("share-warning", "Sharing: the warning first", profiles, _keys("s")),
+    Scenario(
+        "share-qr",
+        "Sharing: the Fwknop2 QR code (fake keys)",
+        profiles,
+        _run(_share_qr),
+        size=(120, 56),
+    ),
+    Scenario("import-rc", "Import ~/.fwknoprc: the preview", rc_file, _import_rc),
+    Scenario("import-share", "Import shared keys (masked)", profiles, _run(_import_share)),
+    Scenario("stanza", "The server's access.conf stanza, keys masked", profiles, _run(_stanza)),
+    Scenario("confirm-delete", "Deleting asks first", profiles, _keys("delete")),
+    Scenario("help", "Help: every key, as mapped", profiles, _keys("f1")),
+    Scenario("palette", "The command palette", profiles, _keys("ctrl+p", *"knock")),
+    Scenario("ask-allow-ip", "Allow IP 'ask'", roaming, _keys("k")),
+    Scenario(
+        "demo",
+        "The demo: a knock on our fwknopd, accepted",
+        nothing,
+        _run(_demo),
+        app_options={"demo": True},
+        live=True,
+    ),
+)
