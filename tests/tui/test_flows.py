@@ -332,3 +332,48 @@ async def test_stage_records_round_trip_through_the_history(tui: Tui) -> None:
     with tui.history.path.open("a") as fh:
         fh.write("{not json\n")
     assert tui.history.load() == [record]
+
+
+async def test_a_missing_keyring_is_explained(tui: Tui) -> None:
+    from fwknop_tui.errors import NoKeyringError
+    from fwknop_tui.wallet.secrets import NO_KEYRING_HELP
+
+    class Absent(MemoryStore):
+        def get_many(self, profile: str, slots: object) -> dict[str, str | None]:
+            raise NoKeyringError(NO_KEYRING_HELP.format(why=""))
+
+    add_profile(tui, "nobackend")
+    tui.secrets = Absent()
+    app = tui.app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("k")
+        main = main_of(app)
+        await wait_until(pilot, lambda: "nobackend" in main.last, what="the knock")
+        state = main.states["nobackend"]
+        assert "dbus-run-session" in state.outcome
+        assert "key command or key file" in state.advice
+
+
+async def test_keys_never_reach_the_screen_the_log_or_the_history(tui: Tui) -> None:
+    app = tui.app(demo=True)
+    async with app.run_test(size=SIZE) as pilot:
+        main = main_of(app)
+        await wait_until(pilot, lambda: "demo" in main.last, what="the demo knock")
+        demo = app.demo
+        assert demo is not None
+        secrets = [demo.keys.rijndael.to_base64(), demo.keys.hmac.to_base64()]
+        screens = [app.export_screenshot()]
+        await pilot.press("t")  # the stanza: masked until revealed
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "StanzaScreen")
+        await pilot.pause()
+        screens.append(app.export_screenshot())
+        await pilot.press("escape", "e")  # the editor: key fields empty (the keyring keeps them)
+        await pilot.pause()
+        app.screen.query_one("#groups").active = "tab-crypto"  # type: ignore[attr-defined]
+        await pilot.pause()
+        screens.append(app.export_screenshot())
+    history = tui.history.path.read_text()
+    for secret in secrets:
+        for svg in screens:
+            assert secret not in svg and secret[:20] not in svg
+        assert secret not in history
