@@ -88,15 +88,23 @@ def advice(exc: BaseException | None, outcome: KnockRecord, profile: Profile) ->
         return "check the destination and port; icmp and udpraw need root (CAP_NET_RAW)."
     if isinstance(exc, ClientUsageError):
         return "edit the profile (e): one of its fields cannot be used as it is."
-    if outcome.failed_stage == "verify":
-        return (
-            f"the packet went out but {profile.verify} never answered: is fwknopd running there "
-            "with this profile's keys (t shows its access.conf stanza), and can the packet "
-            "reach it?"
-        )
-    if outcome.failed_stage == SERVER_STAGE:
-        return "the demo fwknopd did not accept the packet: its log lines above say why."
-    return "see the log below."
+    return STAGE_ADVICE.get(outcome.failed_stage or "", "see the log below.").format(
+        verify=profile.verify or "the port"
+    )
+
+
+# what to try when all we know is the stage that failed (a knock from the history)
+STAGE_ADVICE = {
+    "keys": "store the keys (e, Crypto tab; or g for new ones), or unlock the keyring.",
+    "resolve": "check the host name and the network (DNS); with allow IP 'resolve', the URL.",
+    "build": "edit the profile (e): the keys or a field do not fit this profile.",
+    "send": "check the destination and port; icmp and udpraw need root (CAP_NET_RAW).",
+    "verify": (
+        "the packet went out but {verify} never answered: is fwknopd running there with this "
+        "profile's keys (t shows its access.conf stanza), and can the packet reach it?"
+    ),
+    SERVER_STAGE: "the demo fwknopd did not accept the packet: its log lines above say why.",
+}
 
 
 def run_knock(

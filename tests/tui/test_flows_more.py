@@ -242,7 +242,7 @@ async def test_every_binding_has_an_id_and_a_tooltip(tui: Tui) -> None:
         for _n, c in inspect.getmembers(m, inspect.isclass)
         if c.__module__ == m.__name__ and hasattr(c, "BINDINGS")
     ]
-    bindings = [(c.__name__, b) for c in classes for b in c.BINDINGS]
+    bindings = [(c.__name__, b) for c in classes for b in c.__dict__.get("BINDINGS", [])]
     assert len(bindings) > 20
     for owner, b in bindings:
         assert b.id, f"{owner}: {b.key} has no id"  # type: ignore[union-attr]

@@ -38,7 +38,9 @@ class AskAllowIpScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog-box"):
             yield Static(f"Which IPv4 address should {self.profile} open the port for?")
-            yield Input(placeholder="e.g. 203.0.113.7", id="address", validators=[_Ipv4()])
+            yield Input(
+                placeholder="e.g. 203.0.113.7", id="address", validators=[_Ipv4()], compact=True
+            )
             yield Static("", id="address-error", classes="field-error")
             with Horizontal(classes="buttons"):
                 yield Button("Knock", id="ok", variant="primary", compact=True)

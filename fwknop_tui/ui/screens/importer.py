@@ -86,7 +86,7 @@ class ImportScreen(ModalScreen[list[str] | None]):
                 with TabPane("~/.fwknoprc", id="tab-rc"), VerticalScroll():
                     with Horizontal(classes="field"):
                         yield Label("rc file", classes="label")
-                        yield Input(value=str(self.rc_path), id="rc-path")
+                        yield Input(value=str(self.rc_path), id="rc-path", compact=True)
                         yield Button("Preview", id="rc-preview", variant="primary", compact=True)
                     yield DataTable(id="rc-plan", cursor_type="row")
                     yield Static("", id="rc-warnings", classes="help", markup=False)
@@ -107,7 +107,9 @@ class ImportScreen(ModalScreen[list[str] | None]):
                     with Horizontal(classes="field"):
                         yield Label("or QR image", classes="label")
                         yield Input(
-                            placeholder="path to a PNG (decoded with zbarimg)", id="share-image"
+                            placeholder="path to a PNG (decoded with zbarimg)",
+                            id="share-image",
+                            compact=True,
                         )
                     with Horizontal(classes="field"):
                         yield Label("Into", classes="label")
@@ -116,11 +118,12 @@ class ImportScreen(ModalScreen[list[str] | None]):
                             value=NEW,
                             allow_blank=False,
                             id="share-target",
+                            compact=True,
                         )
                     with Horizontal(classes="field", id="share-new"):
                         yield Label("New profile", classes="label")
-                        yield Input(placeholder="name", id="share-name")
-                        yield Input(placeholder="server host", id="share-host")
+                        yield Input(placeholder="name", id="share-name", compact=True)
+                        yield Input(placeholder="server host", id="share-host", compact=True)
                     with Horizontal(classes="field"):
                         yield Label("Replace keys", classes="label")
                         yield Switch(value=False, id="share-replace")

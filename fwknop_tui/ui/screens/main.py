@@ -26,7 +26,7 @@ from ...errors import ClientError
 from ...history import KnockRecord, StageRecord
 from ...wallet.profiles import Profile
 from .. import glyphs
-from ..knocking import KnockOutcome, expected_stages, run_knock
+from ..knocking import KnockOutcome, advice, expected_stages, run_knock
 from ..widgets.knock_view import KnockState, KnockView
 from ..widgets.profile_detail import ProfileDetail
 from ..widgets.profile_table import ProfileRow, ProfileTable, matches
@@ -201,7 +201,9 @@ class MainScreen(Screen[None]):
             return
         state = self.states.get(profile.name)
         if state is None and profile.name in self.last:
-            state = KnockState.of_record(self.last[profile.name])
+            record = self.last[profile.name]
+            hint = "" if record.ok else advice(None, record, profile)
+            state = KnockState.of_record(record, hint)
         view.show(state, empty="Not knocked yet: press k or enter.")
 
     @on(DataTable.RowHighlighted, "#profiles")

@@ -80,7 +80,7 @@ class ShareScreen(ModalScreen[None]):
                 classes="help",
             ),
             Horizontal(
-                Input(value=str(default), id="export-path"),
+                Input(value=str(default), id="export-path", compact=True),
                 Button("Save PNG", id="png", compact=True),
                 Button("Save SVG", id="svg", compact=True),
                 Button("Close", id="close", variant="primary", compact=True),

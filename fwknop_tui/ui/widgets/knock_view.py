@@ -47,7 +47,7 @@ class KnockState:
         return replace(self, running=False, ok=ok, outcome=outcome, advice=advice)
 
     @classmethod
-    def of_record(cls, record: KnockRecord) -> KnockState:
+    def of_record(cls, record: KnockRecord, advice: str = "") -> KnockState:
         """A knock from the history."""
         return cls(
             record.profile,
@@ -56,6 +56,7 @@ class KnockState:
             running=False,
             ok=record.ok,
             outcome=record.headline,
+            advice=advice,
             when=record.when,
         )
 
