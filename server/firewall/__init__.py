@@ -13,6 +13,7 @@ from ..config import ServerConfig
 from .base import Firewall, FirewallError, Opening
 from .iptables import Iptables, IptablesRules
 from .logonly import LogOnly
+from .netlink import NftNetlink
 from .nftables import Nftables, find_input_chain
 from .runner import CommandRunner, NftRunner, SubprocessRunner, nft
 
@@ -58,8 +59,14 @@ def make_firewall(
         kind = detect(config, nft_run, run)
         log.info("firewall: %s (detected; set FIREWALL_TYPE to choose)", kind)
     if kind == "nftables":
+        netlink = None
+        try:
+            netlink = NftNetlink()
+        except FirewallError as exc:
+            log.info("%s; grants go through libnftables", exc)
         return Nftables(
             nft_run or nft(),
+            netlink=netlink,
             table=config.text("NFT_TABLE"),
             chain=config.text("NFT_CHAIN"),
             flush_at_init=config.flag("FLUSH_NFT_AT_INIT"),

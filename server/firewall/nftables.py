@@ -12,7 +12,9 @@ set per address family and one rule at the top of that chain::
 and touch nothing else there. A grant is one transaction adding an element
 with a timeout; the kernel removes it when the timeout passes, even if the
 daemon was killed. Everything sent to nft is JSON built by the pure functions
-below.
+below; a grant's transaction also exists as netlink element commands, which
+the daemon sends itself when it can (``netlink.py``: the same batch without
+libnftables reading the ruleset back first, five times quicker).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import logging
 from typing import Any
 
 from .base import Firewall, FirewallError, Opening
-from .runner import NftRunner
+from .netlink import ElementCommand, element_key
+from .runner import ElementRunner, NftRunner
 
 __all__ = ["NftTarget", "Nftables", "find_input_chain"]
 
@@ -120,6 +123,29 @@ class NftTarget:
             commands.append(self.element(opening, now=now))
         return {"nftables": commands}
 
+    def grant_commands(
+        self, wanted: list[tuple[Opening, Opening | None]], now: int
+    ) -> list[ElementCommand]:
+        """``grant_document`` as netlink element commands (``netlink.py``): the same transaction."""
+        commands: list[ElementCommand] = []
+
+        def command(opening: Opening, *, add: bool) -> ElementCommand:
+            return ElementCommand(
+                add,
+                self.family,
+                self.table,
+                _SETS[opening.source.version][0],
+                element_key(opening.source, opening.proto, opening.port),
+                max(1, opening.expires - now) * 1000 if add else 0,
+            )
+
+        for opening, current in wanted:
+            if current is not None:
+                commands.append(command(current, add=True))
+                commands.append(command(current, add=False))
+            commands.append(command(opening, add=True))
+        return commands
+
     def flush_document(self, handles: list[int]) -> Json:
         """Delete our rules (by handle) and our sets."""
         commands: list[Json] = [
@@ -168,6 +194,7 @@ class Nftables(Firewall):
         self,
         run: NftRunner,
         *,
+        netlink: ElementRunner | None = None,
         table: str | None = None,
         chain: str | None = None,
         flush_at_init: bool = True,
@@ -175,14 +202,15 @@ class Nftables(Firewall):
     ) -> None:
         super().__init__(flush_at_init=flush_at_init, flush_at_exit=flush_at_exit)
         self._run = run
+        self._netlink = netlink
         self._table = table
         self._chain = chain
         self.target: NftTarget | None = None
 
     @property
     def in_process(self) -> bool:  # type: ignore[override]
-        """Through libnftables (not the ``nft`` command): a transaction is a library call."""
-        return bool(getattr(self._run, "in_process", False))
+        """Grants go through netlink or libnftables (not the ``nft`` command): no fork."""
+        return self._netlink is not None or bool(getattr(self._run, "in_process", False))
 
     @property
     def supports_ipv6(self) -> bool:  # type: ignore[override]
@@ -296,7 +324,10 @@ class Nftables(Firewall):
         for opening, _current in wanted:
             if opening.source.version not in target.versions:
                 raise FirewallError(f"table {target} cannot match IPv{opening.source.version}")
-        self._run(target.grant_document(wanted, now))
+        if self._netlink is not None:
+            self._netlink(target.grant_commands(wanted, now))
+        else:
+            self._run(target.grant_document(wanted, now))
 
     def flush(self) -> None:
         """Remove our rule and sets (grants in them go with them)."""

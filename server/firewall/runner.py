@@ -18,8 +18,17 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from .base import FirewallError
+from .netlink import ElementCommand
 
-__all__ = ["CommandRunner", "Libnftables", "NftCommand", "NftRunner", "SubprocessRunner", "nft"]
+__all__ = [
+    "CommandRunner",
+    "ElementRunner",
+    "Libnftables",
+    "NftCommand",
+    "NftRunner",
+    "SubprocessRunner",
+    "nft",
+]
 
 log = logging.getLogger("fwknop_server.firewall")
 
@@ -32,6 +41,12 @@ class CommandRunner(Protocol):
     """Runs one argv list; returns (exit status, stdout, stderr)."""
 
     def __call__(self, argv: Sequence[str]) -> tuple[int, str, str]: ...
+
+
+class ElementRunner(Protocol):
+    """Applies nft set element commands as one transaction (``netlink.NftNetlink``)."""
+
+    def __call__(self, commands: Sequence[ElementCommand]) -> None: ...
 
 
 class NftRunner(Protocol):

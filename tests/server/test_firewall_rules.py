@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import struct
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from fwknop_server.config import ChainSpec
 from fwknop_server.firewall import FirewallError, Opening
 from fwknop_server.firewall.iptables import Iptables, IptablesRules, parse_rule
+from fwknop_server.firewall.netlink import ElementCommand, acknowledgements, batch, element_key
 from fwknop_server.firewall.nftables import Nftables, NftTarget, find_input_chain
 from fwknop_server.processor import Grant
 
@@ -323,3 +325,60 @@ def test_icmp_access_is_skipped_not_fatal() -> None:
     fake.sent.clear()
     assert fw.grant(_grant(("icmp", 8)), now=0) == []
     assert fake.sent == []
+
+
+# -- nftables over netlink ----------------------------------------------------------
+
+# what libnftables 1.0.6 sent for `add element inet filter fwknop_in4 { 198.18.0.2 . tcp .
+# 1001 timeout 300s }` (strace of nft_run_cmd_from_buffer): batch begin, NEWSETELEM, batch end
+_TRACE_BEGIN = bytes.fromhex("14000000 10000100 00000000 00000000 0000000a")
+_TRACE_ELEM = bytes.fromhex(
+    "60000000 0c0a0104 01000000 00000000 01000000"  # header (seq 1), nfgenmsg (inet)
+    "0b000100 66696c74 65720000"  # NFTA_SET_ELEM_LIST_TABLE "filter"
+    "0f000200 66776b6e 6f705f69 6e340000"  # NFTA_SET_ELEM_LIST_SET "fwknop_in4"
+    "08000400 00000005"  # NFTA_SET_ELEM_LIST_SET_ID (only for sets made in the same batch)
+    "28000380 24000180 0c000400 00000000 000493e0"  # elements, element, timeout 300000 ms
+    "14000180 10000100 c6120002 06000000 03e90000"  # key: 198.18.0.2 . 6 . 1001, padded
+)
+_TRACE_END = bytes.fromhex("14000000 11000100 02000000 00000000 0000000a")
+
+
+def test_a_grant_over_netlink_is_the_batch_libnftables_sends() -> None:
+    key = element_key(SRC, "tcp", 1001)
+    assert key == bytes.fromhex("c6120002 06000000 03e90000")
+    sent = batch([ElementCommand(True, "inet", "filter", "fwknop_in4", key, 300_000)])
+    # ours asks for an acknowledgement (flags 0x405, not 0x401) and leaves out the set id
+    expected = _TRACE_ELEM.replace(bytes.fromhex("08000400 00000005"), b"")
+    expected = struct.pack("=I", len(expected)) + expected[4:6] + b"\x05\x04" + expected[8:]
+    assert sent == _TRACE_BEGIN + expected + _TRACE_END
+    delete = batch([ElementCommand(False, "ip", "filter", "fwknop_in4", key)], first_seq=40)
+    header = struct.unpack_from("=IHHII", delete, 20)
+    assert header[1:4] == (0x0A0E, 0x0005, 41)  # DELSETELEM, request + ack, seq 41
+    assert delete[36] == 2  # NFPROTO_IPV4 for an ip table
+    assert b"\x0c\x00\x04\x00" not in delete  # no timeout on a delete
+
+
+def test_acknowledgements_are_read_by_sequence_number() -> None:
+    ack = struct.pack("=IHHII", 36, 2, 0x100, 7, 0) + struct.pack("=i", 0) + b"\0" * 16
+    error = struct.pack("=IHHII", 36, 2, 0, 8, 0) + struct.pack("=i", -2) + b"\0" * 16
+    assert acknowledgements(ack + error) == [(7, 0), (8, -2)]
+    assert acknowledgements(b"\x00" * 10) == []
+
+
+def test_nft_grants_go_over_netlink_when_it_is_there() -> None:
+    sent: list[list[ElementCommand]] = []
+    fw = Nftables(FakeNft([CHAIN]), netlink=sent.append, flush_at_init=False)
+    fw.start(now=1000)
+    assert fw.in_process
+    fw.grant(_grant(("tcp", 22)), now=1000)
+    fw.grant(_grant(("tcp", 22), expires=1100), now=1010)
+    key = element_key(SRC, "tcp", 22)
+    assert sent == [
+        [ElementCommand(True, "inet", "filter", "fwknop_in4", key, 30_000)],
+        [  # extended: add (a no-op), delete, add with the new timeout, in one transaction
+            ElementCommand(True, "inet", "filter", "fwknop_in4", key, 20_000),
+            ElementCommand(False, "inet", "filter", "fwknop_in4", key, 0),
+            ElementCommand(True, "inet", "filter", "fwknop_in4", key, 90_000),
+        ],
+    ]
+    assert not Nftables(FakeNft([CHAIN])).in_process  # JSON through a fake: not in process
