@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import sqlite3
 import stat
 from pathlib import Path
 
 from fwknop_server.processor import Packet
-from fwknop_server.replay import ReplayCache, rotate
+from fwknop_server.replay import ReplayCache, journal_path, rotate
 
 PACKET = Packet(b"x", ipaddress.ip_address("198.18.0.2"), ipaddress.ip_address("198.18.0.1"))
 D1, D2 = "A" * 43, "B" * 43
@@ -59,7 +60,44 @@ def test_rotate_moves_the_cache_aside(tmp_path: Path) -> None:
     cache = ReplayCache(path, max_age=120, now=0)
     cache.add(D1, PACKET, expires=10**9)
     cache.close()
+    cache = ReplayCache(path, max_age=120, now=0)
+    cache.add(D2, PACKET, expires=10**9)  # only in the journal: no close()
     old = rotate(path)
     assert old == tmp_path / "r.sqlite-old" and old.exists()
+    assert journal_path(old).exists() and not journal_path(path).exists()
     assert not ReplayCache(path, max_age=120, now=0).seen(D1)
     assert rotate(tmp_path / "missing") is None
+
+
+def test_a_digest_is_on_disk_before_add_returns_and_survives_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "replay.sqlite"
+    cache = ReplayCache(path, max_age=120, now=1000)
+    cache.add(D1, PACKET, expires=1200, now=1000)
+    pending = journal_path(path)
+    assert D1.encode() in pending.read_bytes()  # written through, not held in memory
+    assert stat.S_IMODE(pending.stat().st_mode) == 0o600
+    # the daemon is killed here: no close(), nothing folded into SQLite
+    with pending.open("ab") as f:
+        f.write(b"B" * 43 + b"\t12")  # and a line cut short by a power cut is ignored
+    again = ReplayCache(path, max_age=120, now=1100)
+    assert again.seen(D1) and not again.seen(D2) and len(again) == 1
+    assert pending.read_bytes() == b""  # folded into SQLite at start
+    again.close()
+    assert ReplayCache(path, max_age=120, now=1100).seen(D1)
+
+
+def test_pruning_folds_the_journal_into_sqlite(tmp_path: Path) -> None:
+    path = tmp_path / "replay.sqlite"
+    cache = ReplayCache(path, max_age=120, now=1000)
+    cache.add(D1, PACKET, expires=1200, now=1000)
+    cache.add(D2, PACKET, expires=1050, now=1000)
+    assert cache.prune(1100) == 1
+    assert journal_path(path).read_bytes() == b""
+    rows = sqlite3.connect(path).execute("SELECT digest, proto, src, dst FROM replay").fetchall()
+    assert rows == [(D1, 17, "198.18.0.2", "198.18.0.1")]
+    cache.add(D2, PACKET._replace(dst=None), expires=1300, now=1100)  # after a truncate: appended
+    cache.close()
+    rows = (
+        sqlite3.connect(path).execute("SELECT digest, dst FROM replay ORDER BY digest").fetchall()
+    )
+    assert rows == [(D1, "198.18.0.1"), (D2, None)]
