@@ -5,7 +5,11 @@ sleep-and-poll loop) and hands them to the pure processor. While packets
 keep coming it reads on a 1 ms timer instead, as the kernel's NAPI does
 with interrupts: on a virtual machine a wakeup costs more than deciding a
 packet, so a flood is read in batches, and the first quiet read goes back
-to waking on arrival, so a lone knock is read at once.
+to waking on arrival, so a lone knock is read at once (a longer pause
+saves little more here: what a packet costs when it comes after an idle
+moment, with cold caches, is what remains). Refusals past their log rate
+are counted by capture itself (``Skip``): under a flood most packets never
+become a ``Packet``.
 
 Grants go to the firewall where its calls belong: an in-process backend
 (libnftables) is called on the loop, so the rule is in place before the
@@ -34,7 +38,7 @@ from typing import Protocol
 
 from . import sdnotify
 from .access import AccessStanza, load_access
-from .capture.sources import SniffSource, UdpSource, read_pcap_file
+from .capture.sources import Skip, SniffSource, UdpSource, read_pcap_file
 from .config import Overrides, ServerConfig, load_server_config
 from .errors import ConfigError
 from .firewall import Firewall, FirewallError, Opening, make_firewall
@@ -46,6 +50,8 @@ __all__ = ["Daemon", "Options", "load"]
 
 log = logging.getLogger("fwknop_server")
 _PRUNE_EVERY = 60.0
+_UNMUTE_EVERY = 1.0
+_MUTED_MAX = 64
 _POLL_PAUSE = 0.001  # seconds between reads while packets come (adds at most this to a grant)
 _BUSY = 512  # packets in one read that mean a backlog: read again without a pause
 _RESCAN_EVERY = 60.0
@@ -62,7 +68,7 @@ class Source(Protocol):
     description: str
 
     def fileno(self) -> int: ...
-    def read(self) -> list[Packet]: ...
+    def read(self, skip: Skip | None = None) -> list[Packet]: ...
     def close(self) -> None: ...
 
 
@@ -154,6 +160,11 @@ class Daemon:
                 legacy_file=legacy if legacy.exists() else None,
             )
         self.stanzas = stanzas
+        # refusals past their log rate, by id: capture counts their packets (in _counted)
+        # instead of handing them over; forgotten every second so each log window gets its lines
+        self._muted: dict[int, Refused] = {}
+        self._counted: dict[int, int] = {}
+        self._skip: Skip | None = None
         # rebuilt once the firewall has started: only then does it know whether it can open
         # for IPv6 (an nftables "inet" table can, an "ip" table cannot)
         self.processor = self._processor(config, stanzas)
@@ -169,11 +180,14 @@ class Daemon:
         self.granted = 0
 
     def _processor(self, config: ServerConfig, stanzas: tuple[AccessStanza, ...]) -> Processor:
-        return Processor(
+        processor = Processor(
             stanzas,
             settings_for(config, self.firewall, self.options.test_mode),
             replay=self.replay,
         )
+        self._unmute()  # the muted refusals belong to the processor they came from
+        self._skip = Skip(processor.screen, self._counted)
+        return processor
 
     # -- running -----------------------------------------------------------------
 
@@ -206,6 +220,7 @@ class Daemon:
             )
             sdnotify.notify(f"READY=1\nSTATUS={self.source.description}")
             self._every(_PRUNE_EVERY, self._prune)
+            self._every(_UNMUTE_EVERY, self._unmute)
             if self.config.number("RULES_CHECK_THRESHOLD") > 0:
                 self._every(_RESCAN_EVERY, self._housekeeping)
             await self._stop.wait()
@@ -252,21 +267,28 @@ class Daemon:
             self._loop.add_reader(source.fileno(), self._on_readable)
 
     def _read(self, source: Source) -> int:
-        """Read and decide every packet waiting; how many there were."""
+        """Read and decide every packet waiting; how many there were (counted ones too)."""
+        counted = self._counted
         try:
-            packets = source.read()
+            packets = source.read(None if self._packet_limit else self._skip)
         except OSError as exc:
             log.error("capture failed: %s", exc)
             if self.config.flag("EXIT_AT_INTF_DOWN"):
                 self.exit_status = 1
                 self.stop()
             return 0
+        skipped = 0
+        for key, n in counted.items():
+            if n:
+                self._hold(self._muted[key], n)
+                counted[key] = 0
+                skipped += n
         if packets:
             try:
                 self.handle_all(packets, self.clock())
             except Exception:  # a bug here must not stop capture: reading goes on
                 log.exception("internal error handling %d packet(s)", len(packets))
-        return len(packets)
+        return len(packets) + skipped
 
     def handle_all(self, packets: list[Packet], now: float) -> None:
         """Decide a batch of packets; nothing in a packet can make this raise.
@@ -301,10 +323,28 @@ class Daemon:
                 if muted is not None and held:
                     self._hold(muted, held)
                 muted, held = decision, 0
+                self._mute(decision)
             else:
                 self._accepted(decision, packet, now)
         if muted is not None and held:
             self._hold(muted, held)
+
+    def _mute(self, refused: Refused) -> None:
+        """From the next read on, capture only counts packets refused this way."""
+        key = id(refused)
+        # a flood's refusals are a few shared objects; one with details is new every time
+        # (and capture never sees it), so only a few are kept
+        if key not in self._muted and len(self._muted) < _MUTED_MAX:
+            self._muted[key] = refused
+            self._counted[key] = 0
+
+    def _unmute(self) -> None:
+        """Every refusal's packets come through again (and may be logged, in a new window)."""
+        for key, n in self._counted.items():
+            if n:
+                self._hold(self._muted[key], n)
+        self._muted.clear()
+        self._counted.clear()
 
     def _hold(self, refused: Refused, n: int) -> None:
         if refused.silent:

@@ -287,6 +287,7 @@ class Processor:
         self.replay = replay if replay is not None else _NoReplay()
         self._gpg_factory = gpg_factory
         self._gpg: dict[tuple[str, str], GpgBackend] = {}
+        self._http = settings.http
         self._by_source: dict[int, tuple[IPAddress, _Screen]] = {}
         self._screens: dict[tuple[int, ...], _Screen] = {}
         self._plain: dict[tuple[int, Reason], Refused] = {}
@@ -300,50 +301,67 @@ class Processor:
 
     def process(self, packet: Packet, now: float) -> Decision:
         """Decide what ``packet`` gets; never raises for anything in the packet."""
-        data = packet.payload
-        size = len(data)
-        if size < MIN_DATA:
-            return _TOO_SHORT
-        if size > MAX_DATA:
-            return _TOO_LONG
+        data, src = packet.payload, packet.src
+        refused = self.screen(data, src)
+        if refused is not None:
+            return refused
         forwarded = None
-        if self.settings.http and data[:5].upper() == b"GET /":
+        if self._http and data[:5].upper() == b"GET /":
             http = extract_http_spa(data)
             if http is None:
                 return Refused(Reason.NOT_SPA, "HTTP request without SPA data")
             data = http.data.encode("ascii")
             if len(data) < MIN_DATA:
                 return Refused(Reason.TOO_SHORT, f"{len(data)} characters in the HTTP request")
+            refused = self.screen(data, src, inner=True)  # the SPA data inside: the same way
+            if refused is not None:
+                return refused
             if self.settings.x_forwarded_for and http.forwarded_for:
                 forwarded = ipaddress.IPv4Address(http.forwarded_for)
-        if data.startswith(RIJNDAEL_PREFIX) or (
-            len(data) > MIN_GPG and data.startswith(GPG_PREFIX)
-        ):
+        return self._try_stanzas(self._candidates(src), data, packet, forwarded, now)
+
+    def screen(self, data: bytes, src: IPAddress, *, inner: bool = False) -> Refused | None:
+        """The refusal of data turned away before any decryption, or None to go the whole way.
+
+        What ``process`` returns for such a packet, and the same object each
+        time for the same verdict: the size, prefix and character checks,
+        the SOURCE match, and, for the common case of a flood, every
+        candidate stanza's HMAC failing, decided in one loop (exactly what
+        the stanza-by-stanza path would return). Capture calls this for
+        packets whose verdict is to be counted, not logged, to count them
+        without making a ``Packet`` of each. ``inner``: ``data`` came out of an
+        HTTP request already.
+        """
+        size = len(data)
+        if size < MIN_DATA:
+            return _TOO_SHORT
+        if size > MAX_DATA:
+            return _TOO_LONG
+        if self._http and not inner and data[:5].upper() == b"GET /":
+            return None  # the SPA data is inside: process() takes it out first
+        if data.startswith(RIJNDAEL_PREFIX) or (size > MIN_GPG and data.startswith(GPG_PREFIX)):
             return _PREFIX_STUFFING
         if data.translate(None, _WIRE_CHARS):
             return _NOT_SPA
-        src = packet.src
         entry = self._by_source.get(id(src))
-        screen = entry[1] if entry is not None and entry[0] is src else self._screen(src)
+        screen = entry[1] if entry is not None and entry[0] is src else self._screen_for(src)
         if not screen.candidates:
             return _NO_STANZA
-        checks = screen.rijndael if len(data) < MIN_GPG else screen.gpg
+        checks = screen.rijndael if size < MIN_GPG else screen.gpg
         if checks is not None:
-            # the common case of a flood, decided in one loop: exactly what the
-            # stanza-by-stanza path would return (every stanza failing at the HMAC)
             for check in checks:
                 if check(data):
-                    break
-            else:
-                return screen.refused
-        return self._try_stanzas(screen.candidates, data, packet, forwarded, now)
+                    return None
+            return screen.refused
+        return None
 
     def _candidates(self, src: IPAddress) -> tuple[AccessStanza, ...]:
         """The stanzas whose SOURCE matches ``src``."""
         entry = self._by_source.get(id(src))
-        return (entry[1] if entry is not None and entry[0] is src else self._screen(src)).candidates
+        screen = entry[1] if entry is not None and entry[0] is src else self._screen_for(src)
+        return screen.candidates
 
-    def _screen(self, src: IPAddress) -> _Screen:
+    def _screen_for(self, src: IPAddress) -> _Screen:
         """The cheap path for ``src``, remembered per address.
 
         Keyed by the address object's identity: hashing an ipaddress object

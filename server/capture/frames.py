@@ -11,10 +11,11 @@ from __future__ import annotations
 import ipaddress
 import mmap
 import struct
+from collections.abc import Callable
 
 from ..processor import Packet
 
-__all__ = ["LINK_OFFSETS", "network_layer", "parse_ip", "parse_ip_at"]
+__all__ = ["LINK_OFFSETS", "Verdict", "ip_parser", "network_layer", "parse_ip", "parse_ip_at"]
 
 DLT_NULL = 0
 DLT_EN10MB = 1
@@ -99,20 +100,46 @@ def parse_ip(data: bytes) -> Packet | None:
     return Packet(payload, _address(src), _address(dst), proto, sport, dport)
 
 
-def parse_ip_at(buffer: bytes | mmap.mmap, offset: int, length: int) -> Packet | None:
-    """``parse_ip`` of the ``length`` bytes at ``offset`` in ``buffer`` (the packet ring).
+Verdict = Callable[[bytes, IPAddress], object]
 
-    IPv4 UDP without IP options, what a sniffed SPA packet nearly always is,
-    is read in place with one unpack and one copy (of the payload); anything
-    else is copied out and goes through ``parse_ip``.
+
+def ip_parser(
+    verdict: Verdict | None = None, counted: dict[int, int] | None = None
+) -> Callable[[bytes | mmap.mmap, int, int], Packet | None]:
+    """``parse_ip_at``, optionally counting instead of returning the packets already decided.
+
+    With ``verdict`` (the processor's ``screen``) and ``counted`` (verdict
+    ``id`` -> count), a packet whose verdict is a key of ``counted`` is
+    counted there and not returned: under a flood the daemon puts there the
+    refusals that are past their log rate, and their packets then cost no
+    ``Packet`` and no trip through the daemon's loop.
     """
-    if length >= 28 and buffer[offset] == 0x45 and buffer[offset + 9] == _UDP:
-        end, frag, src, dst, sport, dport = _IPV4_UDP.unpack_from(buffer, offset)
-        if not frag & 0x1FFF and end >= 28:
-            addresses = _addresses
-            source = addresses.get(src) or _address(src)
-            destination = addresses.get(dst) or _address(dst)
-            payload = buffer[offset + 28 : offset + (end if end < length else length)]
-            # the tuple made directly: Packet(...) runs a Python-level __new__ per packet
-            return _new_tuple(Packet, (payload, source, destination, _UDP, sport, dport))
-    return parse_ip(buffer[offset : offset + length])
+    addresses, address, new, unpack = _addresses, _address, _new_tuple, _IPV4_UDP.unpack_from
+    tally: dict[int, int] = counted if counted is not None else {}
+
+    def parse_ip_at(buffer: bytes | mmap.mmap, offset: int, length: int) -> Packet | None:
+        """``parse_ip`` of the ``length`` bytes at ``offset`` in ``buffer`` (the packet ring).
+
+        IPv4 UDP without IP options, what a sniffed SPA packet nearly always
+        is, is read in place with one unpack and one copy (of the payload);
+        anything else is copied out and goes through ``parse_ip``.
+        """
+        if length >= 28 and buffer[offset] == 0x45 and buffer[offset + 9] == _UDP:
+            end, frag, src, dst, sport, dport = unpack(buffer, offset)
+            if not frag & 0x1FFF and end >= 28:
+                source = addresses.get(src) or address(src)
+                payload = buffer[offset + 28 : offset + (end if end < length else length)]
+                if verdict is not None:
+                    key = id(verdict(payload, source))  # id(None): never a key
+                    if key in tally:
+                        tally[key] += 1
+                        return None
+                destination = addresses.get(dst) or address(dst)
+                # the tuple made directly: Packet(...) runs a Python-level __new__ per packet
+                return new(Packet, (payload, source, destination, _UDP, sport, dport))
+        return parse_ip(buffer[offset : offset + length])
+
+    return parse_ip_at
+
+
+parse_ip_at = ip_parser()

@@ -60,6 +60,7 @@ class RxRing:
             sock.fileno(), _BLOCK_SIZE * blocks, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE
         )
         self.index = 0
+        self.consumed = 0  # frames the last read took, parsed or not
 
     def read(self, limit: int, parse: Parse[T], *, skip_outgoing: bool) -> list[T]:
         """``parse`` of up to ``limit`` waiting packets (network layer on), in place.
@@ -70,6 +71,7 @@ class RxRing:
         """
         packets: list[T] = []
         ring, size, count, index = self.map, self.frame_size, self.frames, self.index
+        first = index
         unpack, give_back, append = _HEADER.unpack_from, _STATUS.pack_into, packets.append
         for _ in range(limit):
             start = index * size
@@ -85,6 +87,7 @@ class RxRing:
             give_back(ring, start, 0)
             index = index + 1 if index + 1 < count else 0
         self.index = index
+        self.consumed = (index - first) % count  # frames read (a full lap is never a batch)
         return packets
 
     def drops(self) -> int:

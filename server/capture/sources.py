@@ -26,13 +26,14 @@ import socket
 import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from ..processor import Packet
 from . import libpcap
-from .frames import network_layer, parse_ip, parse_ip_at
+from .frames import Verdict, ip_parser, network_layer, parse_ip, parse_ip_at
 from .ring import RxRing
 
-__all__ = ["SniffSource", "UdpSource", "read_pcap_file"]
+__all__ = ["Skip", "SniffSource", "UdpSource", "read_pcap_file"]
 
 log = logging.getLogger("fwknop_server.capture")
 
@@ -47,6 +48,13 @@ _SO_RCVBUFFORCE = 33
 _BATCH = 1024
 _MAX_READ = 65535
 _ADDRESS_CACHE = 4096
+
+
+class Skip(NamedTuple):
+    """Packets to count, not return: those whose ``verdict`` is a key (by id) of ``counted``."""
+
+    verdict: Verdict
+    counted: dict[int, int]
 
 
 def _attach_filter(sock: socket.socket, program: bytes) -> None:
@@ -107,19 +115,27 @@ class SniffSource:
         self.sock = sock
         self.any_direction = any_direction
         self.description = f"sniffing {interface} for '{bpf_filter}'"
+        self._skip: Skip | None = None
+        self._parse = parse_ip_at
 
     def fileno(self) -> int:
         """The socket, for the event loop."""
         return self.sock.fileno()
 
-    def read(self) -> list[Packet]:
-        """Every packet waiting (up to a batch), parsed; never blocks."""
+    def read(self, skip: Skip | None = None) -> list[Packet]:
+        """Every packet waiting (up to a batch), parsed, less what ``skip`` counts; never blocks."""
         check_direction = not (self.any_direction or self._kernel_filters_direction)
+        if skip is not self._skip:
+            self._skip = skip
+            self._parse = parse_ip_at if skip is None else ip_parser(*skip)
+        parse = self._parse
         if self.ring is not None:
-            found = self.ring.read(_BATCH, parse_ip_at, skip_outgoing=check_direction)
+            found = self.ring.read(_BATCH, parse, skip_outgoing=check_direction)
             # woken with nothing in the ring: an error is pending (the interface went away,
             # say). With no recv() to raise it, ask for it, or the event loop would spin.
-            if not found and (error := self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)):
+            if not self.ring.consumed and (
+                error := self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            ):
                 raise OSError(error, os.strerror(error))
             return found
         packets = []
@@ -136,7 +152,7 @@ class SniffSource:
                 break
             except InterruptedError:
                 continue
-            packet = parse_ip(data)
+            packet = parse(data, 0, len(data))
             if packet is not None:
                 packets.append(packet)
         return packets
@@ -189,10 +205,11 @@ class UdpSource:
         """The socket, for the event loop."""
         return self.sock.fileno()
 
-    def read(self) -> list[Packet]:
-        """Every datagram waiting (up to a batch); never blocks."""
+    def read(self, skip: Skip | None = None) -> list[Packet]:
+        """Every datagram waiting (up to a batch), less those ``skip`` counts; never blocks."""
         packets = []
         recv = self.sock.recvfrom
+        verdict, counted = skip if skip is not None else (None, {})
         for _ in range(_BATCH):
             try:
                 data, addr = recv(_MAX_READ)
@@ -207,6 +224,11 @@ class UdpSource:
             src = self._addresses.get(addr[0])
             if src is None:
                 src = self._address(addr[0])
+            if verdict is not None:
+                key = id(verdict(data, src))  # id(None): never a key
+                if key in counted:
+                    counted[key] += 1
+                    continue
             packets.append(Packet(data, src, None, 17, addr[1], self.port))
         return packets
 

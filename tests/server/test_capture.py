@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -11,11 +13,12 @@ from fwknop_server.capture import libpcap
 from fwknop_server.capture.frames import (
     DLT_EN10MB,
     DLT_LINUX_SLL,
+    ip_parser,
     network_layer,
     parse_ip,
     parse_ip_at,
 )
-from fwknop_server.capture.sources import read_pcap_file
+from fwknop_server.capture.sources import Skip, UdpSource, read_pcap_file
 
 SRC, DST = "198.18.0.2", "198.18.0.1"
 
@@ -131,3 +134,35 @@ def test_packets_read_in_place_from_the_ring_are_the_ones_parse_ip_makes() -> No
     for frame in cases:
         buffer = b"\xee" * 37 + frame + b"\xff" * 64  # the ring: other bytes around it
         assert parse_ip_at(buffer, 37, len(frame)) == parse_ip(frame), frame
+
+
+def test_packets_with_a_muted_verdict_are_counted_not_returned() -> None:
+    muted, other = object(), object()
+    verdicts = {b"junk": muted, b"logged": other, b"valid": None}
+    counted = {id(muted): 0}
+    parse = ip_parser(lambda payload, _src: verdicts[payload], counted)
+    for payload, kept in ((b"junk", False), (b"logged", True), (b"valid", True), (b"junk", False)):
+        frame = _ipv4(17, _udp(payload))
+        packet = parse(frame, 0, len(frame))
+        assert (packet is not None) == kept
+        assert packet is None or packet.payload == payload
+    assert counted == {id(muted): 2}
+
+
+def test_the_udp_server_counts_muted_packets_too() -> None:
+    source = UdpSource(0)
+    port = source.sock.getsockname()[1]
+    muted = object()
+    counted = {id(muted): 0}
+    skip = Skip(lambda payload, _src: muted if payload.startswith(b"junk") else None, counted)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        for payload in (b"junk1", b"spa", b"junk2"):
+            client.sendto(payload, ("127.0.0.1", port))
+        packets: list[bytes] = []
+        for _ in range(100):  # bounded: loopback delivers at once, but do not spin forever
+            packets += [p.payload for p in source.read(skip)]
+            if len(packets) + counted[id(muted)] == 3:
+                break
+            time.sleep(0.01)
+    source.close()
+    assert packets == [b"spa"] and counted == {id(muted): 2}

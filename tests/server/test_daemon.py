@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from fwknop_server.capture.sources import Skip
 from fwknop_server.daemon import Daemon, Options, load
 from fwknop_server.firewall.logonly import LogOnly
 from fwknop_server.processor import Packet
@@ -90,3 +91,60 @@ def test_the_packet_limit_counts_candidates_and_stops(tmp_path: Path) -> None:
     _handle_all(daemon, [junk])
     assert stopped == [True]
     assert daemon.refusals.counts == {"too_short": 2, "hmac": 3}
+
+
+class FakeSource:
+    """Hands out queued packets, counting those ``skip`` says to count, as the real sources do."""
+
+    description = "fake"
+
+    def __init__(self) -> None:
+        self.queue: list[Packet] = []
+        self.handed: list[int] = []  # how many packets each read handed over
+
+    def fileno(self) -> int:
+        return -1
+
+    def read(self, skip: Skip | None = None) -> list[Packet]:
+        out = []
+        for packet in self.queue:
+            if skip is not None:
+                key = id(skip.verdict(packet.payload, packet.src))
+                if key in skip.counted:
+                    skip.counted[key] += 1
+                    continue
+            out.append(packet)
+        self.queue = []
+        self.handed.append(len(out))
+        return out
+
+    def close(self) -> None:
+        return None
+
+
+def test_once_a_refusal_is_past_its_log_rate_capture_counts_its_packets(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    daemon = _daemon(tmp_path)
+    source = FakeSource()
+    junk = Packet(b"8" + b"A" * 203, SRC, None, 17, 40000, 62201)
+
+    async def run() -> None:
+        daemon._loop = asyncio.get_running_loop()
+        source.queue = [junk] * 25
+        assert daemon._read(source) == 25  # logged up to the burst, then muted
+        source.queue = [junk] * 500 + [_valid(22)] + [junk] * 500
+        assert daemon._read(source) == 1001  # the junk counted by capture, the knock handled
+        daemon._unmute()  # a second later: they come through again, and are refused as before
+        source.queue = [junk] * 3
+        assert daemon._read(source) == 3
+        if daemon._expiry is not None:
+            daemon._expiry.cancel()
+
+    with caplog.at_level(logging.INFO, "fwknop_server"):
+        asyncio.run(run())
+    assert source.handed == [25, 1, 3]  # the muted junk never became the daemon's work
+    assert daemon.refusals.counts == {"hmac": 1028, "granted": 1}
+    assert (SRC, "tcp", 22) in daemon.firewall.open
+    logged = [r for r in caplog.records if r.getMessage().startswith("refused SPA")]
+    assert len(logged) == daemon.refusals.burst
