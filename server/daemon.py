@@ -59,7 +59,10 @@ _CAPTURE_KEYS = (
     "ENABLE_UDP_SERVER", "UDPSERV_PORT", "PCAP_INTF", "PCAP_FILTER", "ENABLE_PCAP_PROMISC",
     "ENABLE_PCAP_ANY_DIRECTION", "UDPSERV_RCVBUF",
 )  # fmt: skip
-_FIREWALL_KEYS = ("FIREWALL_TYPE", "NFT_TABLE", "NFT_CHAIN", "FIREWALL_EXE", "IPT_INPUT_ACCESS")
+_RESTART_KEYS = ("FIREWALL_TYPE", "NFT_TABLE", "NFT_CHAIN", "FIREWALL_EXE", "IPT_INPUT_ACCESS",
+                 "ENABLE_TCP_SERVER", "TCPSERV_PORT")  # fmt: skip
+_TCP_MAX = 64  # connections the TCP server holds at a time
+_TCP_HOLD = 1.0  # seconds it gives a client to send
 
 
 class Source(Protocol):
@@ -169,6 +172,7 @@ class Daemon:
         # for IPv6 (an nftables "inet" table can, an "ip" table cannot)
         self.processor = self._processor(config, stanzas)
         self.source: Source | None = None
+        self._tcp: asyncio.Server | None = None
         self._fw = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="firewall")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -212,6 +216,8 @@ class Daemon:
             await self._replay_file(Path(pcap_file))
         else:
             self.source = open_source(self.config)
+            if self.config.flag("ENABLE_TCP_SERVER") and not self.config.udp_server:
+                self._tcp = await self._tcp_server(self.config.number("TCPSERV_PORT"))
             loop.add_reader(self.source.fileno(), self._on_readable)
             log.info(
                 "Starting fwknopd main event loop: %s, firewall %s",
@@ -226,6 +232,34 @@ class Daemon:
             await self._stop.wait()
         await self._shutdown()
         return self.exit_status
+
+    async def _tcp_server(self, port: int) -> asyncio.Server:
+        """fwknopd's TCP server (``ENABLE_TCP_SERVER``): lets ``-P tcp`` clients connect.
+
+        As fwknopd's: accept, give the client a second to send, close. What
+        it sends is read by sniffing (``PCAP_FILTER`` must match it), not here,
+        so this only drains and discards. Connections past ``_TCP_MAX`` at a
+        time are closed at once.
+        """
+        active = 0
+
+        async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal active
+            active += 1
+            try:
+                if active <= _TCP_MAX:
+                    async with asyncio.timeout(_TCP_HOLD):
+                        while await reader.read(4096):
+                            pass
+            except (TimeoutError, OSError):
+                pass
+            finally:
+                active -= 1
+                writer.close()
+
+        server = await asyncio.start_server(hold, port=port, reuse_address=True)
+        log.info("Kicking off TCP server to listen on port %d.", port)
+        return server
 
     async def _replay_file(self, path: Path) -> None:
         log.info("reading packets from %s", path)
@@ -526,11 +560,9 @@ class Daemon:
             return
         for warning in warnings:
             log.warning("%s", warning)
-        changed = [k for k in _FIREWALL_KEYS if config.values[k] != self.config.values[k]]
+        changed = [k for k in _RESTART_KEYS if config.values[k] != self.config.values[k]]
         if changed:
-            log.warning(
-                "firewall settings changed (%s): restart fwknopd to apply them", ", ".join(changed)
-            )
+            log.warning("settings changed (%s): restart fwknopd to apply them", ", ".join(changed))
         if any(config.values[k] != self.config.values[k] for k in _CAPTURE_KEYS):
             self._reopen_capture(config)
         self.config = config
@@ -566,6 +598,8 @@ class Daemon:
         log.info("counters: %s", self.refusals.summary())
 
     async def _shutdown(self) -> None:
+        if self._tcp is not None:
+            self._tcp.close()
         if self.source is not None and self._loop is not None:
             self._loop.remove_reader(self.source.fileno())
             self.source.close()

@@ -264,6 +264,21 @@ def test_udp_server_mode_and_an_ipv6_client(pair: NetPair, tmp_path: Path) -> No
     assert "2001:db8::2 . tcp . 22" in nft_set(pair.server, "fwknop_in6")
 
 
+def test_tcp_clients_with_fwknopds_tcp_server(pair: NetPair, tmp_path: Path) -> None:
+    drop_policy_nft(pair.server)
+    pair.server.run(["nft", "add", "rule", "inet", "filter", "input", "tcp", "dport", "62201",
+                     "accept"])  # fmt: skip
+    pair.listen_tcp(22)
+    server = OurFwknopd(
+        pair.server, tmp_path, interface=pair.server_if, access_conf=STANZA,
+        conf_extra="ENABLE_TCP_SERVER Y\nPCAP_FILTER tcp port 62201\n",
+    ).start()  # fmt: skip
+    assert "Kicking off TCP server to listen on port 62201." in server.log()
+    assert not pair.tcp_open(22)
+    out = knock(pair, tmp_path / "home", "-A", "tcp/22", "-P", "tcp")
+    assert opens(pair), out + server.log()
+
+
 def _pcap(path: Path, payloads: list[bytes]) -> None:
     """A capture file of UDP packets from the client to the server's SPA port."""
     with path.open("wb") as f:
