@@ -529,6 +529,18 @@ class ProfileStore:
         text = self._text()
         return [self._build(text, n, t) for n, t in self._parse(text).items()]
 
+    def load(self) -> tuple[list[Profile], list[ConfigFileError]]:
+        """Every usable profile, and the problem of each that is not (one read, one parse)."""
+        text = self._text()
+        good: list[Profile] = []
+        bad: list[ConfigFileError] = []
+        for name, table in self._parse(text).items():
+            try:
+                good.append(self._build(text, name, table))
+            except ConfigFileError as exc:
+                bad.append(exc)
+        return good, bad
+
     def problems(self) -> list[ConfigFileError]:
         """Every problem in the file, not only the first."""
         text = self._text()

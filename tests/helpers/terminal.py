@@ -14,9 +14,18 @@ __all__ = ["run_on_pty"]
 
 
 def run_on_pty(
-    argv: Sequence[str], env: dict[str, str], *, timeout: float = 60.0
+    argv: Sequence[str],
+    env: dict[str, str],
+    *,
+    timeout: float = 60.0,
+    until: Sequence[bytes] = (),
 ) -> tuple[int, float, bytes]:
-    """Exit status, seconds from start to exit, and what it wrote to the terminal."""
+    """Exit status, seconds from start to exit, and what it wrote to the terminal.
+
+    With ``until``, the seconds are those from the start to the moment every
+    one of those byte strings had appeared in the output (the first full
+    frame of a TUI, say); the process still runs to its exit.
+    """
     master, slave = pty.openpty()
     os.set_blocking(master, False)
     start = time.perf_counter()
@@ -25,6 +34,7 @@ def run_on_pty(
     )
     os.close(slave)
     out = bytearray()
+    seen_at: float | None = None
     deadline = start + timeout
     try:
         while proc.poll() is None:
@@ -36,10 +46,16 @@ def run_on_pty(
             if ready:
                 with contextlib.suppress(OSError):
                     out += os.read(master, 65536)  # keep the terminal drained
+                if until and seen_at is None and all(m in out for m in until):
+                    seen_at = time.perf_counter() - start
         took = time.perf_counter() - start
         with contextlib.suppress(OSError):
             while chunk := os.read(master, 65536):
                 out += chunk
     finally:
         os.close(master)
+    if until:
+        if seen_at is None:
+            raise AssertionError(f"{argv[0]} never wrote {list(until)}")
+        took = seen_at
     return proc.returncode, took, bytes(out)

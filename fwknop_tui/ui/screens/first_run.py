@@ -7,21 +7,21 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Markdown
+from textual.widgets import Button, Static
 
 __all__ = ["FirstRunScreen"]
 
 WELCOME = """\
-# Welcome to fwknop-tui
+[b $accent]Welcome to fwknop-tui[/]
 
-You have no profiles yet. A **profile** is a server to knock: where it is,
-what to open, and its keys (kept in your OS keyring, never in a file).
+You have no profiles yet. A [b]profile[/b] is a server to knock: where it is, what \
+to open, and its keys (kept in your OS keyring, never in a file).
 
-* **Demo** starts our fwknopd on this machine (loopback, a firewall that only
-  logs) with a profile and fresh keys, and knocks it, so you can watch a
-  knock succeed. Nothing on your firewall changes.
-* **New profile** opens the editor.
-* **Import** reads your `~/.fwknoprc`, or keys shared as text or a QR code.
+ • [b]Demo[/b] starts our fwknopd on this machine (loopback, a firewall that only \
+logs) with a profile and fresh keys, and knocks it, so you can watch a knock \
+succeed. Nothing on your firewall changes.
+ • [b]New profile[/b] opens the editor.
+ • [b]Import[/b] reads your ~/.fwknoprc, or keys shared as text or a QR code.
 """
 
 
@@ -38,7 +38,7 @@ class FirstRunScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog-box wide"):
-            yield Markdown(WELCOME)
+            yield Static(WELCOME, id="welcome")
             with Horizontal(classes="buttons"):
                 yield Button("Demo", id="demo", variant="primary", compact=True)
                 yield Button("New profile", id="new", compact=True)

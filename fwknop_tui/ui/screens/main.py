@@ -121,9 +121,8 @@ class MainScreen(Screen[None]):
         self.query_one("#side").border_title = "Knock"
         self.query_one("#log").border_title = "Log"
         self.sub_title = "Single Packet Authorization"
-        for record in self.fwknop.history.load()[-50:]:
-            self._log_record(record)
         self.reload()
+        self.call_after_refresh(self._backfill_log)
         self.query_one(ProfileTable).focus()
         self.set_interval(1.0, self._tick)
         self.fwknop.main_ready(self)
@@ -136,15 +135,11 @@ class MainScreen(Screen[None]):
         self.profiles = {}
         self.problems = []
         try:
-            names = app.wallet.names()
-        except ClientError as exc:
-            names = []
-            self.problems.append(str(exc))
-        for name in names:
-            try:
-                self.profiles[name] = app.wallet.get(name)
-            except ClientError as exc:
-                self.problems.append(str(exc))
+            good, bad = app.wallet.profiles.load()
+        except ClientError as exc:  # the file cannot be read or is not TOML
+            good, bad = [], [exc]
+        self.profiles = {p.name: p for p in good}
+        self.problems = [str(exc) for exc in bad]
         for problem in self.problems:
             self.log_line(f"profiles.toml: {problem}", error=True)
         if self.problems:
@@ -245,6 +240,11 @@ class MainScreen(Screen[None]):
         self.query_one("#log", RichLog).write(
             Text.assemble((stamp, "dim"), " ", (text, "red" if error else ""))
         )
+
+    def _backfill_log(self) -> None:
+        """The last knocks of earlier sessions (after the first frame: start-up stays quick)."""
+        for record in self.fwknop.history.load()[-50:]:
+            self._log_record(record)
 
     def _log_record(self, record: KnockRecord) -> None:
         mark = glyphs.OK if record.ok else glyphs.FAIL
