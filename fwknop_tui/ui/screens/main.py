@@ -136,10 +136,10 @@ class MainScreen(Screen[None]):
         self.problems = []
         try:
             good, bad = app.wallet.profiles.load()
+            self.problems = [str(exc) for exc in bad]
         except ClientError as exc:  # the file cannot be read or is not TOML
-            good, bad = [], [exc]
+            good, self.problems = [], [str(exc)]
         self.profiles = {p.name: p for p in good}
-        self.problems = [str(exc) for exc in bad]
         for problem in self.problems:
             self.log_line(f"profiles.toml: {problem}", error=True)
         if self.problems:
