@@ -281,12 +281,14 @@ class Daemon:
         """The capture woke us: read what is there, then read on a timer while packets come."""
         source = self.source
         assert source is not None and self._loop is not None  # noqa: S101 - only while open
-        if self._read(source):
-            # packets are arriving: stop waking for each one (on this shared, virtual host
-            # a wakeup costs more than deciding a packet) and read on a short timer instead,
-            # as the kernel's NAPI does with interrupts. A lone knock still wakes us at once.
-            self._loop.remove_reader(source.fileno())
-            self._loop.call_later(_POLL_PAUSE, self._poll, source)
+        self._read(source)
+        # packets are arriving: stop waking for each one (on this shared, virtual host a
+        # wakeup costs more than deciding a packet) and read on a short timer instead, as the
+        # kernel's NAPI does with interrupts; a lone knock still woke us at once. Also after
+        # a wakeup that found nothing: the socket can stay readable (a frame the kernel
+        # skipped in the ring, see ring.py), and waking again at once would spin.
+        self._loop.remove_reader(source.fileno())
+        self._loop.call_later(_POLL_PAUSE, self._poll, source)
 
     def _poll(self, source: Source) -> None:
         """Timer-driven reading during traffic; back to waking on arrival once it is quiet."""

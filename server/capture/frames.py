@@ -47,9 +47,10 @@ def network_layer(linktype: int, frame: bytes) -> bytes | None:
 
 
 _IPV4 = struct.Struct("!BBHHHBBH4s4s")
-# an IPv4 header without options and the UDP header after it: length, fragment, the
-# addresses and the ports (the common case of sniffing, decided in one unpack)
-_IPV4_UDP = struct.Struct("!2xH2xH4x4s4sHH4x")
+# an IPv4 header and the UDP header after it, if it has no options: version and header
+# length, total length, fragment, protocol, the addresses and the ports (the common case
+# of sniffing, decided in one unpack)
+_IPV4_UDP = struct.Struct("!BxH2xHxB2x4s4sHH4x")
 _PORTS = struct.Struct("!HH")
 _new_tuple = tuple.__new__
 _ADDRESS_CACHE = 4096
@@ -124,9 +125,9 @@ def ip_parser(
         is, is read in place with one unpack and one copy (of the payload);
         anything else is copied out and goes through ``parse_ip``.
         """
-        if length >= 28 and buffer[offset] == 0x45 and buffer[offset + 9] == _UDP:
-            end, frag, src, dst, sport, dport = unpack(buffer, offset)
-            if not frag & 0x1FFF and end >= 28:
+        if length >= 28:
+            vihl, end, frag, proto, src, dst, sport, dport = unpack(buffer, offset)
+            if vihl == 0x45 and proto == _UDP and not frag & 0x1FFF and end >= 28:
                 source = addresses.get(src) or address(src)
                 payload = buffer[offset + 28 : offset + (end if end < length else length)]
                 if verdict is not None:

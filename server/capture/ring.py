@@ -15,6 +15,17 @@ moment on a shared host without dropping anything.
 Version 2 rather than 3: version 3 hands over whole blocks, on a timer when
 traffic is light, which would delay a lone SPA packet by milliseconds.
 See the kernel's Documentation/networking/packet_mmap.rst.
+
+Holes: under a flood that overruns the ring, the kernel now and then moves
+on past a frame it never fills (seen here on 6.18, a few frames a minute of
+flood; libpcap met it too, the-tcpdump-group/libpcap#898). A reader that
+stops at the first frame not yet its own then waits for that frame while
+the kernel fills the ones after it, the socket stays readable, and the
+event loop spins with capture stuck until the kernel laps the ring. So a
+frame still not ours 50 ms after we first stopped at it, with a frame of
+ours after it, is passed (it stays the kernel's, to be filled on its next
+lap). 50 ms, because a frame another CPU is still writing is done in
+microseconds, even on a busy virtual machine.
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ from __future__ import annotations
 import mmap
 import socket
 import struct
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -40,6 +52,9 @@ _STATUS = struct.Struct("I")
 # sll_pkttype: the sockaddr_ll follows the 32-byte header; pkttype is its 11th byte
 _PKTTYPE_OFFSET = 32 + 10
 _BLOCK_SIZE = 1 << 16
+_HOLE_WAIT = 0.05  # seconds a frame must stay unfilled, with filled ones after it, to be passed
+# the low byte of a frame's status -> 1 if the frame is ours (TP_STATUS_USER), else 0
+_OURS = bytes(b & _TP_STATUS_USER for b in range(256))
 T = TypeVar("T")
 Parse = Callable[[mmap.mmap, int, int], T | None]  # (ring, offset, length) -> packet or None
 
@@ -59,8 +74,12 @@ class RxRing:
         self.map = mmap.mmap(
             sock.fileno(), _BLOCK_SIZE * blocks, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE
         )
+        self.clock: Callable[[], float] = time.monotonic
         self.index = 0
         self.consumed = 0  # frames the last read took, parsed or not
+        self.holes = 0  # frames the kernel skipped, that we passed
+        self._stopped_at = -1  # the frame the last read stopped at, and since when
+        self._stopped_since = 0.0
 
     def read(self, limit: int, parse: Parse[T], *, skip_outgoing: bool) -> list[T]:
         """``parse`` of up to ``limit`` waiting packets (network layer on), in place.
@@ -77,7 +96,11 @@ class RxRing:
             start = index * size
             status, length, snaplen, _mac, net = unpack(ring, start)
             if not status & _TP_STATUS_USER:
-                break
+                ahead = self._past_hole(index)
+                if ahead is None:
+                    break
+                index = ahead  # the kernel skipped this frame: go on where it went on
+                continue
             if snaplen == length and not (
                 skip_outgoing and ring[start + _PKTTYPE_OFFSET] == _PACKET_OUTGOING
             ):
@@ -89,6 +112,26 @@ class RxRing:
         self.index = index
         self.consumed = (index - first) % count  # frames read (a full lap is never a batch)
         return packets
+
+    def _past_hole(self, index: int) -> int | None:
+        """The next frame that is ours if the one at ``index`` is a hole, else None."""
+        now = self.clock()
+        if index != self._stopped_at:
+            self._stopped_at, self._stopped_since = index, now
+            return None
+        if now - self._stopped_since < _HOLE_WAIT:
+            return None
+        # one status byte per frame, in ring order from here, through the whole ring
+        with memoryview(self.map) as view:
+            low = view[:: self.frame_size].tobytes()
+        ours = (low[index:] + low[:index]).translate(_OURS)
+        found = ours.find(1)
+        self._stopped_since = now  # look again no sooner than _HOLE_WAIT from now
+        if found <= 0:
+            return None  # nothing after it: the ring is just empty
+        self.holes += found
+        self._stopped_at = -1
+        return (index + found) % self.frames
 
     def drops(self) -> int:
         """Packets the kernel had no free frame for since the last call (the count resets)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import mmap
 import socket
 import struct
 import time
@@ -18,6 +19,7 @@ from fwknop_server.capture.frames import (
     parse_ip,
     parse_ip_at,
 )
+from fwknop_server.capture.ring import RxRing
 from fwknop_server.capture.sources import Skip, UdpSource, read_pcap_file
 
 SRC, DST = "198.18.0.2", "198.18.0.1"
@@ -166,3 +168,50 @@ def test_the_udp_server_counts_muted_packets_too() -> None:
             time.sleep(0.01)
     source.close()
     assert packets == [b"spa"] and counted == {id(muted): 2}
+
+
+def _ring(statuses: list[int], frame_size: int = 256) -> RxRing:
+    """An RxRing over plain memory, its frames marked as the kernel would (no socket)."""
+    ring = RxRing.__new__(RxRing)
+    state = {
+        "frame_size": frame_size,
+        "frames": len(statuses),
+        "index": 0,
+        "consumed": 0,
+        "holes": 0,
+        "_stopped_at": -1,
+        "_stopped_since": 0.0,
+        "clock": time.monotonic,
+    }
+    ring.__dict__.update(state)
+    ring.map = mmap.mmap(-1, frame_size * len(statuses))
+    for i, status in enumerate(statuses):
+        frame = _ipv4(17, _udp(b"#%d" % i))
+        # tpacket2_hdr: status, len, snaplen, mac, net; the packet at net (here 64)
+        struct.pack_into("IIIHH", ring.map, i * frame_size, status, len(frame), len(frame), 64, 64)
+        ring.map[i * frame_size + 64 : i * frame_size + 64 + len(frame)] = frame
+    return ring
+
+
+def test_the_ring_is_read_in_order_and_frames_are_given_back() -> None:
+    ring = _ring([1, 1, 0, 1])
+    assert [p.payload for p in ring.read(10, parse_ip_at, skip_outgoing=False)] == [b"#0", b"#1"]
+    assert (ring.index, ring.consumed) == (2, 2)
+    assert struct.unpack_from("I", ring.map, 0)[0] == 0  # handed back to the kernel
+    assert ring.read(10, parse_ip_at, skip_outgoing=False) == []  # #2 is not written yet
+
+
+def test_a_frame_the_kernel_skipped_is_passed_once_it_stays_empty() -> None:
+    now = [100.0]
+    ring = _ring([1, 0, 1, 1, 0, 0])  # frame 1: claimed by the kernel, never filled
+    ring.clock = lambda: now[0]
+    read = lambda: [p.payload for p in ring.read(10, parse_ip_at, skip_outgoing=False)]  # noqa: E731
+    assert read() == [b"#0"]
+    now[0] += 0.01
+    assert read() == []  # a frame another CPU is still writing: wait for it
+    now[0] += 0.05
+    assert read() == [b"#2", b"#3"]  # still empty, with frames of ours after it: a hole
+    assert (ring.holes, ring.index) == (1, 4)
+    now[0] += 1
+    assert read() == [] and read() == []  # nothing ours after frame 4: just an empty ring
+    assert ring.holes == 1
