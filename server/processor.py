@@ -29,7 +29,7 @@ import hmac
 import ipaddress
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as crypto_hmac
@@ -187,39 +187,56 @@ _HASHES: dict[HmacType, type[hashes.HashAlgorithm]] = {
 MacCheck = Callable[[bytes], bool]
 
 
+Keyed = tuple[crypto_hmac.HMAC, int]  # a keyed context, fed the prefix; the MAC's length
+
+
+def keyed_mac(key: HmacKey, kind: EncryptionType) -> Keyed:
+    """An HMAC context keyed with ``key`` and fed ``kind``'s wire prefix, and the MAC's length.
+
+    Copied per packet: the key schedule and the prefix are done once. Through
+    cryptography, three calls per packet where the core's ``HmacKey.mac``
+    makes a dozen, and every junk packet of a flood pays this once per stanza.
+    """
+    keyed = crypto_hmac.HMAC(key.secret, _HASHES[key.type]())
+    keyed.update(RIJNDAEL_PREFIX if kind is EncryptionType.RIJNDAEL else GPG_PREFIX)
+    return keyed, key.mac_length
+
+
 def mac_check(key: HmacKey, kind: EncryptionType) -> MacCheck:
     """Whether wire data carries a valid HMAC for ``key``: the core's ``hmac_matches``, faster.
 
     The same computation (HMAC of the restored prefix and the data before the
-    MAC, compared in constant time with the MAC as sent), on a context keyed
-    and fed the prefix once, copied per packet: three calls where the core
-    makes a dozen, and every junk packet of a flood pays this once per
-    stanza. The core checks the HMAC again in ``open_packet`` before it
+    MAC, compared in constant time with the MAC as sent) on ``keyed_mac``'s
+    context. The core checks the HMAC again in ``open_packet`` before it
     decrypts anything.
     """
-    keyed = crypto_hmac.HMAC(key.secret, _HASHES[key.type]())
-    keyed.update(RIJNDAEL_PREFIX if kind is EncryptionType.RIJNDAEL else GPG_PREFIX)
-    n = key.mac_length
+    keyed, n = keyed_mac(key, kind)
     b2a, equal = binascii.b2a_base64, hmac.compare_digest
 
     def check(data: bytes) -> bool:
         if len(data) - n < _MIN_BODY:
             return False
-        h = keyed.copy()  # keyed, with the prefix already in
+        h = keyed.copy()
         h.update(data[:-n])
         return equal(b2a(h.finalize(), newline=False)[:n], data[-n:])
 
     return check
 
 
+class Screener(Protocol):
+    """``Processor.screen``: the refusal of data turned away before decryption, or None."""
+
+    def __call__(self, data: bytes, src: IPAddress, *, inner: bool = False) -> Refused | None: ...
+
+
 class _Screen(NamedTuple):
     """The cheap path for one set of candidate stanzas (those whose SOURCE matched)."""
 
     candidates: tuple[AccessStanza, ...]
-    # one HMAC check per candidate, for Rijndael-sized and GnuPG-sized data; None where
+    # each candidate's keyed HMAC, for Rijndael-sized and GnuPG-sized data; None where
     # some candidate has to go the long way (no HMAC key, DESTINATION, expiry, no such key)
-    rijndael: tuple[MacCheck, ...] | None
-    gpg: tuple[MacCheck, ...] | None
+    rijndael: tuple[Keyed, ...] | None
+    gpg: tuple[Keyed, ...] | None
     refused: Refused  # what a packet gets when every candidate's HMAC fails
 
 
@@ -291,11 +308,17 @@ class Processor:
         self._by_source: dict[int, tuple[IPAddress, _Screen]] = {}
         self._screens: dict[tuple[int, ...], _Screen] = {}
         self._plain: dict[tuple[int, Reason], Refused] = {}
+        self._keyed = {
+            s.number: (keyed_mac(s.hmac_key, EncryptionType.RIJNDAEL),
+                       keyed_mac(s.hmac_key, EncryptionType.GPG))
+            for s in self.stanzas if s.hmac_key is not None
+        }  # fmt: skip
         self._macs = {
             s.number: (mac_check(s.hmac_key, EncryptionType.RIJNDAEL),
                        mac_check(s.hmac_key, EncryptionType.GPG))
             for s in self.stanzas if s.hmac_key is not None
         }  # fmt: skip
+        self.screen: Screener = self._screener()
 
     # -- the pipeline --------------------------------------------------------
 
@@ -320,40 +343,50 @@ class Processor:
                 forwarded = ipaddress.IPv4Address(http.forwarded_for)
         return self._try_stanzas(self._candidates(src), data, packet, forwarded, now)
 
-    def screen(self, data: bytes, src: IPAddress, *, inner: bool = False) -> Refused | None:
-        """The refusal of data turned away before any decryption, or None to go the whole way.
+    def _screener(self) -> Screener:
+        """``screen``: a closure over this processor's state (it runs for every packet)."""
+        by_source, screen_for, http = self._by_source, self._screen_for, self._http
+        b2a, equal = binascii.b2a_base64, hmac.compare_digest
 
-        What ``process`` returns for such a packet, and the same object each
-        time for the same verdict: the size, prefix and character checks,
-        the SOURCE match, and, for the common case of a flood, every
-        candidate stanza's HMAC failing, decided in one loop (exactly what
-        the stanza-by-stanza path would return). Capture calls this for
-        packets whose verdict is to be counted, not logged, to count them
-        without making a ``Packet`` of each. ``inner``: ``data`` came out of an
-        HTTP request already.
-        """
-        size = len(data)
-        if size < MIN_DATA:
-            return _TOO_SHORT
-        if size > MAX_DATA:
-            return _TOO_LONG
-        if self._http and not inner and data[:5].upper() == b"GET /":
-            return None  # the SPA data is inside: process() takes it out first
-        if data.startswith(RIJNDAEL_PREFIX) or (size > MIN_GPG and data.startswith(GPG_PREFIX)):
-            return _PREFIX_STUFFING
-        if data.translate(None, _WIRE_CHARS):
-            return _NOT_SPA
-        entry = self._by_source.get(id(src))
-        screen = entry[1] if entry is not None and entry[0] is src else self._screen_for(src)
-        if not screen.candidates:
-            return _NO_STANZA
-        checks = screen.rijndael if size < MIN_GPG else screen.gpg
-        if checks is not None:
-            for check in checks:
-                if check(data):
-                    return None
-            return screen.refused
-        return None
+        def screen(data: bytes, src: IPAddress, *, inner: bool = False) -> Refused | None:
+            """The refusal of data turned away before any decryption, or None to go the whole way.
+
+            What ``process`` returns for such a packet, and the same object each
+            time for the same verdict: the size, prefix and character checks,
+            the SOURCE match, and, for the common case of a flood, every
+            candidate stanza's HMAC failing, decided in one loop (exactly what
+            the stanza-by-stanza path would return). Capture calls this for
+            packets whose verdict is to be counted, not logged, to count them
+            without making a ``Packet`` of each. ``inner``: ``data`` came out of
+            an HTTP request already.
+            """
+            size = len(data)
+            if size < MIN_DATA:
+                return _TOO_SHORT
+            if size > MAX_DATA:
+                return _TOO_LONG
+            if http and not inner and data[:5].upper() == b"GET /":
+                return None  # the SPA data is inside: process() takes it out first
+            if data.startswith(RIJNDAEL_PREFIX) or (size > MIN_GPG and data.startswith(GPG_PREFIX)):
+                return _PREFIX_STUFFING
+            if data.translate(None, _WIRE_CHARS):
+                return _NOT_SPA
+            entry = by_source.get(id(src))
+            found = entry[1] if entry is not None and entry[0] is src else screen_for(src)
+            if not found.candidates:
+                return _NO_STANZA
+            macs = found.rijndael if size < MIN_GPG else found.gpg
+            if macs is None:
+                return None
+            for keyed, n in macs:  # mac_check's computation, inline: once per stanza
+                if size - n >= _MIN_BODY:
+                    h = keyed.copy()
+                    h.update(data[:-n])
+                    if equal(b2a(h.finalize(), newline=False)[:n], data[-n:]):
+                        return None
+            return found.refused
+
+        return screen
 
     def _candidates(self, src: IPAddress) -> tuple[AccessStanza, ...]:
         """The stanzas whose SOURCE matches ``src``."""
@@ -380,7 +413,7 @@ class Processor:
         return screen
 
     def _make_screen(self, candidates: tuple[AccessStanza, ...]) -> _Screen:
-        def checks(gpg_sized: bool) -> tuple[MacCheck, ...] | None:
+        def checks(gpg_sized: bool) -> tuple[Keyed, ...] | None:
             found = []
             for stanza in candidates:
                 if (
@@ -390,7 +423,7 @@ class Processor:
                     or (stanza.gpg if gpg_sized else stanza.key) is None
                 ):
                     return None  # this stanza refuses for another reason, or first
-                found.append(self._macs[stanza.number][gpg_sized])
+                found.append(self._keyed[stanza.number][gpg_sized])
             return tuple(found)
 
         attempts = tuple((s.number, Reason.HMAC_MISMATCH, "") for s in candidates)

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fwknop_server.access import AccessStanza, load_access
+from fwknop_server.access import AccessStanza, GpgPolicy, load_access
 from fwknop_server.processor import (
+    MIN_DATA,
+    MIN_GPG,
     Accepted,
     Packet,
     Processor,
@@ -395,13 +397,26 @@ def test_the_servers_hmac_check_agrees_with_the_core(
     check = mac_check(key, kind)
     prefix = b"hQ" if gpg else b"U2FsdGVkX1"
     signed = body + key.mac(prefix + body)
+    # and the screen, which does the same computation inline, for a stanza with this key
+    stanza = AccessStanza(
+        1, Path("access.conf"), 1, "ANY", (ipaddress.ip_network("0.0.0.0/0"),),
+        key=None if gpg else KEY, hmac_key=key,
+        gpg=GpgPolicy("/nonexistent", "gpg", None, None, True, False, frozenset(), frozenset())
+        if gpg else None,
+    )  # fmt: skip
+    screen = Processor([stanza], Settings()).screen
     for data in (
         signed,
         signed[:-1] + (b"B" if signed[-1:] == b"A" else b"A"),  # MAC tampered
         b"x" + signed[1:],  # data tampered
         body,  # no MAC at all
     ):
-        assert check(data) == hmac_matches(data, key, kind), data
+        matches = hmac_matches(data, key, kind)
+        assert check(data) == matches, data
+        if len(data) >= MIN_DATA and (len(data) >= MIN_GPG) == gpg and not data.startswith(b"hQ"):
+            verdict = screen(data, SRC)
+            assert (verdict is None) == matches, data
+            assert verdict is None or verdict.reason is Reason.HMAC_MISMATCH
     if len(body) >= 36:  # libfko's floor for what the MAC covers
         assert check(signed)
 
