@@ -13,6 +13,7 @@ rejects the packet).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import time
@@ -30,6 +31,7 @@ __all__ = [
     "SpaMessage",
     "random_value",
     "validate_access_list",
+    "validate_allow_ip",
     "validate_ipv4",
     "validate_nat_access",
     "validate_username",
@@ -60,6 +62,7 @@ def _digits(text: str) -> bool:
 # the common spelling of an address: four decimal octets without leading zeros
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _PLAIN_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+_IPV6_CHARS = frozenset("0123456789abcdefABCDEF:.")
 
 Rng = Callable[[int], bytes]
 
@@ -94,6 +97,35 @@ def validate_ipv4(text: str, what: str = "IP address") -> str:
         value = _inet_aton_part(part)
         if value is None or value > 255:
             raise UsageError(f"{what} {text!r} is not a valid IPv4 address")
+    return text
+
+
+def validate_allow_ip(text: str, what: str = "allow IP", *, ipv6: bool = False) -> str:
+    """An allow IP: IPv4 as fwknop 2.6 has it, or (``ipv6=True``) an IPv6 address.
+
+    IPv6 allow IPs are an fwknop-tui extension: the message carries the
+    address as text (``2001:db8::2,tcp/22``), which fwknopd 2.6 refuses; only
+    a server that says it takes them (fwknop-tui's fwknopd) should get one.
+    The address is kept as given; zone indexes and IPv4-mapped addresses are
+    refused (give the IPv4 address instead).
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"{what} must be a str")
+    if ":" not in text:
+        return validate_ipv4(text, what)
+    if not ipv6:
+        raise UsageError(
+            f"{what} {text!r} is IPv6: fwknopd 2.6 only takes an IPv4 allow IP "
+            "(an IPv6 allow IP needs a server that accepts it, such as fwknop-tui's fwknopd)"
+        )
+    if len(text) > 39 or "%" in text or not set(text) <= _IPV6_CHARS:
+        raise UsageError(f"{what} {text!r} is not an IPv6 address")
+    try:
+        address = ipaddress.IPv6Address(text)
+    except ValueError:
+        raise UsageError(f"{what} {text!r} is not an IPv6 address") from None
+    if address.ipv4_mapped is not None:
+        raise UsageError(f"{what} {text!r} is an IPv4-mapped address: give {address.ipv4_mapped}")
     return text
 
 
@@ -262,7 +294,7 @@ class SpaMessage:
         ip, sep, rest = self.message.partition(",")
         if not sep:
             raise UsageError("message must be IP,access or IP,command")
-        validate_ipv4(ip, "allow IP")
+        validate_allow_ip(ip, ipv6=True)  # whether a receiver takes IPv6 is its policy
         if self.message_type is MessageType.COMMAND:
             if not rest:
                 raise UsageError("command message has no command after the comma")
@@ -284,6 +316,11 @@ class SpaMessage:
     def allow_ip(self) -> str:
         """The address the server should open for (``0.0.0.0`` = packet source)."""
         return self.message.partition(",")[0]
+
+    @property
+    def allow_ip_is_ipv6(self) -> bool:
+        """Whether the allow IP is IPv6 (an fwknop-tui extension fwknopd 2.6 refuses)."""
+        return ":" in self.message.partition(",")[0]
 
     @property
     def access(self) -> tuple[AccessSpec, ...]:
@@ -319,11 +356,13 @@ class SpaMessage:
         server_auth: str | None = None,
         now: float | None = None,
         rng: Rng | None = None,
+        allow_ipv6: bool = False,
     ) -> SpaMessage:
         """An access message (types 1-6), typed from the NAT and timeout arguments.
 
         ``client_timeout > 0`` selects a client-timeout type; ``nat`` selects
-        NAT access, or local NAT with ``local_nat=True``.
+        NAT access, or local NAT with ``local_nat=True``. ``allow_ipv6``
+        permits an IPv6 ``allow_ip`` (see :func:`validate_allow_ip`).
         """
         specs = (
             validate_access_list(access)
@@ -345,7 +384,7 @@ class SpaMessage:
         if nat_text is not None:
             mtype = MessageType.LOCAL_NAT_ACCESS if local_nat else MessageType.NAT_ACCESS
         mtype = mtype.with_timeout(client_timeout > 0)
-        validate_ipv4(allow_ip, "allow IP")
+        validate_allow_ip(allow_ip, ipv6=allow_ipv6)
         return cls(
             random_value=random_value(rng),
             username=username,
@@ -367,9 +406,10 @@ class SpaMessage:
         server_auth: str | None = None,
         now: float | None = None,
         rng: Rng | None = None,
+        allow_ipv6: bool = False,
     ) -> SpaMessage:
         """A command message (type 0) asking the server to run ``command``."""
-        validate_ipv4(allow_ip, "allow IP")
+        validate_allow_ip(allow_ip, ipv6=allow_ipv6)
         return cls(
             random_value=random_value(rng),
             username=username,

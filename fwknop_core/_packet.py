@@ -328,6 +328,7 @@ def open_packet(
     now: float | None = None,
     max_age: int | None = None,
     min_length: int = MIN_PACKET,
+    allow_ipv6: bool = False,
 ) -> OpenedPacket:
     """Verify, decrypt and parse one wire packet with one set of keys.
 
@@ -336,7 +337,9 @@ def open_packet(
     within that many seconds of ``now`` (default: the current time).
     Packets shorter than ``min_length`` are refused as ``TOO_SHORT``: by
     default fwknopd's 140, which the real client can undercut; lower it (to
-    no less than libfko's 36) to open such a packet anyway.
+    no less than libfko's 36) to open such a packet anyway. A message whose
+    allow IP is IPv6 is refused as ``MALFORMED``, as fwknopd 2.6 refuses it,
+    unless ``allow_ipv6``.
     """
     if not MIN_ENCODED <= min_length <= MIN_PACKET:
         raise UsageError(f"min_length must be {MIN_ENCODED}..{MIN_PACKET}")
@@ -378,6 +381,8 @@ def open_packet(
         plain, signature = result.plaintext, result.signature
         etype, mode = EncryptionType.GPG, EncryptionMode.ASYMMETRIC
     message, encoded, digest, digest_type = _parse_plaintext(plain)
+    if not allow_ipv6 and message.allow_ip_is_ipv6:
+        raise InvalidPacket(RejectReason.MALFORMED, "the allow IP is IPv6")
     if max_age is not None:
         check_age(message, now=now, max_age=max_age)
     return OpenedPacket(
