@@ -139,7 +139,16 @@ _FIELD_OPTIONS: tuple[tuple[tuple[str, ...], str, dict[str, Any]], ...] = (
     (("-4", "--ipv4", "--server-resolve-ipv4"), "address_family", {"value": "ipv4"}),
     (("-6", "--ipv6"), "address_family", {"value": "ipv6"}),
     (("-A", "--access"), "access", {"metavar": "LIST", "help": "tcp/22[,udp/53...]"}),
-    (("-a", "--allow-ip"), "allow_ip", {"metavar": "IP", "help": "IPv4 address to allow"}),
+    (
+        ("-a", "--allow-ip"),
+        "allow_ip",
+        {"metavar": "IP", "help": "address to allow (IPv4; IPv6 needs --server-type fwknop-tui)"},
+    ),
+    (
+        ("--server-type",),
+        "server_type",
+        {"metavar": "T", "help": "fwknopd (the C 2.6 one, default) or fwknop-tui (ours)"},
+    ),
     (("-s", "--source-ip"), "allow_ip", {"value": "source", "help": "allow the packet source"}),
     (
         ("-R", "--resolve-ip-https", "--resolve-ip-http"),

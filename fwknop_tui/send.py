@@ -38,6 +38,7 @@ from fwknop_core import (
     UsageError,
     build_packet,
     encode_http_request,
+    validate_allow_ip,
     validate_ipv4,
     validate_username,
 )
@@ -199,8 +200,10 @@ def resolve_host(
     return af, str(addr[0])
 
 
-def fetch_external_ip(url: str, *, user_agent: str, timeout: float = RESOLVE_TIMEOUT) -> str:
-    """Ask an HTTPS service for this machine's public IPv4 address (``-R``)."""
+def fetch_external_ip(
+    url: str, *, user_agent: str, timeout: float = RESOLVE_TIMEOUT, ipv6: bool = False
+) -> str:
+    """Ask an HTTPS service for this machine's public address (``-R``): IPv4, or IPv6 if allowed."""
     import ssl  # noqa: PLC0415 - only -R pays for TLS
     import urllib.error  # noqa: PLC0415
     import urllib.request  # noqa: PLC0415
@@ -222,17 +225,16 @@ def fetch_external_ip(url: str, *, user_agent: str, timeout: float = RESOLVE_TIM
         raise ResolveError(f"external address lookup at {url} failed: {exc}") from None
     text = body.decode("ascii", "replace").strip()
     if ":" in text:
-        import ipaddress  # noqa: PLC0415
-
         try:
-            ipaddress.IPv6Address(text)
-        except ValueError:
-            pass
-        else:
+            return validate_allow_ip(text, "external address", ipv6=ipv6)
+        except UsageError as exc:
+            if ipv6:
+                raise ResolveError(f"{url} did not answer with an IP address ({exc})") from None
             raise ResolveError(
-                f"{url} says this machine is {text}, an IPv6 address; the SPA message carries "
-                'only IPv4 (use a resolver that answers over IPv4, or allow_ip = "source")'
-            )
+                f"{url} says this machine is {text}, an IPv6 address, and the C fwknopd 2.6 "
+                'only takes IPv4 (use a resolver that answers over IPv4, allow_ip = "source", '
+                'or server_type = "fwknop-tui" if the server runs ours)'
+            ) from None
     try:
         return validate_ipv4(text, "external address")
     except UsageError:
@@ -245,7 +247,11 @@ def _allow_ip(profile: Profile, ask: Callable[[], str] | None) -> str:
     if mode == AllowIp.SOURCE:
         return "0.0.0.0"  # noqa: S104 - the protocol's "use the packet source"
     if mode == AllowIp.RESOLVE:
-        return fetch_external_ip(profile.resolve_url, user_agent=profile.user_agent)
+        return fetch_external_ip(
+            profile.resolve_url,
+            user_agent=profile.user_agent,
+            ipv6=profile.server_type == "fwknop-tui",
+        )
     if mode == AllowIp.ASK:
         if ask is None:
             raise ClientUsageError(
@@ -261,6 +267,11 @@ def _allow_ip(profile: Profile, ask: Callable[[], str] | None) -> str:
             raise ClientUsageError(exc.message) from None
         if value in ("source", "resolve", "ask"):
             return _allow_ip(profile.with_changes({"allow_ip": value}), None)
+        if ":" in value and profile.server_type != "fwknop-tui":
+            raise ClientUsageError(
+                f"{value} is IPv6, and the C fwknopd 2.6 refuses an IPv6 allow IP "
+                '(set server_type = "fwknop-tui" if the server runs ours)'
+            )
         return value
     return mode
 
@@ -289,8 +300,11 @@ def _username(profile: Profile) -> str:
 
 def _message(profile: Profile, allow_ip: str, now: float) -> SpaMessage:
     user = _username(profile)
+    ipv6 = profile.server_type == "fwknop-tui"
     if profile.server_command:
-        return SpaMessage.command_request(allow_ip, profile.server_command, username=user, now=now)
+        return SpaMessage.command_request(
+            allow_ip, profile.server_command, username=user, now=now, allow_ipv6=ipv6
+        )
     access = list(profile.access)
     nat: NatAccess | None = None
     if profile.nat_access or profile.nat_local:
@@ -317,6 +331,7 @@ def _message(profile: Profile, allow_ip: str, now: float) -> SpaMessage:
         nat=nat,
         local_nat=profile.nat_local,
         now=now,
+        allow_ipv6=ipv6,
     )
 
 

@@ -66,6 +66,7 @@ class Profile:
     random_port: bool = False
     source_port: int = 0
     address_family: str = "any"
+    server_type: str = "fwknopd"
     # access
     access: tuple[str, ...] = ("tcp/22",)
     allow_ip: str = "source"
@@ -149,6 +150,14 @@ class Profile:
             out.append(("http_proxy", 'needs transport = "http"'))
         if self.transport.raw and self.address_family == "ipv6":
             out.append(("transport", f"{self.transport.value} is IPv4 only"))
+        if ":" in self.allow_ip and self.server_type != "fwknop-tui":
+            out.append(
+                (
+                    "allow_ip",
+                    "the C fwknopd 2.6 refuses an IPv6 allow IP: use an IPv4 address or "
+                    '"source", or set server_type = "fwknop-tui" if the server runs ours',
+                )
+            )
         for prefix in ("key", "hmac_key", "gpg_signing_pw"):
             if getattr(self, f"{prefix}_command") and getattr(self, f"{prefix}_file"):
                 out.append((f"{prefix}_file", f"choose {prefix}_command or {prefix}_file"))
@@ -285,6 +294,7 @@ FIELDS: dict[str, Callable[[Any], Any]] = {
     "random_port": lambda x: v.check_bool("random_port", x),
     "source_port": lambda x: v.check_port("source_port", x, zero=True),
     "address_family": v.check_address_family,
+    "server_type": v.check_server_type,
     "access": v.check_access,
     "allow_ip": v.check_allow_ip,
     "resolve_url": v.check_resolve_url,

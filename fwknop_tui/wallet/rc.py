@@ -325,11 +325,15 @@ def export_stanza(profile: Profile, keys: ProfileKeys) -> tuple[str, list[str]]:
         out.append(_line("SERVER_RESOLVE_IPV4", "Y"))
     elif profile.address_family == "ipv6":
         lost.append("address_family = ipv6 (the C client has no IPv6-only switch)")
+    if profile.server_type != "fwknopd":
+        lost.append(f"server_type = {profile.server_type} (the C client knows only fwknopd)")
     if profile.server_command:
         lost.append("server_command (the rc file has no variable for -C)")
     out.append(_line("ACCESS", ",".join(profile.access)))
     if profile.allow_ip == "ask":
         lost.append('allow_ip = "ask" (give -a, -s or -R to the C client)')
+    elif ":" in profile.allow_ip:
+        lost.append(f"allow_ip = {profile.allow_ip} (the C client takes only an IPv4 allow IP)")
     else:
         out.append(_line("ALLOW_IP", profile.allow_ip))
     if profile.resolve_url != DEFAULT_RESOLVE_URL:

@@ -18,6 +18,7 @@ from fwknop_core import (
     HmacType,
     UsageError,
     validate_access_list,
+    validate_allow_ip,
     validate_ipv4,
     validate_username,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "check_port",
     "check_profile_name",
     "check_resolve_url",
+    "check_server_type",
     "check_time_offset",
     "check_transport",
     "check_username",
@@ -208,22 +210,33 @@ def check_ipv4(field: str, value: Any) -> str:
 
 
 def check_allow_ip(value: Any, field: str = "allow_ip") -> str:
-    """``source``, ``resolve``, ``ask`` or an IPv4 address."""
+    """``source``, ``resolve``, ``ask``, an IPv4 address, or an IPv6 one.
+
+    IPv6 needs ``server_type = "fwknop-tui"`` (a cross-field rule of the
+    profile): the C fwknopd 2.6 refuses an IPv6 allow IP.
+    """
     text = check_str(field, value).strip()
     if text.lower() in {m.value for m in AllowIp}:
         return text.lower()
-    if ":" in text:
-        raise FieldError(
-            field,
-            f"{text} is IPv6; the SPA message carries only IPv4 allow addresses (fwknop 2.6): "
-            'use "source" or an IPv4 address',
-        )
     try:
-        return validate_ipv4(text, "allow IP")
-    except UsageError:
+        return validate_allow_ip(text, "allow IP", ipv6=True)
+    except UsageError as exc:
+        if ":" in text:
+            raise FieldError(field, str(exc)) from None
         raise FieldError(
-            field, f'{text!r} is not "source", "resolve", "ask" or an IPv4 address'
+            field, f'{text!r} is not "source", "resolve", "ask" or an IP address'
         ) from None
+
+
+SERVER_TYPES = ("fwknopd", "fwknop-tui")
+
+
+def check_server_type(value: Any, field: str = "server_type") -> str:
+    """fwknopd (the C fwknopd 2.6, or anything wire-compatible) or fwknop-tui (ours)."""
+    text = check_str(field, value).strip().lower()
+    if text not in SERVER_TYPES:
+        raise FieldError(field, f"{value!r} is not fwknopd or fwknop-tui")
+    return text
 
 
 def check_resolve_url(value: Any, field: str = "resolve_url") -> str:

@@ -159,9 +159,18 @@ def test_inconsistent_profiles_are_refused(table: dict[str, object], field: str)
     assert err.value.field == field
 
 
-def test_ipv6_allow_ip_message_says_why() -> None:
-    with pytest.raises(FieldError, match=r"IPv6.*only IPv4"):
+def test_an_ipv6_allow_ip_needs_our_server_and_the_message_says_why() -> None:
+    with pytest.raises(FieldError, match=r"C fwknopd 2\.6 refuses an IPv6 allow IP") as err:
         Profile.from_table("p", {"host": "h", "allow_ip": "2001:db8::2"})
+    assert err.value.field == "allow_ip"
+    ours = Profile.from_table(
+        "p", {"host": "h", "allow_ip": "2001:db8::2", "server_type": "fwknop-tui"}
+    )
+    assert ours.allow_ip == "2001:db8::2"
+    with pytest.raises(FieldError, match="IPv4-mapped"):
+        Profile.from_table(
+            "p", {"host": "h", "allow_ip": "::ffff:1.2.3.4", "server_type": "fwknop-tui"}
+        )
 
 
 def test_round_trip_of_every_field() -> None:
@@ -174,6 +183,7 @@ def test_round_trip_of_every_field() -> None:
             "random_port": True,
             "source_port": 5,
             "address_family": "ipv6",
+            "server_type": "fwknop-tui",
             "access": ["udp/53"],
             "allow_ip": "resolve",
             "resolve_url": "https://ip.example/",

@@ -103,7 +103,7 @@ def test_external_address_over_https(https_myip: dict[str, str]) -> None:
 @pytest.mark.parametrize(
     ("body", "needle"),
     [
-        ("2001:db8::2", "IPv6 address; the SPA message carries only IPv4"),
+        ("2001:db8::2", "an IPv6 address, and the C fwknopd 2.6 only takes IPv4"),
         ("<html>", "did not answer with an IPv4"),
     ],
 )
@@ -113,6 +113,14 @@ def test_external_address_answers_that_cannot_be_used(
     https_myip["body"] = body
     with pytest.raises(ResolveError, match=needle):
         fetch_external_ip(https_myip["url"], user_agent="x")
+
+
+def test_an_ipv6_external_address_is_taken_for_our_server(https_myip: dict[str, str]) -> None:
+    https_myip["body"] = "2001:db8::2\n"
+    assert fetch_external_ip(https_myip["url"], user_agent="x", ipv6=True) == "2001:db8::2"
+    https_myip["body"] = "2001:db8::zz"
+    with pytest.raises(ResolveError, match="did not answer with an IP address"):
+        fetch_external_ip(https_myip["url"], user_agent="x", ipv6=True)
 
 
 def test_untrusted_certificates_are_refused(
@@ -191,3 +199,18 @@ def test_ipv6_destinations(transport: str, tmp_path: Path) -> None:
         data = spa.data.encode()
     opened = open_packet(data.decode(), KEYS.rijndael, hmac_key=KEYS.hmac, now=time.time())  # type: ignore[arg-type]
     assert opened.message.message == "198.18.0.2,tcp/22"
+
+
+def test_an_ipv6_allow_ip_goes_in_the_packet_only_for_our_server() -> None:
+    from fwknop_core import InvalidPacket, generate_keys
+
+    keys = generate_keys()
+    profile = Profile.from_table(
+        "v6", {"host": "127.0.0.1", "allow_ip": "2001:db8::2", "server_type": "fwknop-tui"}
+    )
+    result = knock(profile, ProfileKeys(rijndael=keys.rijndael, hmac=keys.hmac), dry_run=True)
+    assert result.allow_ip == "2001:db8::2"
+    with pytest.raises(InvalidPacket):  # what the C fwknopd does with it
+        open_packet(result.packet, keys.rijndael, hmac_key=keys.hmac)
+    opened = open_packet(result.packet, keys.rijndael, hmac_key=keys.hmac, allow_ipv6=True)
+    assert opened.message.allow_ip == "2001:db8::2"
