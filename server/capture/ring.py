@@ -35,9 +35,9 @@ import socket
 import struct
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
-__all__ = ["RxRing"]
+__all__ = ["FastPath", "RxRing"]
 
 _SOL_PACKET = 263
 _PACKET_RX_RING = 5
@@ -48,6 +48,10 @@ _TP_STATUS_USER = 1
 _PACKET_OUTGOING = 4
 # struct tpacket2_hdr: status, len, snaplen, mac, net (then times and VLAN fields)
 _HEADER = struct.Struct("IIIHH")
+# an IPv4 header without options and a UDP header (network order): version and header
+# length, total length, fragment, protocol, the addresses, the ports
+_IPV4_UDP = struct.Struct("!BxH2xHxB2x4s4sHH4x")
+_UDP = 17
 _STATUS = struct.Struct("I")
 # sll_pkttype: the sockaddr_ll follows the 32-byte header; pkttype is its 11th byte
 _PKTTYPE_OFFSET = 32 + 10
@@ -57,6 +61,22 @@ _HOLE_WAIT = 0.05  # seconds a frame must stay unfilled, with filled ones after 
 _OURS = bytes(b & _TP_STATUS_USER for b in range(256))
 T = TypeVar("T")
 Parse = Callable[[mmap.mmap, int, int], T | None]  # (ring, offset, length) -> packet or None
+
+
+class FastPath(NamedTuple, Generic[T]):
+    """What ``RxRing.read`` needs to take IPv4 UDP packets apart itself (``frames.fast_path``).
+
+    ``verdict(payload, source)`` is looked up (by id) in ``counted``: found,
+    the packet is counted there and dropped; else ``make(payload, source,
+    destination, sport, dport)`` is kept. ``addresses``/``address``: the
+    address objects for packed addresses, cached.
+    """
+
+    verdict: Callable[[bytes, Any], object]
+    counted: dict[int, int]
+    addresses: dict[bytes, Any]
+    address: Callable[[bytes], Any]
+    make: Callable[[bytes, Any, bytes, int, int], T]
 
 
 class RxRing:
@@ -81,17 +101,28 @@ class RxRing:
         self._stopped_at = -1  # the frame the last read stopped at, and since when
         self._stopped_since = 0.0
 
-    def read(self, limit: int, parse: Parse[T], *, skip_outgoing: bool) -> list[T]:
+    def read(
+        self, limit: int, parse: Parse[T], *, skip_outgoing: bool, fast: FastPath[T] | None = None
+    ) -> list[T]:
         """``parse`` of up to ``limit`` waiting packets (network layer on), in place.
 
         Each frame is given back as soon as ``parse`` has copied what it
         keeps. A packet longer than a frame arrives truncated; it is dropped
         here, as it is longer than any SPA packet can be.
+
+        With ``fast``, an IPv4 UDP packet without IP options (what a sniffed
+        SPA packet nearly always is) is taken apart right here and never
+        reaches ``parse``: a flood's packets whose verdict is muted are only
+        counted (see ``FastPath``). That is a Python call per packet less, a
+        twentieth of what one costs.
         """
         packets: list[T] = []
         ring, size, count, index = self.map, self.frame_size, self.frames, self.index
         first = index
         unpack, give_back, append = _HEADER.unpack_from, _STATUS.pack_into, packets.append
+        unpack_ip = _IPV4_UDP.unpack_from
+        if fast is not None:
+            verdict, counted, addresses, address, make = fast
         for _ in range(limit):
             start = index * size
             status, length, snaplen, _mac, net = unpack(ring, start)
@@ -104,7 +135,22 @@ class RxRing:
             if snaplen == length and not (
                 skip_outgoing and ring[start + _PKTTYPE_OFFSET] == _PACKET_OUTGOING
             ):
-                packet = parse(ring, start + net, snaplen)
+                ip = start + net
+                if fast is not None and length >= 28:
+                    vihl, end, frag, proto, src, dst, sport, dport = unpack_ip(ring, ip)
+                    if vihl == 0x45 and proto == _UDP and not frag & 0x1FFF and end >= 28:
+                        source = addresses.get(src) or address(src)
+                        payload = ring[ip + 28 : ip + (end if end < length else length)]
+                        key = id(verdict(payload, source))  # id(None): never a key
+                        tally = counted.get(key)
+                        if tally is not None:
+                            counted[key] = tally + 1
+                        else:
+                            append(make(payload, source, dst, sport, dport))
+                        give_back(ring, start, 0)
+                        index = index + 1 if index + 1 < count else 0
+                        continue
+                packet = parse(ring, ip, snaplen)
                 if packet is not None:
                     append(packet)
             give_back(ring, start, 0)

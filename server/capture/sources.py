@@ -30,8 +30,8 @@ from typing import NamedTuple
 
 from ..processor import Packet
 from . import libpcap
-from .frames import Verdict, ip_parser, network_layer, parse_ip, parse_ip_at
-from .ring import RxRing
+from .frames import Verdict, fast_path, ip_parser, network_layer, parse_ip, parse_ip_at
+from .ring import FastPath, RxRing
 
 __all__ = ["Skip", "SniffSource", "UdpSource", "read_pcap_file"]
 
@@ -117,6 +117,7 @@ class SniffSource:
         self.description = f"sniffing {interface} for '{bpf_filter}'"
         self._skip: Skip | None = None
         self._parse = parse_ip_at
+        self._fast: FastPath[Packet] | None = None
 
     def fileno(self) -> int:
         """The socket, for the event loop."""
@@ -128,9 +129,10 @@ class SniffSource:
         if skip is not self._skip:
             self._skip = skip
             self._parse = parse_ip_at if skip is None else ip_parser(*skip)
+            self._fast = None if skip is None else fast_path(*skip)
         parse = self._parse
         if self.ring is not None:
-            found = self.ring.read(_BATCH, parse, skip_outgoing=check_direction)
+            found = self.ring.read(_BATCH, parse, skip_outgoing=check_direction, fast=self._fast)
             # woken with nothing in the ring: an error is pending (the interface went away,
             # say). With no recv() to raise it, ask for it, or the event loop would spin.
             if not self.ring.consumed and (

@@ -14,6 +14,7 @@ from fwknop_server.capture import libpcap
 from fwknop_server.capture.frames import (
     DLT_EN10MB,
     DLT_LINUX_SLL,
+    fast_path,
     ip_parser,
     network_layer,
     parse_ip,
@@ -170,7 +171,9 @@ def test_the_udp_server_counts_muted_packets_too() -> None:
     assert packets == [b"spa"] and counted == {id(muted): 2}
 
 
-def _ring(statuses: list[int], frame_size: int = 256) -> RxRing:
+def _ring(
+    statuses: list[int], frame_size: int = 256, frames: list[bytes] | None = None, net: int = 64
+) -> RxRing:
     """An RxRing over plain memory, its frames marked as the kernel would (no socket)."""
     ring = RxRing.__new__(RxRing)
     state = {
@@ -186,10 +189,12 @@ def _ring(statuses: list[int], frame_size: int = 256) -> RxRing:
     ring.__dict__.update(state)
     ring.map = mmap.mmap(-1, frame_size * len(statuses))
     for i, status in enumerate(statuses):
-        frame = _ipv4(17, _udp(b"#%d" % i))
-        # tpacket2_hdr: status, len, snaplen, mac, net; the packet at net (here 64)
-        struct.pack_into("IIIHH", ring.map, i * frame_size, status, len(frame), len(frame), 64, 64)
-        ring.map[i * frame_size + 64 : i * frame_size + 64 + len(frame)] = frame
+        frame = frames[i] if frames is not None else _ipv4(17, _udp(b"#%d" % i))
+        # tpacket2_hdr: status, len, snaplen, mac, net; the packet at net
+        struct.pack_into(
+            "IIIHH", ring.map, i * frame_size, status, len(frame), len(frame), net, net
+        )
+        ring.map[i * frame_size + net : i * frame_size + net + len(frame)] = frame
     return ring
 
 
@@ -215,3 +220,30 @@ def test_a_frame_the_kernel_skipped_is_passed_once_it_stays_empty() -> None:
     now[0] += 1
     assert read() == [] and read() == []  # nothing ours after frame 4: just an empty ring
     assert ring.holes == 1
+
+
+def test_the_rings_own_ipv4_udp_path_makes_what_parse_ip_makes_and_counts_what_is_muted() -> None:
+    frames = [
+        _ipv4(17, _udp(b"junk")),
+        _ipv4(17, _udp(b"spa", sport=1234)) + b"PADDING",
+        _ipv4(17, _udp(b"later fragment"), frag=185),
+        _ipv4(6, _tcp(b"GET /x")),
+        _ipv4(17, _udp(b"junk")),
+        _ipv4(17, _udp(b"x" * 300)),
+    ]
+    muted = object()
+    counted = {id(muted): 0}
+
+    def verdict(payload: bytes, _src: object) -> object:
+        return muted if payload == b"junk" else None
+
+    ring = _ring([1] * len(frames), frame_size=512, frames=frames, net=80)
+    fast = ring.read(10, ip_parser(verdict, counted), skip_outgoing=False,
+                     fast=fast_path(verdict, counted))  # fmt: skip
+    expected = [p for p in map(parse_ip, frames) if p is not None and p.payload != b"junk"]
+    assert fast == expected and counted[id(muted)] == 2
+    # the same frames where the kernel put them at another offset, and without the fast path
+    counted[id(muted)] = 0
+    ring = _ring([1] * len(frames), frame_size=512, frames=frames, net=96)
+    assert ring.read(10, ip_parser(verdict, counted), skip_outgoing=False) == expected
+    assert counted[id(muted)] == 2
