@@ -313,6 +313,10 @@ class Daemon:
                 self.exit_status = 1
                 self.stop()
             return 0
+        except Exception:  # a packet capture could not take apart: skipped, reading goes on
+            log.exception("internal error reading a packet")
+            self.refusals.count("internal_error")
+            return 1
         skipped = 0
         for key, n in counted.items():
             if n:

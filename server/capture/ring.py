@@ -123,40 +123,42 @@ class RxRing:
         unpack_ip = _IPV4_UDP.unpack_from
         if fast is not None:
             verdict, counted, addresses, address, make = fast
-        for _ in range(limit):
-            start = index * size
-            status, length, snaplen, _mac, net = unpack(ring, start)
-            if not status & _TP_STATUS_USER:
-                ahead = self._past_hole(index)
-                if ahead is None:
-                    break
-                index = ahead  # the kernel skipped this frame: go on where it went on
-                continue
-            if snaplen == length and not (
-                skip_outgoing and ring[start + _PKTTYPE_OFFSET] == _PACKET_OUTGOING
-            ):
-                ip = start + net
-                if fast is not None and length >= 28:
-                    vihl, end, frag, proto, src, dst, sport, dport = unpack_ip(ring, ip)
-                    if vihl == 0x45 and proto == _UDP and not frag & 0x1FFF and end >= 28:
-                        source = addresses.get(src) or address(src)
-                        payload = ring[ip + 28 : ip + (end if end < length else length)]
-                        key = id(verdict(payload, source))  # id(None): never a key
-                        tally = counted.get(key)
-                        if tally is not None:
-                            counted[key] = tally + 1
-                        else:
-                            append(make(payload, source, dst, sport, dport))
-                        give_back(ring, start, 0)
-                        index = index + 1 if index + 1 < count else 0
-                        continue
-                packet = parse(ring, ip, snaplen)
-                if packet is not None:
-                    append(packet)
-            give_back(ring, start, 0)
-            index = index + 1 if index + 1 < count else 0
-        self.index = index
-        self.consumed = (index - first) % count  # frames read (a full lap is never a batch)
+        try:  # whatever happens, where we are is kept (frames before it are given back)
+            for _ in range(limit):
+                start = index * size
+                status, length, snaplen, _mac, net = unpack(ring, start)
+                if not status & _TP_STATUS_USER:
+                    ahead = self._past_hole(index)
+                    if ahead is None:
+                        break
+                    index = ahead  # the kernel skipped this frame: go on where it went on
+                    continue
+                try:
+                    if snaplen == length and not (
+                        skip_outgoing and ring[start + _PKTTYPE_OFFSET] == _PACKET_OUTGOING
+                    ):
+                        ip = start + net
+                        if fast is not None and length >= 28:
+                            vihl, end, frag, proto, src, dst, sport, dport = unpack_ip(ring, ip)
+                            if vihl == 0x45 and proto == _UDP and not frag & 0x1FFF and end >= 28:
+                                source = addresses.get(src) or address(src)
+                                payload = ring[ip + 28 : ip + (end if end < length else length)]
+                                key = id(verdict(payload, source))  # id(None): never a key
+                                tally = counted.get(key)
+                                if tally is not None:
+                                    counted[key] = tally + 1
+                                else:
+                                    append(make(payload, source, dst, sport, dport))
+                                continue
+                        packet = parse(ring, ip, snaplen)
+                        if packet is not None:
+                            append(packet)
+                finally:  # the frame goes back even if this one packet made something raise
+                    give_back(ring, start, 0)
+                    index = index + 1 if index + 1 < count else 0
+        finally:
+            self.index = index
+            self.consumed = (index - first) % count  # frames read (a full lap is never a batch)
         return packets
 
     def _past_hole(self, index: int) -> int | None:

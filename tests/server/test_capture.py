@@ -247,3 +247,21 @@ def test_the_rings_own_ipv4_udp_path_makes_what_parse_ip_makes_and_counts_what_i
     ring = _ring([1] * len(frames), frame_size=512, frames=frames, net=96)
     assert ring.read(10, ip_parser(verdict, counted), skip_outgoing=False) == expected
     assert counted[id(muted)] == 2
+
+
+def test_a_packet_that_makes_the_reader_raise_is_given_back_and_passed() -> None:
+    frames = [_ipv4(17, _udp(p)) for p in (b"one", b"poison", b"three")]
+
+    def verdict(payload: bytes, _src: object) -> object:
+        if payload == b"poison":
+            raise ValueError("a bug")
+        return None
+
+    ring = _ring([1, 1, 1], frame_size=512, frames=frames, net=80)
+    fast = fast_path(verdict, {})
+    with pytest.raises(ValueError, match="a bug"):
+        ring.read(10, parse_ip_at, skip_outgoing=False, fast=fast)
+    assert ring.index == 2 and struct.unpack_from("I", ring.map, 512)[0] == 0
+    assert [p.payload for p in ring.read(10, parse_ip_at, skip_outgoing=False, fast=fast)] == [
+        b"three"
+    ]
