@@ -35,6 +35,7 @@ __all__ = ["ExitCode", "main"]
 
 log = logging.getLogger("fwknop_server")
 _KILL_WAIT = 10.0
+SYSLOG_SOCKET = "/dev/log"
 
 
 class ExitCode(enum.IntEnum):
@@ -156,7 +157,7 @@ def _setup_logging(args: argparse.Namespace, config: ServerConfig | None) -> Non
         facility_name = (config.text("SYSLOG_FACILITY") if config else None) or "LOG_DAEMON"
         facility = getattr(logging.handlers.SysLogHandler, facility_name)
         try:
-            syslog = logging.handlers.SysLogHandler("/dev/log", facility)
+            syslog = logging.handlers.SysLogHandler(SYSLOG_SOCKET, facility)
         except OSError:
             return  # no syslog here; foreground logging still works
         syslog.ident = f"{ident}[{os.getpid()}]: "

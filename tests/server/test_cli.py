@@ -1,11 +1,18 @@
-"""fwknopd's actions that run and exit: config checks, the dump (no key in it), key generation."""
+"""fwknopd's actions that run and exit (config checks, the dump with no key in it, key
+generation), and where it logs."""
 
 from __future__ import annotations
 
+import argparse
+import logging
+import os
+import socket
 from pathlib import Path
 
 import pytest
+from fwknop_server import cli
 from fwknop_server.cli import ExitCode, main
+from fwknop_server.config import load_server_config
 
 from fwknop_core import HmacKey, HmacType, RijndaelKey, generate_keys
 
@@ -75,3 +82,35 @@ def test_a_bad_command_line_exits_2() -> None:
     with pytest.raises(SystemExit) as info:
         main(["--no-such-option"])
     assert info.value.code == ExitCode.USAGE
+
+
+@pytest.mark.parametrize("foreground", [True, False])
+def test_logging_goes_to_stderr_in_the_foreground_and_to_syslog_otherwise(
+    foreground: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = str(tmp_path / "log")
+    monkeypatch.setattr(cli, "SYSLOG_SOCKET", path)
+    monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+    conf = tmp_path / "fwknopd.conf"
+    conf.write_text("SYSLOG_IDENTITY spa\nSYSLOG_FACILITY LOG_LOCAL3\n")
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as syslogd:
+        syslogd.bind(path)
+        syslogd.settimeout(5)
+        args = argparse.Namespace(verbose=0, foreground=foreground, syslog_enable=False)
+        try:
+            cli._setup_logging(args, load_server_config(conf))
+            kinds = {type(h).__name__ for h in root.handlers}
+            logging.getLogger("fwknop_server.refused").warning("refused from 198.18.0.2")
+        finally:
+            for handler in root.handlers:
+                handler.close()
+            root.handlers[:], root.level = saved
+        if foreground:
+            assert kinds == {"StreamHandler"}
+            return
+        assert kinds == {"SysLogHandler"}
+        # <PRI>: LOG_LOCAL3 (19) * 8 + warning (4); the ident as fwknopd's, with our pid
+        expected = f"<156>spa[{os.getpid()}]: refused from 198.18.0.2\x00"
+        assert syslogd.recv(4096) == expected.encode()
