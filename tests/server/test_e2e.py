@@ -133,6 +133,18 @@ def test_replayed_packets_are_refused_also_after_a_restart(pair: NetPair, tmp_pa
     pair.send_udp([wire])
     assert wait_for(lambda: server.log().count("replayed packet") == 2, timeout=15)
     assert server.log().count("opening tcp/22") == 1
+    # a daemon killed right after a grant: the digest was on disk before the rule
+    second, _fields = fwknop_test_packet(
+        ["-A", "tcp/22", "-a", CLIENT_IP, "-D", SERVER_IP, *KEY_ARGS], tmp_path / "home"
+    )
+    pair.send_udp([second])
+    assert wait_for(lambda: server.log().count("opening tcp/22") == 2, timeout=15)
+    server.kill()
+    server.start()
+    assert "digest(s) recovered from" in server.log()
+    pair.send_udp([second])
+    assert wait_for(lambda: server.log().count("replayed packet") == 3, timeout=15)
+    assert server.log().count("opening tcp/22") == 2
 
 
 def test_refusals_name_the_source_and_the_reason(pair: NetPair, tmp_path: Path) -> None:
