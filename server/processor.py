@@ -494,7 +494,8 @@ class Processor:
         ](data):
             return _HMAC_FAIL
         try:
-            return open_packet(data, key, hmac_key=stanza.hmac_key)
+            # an IPv6 allow IP (our extension) is opened here and judged by policy below
+            return open_packet(data, key, hmac_key=stanza.hmac_key, allow_ipv6=True)
         except InvalidPacket as failure:
             reason = _CORE.get(failure.reason, Reason.MALFORMED)
             # the core's own wording where ours is generic; never the same words twice
@@ -534,7 +535,7 @@ class Processor:
             delta = abs(int(now) - msg.timestamp)
             if delta > age:
                 raise _StanzaFailed(Reason.STALE, f"time difference is {delta} seconds")
-        allow = ipaddress.IPv4Address(msg.allow_ip)
+        allow = ipaddress.ip_address(msg.allow_ip)
         if allow == _ZERO:
             if stanza.require_source_address:
                 raise _StanzaFailed(Reason.SOURCE_REQUIRED)
