@@ -6,11 +6,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, Input, Static
 
 from fwknop_core import UsageError, validate_ipv4
+
+from .dialog import Dialog
 
 __all__ = ["AskAllowIpScreen"]
 
@@ -24,7 +25,7 @@ class _Ipv4(Validator):
         return self.success()
 
 
-class AskAllowIpScreen(ModalScreen[str | None]):
+class AskAllowIpScreen(Dialog[str | None]):
     """Returns the IPv4 address to put in the packet, or None."""
 
     BINDINGS = [  # noqa: RUF012

@@ -19,7 +19,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.css.query import NoMatches
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static, Switch, TabbedContent, TabPane
 
 from fwknop_core import HmacType, generate_keys
@@ -30,6 +29,7 @@ from ...wallet.profiles import Profile, check_profile
 from ..fields import BY_NAME, GROUPS, SPECS, FieldSpec, display_value, raw_value
 from ..validators import FieldValidator, NameValidator
 from ..widgets.secret_input import SecretInput
+from .dialog import Dialog
 from .stanza import StanzaScreen
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def _widget_id(name: str) -> str:
     return f"f-{name}"
 
 
-class EditorScreen(ModalScreen[str | None]):
+class EditorScreen(Dialog[str | None]):
     """Edits a profile (or a new one); dismisses with the saved profile's name, or None."""
 
     BINDINGS = [  # noqa: RUF012

@@ -6,8 +6,9 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Static
+
+from .dialog import Dialog
 
 __all__ = ["FirstRunScreen"]
 
@@ -25,7 +26,7 @@ succeed. Nothing on your firewall changes.
 """
 
 
-class FirstRunScreen(ModalScreen[str | None]):
+class FirstRunScreen(Dialog[str | None]):
     """Returns "demo", "new", "import", or None."""
 
     BINDINGS = [  # noqa: RUF012

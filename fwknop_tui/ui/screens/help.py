@@ -7,8 +7,9 @@ from collections.abc import Iterable
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Markdown
+
+from .dialog import Dialog
 
 __all__ = ["HelpScreen", "KeyRow"]
 
@@ -37,7 +38,7 @@ def _escape(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(Dialog[None]):
     """A scrollable page of help."""
 
     BINDINGS = [  # noqa: RUF012

@@ -16,7 +16,6 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import (
     Button,
     DataTable,
@@ -36,6 +35,7 @@ from ...qr import decode_image
 from ...wallet.profiles import Profile
 from ...wallet.validate import FieldError, check_host, check_profile_name
 from ..widgets.secret_input import SecretInput
+from .dialog import Dialog
 
 if TYPE_CHECKING:
     from ...wallet.rc import RcImport
@@ -60,7 +60,7 @@ def describe_share(text: str, profile: Profile | None) -> str:
     return "Found " + " and ".join(found) + "."
 
 
-class ImportScreen(ModalScreen[list[str] | None]):
+class ImportScreen(Dialog[list[str] | None]):
     """Dismisses with the names of the profiles created or given keys, or None."""
 
     BINDINGS = [  # noqa: RUF012

@@ -15,10 +15,10 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Center, Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
 from ..widgets.qr_code import QrCode
+from .dialog import Dialog
 
 if TYPE_CHECKING:
     from ..app import FwknopApp
@@ -32,7 +32,7 @@ SHARE_WARNING = (
 )
 
 
-class ShareScreen(ModalScreen[None]):
+class ShareScreen(Dialog[None]):
     """Warns, then shows the QR code of a profile's keys (Fwknop2 / fwknop-gui format)."""
 
     BINDINGS = [  # noqa: RUF012

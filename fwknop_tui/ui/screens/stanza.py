@@ -8,8 +8,9 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Static
+
+from .dialog import Dialog
 
 __all__ = ["StanzaScreen", "mask_keys"]
 
@@ -26,7 +27,7 @@ def mask_keys(text: str) -> str:
     return _KEY_LINE.sub(lambda m: m.group(1) + "•" * 16, text)
 
 
-class StanzaScreen(ModalScreen[None]):
+class StanzaScreen(Dialog[None]):
     """Shows a stanza for copying; keys stay hidden until Reveal."""
 
     BINDINGS = [  # noqa: RUF012
