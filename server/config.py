@@ -1,15 +1,18 @@
 """fwknopd.conf: read fwknopd's own server configuration, as it is (server-config.md §2).
 
-Every name fwknopd 2.6.10 knows is accepted: the ones we act on, the ones
-that only matter to other fwknopd builds (firewalld, ipfw, pf, NFQUEUE) and
-the ones fwknopd itself ignores. Unknown names get a warning and are skipped,
-as fwknopd does. Numbers are range-checked, ``$NAME`` references expanded,
+Every name fwknopd 2.6.10 knows is accepted: the ones of its Linux build,
+those of its firewalld, ipfw and pf builds (``FIREWD_*``, ``IPFW_*``,
+``PF_*``: our backends of those names use them), NFQUEUE's, and the ones
+fwknopd itself ignores. Unknown names get a warning and are skipped, as
+fwknopd does. Numbers are range-checked, ``$NAME`` references expanded,
 and every problem is reported as ``file:line: what is wrong``.
 
 Names fwknopd does not have, all optional:
 
-``FIREWALL_TYPE``        ``nftables``, ``iptables`` or ``log`` (grants are only logged);
-                         detected when absent, nftables first.
+``FIREWALL_TYPE``        ``nftables``, ``iptables``, ``firewalld``, ``pf``, ``ipfw`` or
+                         ``log`` (grants are only logged); detected when absent
+                         (nftables, then iptables). ``FIREWALL_EXE`` defaults to
+                         the chosen backend's tool, as in fwknopd's builds.
 ``NFT_TABLE``            ``FAMILY NAME`` of the table whose input chain holds
                          the host's policy, e.g. ``inet filter``; found when absent.
 ``NFT_CHAIN``            that input chain, e.g. ``input``.
@@ -37,6 +40,7 @@ from .errors import Problems
 __all__ = [
     "DEFAULTS",
     "DEFAULT_CONF",
+    "FIREWALL_EXES",
     "Overrides",
     "ServerConfig",
     "expand",
@@ -113,7 +117,7 @@ DEFAULTS: dict[str, str | None] = {
     "IPT_SNAT_ACCESS": "SNAT, nat, POSTROUTING, 1, FWKNOP_POSTROUTING, 1",
     "IPT_MASQUERADE_ACCESS": "MASQUERADE, nat, POSTROUTING, 1, FWKNOP_MASQUERADE, 1",
     "ENABLE_IPT_COMMENT_CHECK": "Y",
-    # firewalld builds (parsed; the firewalld backend comes later)
+    # firewalld builds (FIREWALL_TYPE firewalld)
     "ENABLE_FIREWD_FORWARDING": "N",
     "ENABLE_FIREWD_LOCAL_NAT": "N",
     "ENABLE_FIREWD_SNAT": "N",
@@ -127,7 +131,7 @@ DEFAULTS: dict[str, str | None] = {
     "FIREWD_SNAT_ACCESS": "SNAT, nat, POSTROUTING, 1, FWKNOP_POSTROUTING, 1",
     "FIREWD_MASQUERADE_ACCESS": "MASQUERADE, nat, POSTROUTING, 1, FWKNOP_MASQUERADE, 1",
     "ENABLE_FIREWD_COMMENT_CHECK": "Y",
-    # ipfw and pf builds (parsed, unused on Linux)
+    # ipfw and pf builds (FIREWALL_TYPE ipfw, pf)
     "FLUSH_IPFW_AT_INIT": "Y",
     "FLUSH_IPFW_AT_EXIT": "Y",
     "IPFW_START_RULE_NUM": "10000",
@@ -191,12 +195,25 @@ NOT_YET: dict[str, str] = {
     "ENABLE_IPT_SNAT": "SNAT",
     "ENABLE_IPT_OUTPUT": "OUTPUT rules",
     "ENABLE_NFQ_CAPTURE": "NFQUEUE capture (not in Debian's fwknopd either)",
+    "ENABLE_FIREWD_FORWARDING": "NAT and forwarding",
+    "ENABLE_FIREWD_LOCAL_NAT": "local NAT",
+    "ENABLE_FIREWD_SNAT": "SNAT",
+    "ENABLE_FIREWD_OUTPUT": "OUTPUT rules",
 }
 
-_FIREWALL_TYPES = ("nftables", "iptables", "log")
+# FIREWALL_EXE when the file does not set it: each fwknopd build's own tool
+FIREWALL_EXES: dict[str, str] = {
+    "iptables": "/usr/sbin/iptables",
+    "firewalld": "/usr/bin/firewall-cmd",
+    "pf": "/sbin/pfctl",
+    "ipfw": "/sbin/ipfw",
+}
+
+_FIREWALL_TYPES = ("nftables", "iptables", "firewalld", "pf", "ipfw", "log")
 _FACILITIES = ("LOG_DAEMON", *(f"LOG_LOCAL{i}" for i in range(8)))
 _EMBEDDED = re.compile(r"\$([A-Z_]+)")
 _CHAIN_FIELD = re.compile(r"^[A-Za-z0-9_]+$")
+_PF_ANCHOR = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,62}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +293,13 @@ class ServerConfig:
         if spec is None:
             raise LookupError(f"{name} is not a chain spec")
         return spec
+
+    def firewall_exe(self, kind: str) -> str:
+        """``FIREWALL_EXE`` as set, else the tool of backend ``kind`` (``firewall-cmd``, ...)."""
+        value = self.required("FIREWALL_EXE")
+        if "FIREWALL_EXE" in self.origins or value != DEFAULTS["FIREWALL_EXE"]:
+            return value
+        return FIREWALL_EXES.get(kind, value)
 
     def where(self, name: str) -> str:
         """``file:line`` that set ``name``, or ``default``."""
@@ -391,6 +415,15 @@ def _validate(config: ServerConfig, problems: Problems) -> None:
         family, _, name = table.partition(" ")
         if family not in ("inet", "ip") or not _CHAIN_FIELD.match(name.strip() or "-"):
             bad("NFT_TABLE", "NFT_TABLE must be 'inet NAME' or 'ip NAME', e.g. 'inet filter'")
+    active, expire = values["IPFW_ACTIVE_SET_NUM"], values["IPFW_EXPIRE_SET_NUM"]
+    if active == expire and active is not None and active.isdigit() and int(active) > 0:
+        which = "IPFW_EXPIRE_SET_NUM"
+        if which not in config.origins:
+            which = "IPFW_ACTIVE_SET_NUM"
+        bad(which, f"IPFW_ACTIVE_SET_NUM and IPFW_EXPIRE_SET_NUM must differ (both are {active})")
+    anchor = values["PF_ANCHOR_NAME"]
+    if anchor is not None and not _PF_ANCHOR.match(anchor):
+        bad("PF_ANCHOR_NAME", f"PF_ANCHOR_NAME must be a pf anchor name, not {anchor!r}")
     chain = values["NFT_CHAIN"]
     if chain is not None and not _CHAIN_FIELD.match(chain):
         bad("NFT_CHAIN", f"NFT_CHAIN must be a chain name, not {chain!r}")

@@ -3,6 +3,10 @@
 Detection picks nftables when the host's input policy lives in a native
 nftables chain, and iptables when it lives in iptables (legacy, or
 iptables-nft, whose tables must not receive native nft objects).
+firewalld, pf and ipfw are chosen by name only: ``FIREWALL_TYPE firewalld``
+(fwknopd's iptables rules through ``firewall-cmd --direct --passthrough
+ipv4``), ``pf`` (an anchor) or ``ipfw`` (rule sets); ``FIREWALL_EXE``
+defaults to their tool.
 """
 
 from __future__ import annotations
@@ -11,10 +15,13 @@ import logging
 
 from ..config import ServerConfig
 from .base import Firewall, FirewallError, Opening
+from .firewalld import Firewalld, FirewalldRules
+from .ipfw import Ipfw, IpfwRules
 from .iptables import Iptables, IptablesRules
 from .logonly import LogOnly
 from .netlink import NftNetlink
 from .nftables import Nftables, find_input_chain
+from .pf import Pf, PfRules
 from .runner import CommandRunner, NftRunner, SubprocessRunner, nft
 
 __all__ = ["Firewall", "FirewallError", "Opening", "detect", "make_firewall"]
@@ -72,6 +79,8 @@ def make_firewall(
             flush_at_init=config.flag("FLUSH_NFT_AT_INIT"),
             flush_at_exit=config.flag("FLUSH_NFT_AT_EXIT"),
         )
+    if kind in ("firewalld", "pf", "ipfw"):
+        return _by_name(kind, config, run)
     rules = IptablesRules(
         config.required("FIREWALL_EXE"),
         config.chain("IPT_INPUT_ACCESS"),
@@ -82,4 +91,37 @@ def make_firewall(
         rules,
         flush_at_init=config.flag("FLUSH_IPT_AT_INIT"),
         flush_at_exit=config.flag("FLUSH_IPT_AT_EXIT"),
+    )
+
+
+def _by_name(kind: str, config: ServerConfig, run: CommandRunner) -> Firewall:
+    """The backends only ever chosen by ``FIREWALL_TYPE``: firewalld, pf, ipfw."""
+    exe = config.firewall_exe(kind)
+    if kind == "firewalld":
+        rules = FirewalldRules(
+            exe, config.chain("FIREWD_INPUT_ACCESS"), prepend=config.flag("ENABLE_RULE_PREPEND")
+        )
+        return Firewalld(
+            run,
+            rules,
+            flush_at_init=config.flag("FLUSH_FIREWD_AT_INIT"),
+            flush_at_exit=config.flag("FLUSH_FIREWD_AT_EXIT"),
+        )
+    if kind == "pf":
+        # fwknopd's pf build has no FLUSH_* settings: the anchor is emptied at start and exit
+        return Pf(run, PfRules(exe, config.required("PF_ANCHOR_NAME")))
+    ipfw = IpfwRules(
+        exe,
+        active_set=config.number("IPFW_ACTIVE_SET_NUM"),
+        expire_set=config.number("IPFW_EXPIRE_SET_NUM"),
+    )
+    return Ipfw(
+        run,
+        ipfw,
+        start_number=config.number("IPFW_START_RULE_NUM"),
+        max_rules=config.number("IPFW_MAX_RULES"),
+        check_state=config.flag("IPFW_ADD_CHECK_STATE"),
+        purge_interval=config.number("IPFW_EXPIRE_PURGE_INTERVAL"),
+        flush_at_init=config.flag("FLUSH_IPFW_AT_INIT"),
+        flush_at_exit=config.flag("FLUSH_IPFW_AT_EXIT"),
     )

@@ -1,9 +1,11 @@
 """The one place firewall commands run: argv lists through subprocess, nft JSON through libnftables.
 
-nftables transactions go through libnftables' documented C API
-(libnftables(3), libnftables-json(5)) in process, one call per transaction:
-no fork per grant. Where the library cannot be loaded, the same JSON goes to
-``nft -j -f -``. Nothing here builds a shell string.
+A command that reads its input (``pfctl -a ANCHOR -f -``) gets it as
+``stdin`` text beside its argv. nftables transactions go through
+libnftables' documented C API (libnftables(3), libnftables-json(5)) in
+process, one call per transaction: no fork per grant. Where the library
+cannot be loaded, the same JSON goes to ``nft -j -f -``. Nothing here
+builds a shell string.
 """
 
 from __future__ import annotations
@@ -38,9 +40,11 @@ _TIMEOUT = 30
 
 
 class CommandRunner(Protocol):
-    """Runs one argv list; returns (exit status, stdout, stderr)."""
+    """Runs one argv list, ``stdin`` (if given) as its input; returns (status, stdout, stderr)."""
 
-    def __call__(self, argv: Sequence[str]) -> tuple[int, str, str]: ...
+    def __call__(
+        self, argv: Sequence[str], *, stdin: str | None = None
+    ) -> tuple[int, str, str]: ...
 
 
 class ElementRunner(Protocol):
@@ -58,11 +62,16 @@ class NftRunner(Protocol):
 class SubprocessRunner:
     """``CommandRunner`` over subprocess, logging each command at debug level."""
 
-    def __call__(self, argv: Sequence[str]) -> tuple[int, str, str]:
-        log.debug("run: %s", argv)
+    def __call__(self, argv: Sequence[str], *, stdin: str | None = None) -> tuple[int, str, str]:
+        log.debug("run: %s (input: %r)", argv, stdin)
         try:
             res = subprocess.run(
-                list(argv), capture_output=True, text=True, timeout=_TIMEOUT, check=False
+                list(argv),
+                input=stdin,
+                capture_output=True,
+                text=True,
+                timeout=_TIMEOUT,
+                check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise FirewallError(f"{argv[0]}: {exc}") from None

@@ -79,7 +79,7 @@ def test_every_problem_is_reported_with_its_line(tmp_path: Path) -> None:
         "DIGEST_FILE $NO_SUCH_THING/x\n"
         "IPT_INPUT_ACCESS ACCEPT, filter, INPUT\n"
         "SYSLOG_FACILITY LOG_MAIL\n"
-        "FIREWALL_TYPE pf\n"
+        "FIREWALL_TYPE ipf\n"
         "ENABLE_IPT_FORWARDING Y\n",
     )
     with pytest.raises(ConfigError) as info:
@@ -93,7 +93,7 @@ def test_every_problem_is_reported_with_its_line(tmp_path: Path) -> None:
         "position'",
         f"{path}:6: SYSLOG_FACILITY must be one of LOG_DAEMON, LOG_LOCAL0, LOG_LOCAL1, "
         "LOG_LOCAL2, LOG_LOCAL3, LOG_LOCAL4, LOG_LOCAL5, LOG_LOCAL6, LOG_LOCAL7",
-        f"{path}:7: FIREWALL_TYPE must be one of nftables, iptables, log",
+        f"{path}:7: FIREWALL_TYPE must be one of nftables, iptables, firewalld, pf, ipfw, log",
         f"{path}:8: ENABLE_IPT_FORWARDING: NAT and forwarding is not supported by this fwknopd "
         "yet; set it to N",
     ]

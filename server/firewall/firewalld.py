@@ -1,0 +1,82 @@
+"""firewalld: fwknopd's iptables rules, each passed through firewalld's direct interface.
+
+As in fwknopd's firewalld build (server-config.md §4.5), every command of the
+iptables backend becomes ``firewall-cmd --direct --passthrough ipv4 <the same
+arguments>``, with ``FIREWD_INPUT_ACCESS`` for the chain (``FWKNOP_INPUT``,
+jumped to from INPUT) and ``FLUSH_FIREWD_AT_INIT``/``_AT_EXIT``. So the
+rule building, the ``_exp_`` comments, expiry by timer and adoption after a
+restart are the iptables backend's own, reused here with another command
+prefix. fwknopd leaves out iptables' ``-w`` here: firewalld adds it itself.
+
+A passthrough goes to iptables whatever firewalld's backend. With firewalld's
+nftables backend (the default of firewalld 1.x) firewalld's own reject sits
+in a table of its own, and an ACCEPT in iptables' table does not end the
+packet's way through that one: a grant then opens nothing. fwknopd has the
+same limit. At start-up we look at INPUT through the passthrough; when
+firewalld's ``INPUT_direct`` jump is missing there (firewalld is not on its
+iptables backend), we say so in a warning that names the fix
+(``FirewallBackend=iptables`` in firewalld.conf, or ``FIREWALL_TYPE
+nftables``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .iptables import Iptables, IptablesRules
+from .runner import CommandRunner
+
+__all__ = ["PASSTHROUGH", "Firewalld", "FirewalldRules"]
+
+log = logging.getLogger("fwknop_server.firewall")
+
+PASSTHROUGH = ("--direct", "--passthrough", "ipv4")
+
+
+class FirewalldRules(IptablesRules):
+    """The iptables argv builders with ``firewall-cmd --direct --passthrough ipv4`` in front."""
+
+    def _cmd(self, *args: str) -> list[str]:
+        return [self.exe, *PASSTHROUGH, "-t", self.spec.table, *args]
+
+    def list_from_chain(self) -> list[str]:
+        """``-S`` of the built-in chain that jumps to ours (INPUT)."""
+        return self._cmd("-S", self.spec.from_chain)
+
+
+class Firewalld(Iptables):
+    """The firewalld backend (``FIREWALL_TYPE firewalld``): direct rules as fwknopd makes them."""
+
+    name = "firewalld"
+
+    def __init__(
+        self,
+        run: CommandRunner,
+        rules: FirewalldRules,
+        *,
+        flush_at_init: bool = True,
+        flush_at_exit: bool = True,
+    ) -> None:
+        super().__init__(run, rules, flush_at_init=flush_at_init, flush_at_exit=flush_at_exit)
+        self.rules: FirewalldRules = rules
+
+    def start(self, now: float) -> None:
+        """The iptables start-up through the passthrough, then a check of firewalld's backend."""
+        super().start(now)
+        status, out, _err = self._run(self.rules.list_from_chain())
+        direct = f"-j {self.rules.spec.from_chain}_direct"
+        if status == 0 and direct not in out:
+            log.warning(
+                "firewalld: %s has no %s jump, so firewalld is not on its iptables backend and "
+                "its own rules can reject what a grant accepts; set FirewallBackend=iptables in "
+                "firewalld.conf, or use FIREWALL_TYPE nftables",
+                self.rules.spec.from_chain,
+                direct[3:],
+            )
+
+    def listing(self) -> str:
+        """Our chain's rules, without firewall-cmd's closing ``success``."""
+        lines = super().listing().rstrip("\n").splitlines()
+        while lines and lines[-1].strip() in ("", "success"):
+            lines.pop()
+        return "\n".join(lines) + "\n"
