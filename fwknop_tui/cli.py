@@ -650,13 +650,7 @@ def _add_import_rc(sub: Any) -> None:
 
 def _cmd_import_rc(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
     path = Path(args.file).expanduser() if args.file else Path.home() / ".fwknoprc"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ClientUsageError(f"cannot read {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ClientUsageError(f"{path} is not UTF-8 text") from None
-    plans = ctx.wallet.plan_rc_import(text, str(path))
+    plans = ctx.wallet.plan_rc_file(path)
     for plan in plans:
         for warning in plan.warnings:
             ctx.say(warning)

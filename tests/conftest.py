@@ -8,12 +8,15 @@ than quietly shrink it. Locally such tests skip with the reason.
 from __future__ import annotations
 
 import os
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.helpers.cfwknopd import real_fwknop_missing
 from tests.helpers.netns import unavailable_reason
+from tests.helpers.secret_service import SecretServiceSession, secret_service
+from tests.helpers.secret_service import unavailable_reason as no_secret_service
 
 END_TO_END_MARKERS = ("interop", "netns", "keyring", "gpg")
 IN_CI = bool(os.environ.get("CI"))
@@ -47,3 +50,12 @@ def namespaces() -> None:
     """Skip (fail in CI) unless we can create network namespaces."""
     if reason := unavailable_reason():
         pytest.skip(reason)
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> Iterator[SecretServiceSession]:
+    """A private, unlocked Secret Service (skips, and fails in CI, where it cannot start)."""
+    if reason := no_secret_service():
+        pytest.skip(reason)
+    with secret_service(tmp_path / "ss") as started:
+        yield started

@@ -318,6 +318,16 @@ class Wallet:
 
         return plan_import(text, source, set(self.names()))
 
+    def plan_rc_file(self, path: Path) -> list[RcImport]:
+        """Read an rc file and preview its import (``ClientUsageError`` if it cannot be read)."""
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ClientUsageError(f"cannot read {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ClientUsageError(f"{path} is not UTF-8 text") from None
+        return self.plan_rc_import(text, str(path))
+
     def apply_rc_import(self, plans: list[RcImport], *, replace: bool = False) -> list[str]:
         """Apply a preview all or nothing; returns the profile names written."""
         todo = [p for p in plans if p.profile is not None]

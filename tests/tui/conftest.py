@@ -22,6 +22,7 @@ from fwknop_tui.ui.settings import Settings
 from fwknop_tui.wallet import Wallet
 from fwknop_tui.wallet.profiles import ProfileStore
 from fwknop_tui.wallet.secrets import MemoryStore
+from tests.helpers.environment import private_client_env
 
 # 2026-11-30 12:00:00 UTC: snapshots show times relative to this
 FIXED_NOW = 1796040000.0
@@ -62,12 +63,7 @@ class Tui:
 @pytest.fixture(autouse=True)
 def private_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A temporary config directory and HOME; never the real keyring; times in UTC."""
-    config = tmp_path / "config"
-    monkeypatch.setenv("FWKNOP_TUI_CONFIG_DIR", str(config))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
-    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
+    config = private_client_env(tmp_path, monkeypatch)
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
     yield config

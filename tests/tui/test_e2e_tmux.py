@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,8 +25,7 @@ import pytest
 from fwknop_core import generate_keys
 from tests.helpers.cfwknopd import RealFwknopd
 from tests.helpers.netns import NetPair, drop_policy_iptables, net_pair, wait_for
-from tests.helpers.secret_service import SecretServiceSession, secret_service
-from tests.helpers.secret_service import unavailable_reason as no_secret_service
+from tests.helpers.secret_service import SecretServiceSession
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns, pytest.mark.keyring, pytest.mark.slow]
 
@@ -105,16 +103,8 @@ class Tmux:
         self._tmux("kill-server", check=False)
 
 
-@pytest.fixture
-def keyring_session(tmp_path: Path) -> Iterator[SecretServiceSession]:
-    if reason := no_secret_service():
-        pytest.skip(reason)
-    with secret_service(tmp_path / "ss") as session:
-        yield session
-
-
 def test_typing_a_profile_in_a_real_terminal_then_knocking_the_real_fwknopd(
-    real_fwknop: None, namespaces: None, keyring_session: SecretServiceSession, tmp_path: Path
+    real_fwknop: None, namespaces: None, session: SecretServiceSession, tmp_path: Path
 ) -> None:
     if shutil.which("tmux") is None:
         pytest.skip("tmux is not installed")
@@ -129,7 +119,7 @@ def test_typing_a_profile_in_a_real_terminal_then_knocking_the_real_fwknopd(
         ).start()
         assert not pair.tcp_open(22), "the port is open before the knock"
         config = tmp_path / "config"
-        env = keyring_session.env | {
+        env = session.env | {
             "FWKNOP_TUI_CONFIG_DIR": str(config),
             "TERM": "xterm-256color",
             "LOGNAME": "root",
@@ -177,6 +167,6 @@ def test_typing_a_profile_in_a_real_terminal_then_knocking_the_real_fwknopd(
         server.stop()
     text = (config / "profiles.toml").read_text()
     assert "198.18.0.1:22" in text and keys.rijndael.to_base64() not in text
-    assert keyring_session.lookup("lab/rijndael") == keys.rijndael.to_base64()
-    assert keyring_session.lookup("lab/hmac") == keys.hmac.to_base64()
+    assert session.lookup("lab/rijndael") == keys.rijndael.to_base64()
+    assert session.lookup("lab/hmac") == keys.hmac.to_base64()
     assert os.stat(config / "profiles.toml").st_mode & 0o077 == 0

@@ -144,19 +144,12 @@ class ImportScreen(Dialog[list[str] | None]):
     def _rc_preview(self) -> None:
         path = Path(self.query_one("#rc-path", Input).value.strip() or "~/.fwknoprc").expanduser()
         wallet = self.fwknop.wallet
-
-        def plan() -> list[RcImport]:
-            from ...errors import ClientUsageError  # noqa: PLC0415
-
-            try:
-                text = path.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise ClientUsageError(f"cannot read {path}: {exc.strerror}") from None
-            except UnicodeDecodeError:
-                raise ClientUsageError(f"{path} is not UTF-8 text") from None
-            return wallet.plan_rc_import(text, str(path))
-
-        self.fwknop.background(plan, done=self._show_plan, what=f"reading {path}", group="import")
+        self.fwknop.background(
+            lambda: wallet.plan_rc_file(path),
+            done=self._show_plan,
+            what=f"reading {path}",
+            group="import",
+        )
 
     def _show_plan(self, plans: list[RcImport]) -> None:
         self.plans = plans
