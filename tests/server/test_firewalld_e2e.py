@@ -1,0 +1,132 @@
+"""Our fwknopd with FIREWALL_TYPE firewalld, on a real firewalld, knocked by the real fwknop client.
+
+The server namespace runs firewalld 1.3 as Debian ships it (zone ``public``:
+everything but ssh and dhcpv6-client rejected) on a private D-Bus system bus,
+and our fwknopd adds fwknopd's direct rules through ``firewall-cmd --direct
+--passthrough ipv4``. A TCP connect from the client namespace to a port the
+zone rejects fails before the knock, succeeds after it, and fails again once
+the access timeout has passed; at exit only our chain is gone, firewalld's
+own rules are untouched.
+
+With firewalld on its nftables backend an ACCEPT in iptables does not end the
+packet's way through firewalld's own table (fwknopd has the same limit): our
+fwknopd says so at start, and the second test shows that it is true.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fwknop_core import generate_keys
+from tests.helpers.cfwknopd import FWKNOP
+from tests.helpers.firewalld import PrivateFirewalld, firewalld_missing, private_firewalld
+from tests.helpers.netns import CLIENT_IP, SERVER_IP, NetPair, net_pair, wait_for
+from tests.helpers.ourd import OurFwknopd
+
+pytestmark = [
+    pytest.mark.interop,
+    pytest.mark.netns,
+    pytest.mark.slow,
+    pytest.mark.usefixtures("real_fwknop", "namespaces"),
+]
+
+PORT = 4022  # not a service of zone public: firewalld rejects it
+KEYS = generate_keys()
+STANZA = (
+    f"SOURCE ANY\nKEY_BASE64 {KEYS.rijndael.to_base64()}\n"
+    f"HMAC_KEY_BASE64 {KEYS.hmac.to_base64()}\nFW_ACCESS_TIMEOUT 4\n"
+)
+
+
+@pytest.fixture
+def pair() -> Iterator[NetPair]:
+    if reason := firewalld_missing():
+        pytest.skip(reason)
+    with net_pair("fd") as made:
+        yield made
+
+
+def knock(pair: NetPair, home: Path) -> None:
+    """The real client in the client namespace: open tcp/PORT for its address."""
+    home.mkdir(exist_ok=True)
+    rc = home / "fwknoprc"
+    rc.write_text("[default]\n")
+    rc.chmod(0o600)
+    pair.client.run(
+        [FWKNOP, "--rc-file", str(rc), "--no-save-args", "-D", SERVER_IP, "-a", CLIENT_IP,
+         "-A", f"tcp/{PORT}", "--key-base64-rijndael", KEYS.rijndael.to_base64(),
+         "--key-base64-hmac", KEYS.hmac.to_base64()],
+        env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+
+
+def reachable(pair: NetPair) -> bool:
+    """One TCP connect from the client to the server's PORT."""
+    return pair.tcp_open(PORT, timeout=0.5)
+
+
+def start_ours(pair: NetPair, workdir: Path, firewalld: PrivateFirewalld) -> OurFwknopd:
+    """Our fwknopd in the server namespace, talking to this firewalld."""
+    return OurFwknopd(
+        pair.server,
+        workdir,
+        interface=pair.server_if,
+        access_conf=STANZA,
+        firewall="firewalld",
+        env=firewalld.env,
+    ).start()
+
+
+def test_the_real_client_opens_a_port_through_firewalld(pair: NetPair, tmp_path: Path) -> None:
+    with private_firewalld(pair.server, tmp_path / "fwd", backend="iptables") as firewalld:
+        pair.listen_tcp(PORT)
+        assert not reachable(pair)  # firewalld's zone rejects it
+        server = start_ours(pair, tmp_path / "ours", firewalld)
+        assert "firewall firewalld" in server.log()
+        assert "not on its iptables backend" not in server.log()
+        # fwknopd's start-up, seen from iptables: our chain, jumped to first from INPUT
+        rules = firewalld.passthrough("-t", "filter", "-S", "INPUT").splitlines()
+        assert rules[1] == "-A INPUT -j FWKNOP_INPUT"
+        assert "-A INPUT -j INPUT_direct" in rules  # firewalld's own rules are all still there
+        assert not reachable(pair)  # our chain is empty: still rejected
+
+        knock(pair, tmp_path / "home")
+        assert wait_for(lambda: reachable(pair), timeout=10), server.log()
+        chain = firewalld.passthrough("-t", "filter", "-S", "FWKNOP_INPUT")
+        assert f"-A FWKNOP_INPUT -s {CLIENT_IP}/32 -p tcp -m tcp --dport {PORT} -m comment" in chain
+        assert "_exp_" in chain
+        listing = subprocess.run(
+            pair.server.argv(server.command("--fw-list")),
+            capture_output=True, text=True, check=True, env={**os.environ, **firewalld.env},
+        ).stdout  # fmt: skip
+        assert f"-s {CLIENT_IP}/32" in listing
+        assert "success" not in listing
+
+        assert wait_for(lambda: not reachable(pair), timeout=15), server.log()
+        assert "_exp_" not in firewalld.passthrough("-t", "filter", "-S", "FWKNOP_INPUT")
+        assert server.stop() == 0
+        after = firewalld.passthrough("-t", "filter", "-S")
+        assert "FWKNOP_INPUT" not in after  # FLUSH_FIREWD_AT_EXIT: chain and jump are gone
+        assert "-A INPUT -j INPUT_direct" in after
+        assert firewalld.cmd("--state").stdout.strip() == b"running"
+
+
+def test_on_firewalds_nftables_backend_a_grant_opens_nothing_and_we_say_so(
+    pair: NetPair, tmp_path: Path
+) -> None:
+    with private_firewalld(pair.server, tmp_path / "fwd", backend="nftables") as firewalld:
+        pair.listen_tcp(PORT)
+        server = start_ours(pair, tmp_path / "ours", firewalld)
+        assert "firewalld is not on its iptables backend" in server.log()
+        assert "FirewallBackend=iptables" in server.log()
+        knock(pair, tmp_path / "home")
+        assert server.wait_log(f"opening tcp/{PORT} for {CLIENT_IP}"), server.log()
+        chain = firewalld.passthrough("-t", "filter", "-S", "FWKNOP_INPUT")
+        assert f"--dport {PORT}" in chain  # the rule is there ...
+        assert not wait_for(lambda: reachable(pair), timeout=2)  # ... and firewalld still rejects
+        assert server.stop() == 0
