@@ -125,7 +125,8 @@ def test_on_firewalds_nftables_backend_a_grant_opens_nothing_and_we_say_so(
         assert "firewalld is not on its iptables backend" in server.log()
         assert "FirewallBackend=iptables" in server.log()
         knock(pair, tmp_path / "home")
-        assert server.wait_log(f"opening tcp/{PORT} for {CLIENT_IP}"), server.log()
+        added = f"Added access rule to FWKNOP_INPUT for {CLIENT_IP} -> 0.0.0.0/0 tcp/{PORT}"
+        assert server.wait_log(added), server.log()  # logged once firewall-cmd has answered
         chain = firewalld.passthrough("-t", "filter", "-S", "FWKNOP_INPUT")
         assert f"--dport {PORT}" in chain  # the rule is there ...
         assert not wait_for(lambda: reachable(pair), timeout=2)  # ... and firewalld still rejects
