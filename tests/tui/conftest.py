@@ -114,3 +114,13 @@ def text_of(widget: Any, width: int = 200) -> str:
     console = Console(width=width, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
     console.print(content)
     return console.export_text()
+
+
+async def press_button(pilot: Pilot[Any], selector: str) -> None:
+    """Press a button once the screen has settled (a click can miss a widget still moving)."""
+    from textual.widgets import Button
+
+    await pilot.pause()
+    await wait_until(pilot, lambda: pilot.app.screen.query(selector), what=selector)
+    pilot.app.screen.query_one(selector, Button).press()
+    await pilot.pause()

@@ -22,7 +22,7 @@ from fwknop_tui.history import KnockRecord, StageRecord
 from fwknop_tui.wallet.keys import encode_stored
 from fwknop_tui.wallet.profiles import Profile
 
-from .conftest import FIXED_NOW, Tui, wait_until
+from .conftest import FIXED_NOW, Tui, press_button, wait_until
 
 FAKE = generate_keys(rng=bytes)  # all zero: a key nobody uses
 FAKE_STORED = {
@@ -126,7 +126,7 @@ async def _share_qr(pilot: Pilot[Any]) -> None:
     from fwknop_tui.ui.widgets.qr_code import QrCode
 
     await pilot.press("s")
-    await pilot.click("#show")
+    await press_button(pilot, "#show")
     screen = pilot.app.screen
     await wait_until(pilot, lambda: screen.query(QrCode), what="the QR code")
     await pilot.pause()

@@ -19,7 +19,7 @@ from fwknop_tui.ui.settings import Settings, load_settings
 from fwknop_tui.ui.widgets.qr_code import QrCode
 from fwknop_tui.ui.widgets.secret_input import SecretInput
 
-from .conftest import Tui, text_of, wait_until
+from .conftest import Tui, press_button, text_of, wait_until
 from .test_flows import SIZE, add_profile, main_of
 
 
@@ -37,13 +37,13 @@ async def test_share_warns_first_then_draws_a_qr_code_that_decodes_to_the_keys(
         assert isinstance(screen, ShareScreen)
         assert not screen.query(QrCode), "the QR code was shown before the warning"
         assert "holds this profile's keys" in text_of(screen.query_one(".warning"))
-        await pilot.click("#show")
+        await press_button(pilot, "#show")
         await wait_until(pilot, lambda: screen.query(QrCode), what="the QR code")
         qr = screen.query_one(QrCode)
         assert qr.modules > 21
         out = tmp_path / "share.png"
         screen.query_one("#export-path", Input).value = str(out)
-        await pilot.click("#png")
+        await press_button(pilot, "#png")
         await wait_until(pilot, out.exists, what="the PNG")
         await pilot.pause(0.2)
         assert out.stat().st_mode & 0o777 == 0o600
@@ -94,14 +94,14 @@ async def test_import_rc_shows_a_preview_then_imports_with_keys(tui: Tui, tmp_pa
         screen = app.screen
         assert isinstance(screen, ImportScreen)
         screen.query_one("#rc-path", Input).value = str(rc)
-        await pilot.click("#rc-preview")
+        await press_button(pilot, "#rc-preview")
         table = screen.query_one("#rc-plan", DataTable)
         await wait_until(pilot, lambda: table.row_count == 1, what="the preview")
         row = [str(c) for c in table.get_row_at(0)]
         assert row[0] == "office" and row[2] == "203.0.113.9" and "rijndael" in row[3]
         assert "BOGUS" in text_of(screen.query_one("#rc-warnings"))
         assert tui.wallet.names() == [], "the preview wrote something"
-        await pilot.click("#rc-import")
+        await press_button(pilot, "#rc-import")
         await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), what="the import")
     profile = tui.wallet.get("office")
     assert profile.host == "203.0.113.9"
@@ -126,7 +126,7 @@ async def test_import_share_text_into_a_new_profile(tui: Tui) -> None:
         assert keys.rijndael.to_base64() not in preview
         screen.query_one("#share-name", Input).value = "phone"
         screen.query_one("#share-host", Input).value = "spa.example.org"
-        await pilot.click("#share-import")
+        await press_button(pilot, "#share-import")
         await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), what="the import")
     got = tui.wallet.keys(tui.wallet.get("phone"))
     assert got.rijndael == keys.rijndael and got.hmac == keys.hmac
@@ -143,7 +143,7 @@ async def test_import_share_refuses_to_replace_keys_unless_asked(tui: Tui) -> No
         await pilot.pause()
         screen.query_one("#share-target", Select).value = "home"
         screen.query_one("#share-text", SecretInput).value = generate_keys().as_text()
-        await pilot.click("#share-import")
+        await press_button(pilot, "#share-import")
         await pilot.pause(0.5)
         assert isinstance(app.screen, ImportScreen)
     assert tui.secrets.get_many("home", ["rijndael"]) == before

@@ -71,7 +71,7 @@ class ShareScreen(Dialog[None]):
         self._text = text
         self.query_one("#reveal-buttons").remove()
         box = self.query_one("#share-box")
-        default = Path.home() / f"{self.profile}-keys.png"
+        default = f"~/{self.profile}-keys.png"  # expanded when saved
         box.mount(
             Center(QrCode(text, id="qr")),
             Static(
@@ -80,7 +80,7 @@ class ShareScreen(Dialog[None]):
                 classes="help",
             ),
             Horizontal(
-                Input(value=str(default), id="export-path", compact=True),
+                Input(value=default, id="export-path", compact=True),
                 Button("Save PNG", id="png", compact=True),
                 Button("Save SVG", id="svg", compact=True),
                 Button("Close", id="close", variant="primary", compact=True),
