@@ -25,7 +25,7 @@ import pytest
 from fwknop_core import generate_keys
 from tests.helpers.cfwknopd import FWKNOP
 from tests.helpers.firewalld import PrivateFirewalld, firewalld_missing, private_firewalld
-from tests.helpers.netns import CLIENT_IP, SERVER_IP, NetPair, net_pair, wait_for
+from tests.helpers.netns import CLIENT_IP, SERVER_IP, NetPair, net_pair, stop_process, wait_for
 from tests.helpers.ourd import OurFwknopd
 
 pytestmark = [
@@ -82,6 +82,13 @@ def start_ours(pair: NetPair, workdir: Path, firewalld: PrivateFirewalld) -> Our
     ).start()
 
 
+def stop(server: OurFwknopd) -> int | None:
+    """SIGTERM and its exit status; each firewall-cmd takes a while, so the flush does too."""
+    assert server.proc is not None
+    stop_process(server.proc, grace=60)
+    return server.proc.returncode
+
+
 def test_the_real_client_opens_a_port_through_firewalld(pair: NetPair, tmp_path: Path) -> None:
     with private_firewalld(pair.server, tmp_path / "fwd", backend="iptables") as firewalld:
         pair.listen_tcp(PORT)
@@ -109,7 +116,7 @@ def test_the_real_client_opens_a_port_through_firewalld(pair: NetPair, tmp_path:
 
         assert wait_for(lambda: not reachable(pair), timeout=15), server.log()
         assert "_exp_" not in firewalld.passthrough("-t", "filter", "-S", "FWKNOP_INPUT")
-        assert server.stop() == 0
+        assert stop(server) == 0
         after = firewalld.passthrough("-t", "filter", "-S")
         assert "FWKNOP_INPUT" not in after  # FLUSH_FIREWD_AT_EXIT: chain and jump are gone
         assert "-A INPUT -j INPUT_direct" in after
@@ -130,4 +137,4 @@ def test_on_firewalds_nftables_backend_a_grant_opens_nothing_and_we_say_so(
         chain = firewalld.passthrough("-t", "filter", "-S", "FWKNOP_INPUT")
         assert f"--dport {PORT}" in chain  # the rule is there ...
         assert not wait_for(lambda: reachable(pair), timeout=2)  # ... and firewalld still rejects
-        assert server.stop() == 0
+        assert stop(server) == 0
