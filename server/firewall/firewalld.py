@@ -7,6 +7,9 @@ jumped to from INPUT) and ``FLUSH_FIREWD_AT_INIT``/``_AT_EXIT``. So the
 rule building, the ``_exp_`` comments, expiry by timer and adoption after a
 restart are the iptables backend's own, reused here with another command
 prefix. fwknopd leaves out iptables' ``-w`` here: firewalld adds it itself.
+Each command is one run of firewall-cmd (a Python program asking firewalld
+over D-Bus), about half a second: a grant is in place that much later than
+with iptables, and the flush at exit takes a few seconds.
 
 A passthrough goes to iptables whatever firewalld's backend. With firewalld's
 nftables backend (the default of firewalld 1.x) firewalld's own reject sits

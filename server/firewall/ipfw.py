@@ -208,11 +208,14 @@ class Ipfw(Firewall):
             if parsed is None:
                 continue
             number, key, expires = parsed
-            if expires <= now:
-                self._retire(number, expires)
-            else:
-                self.open[key] = Opening(key[0], key[1], key[2], expires)
-                self.numbers[key] = number
+            current = self.open.get(key)
+            if expires <= now or (current is not None and current.expires >= expires):
+                self._retire(number, now)  # expired, or a longer rule for the same port exists
+                continue
+            if current is not None:
+                self._retire(self.numbers[key], now)
+            self.open[key] = Opening(key[0], key[1], key[2], expires)
+            self.numbers[key] = number
         self._reserved -= {*self.numbers.values(), *self.draining}
         log.info("ipfw: %d grant(s) still open from before", len(self.open))
 

@@ -492,6 +492,7 @@ def test_ipfw_restart_adopts_open_rules_and_retires_expired_ones() -> None:
         10000: "check-state :default",
         10001: "allow tcp from 198.18.0.2 to me dst-port 22 setup keep-state // _exp_2000",
         10002: "allow udp from 198.18.0.3 to me dst-port 53 keep-state // _exp_900",
+        10005: "allow tcp from 198.18.0.2 to me dst-port 22 setup keep-state // _exp_1500",
     }
     fw = _ipfw(fake, flush_at_init=False, check_state=True)
     fw.start(now=1000)
@@ -501,9 +502,11 @@ def test_ipfw_restart_adopts_open_rules_and_retires_expired_ones() -> None:
         ("198.18.0.2", 22, 2000)
     ]
     assert fw.numbers == {(SRC, "tcp", 22): 10001}
-    assert [IPFW, "set", "move", "rule", "10002", "to", "2"] in fake.calls
+    moved = [c[4] for c in fake.calls if c[1:3] == ["set", "move"]]
+    assert moved == ["10002", "10005"]  # expired; shorter than 10001 for the same port
+    assert fw.draining == {10002, 10005}
     fw.grant(_grant(("tcp", 80), expires=3000), now=1000)
-    assert fake.calls[-1][2] == "10003"  # none of the numbers in use
+    assert fake.calls[-1][2] == "10003"  # none of the numbers in use or draining
 
 
 def test_ipfw_refuses_when_its_numbers_are_used_up() -> None:
