@@ -13,7 +13,6 @@ rejects the packet).
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import time
@@ -120,6 +119,8 @@ def validate_allow_ip(text: str, what: str = "allow IP", *, ipv6: bool = False) 
         )
     if len(text) > 39 or "%" in text or not set(text) <= _IPV6_CHARS:
         raise UsageError(f"{what} {text!r} is not an IPv6 address")
+    import ipaddress  # noqa: PLC0415 - only IPv6 allow IPs pay for it (fwknop send starts fast)
+
     try:
         address = ipaddress.IPv6Address(text)
     except ValueError:
