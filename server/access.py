@@ -18,6 +18,16 @@ from pathlib import Path
 
 from fwknop_core import EncryptionMode, HmacKey, HmacType, RijndaelKey, UsageError
 
+from .cmdexec import (
+    MAX_CYCLE_LEN,
+    MAX_WORDS,
+    CommandPolicy,
+    CyclePolicy,
+    RunAs,
+    lookup_group,
+    lookup_user,
+    split_words,
+)
 from .confsyntax import Setting, is_yes, read_settings
 from .errors import Problems
 
@@ -88,15 +98,12 @@ _OTHER_NAMES = frozenset(
 KNOWN_NAMES = _KEY_NAMES | _OTHER_NAMES
 # stanza switches a later version implements; a stanza that uses one is refused
 NOT_YET = {
-    "ENABLE_CMD_EXEC": "command execution",
-    "ENABLE_CMD_SUDO_EXEC": "command execution through sudo",
-    "CMD_CYCLE_OPEN": "command cycles",
     "FORCE_NAT": "forced NAT",
     "FORCE_SNAT": "forced SNAT",
     "FORCE_MASQUERADE": "forced MASQUERADE",
     "FORWARD_ALL": "forwarding",
 }
-_NOT_YET_BOOLS = {"ENABLE_CMD_EXEC", "ENABLE_CMD_SUDO_EXEC", "FORCE_MASQUERADE", "FORWARD_ALL"}
+_NOT_YET_BOOLS = {"FORCE_MASQUERADE", "FORWARD_ALL"}
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -168,6 +175,8 @@ class AccessStanza:
     require_username: str | None = None
     require_source_address: bool = False
     expires_at: float | None = None  # epoch seconds
+    command_exec: CommandPolicy | None = None  # ENABLE_CMD_EXEC Y
+    cycle: CyclePolicy | None = None  # CMD_CYCLE_OPEN: commands instead of firewall rules
 
     def __repr__(self) -> str:
         return f"AccessStanza(#{self.number} {self.path}:{self.line} SOURCE {self.source_text})"
@@ -450,8 +459,79 @@ class _StanzaReader:
         for name, feature in NOT_YET.items():
             if name in self.s and (name not in _NOT_YET_BOOLS or self.flag(name)):
                 self.bad(name, f"{name}: {feature} is not supported by this fwknopd yet")
-        if "CMD_CYCLE_CLOSE" in self.s and "CMD_CYCLE_OPEN" not in self.s:
-            self.bad("CMD_CYCLE_CLOSE", "CMD_CYCLE_CLOSE needs CMD_CYCLE_OPEN")
+
+    def run_as(self, user_name: str, group_name: str) -> RunAs | None:
+        """``CMD_EXEC_USER``/``_GROUP`` (or the sudo pair) as ids; the names must exist."""
+        user = self.value(user_name)
+        group = self.value(group_name)
+        uid = gid = None
+        if user is not None:
+            found = lookup_user(user)
+            if found is None:
+                self.bad(user_name, f"{user_name} {user!r} is not a user on this system")
+            else:
+                uid, gid = found
+        if group is not None:
+            group_id = lookup_group(group)
+            if group_id is None:
+                self.bad(group_name, f"{group_name} {group!r} is not a group on this system")
+            else:
+                gid = group_id
+        if not uid and not gid:
+            return None  # root (or unset): as the daemon runs
+        return RunAs(uid or None, gid, user if uid else None, group)
+
+    def command_policy(self) -> CommandPolicy | None:
+        """``ENABLE_CMD_EXEC`` and how its commands run (the names are checked even when off)."""
+        run_as = self.run_as("CMD_EXEC_USER", "CMD_EXEC_GROUP")
+        self.run_as("CMD_SUDO_EXEC_USER", "CMD_SUDO_EXEC_GROUP")
+        if not self.flag("ENABLE_CMD_EXEC"):
+            return None
+        return CommandPolicy(
+            sudo=self.flag("ENABLE_CMD_SUDO_EXEC"),
+            sudo_user=self.value("CMD_SUDO_EXEC_USER"),
+            sudo_group=self.value("CMD_SUDO_EXEC_GROUP"),
+            run_as=run_as,
+        )
+
+    def cycle_command(self, name: str) -> str | None:
+        text = self.value(name)
+        if text is None:
+            return None
+        if len(text) > MAX_CYCLE_LEN:
+            self.bad(name, f"{name} is longer than {MAX_CYCLE_LEN} characters")
+        elif not text.strip():
+            self.bad(name, f"{name} is empty")
+        elif len(split_words(text)) > MAX_WORDS:
+            self.bad(name, f"{name} has more than {MAX_WORDS} words; fwknopd runs none that long")
+        return text
+
+    def cycle_policy(self) -> CyclePolicy | None:
+        """``CMD_CYCLE_OPEN``/``CLOSE``/``TIMER``, checked as fwknopd checks them at start."""
+        opened = self.cycle_command("CMD_CYCLE_OPEN")
+        closing = self.value("CMD_CYCLE_CLOSE")
+        timer = 0
+        if (text := self.value("CMD_CYCLE_TIMER")) is not None:
+            if not text.isdigit() or not 1 <= int(text) <= _MAX_TIMER:
+                self.bad("CMD_CYCLE_TIMER", f"CMD_CYCLE_TIMER must be 1..{_MAX_TIMER} seconds")
+            else:
+                timer = int(text)
+        if opened is None:
+            if closing is not None:
+                self.bad("CMD_CYCLE_CLOSE", "CMD_CYCLE_CLOSE needs CMD_CYCLE_OPEN")
+            return None
+        if closing is None:
+            self.bad(
+                "CMD_CYCLE_OPEN",
+                "CMD_CYCLE_OPEN needs CMD_CYCLE_CLOSE (a command, or NONE for none)",
+            )
+            return None
+        if closing.startswith("NONE"):  # fwknopd compares the first four characters
+            return CyclePolicy(opened, None, timer)
+        closing = self.cycle_command("CMD_CYCLE_CLOSE")
+        if not timer and "CMD_CYCLE_TIMER" not in self.s:
+            self.bad("CMD_CYCLE_CLOSE", "CMD_CYCLE_CLOSE needs CMD_CYCLE_TIMER (seconds)")
+        return CyclePolicy(opened, closing, timer)
 
 
 def _build(
@@ -504,6 +584,8 @@ def _build(
         require_username=r.value("REQUIRE_USERNAME"),
         require_source_address=r.flag("REQUIRE_SOURCE_ADDRESS") or r.flag("REQUIRE_SOURCE"),
         expires_at=r.expiry(),
+        command_exec=r.command_policy(),
+        cycle=r.cycle_policy(),
     )
     if len(problems.items) != before:
         return None

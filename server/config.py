@@ -172,6 +172,7 @@ _RANGES: dict[str, tuple[int, int]] = {
     "IPFW_EXPIRE_PURGE_INTERVAL": (1, _MAX_CHAIN_POS),
     "PF_EXPIRE_INTERVAL": (1, _MAX_CHAIN_POS),
     "UDPSERV_RCVBUF": (65536, 1 << 30),
+    "CMD_EXEC_TIMEOUT": (1, 8388608),  # fwknopd 2.6.10 ignores it; our commands time out
 }
 
 # names in fwknopd's sample file that fwknopd 2.6.10 itself ignores

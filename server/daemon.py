@@ -39,10 +39,22 @@ from typing import Protocol
 from . import sdnotify
 from .access import AccessStanza, load_access
 from .capture.sources import Skip, SniffSource, UdpSource, read_pcap_file
+from .cmdexec import DEFAULT_TIMEOUT, CommandExecutor
 from .config import Overrides, ServerConfig, load_server_config
 from .errors import ConfigError
 from .firewall import Firewall, FirewallError, Opening, make_firewall
-from .processor import Accepted, Grant, Packet, Processor, Refused, Settings, proto_name
+from .processor import (
+    Accepted,
+    Decision,
+    Grant,
+    Packet,
+    Processor,
+    Refused,
+    RunCommand,
+    RunCycle,
+    Settings,
+    proto_name,
+)
 from .ratelog import RateLimitedLog
 from .replay import ReplayCache
 
@@ -119,7 +131,15 @@ def settings_for(config: ServerConfig, firewall: Firewall | None, test_mode: boo
         destination_rule=config.flag("ENABLE_DESTINATION_RULE"),
         test_mode=test_mode,
         ipv6_grants=firewall is not None and firewall.supports_ipv6,
+        sudo_exe=config.required("SUDO_EXE"),
     )
+
+
+def command_timeout(config: ServerConfig) -> float:
+    """Seconds a command may run: ``CMD_EXEC_TIMEOUT``, else our default."""
+    if config.text("CMD_EXEC_TIMEOUT") is None:
+        return DEFAULT_TIMEOUT
+    return float(config.number("CMD_EXEC_TIMEOUT"))
 
 
 def open_source(config: ServerConfig) -> Source:
@@ -172,6 +192,7 @@ class Daemon:
         # for IPv6 (an nftables "inet" table can, an "ip" table cannot)
         self.processor = self._processor(config, stanzas)
         self.source: Source | None = None
+        self.commands = CommandExecutor(timeout=command_timeout(config))
         self._tcp: asyncio.Server | None = None
         self._fw = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="firewall")
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -200,6 +221,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._stop = asyncio.Event()
+        self.commands.start(loop)
         for sig, handler in (
             (signal.SIGHUP, self.reload),
             (signal.SIGTERM, self.stop),
@@ -429,7 +451,17 @@ class Daemon:
             for number, why, text in decision.attempts:
                 log.debug("  stanza #%d: %s%s", number, why.text, f": {text}" if text else "")
 
-    def _accepted(self, decision: Accepted, packet: Packet, now: float) -> None:
+    def _accepted(
+        self, decision: Accepted | RunCommand | RunCycle, packet: Packet, now: float
+    ) -> None:
+        if isinstance(decision, RunCommand):  # on a worker thread, never here
+            self.refusals.count("test_mode" if decision.test_only else "command")
+            self.commands.run(decision)
+            return
+        if isinstance(decision, RunCycle):
+            self.refusals.count("cycle")
+            self.commands.cycle(decision)
+            return
         grant = decision.grant
         ports = ",".join(f"{p}/{n}" for p, n in grant.ports)
         if decision.test_only:
@@ -574,6 +606,7 @@ class Daemon:
         self.config = config
         self.stanzas = stanzas
         self.processor = self._processor(config, stanzas)
+        self.commands.timeout = command_timeout(config)
         log.info(
             "configuration reloaded: %d access stanza(s); %d grant(s) stay open",
             len(stanzas),
@@ -618,12 +651,16 @@ class Daemon:
             except FirewallError as exc:
                 log.error("firewall at exit: %s", exc)
         self._fw.shutdown(wait=True)
+        if self._loop is not None:  # pending cycle closes run now; running commands finish
+            await self._loop.run_in_executor(None, self.commands.shutdown)
+        else:
+            self.commands.shutdown()
         if self.replay is not None:
             self.replay.close()
         self.log_counters()
         log.info("Shutting Down fwknopd.")
 
 
-def decision_is_candidate(decision: Accepted | Refused) -> bool:
+def decision_is_candidate(decision: Decision) -> bool:
     """What ``-C`` counts: every packet with a payload that reached the pipeline."""
     return not (isinstance(decision, Refused) and decision.silent)

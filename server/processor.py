@@ -28,7 +28,7 @@ import enum
 import hmac
 import ipaddress
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple, Protocol
 
 from cryptography.hazmat.primitives import hashes
@@ -44,6 +44,7 @@ from fwknop_core import (
     OpenedPacket,
     RejectReason,
     RijndaelKey,
+    SpaMessage,
     extract_http_spa,
     open_packet,
     replay_digest,
@@ -51,6 +52,7 @@ from fwknop_core import (
 from fwknop_core.gpg import GnupgBackend, GpgBackend
 
 from .access import AccessStanza, GpgPolicy
+from .cmdexec import MAX_WORDS, RunCommand, RunCycle, cycle_values, substitute
 
 __all__ = [
     "Decision",
@@ -60,6 +62,8 @@ __all__ = [
     "Reason",
     "Refused",
     "ReplayStore",
+    "RunCommand",
+    "RunCycle",
 ]
 
 MIN_DATA = 140
@@ -71,6 +75,7 @@ GPG_PREFIX = b"hQ"
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _ZERO = ipaddress.IPv4Address(0)  # the allow IP that means "the packet's source"
 _PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp6"}
+_PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1}
 
 
 class Reason(enum.Enum):
@@ -94,6 +99,8 @@ class Reason(enum.Enum):
     USERNAME = ("username", "username does not match REQUIRE_USERNAME")
     NAT = ("nat", "NAT access requested but not enabled")
     COMMAND = ("command", "command messages are not allowed")
+    COMMAND_WORDS = ("command_words", f"command is empty or has more than {MAX_WORDS} words")
+    CYCLE = ("cycle", "a command cycle needs an access request (proto/port)")
     PORTS = ("ports", "a requested protocol/port is not allowed")
     IPV6_ALLOW = ("ipv6_allow", "IPv6 grants are not supported by this firewall backend")
 
@@ -157,7 +164,7 @@ class Accepted:
     test_only: bool = False
 
 
-Decision = Accepted | Refused
+Decision = Accepted | Refused | RunCommand | RunCycle
 
 # refusals without detail are made once: a flood gets the same objects back
 _TOO_SHORT = Refused(Reason.TOO_SHORT, silent=True)
@@ -280,6 +287,7 @@ class Settings:
     destination_rule: bool = False  # ENABLE_DESTINATION_RULE
     test_mode: bool = False
     ipv6_grants: bool = False  # whether the firewall can open for IPv6 sources
+    sudo_exe: str = "/usr/bin/sudo"  # SUDO_EXE, for ENABLE_CMD_SUDO_EXEC
 
 
 GpgFactory = Callable[[GpgPolicy], GpgBackend]
@@ -442,7 +450,7 @@ class Processor:
     ) -> Decision:
         attempts: list[tuple[int, Reason, str]] = []
         replay_checked = False
-        accepted: Accepted | None = None
+        accepted: Accepted | RunCommand | None = None
         for stanza in candidates:
             opened = self._open(stanza, data, packet, now)
             if isinstance(opened, _Fail):
@@ -452,16 +460,21 @@ class Processor:
                 if not replay_checked:
                     self._check_replay(data, packet, opened)
                     replay_checked = True
-                grant = self._policy(stanza, opened, packet, forwarded, now)
+                outcome = self._policy(stanza, opened, packet, forwarded, now)
             except _StopPacket as stop:
                 attempts.append((stanza.number, stop.reason, stop.detail))
                 break
             except _StanzaFailed as failed:
                 attempts.append((stanza.number, failed.reason, failed.detail))
                 continue
+            if isinstance(outcome, RunCycle):
+                return outcome  # a cycle runs even in --test mode, as fwknopd's do
             if not self.settings.test_mode:
-                return Accepted(grant, opened)
-            accepted = accepted or Accepted(grant, opened, test_only=True)
+                return outcome if isinstance(outcome, RunCommand) else Accepted(outcome, opened)
+            if isinstance(outcome, RunCommand):  # --test: logged, not run; the next stanza
+                accepted = accepted or replace(outcome, test_only=True)
+            else:
+                accepted = accepted or Accepted(outcome, opened, test_only=True)
         if accepted is not None:
             return accepted
         if len(attempts) == 1 and not attempts[0][2]:
@@ -526,7 +539,7 @@ class Processor:
         packet: Packet,
         forwarded: IPAddress | None,
         now: float,
-    ) -> Grant:
+    ) -> Grant | RunCommand | RunCycle:
         msg = opened.message
         if stanza.gpg is not None and opened.encryption_type is EncryptionType.GPG:
             _check_signer(stanza.gpg, opened)
@@ -546,8 +559,10 @@ class Processor:
             raise _StanzaFailed(Reason.USERNAME, f"username {msg.username!r}")
         if msg.message_type.has_nat:
             raise _StanzaFailed(Reason.NAT, msg.message_type.label)
+        if stanza.cycle is not None:
+            return self._cycle(stanza, msg, source, packet)
         if msg.message_type is MessageType.COMMAND:
-            raise _StanzaFailed(Reason.COMMAND)
+            return self._command(stanza, msg, source, packet)
         requested = tuple((a.proto, a.port) for a in msg.access)
         if stanza.restrict_ports and any(r in stanza.restrict_ports for r in requested):
             raise _StanzaFailed(Reason.PORTS, _ports_text(requested))
@@ -565,6 +580,52 @@ class Processor:
             stanza=stanza.number,
             username=msg.username,
             message_type=msg.message_type,
+        )
+
+    def _command(
+        self, stanza: AccessStanza, msg: SpaMessage, source: IPAddress, packet: Packet
+    ) -> RunCommand:
+        """A command message, for a stanza with ENABLE_CMD_EXEC (§3.5)."""
+        policy = stanza.command_exec
+        if policy is None:
+            raise _StanzaFailed(Reason.COMMAND)
+        command = msg.command or ""
+        argv = policy.argv(command, self.settings.sudo_exe)
+        if not argv or len(argv) > MAX_WORDS:
+            # fwknopd takes the packet and runs nothing: no other stanza gets it
+            raise _StopPacket(Reason.COMMAND_WORDS, f"{len(argv)} words")
+        return RunCommand(
+            command, argv, policy.run_as, source, packet.src, stanza.number, msg.username
+        )
+
+    def _cycle(
+        self, stanza: AccessStanza, msg: SpaMessage, source: IPAddress, packet: Packet
+    ) -> RunCycle:
+        """A command cycle stanza: its open and close commands for this request (§3.5)."""
+        cycle = stanza.cycle
+        assert cycle is not None  # noqa: S101 - only called for cycle stanzas
+        if not msg.access:
+            raise _StanzaFailed(Reason.CYCLE, "a command message")
+        first = msg.access[0]  # fwknopd's variables take the first proto/port only
+        values = cycle_values(
+            source=source,
+            packet_src=packet.src,
+            packet_dst=packet.dst,
+            proto=_PROTO_NUMBERS.get(first.proto, 0),
+            port=first.port,
+            timestamp=msg.timestamp,
+            client_timeout=msg.client_timeout,
+            timer=cycle.timer,
+        )
+        close = None if cycle.close is None else substitute(cycle.close, values)
+        return RunCycle(
+            substitute(cycle.open, values),
+            close,
+            msg.client_timeout or cycle.timer,
+            source,
+            packet.src,
+            stanza.number,
+            msg.username,
         )
 
 

@@ -146,7 +146,6 @@ def test_features_of_a_later_version_are_refused_by_name(tmp_path: Path) -> None
     with pytest.raises(ConfigError) as info:
         load_access([path])
     assert str(info.value).splitlines() == [
-        f"{path}:3: ENABLE_CMD_EXEC: command execution is not supported by this fwknopd yet",
         f"{path}:6: FORCE_NAT: forced NAT is not supported by this fwknopd yet",
     ]
 
@@ -243,9 +242,5 @@ def test_the_vectors_access_conf_stanzas_load_unchanged(tmp_path: Path) -> None:
             refused.append((case["id"], str(exc)))
         else:
             loaded += 1
-    # the one command-execution stanza waits for the issue that brings command execution
-    assert refused == [
-        ("server-cmd", f"{tmp_path}/server-cmd.conf:4: ENABLE_CMD_EXEC: command execution is "
-         "not supported by this fwknopd yet")
-    ]  # fmt: skip
-    assert loaded == 60
+    assert refused == []
+    assert loaded == 61

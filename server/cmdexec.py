@@ -1,0 +1,519 @@
+"""Command messages and command cycles: what fwknopd runs, and how (server-config.md §3.5).
+
+The pure parts (a stanza's command settings, the argv a command becomes, the
+cycle substitutions) and the one place that runs anything, ``CommandExecutor``.
+
+As the real fwknopd 2.6.10 does it (each point checked against it in a
+namespace):
+
+* The text is split on runs of whitespace into argv: no shell, no quoting,
+  no globbing (``sh -c 'a b'`` is four words; an administrator who wants a
+  shell writes a script, or a cycle command that is a shell's own argv).
+  A command of more than 28 words is not run at all (fwknopd's argument
+  vector has 30 slots, two of them its own); the spec's "30" is those slots.
+* An empty environment, the program looked up on the C library's default
+  path (``/bin:/usr/bin``, what ``execvpe`` uses without ``PATH``), working
+  directory ``/``, standard input from /dev/null.
+* As the daemon's user (root) unless ``CMD_EXEC_USER``: then the group of
+  ``CMD_EXEC_GROUP`` (else the user's primary group), no supplementary
+  groups, and the user. ``ENABLE_CMD_SUDO_EXEC`` prefixes the argv with
+  ``SUDO_EXE [-u USER] [-g GROUP]`` (each left out when it is ``root``).
+* Cycle commands (``CMD_CYCLE_OPEN``, ``CMD_CYCLE_CLOSE``) run as the daemon's
+  user and without sudo, as fwknopd's do.
+
+Where we differ, on purpose:
+
+* Nothing runs on the event loop: each command runs on a worker thread with
+  a timeout (``CMD_EXEC_TIMEOUT``, 30 s when unset; fwknopd 2.6.10 accepts the
+  setting but waits for ever, every other packet waiting behind the
+  command). When the time is up the command's process group is killed.
+* Every command's exit status is logged, the cycle commands' too.
+* ``CMD_SUDO_EXEC_GROUP`` gives ``-g`` (fwknopd 2.6.10 only adds it when
+  ``CMD_EXEC_GROUP`` is set as well), ``CMD_EXEC_GROUP`` may name a group
+  (fwknopd looks it up as a *user* and takes that user's primary group; a
+  user name still works here) and applies without ``CMD_EXEC_USER`` too.
+* A close command still pending at exit runs then (fwknopd drops it, leaving
+  whatever the open command did in place), and in ``--test`` mode the close
+  command runs like the open one (fwknopd runs only the open command).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import grp
+import ipaddress
+import logging
+import os
+import pwd
+import selectors
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "DEFAULT_PATH",
+    "DEFAULT_TIMEOUT",
+    "MAX_CYCLE_LEN",
+    "MAX_WORDS",
+    "CommandExecutor",
+    "CommandPolicy",
+    "CyclePolicy",
+    "Outcome",
+    "RunAs",
+    "RunCommand",
+    "RunCycle",
+    "cycle_values",
+    "lookup_group",
+    "lookup_user",
+    "run_argv",
+    "split_words",
+    "substitute",
+]
+
+log = logging.getLogger(__name__)
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+MAX_WORDS = 28  # fwknopd runs nothing longer (its argv array: 30 slots, 2 its own)
+MAX_CYCLE_LEN = 255  # CMD_CYCLE_OPEN/CLOSE: fwknopd's buffer is 256 bytes with the NUL
+DEFAULT_PATH = "/bin:/usr/bin"  # the C library's path when the environment has none
+DEFAULT_TIMEOUT = 30.0
+_KEEP_OUTPUT = 512  # bytes of a command's output kept for the debug log
+_MAX_QUEUED = 64  # commands waiting for a worker; more are refused, not queued
+_POLL = 0.5  # seconds between checks whether a command that holds its output open has exited
+# cycle variables, in fwknopd's order: the first whose name follows the "$" wins
+_VARIABLES = ("IP", "SRC", "PKT_SRC", "DST", "PORT", "PROTO", "TIMEOUT", "CLIENT_TIMEOUT")
+
+
+def split_words(text: str) -> tuple[str, ...]:
+    """``text`` as fwknopd splits a command into argv: on runs of whitespace, nothing else."""
+    return tuple(text.split())
+
+
+def lookup_user(name: str) -> tuple[int, int] | None:
+    """(uid, primary gid) of a user name, or None when there is no such user."""
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        return None
+    return entry.pw_uid, entry.pw_gid
+
+
+def lookup_group(name: str) -> int | None:
+    """The gid of a group name, else of a user's primary group (fwknopd's lookup), else None."""
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        user = lookup_user(name)
+        return None if user is None else user[1]
+
+
+@dataclass(frozen=True, slots=True)
+class RunAs:
+    """Who a command runs as: set the group (and drop the others), then the user."""
+
+    uid: int | None
+    gid: int | None
+    user: str | None = None
+    group: str | None = None
+
+    def describe(self) -> str:
+        """fwknopd's ``user/group (UID=..,GID=..)`` wording."""
+        return (
+            f"{self.user or 'root'}/{self.group or self.user or 'root'} "
+            f"(UID={self.uid if self.uid is not None else 0},"
+            f"GID={self.gid if self.gid is not None else 0})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CommandPolicy:
+    """A stanza with ``ENABLE_CMD_EXEC Y``: how its command messages run."""
+
+    sudo: bool = False
+    sudo_user: str | None = None
+    sudo_group: str | None = None
+    run_as: RunAs | None = None
+
+    def argv(self, command: str, sudo_exe: str) -> tuple[str, ...]:
+        """The argv for ``command``: its words, after the sudo prefix when sudo is on."""
+        prefix: list[str] = []
+        if self.sudo:
+            prefix.append(sudo_exe)
+            if self.sudo_user and not self.sudo_user.lower().startswith("root"):
+                prefix += ["-u", self.sudo_user]
+            if self.sudo_group and not self.sudo_group.lower().startswith("root"):
+                prefix += ["-g", self.sudo_group]
+        return (*split_words(" ".join(prefix)), *split_words(command))
+
+
+@dataclass(frozen=True, slots=True)
+class CyclePolicy:
+    """``CMD_CYCLE_OPEN`` / ``CMD_CYCLE_CLOSE`` / ``CMD_CYCLE_TIMER``: commands instead of rules."""
+
+    open: str
+    close: str | None  # None: CMD_CYCLE_CLOSE NONE
+    timer: int  # seconds (0 only when there is no close command and no timer)
+
+
+@dataclass(frozen=True, slots=True)
+class RunCommand:
+    """A command message to run (the processor's decision): ``argv`` as ``run_as``."""
+
+    command: str  # as the client sent it
+    argv: tuple[str, ...]
+    run_as: RunAs | None
+    source: IPAddress  # the allow IP (or the packet's source for 0.0.0.0)
+    packet_src: IPAddress
+    stanza: int
+    username: str
+    test_only: bool = False  # --test: logged, not run
+
+
+@dataclass(frozen=True, slots=True)
+class RunCycle:
+    """A command cycle to start (the processor's decision): open now, close after a while."""
+
+    open_text: str  # after substitution
+    close_text: str | None
+    close_after: int  # seconds after the packet
+    source: IPAddress
+    packet_src: IPAddress
+    stanza: int
+    username: str
+
+
+def cycle_values(
+    *,
+    source: IPAddress,
+    packet_src: IPAddress,
+    packet_dst: IPAddress | None,
+    proto: int,
+    port: int,
+    timestamp: int,
+    client_timeout: int,
+    timer: int,
+) -> dict[str, str]:
+    """What each cycle variable stands for (server-config.md §3.5)."""
+    wait = client_timeout or timer
+    return {
+        "IP": str(source),
+        "SRC": str(source),
+        "PKT_SRC": str(packet_src),
+        "DST": str(packet_dst) if packet_dst is not None else "0.0.0.0",  # noqa: S104
+        "PORT": str(port),
+        "PROTO": str(proto),
+        "TIMEOUT": str(timestamp + wait),
+        "CLIENT_TIMEOUT": str(wait),
+    }
+
+
+def substitute(template: str, values: Mapping[str, str]) -> str:
+    """``template`` with ``$IP`` etc. replaced; any other ``$`` is dropped, as fwknopd does."""
+    out: list[str] = []
+    i, end = 0, len(template)
+    while i < end:
+        char = template[i]
+        i += 1
+        if char != "$":
+            out.append(char)
+            continue
+        for name in _VARIABLES:
+            if template.startswith(name, i):
+                out.append(values[name])
+                i += len(name)
+                break
+    return "".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a command ended: its exit status, or why it has none."""
+
+    status: int | None = None  # exit status when it exited
+    signal: int | None = None  # the signal that ended it
+    timed_out: bool = False
+    error: str | None = None  # why it could not be started
+    output: bytes = b""  # the first bytes of what it wrote
+
+    def describe(self) -> str:
+        """``returned 0, pid_status: S`` (fwknopd's wording), or what happened instead."""
+        if self.error is not None:
+            return f"could not be run: {self.error}"
+        if self.timed_out:
+            return "timed out and was killed"
+        if self.signal is not None:
+            return f"was killed by signal {self.signal}"
+        return f"returned 0, pid_status: {self.status}"
+
+
+Spawn = Callable[[Sequence[str], "RunAs | None", float], Outcome]
+
+
+def run_argv(argv: Sequence[str], run_as: RunAs | None, timeout: float) -> Outcome:
+    """Run ``argv`` (blocking: call it on a worker thread) and wait at most ``timeout`` seconds."""
+    program = argv[0]
+    executable = program if "/" in program else shutil.which(program, path=DEFAULT_PATH)
+    if executable is None:
+        return Outcome(error=f"{program}: not found in {DEFAULT_PATH}")
+    uid = run_as.uid if run_as is not None else None
+    gid = run_as.gid if run_as is not None else None
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            executable=executable,
+            env={},
+            cwd="/",
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            close_fds=True,
+            start_new_session=True,  # its own process group: killed whole on timeout
+            user=uid,
+            group=gid,
+            extra_groups=[] if gid is not None else None,  # only the group given
+        )
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        return Outcome(error=str(exc))
+    deadline = time.monotonic() + timeout
+    kept = bytearray()
+    assert proc.stdout is not None  # noqa: S101 - stdout=PIPE
+    timed_out = False
+    with proc.stdout, selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                break
+            if not sel.select(min(left, _POLL)):
+                if proc.poll() is not None:
+                    break  # it exited; a child of its own holds the output open
+                continue
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            kept += chunk[: max(0, _KEEP_OUTPUT - len(kept))]
+    if not timed_out:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            timed_out = True
+    if timed_out:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return Outcome(timed_out=True, output=bytes(kept))
+    code = proc.returncode
+    if code < 0:
+        return Outcome(signal=-code, output=bytes(kept))
+    return Outcome(status=code, output=bytes(kept))
+
+
+@dataclass(slots=True)
+class _Close:
+    """A close command waiting: for its open command to finish, then for its time."""
+
+    cycle: RunCycle
+    due: float  # on the executor's clock
+    handle: asyncio.TimerHandle | None = None
+    opened: bool = False
+
+
+class CommandExecutor:
+    """Runs command messages and cycles on worker threads, never on the caller's thread.
+
+    ``run`` and ``cycle`` are called on the event loop and return at once.
+    Close commands are timed on the loop given to ``start`` and run on the
+    workers like everything else; ``shutdown`` runs the ones still pending.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        workers: int = 2,
+        spawn: Spawn = run_argv,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.timeout = timeout
+        self._spawn = spawn
+        self._clock = clock
+        self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="command")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+        self._queued = 0
+        self._closes: dict[int, _Close] = {}
+        self._next_id = 0
+        self._stopping = False
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Time close commands on ``loop`` (the daemon's event loop)."""
+        self._loop = loop
+
+    # -- on the event loop ---------------------------------------------------------
+
+    def run(self, command: RunCommand) -> concurrent.futures.Future[Outcome] | None:
+        """Log and queue a command message; None when it is not run (test mode, too busy)."""
+        where = f"[{command.packet_src}] (stanza #{command.stanza})"
+        if command.test_only:
+            log.warning("%s --test mode enabled, skipping command execution.", where)
+            return None
+        log.info("%s Processing SPA Command message: command='%s'.", where, command.command)
+        return self._submit(where, "CMD_EXEC", command.argv, command.run_as, self._running(command))
+
+    def cycle(self, cycle: RunCycle) -> concurrent.futures.Future[Outcome] | None:
+        """Run a cycle's open command now, and its close command ``close_after`` seconds on."""
+        where = f"[{cycle.packet_src}] (stanza #{cycle.stanza})"
+        future = self._submit(
+            where,
+            "CMD_CYCLE_OPEN",
+            split_words(cycle.open_text),
+            None,
+            f"Running CMD_CYCLE_OPEN command: {cycle.open_text}",
+        )
+        if future is None or cycle.close_text is None:
+            return future
+        close = _Close(cycle, self._clock() + cycle.close_after)
+        with self._lock:
+            key = self._next_id
+            self._next_id += 1
+            self._closes[key] = close
+        log.info(
+            "%s Running CMD_CYCLE_CLOSE command in %d seconds: %s",
+            where, cycle.close_after, cycle.close_text,
+        )  # fmt: skip
+        # timed once the open command is done: a close never overtakes its open
+        future.add_done_callback(lambda _done: self._after_open(key))
+        return future
+
+    # -- anywhere ------------------------------------------------------------------
+
+    def pending_closes(self) -> int:
+        """Close commands waiting for their time."""
+        with self._lock:
+            return len(self._closes)
+
+    def shutdown(self) -> None:
+        """Run every pending close command now, wait for all commands, stop the workers."""
+        with self._lock:
+            self._stopping = True
+            # the others run as soon as their open command is done (see _after_open)
+            ready = [key for key, close in self._closes.items() if close.opened]
+        for key in ready:
+            self._close_now(key, at_exit=True)
+        self._pool.shutdown(wait=True)
+
+    # -- internals -----------------------------------------------------------------
+
+    @staticmethod
+    def _running(command: RunCommand) -> str:
+        text = " ".join(command.argv)
+        if command.run_as is None:
+            return f"Running command '{text}'"
+        return f"Running command '{text}' setuid/setgid user/group to {command.run_as.describe()}"
+
+    def _submit(
+        self,
+        where: str,
+        kind: str,
+        argv: Sequence[str],
+        run_as: RunAs | None,
+        running: str,
+    ) -> concurrent.futures.Future[Outcome] | None:
+        with self._lock:
+            if self._queued >= _MAX_QUEUED:
+                log.error("%s %s: %d commands are waiting already; not run", where, kind,
+                          self._queued)  # fmt: skip
+                return None
+            self._queued += 1
+        try:
+            return self._pool.submit(self._execute, where, kind, tuple(argv), run_as, running)
+        except RuntimeError:  # the pool was shut down meanwhile
+            with self._lock:
+                self._queued -= 1
+            log.error("%s %s: shutting down; not run", where, kind)
+            return None
+
+    def _execute(
+        self, where: str, kind: str, argv: tuple[str, ...], run_as: RunAs | None, running: str
+    ) -> Outcome:
+        """On a worker: run one command, log how it ended."""
+        try:
+            log.info("%s %s", where, running)
+            if not argv:
+                outcome = Outcome(error="empty command")
+            else:
+                try:
+                    outcome = self._spawn(argv, run_as, self.timeout)
+                except Exception as exc:  # a failure to run is logged, never raised on
+                    outcome = Outcome(error=f"{type(exc).__name__}: {exc}")
+            if outcome.timed_out:
+                log.error("%s %s: command timed out after %g s and was killed", where, kind,
+                          self.timeout)  # fmt: skip
+            elif outcome.error is not None:
+                log.error("%s %s: command could not be run: %s", where, kind, outcome.error)
+            elif outcome.status == 0:
+                log.info("%s %s: command %s", where, kind, outcome.describe())
+            else:
+                log.warning("%s %s: command %s", where, kind, outcome.describe())
+            if outcome.output:
+                log.debug("%s %s: output: %r", where, kind, outcome.output)
+            return outcome
+        finally:
+            with self._lock:
+                self._queued -= 1
+
+    def _after_open(self, key: int) -> None:
+        """The open command is done (on its worker): time the close on the loop."""
+        loop = self._loop
+        with self._lock:
+            close = self._closes.get(key)
+            if close is None:
+                return
+            close.opened = True
+            stopping = self._stopping
+        if stopping or loop is None or loop.is_closed():
+            self._close_now(key, at_exit=stopping)
+            return
+        try:
+            loop.call_soon_threadsafe(self._arm, key)
+        except RuntimeError:  # the loop closed meanwhile
+            self._close_now(key, at_exit=True)
+
+    def _arm(self, key: int) -> None:
+        """On the loop: set the close command's timer."""
+        assert self._loop is not None  # noqa: S101 - only scheduled through the loop
+        with self._lock:
+            close = self._closes.get(key)
+            if close is None or self._stopping:
+                return
+            delay = max(0.0, close.due - self._clock())
+            close.handle = self._loop.call_later(delay, self._close_now, key)
+
+    def _close_now(self, key: int, *, at_exit: bool = False) -> None:
+        """Run a cycle's close command now (its timer expired, or we are stopping)."""
+        with self._lock:
+            close = self._closes.pop(key, None)
+        if close is None:
+            return
+        if close.handle is not None:
+            close.handle.cancel()
+        cycle = close.cycle
+        assert cycle.close_text is not None  # noqa: S101 - only cycles with a close are kept
+        where = f"[{cycle.source}] (stanza #{cycle.stanza})"
+        why = "Exiting" if at_exit else "Timer expired"
+        argv = split_words(cycle.close_text)
+        running = f"{why}, running CMD_CYCLE_CLOSE command: {cycle.close_text}"
+        if at_exit:
+            # the workers may all be busy or gone: run it here, we are waiting anyway
+            with self._lock:
+                self._queued += 1
+            self._execute(where, "CMD_CYCLE_CLOSE", argv, None, running)
+            return
+        self._submit(where, "CMD_CYCLE_CLOSE", argv, None, running)
