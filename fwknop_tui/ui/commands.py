@@ -17,7 +17,7 @@ __all__ = ["FwknopCommands"]
 Command = tuple[str, Callable[[], object], str]
 
 PER_PROFILE = (
-    ("Knock", "knock", "send the SPA packet"),
+    ("Knock", "knock", "send the SPA packet (knock)"),
     ("Share", "share", "show the keys as a QR code"),
     ("Edit", "edit", "open the profile in the editor"),
     ("Keygen", "keygen", "new keys into the keyring, and the server stanza"),
@@ -71,3 +71,9 @@ class FwknopCommands(Provider):
             score = matcher.match(label)
             if score > 0:
                 yield Hit(score, matcher.highlight(label), callback, help=help_text)
+                continue
+            # "send home" finds "Knock home", whose help says what it does
+            name = label.split(" ", 1)[-1]
+            also = matcher.match(f"{help_text} {name}") * 0.8
+            if also > 0:
+                yield Hit(also, label, callback, text=label, help=help_text)

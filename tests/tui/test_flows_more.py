@@ -282,3 +282,14 @@ async def test_a_failed_save_names_the_clash_at_the_name_field(tui: Tui) -> None
         )
         assert isinstance(app.screen, type(editor))
         assert editor.query_one("#save", Button)
+
+
+async def test_the_palette_finds_a_knock_by_the_word_send(tui: Tui) -> None:
+    add_profile(tui, "alpha")
+    app = tui.app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+p", *"send alpha")
+        await pilot.pause(0.4)
+        await pilot.press("enter")
+        main = main_of(app)
+        await wait_until(pilot, lambda: "alpha" in main.last, what="the knock")
