@@ -415,12 +415,13 @@ class _StanzaReader:
         home = self.value("GPG_HOME_DIR") or gpg_home_dir
         if "GPG_HOME_DIR" in self.s and not Path(home).is_dir():
             self.bad("GPG_HOME_DIR", f"GPG_HOME_DIR {home} is not a directory")
-        require_sig = not self.flag("GPG_DISABLE_SIG") and (
-            "GPG_REQUIRE_SIG" not in self.s or self.flag("GPG_REQUIRE_SIG")
-        )
+        # as fwknopd 2.6.10: only GPG_DISABLE_SIG turns signatures off (GPG_REQUIRE_SIG N does
+        # not), and GPG_REQUIRE_SIG Y wins over it; signer lists are needed unless it is set
+        disabled = self.flag("GPG_DISABLE_SIG")
+        require_sig = self.flag("GPG_REQUIRE_SIG") or not disabled
         remote_ids = self.id_list("GPG_REMOTE_ID")
         fingerprints = self.id_list("GPG_FINGERPRINT_ID")
-        if require_sig and not remote_ids and not fingerprints:
+        if not disabled and not remote_ids and not fingerprints:
             name = next(
                 n for n in ("GPG_REQUIRE_SIG", "GPG_ALLOW_NO_PW", "GPG_DECRYPT_PW") if n in self.s
             )
@@ -589,6 +590,18 @@ def _build(
     )
     if len(problems.items) != before:
         return None
+    if warnings is not None and stanza.gpg is not None and "GPG_DISABLE_SIG" in r.s:
+        where = r.s["GPG_DISABLE_SIG"]
+        if stanza.gpg.require_sig and r.flag("GPG_DISABLE_SIG"):
+            warnings.append(
+                f"{where.path}:{where.line}: GPG_REQUIRE_SIG and GPG_DISABLE_SIG are both set, "
+                "signatures are checked"
+            )
+        elif not stanza.gpg.require_sig:
+            warnings.append(
+                f"{where.path}:{where.line}: GPG_DISABLE_SIG: unsigned GnuPG packets are "
+                "accepted (GPG_REQUIRE_SIG should really be enabled)"
+            )
     if warnings is not None and not stanza.require_source_address:
         warnings.append(
             f"{draft.path}:{draft.line}: REQUIRE_SOURCE_ADDRESS not enabled for access stanza "
