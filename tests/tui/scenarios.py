@@ -104,9 +104,15 @@ def roaming(tui: Tui) -> None:
     )
 
 
+async def _opened(pilot: Pilot[Any], screen: str) -> None:
+    """Wait until the dialog ``screen`` (a class name) is up and has settled."""
+    await wait_until(pilot, lambda: type(pilot.app.screen).__name__ == screen, what=screen)
+    await pilot.pause()
+
+
 async def _editor_crypto_problems(pilot: Pilot[Any]) -> None:
     await pilot.press("e")
-    await pilot.pause()
+    await _opened(pilot, "EditorScreen")
     editor = pilot.app.screen
     editor.query_one("#groups").active = "tab-crypto"  # type: ignore[attr-defined]
     editor.query_one("#f-encryption_mode", Select).value = "legacy"
@@ -117,7 +123,7 @@ async def _editor_crypto_problems(pilot: Pilot[Any]) -> None:
 
 async def _editor_access(pilot: Pilot[Any]) -> None:
     await pilot.press("down", "e")
-    await pilot.pause()
+    await _opened(pilot, "EditorScreen")
     pilot.app.screen.query_one("#groups").active = "tab-access"  # type: ignore[attr-defined]
     await pilot.pause()
 
@@ -126,6 +132,7 @@ async def _share_qr(pilot: Pilot[Any]) -> None:
     from fwknop_tui.ui.widgets.qr_code import QrCode
 
     await pilot.press("s")
+    await _opened(pilot, "ShareScreen")
     await press_button(pilot, "#show")
     screen = pilot.app.screen
     await wait_until(pilot, lambda: screen.query(QrCode), what="the QR code")
@@ -135,7 +142,19 @@ async def _share_qr(pilot: Pilot[Any]) -> None:
 def _import_rc(tui: Tui) -> Action:
     async def run(pilot: Pilot[Any]) -> None:
         # the preview of a file at a fixed path (a temporary one would differ every run)
+        from textual.widgets import DataTable
+
+        from fwknop_tui.ui.screens.importer import ImportScreen
+
         await pilot.press("i")
+        await wait_until(
+            pilot,
+            lambda: (
+                isinstance(pilot.app.screen, ImportScreen)
+                and pilot.app.screen.query_one("#rc-plan", DataTable).columns
+            ),
+            what="the import screen",
+        )
         screen = pilot.app.screen
         screen.query_one("#rc-path", Input).value = "~/.fwknoprc"
         plans = tui.wallet.plan_rc_import((tui.root / "fwknoprc").read_text(), "~/.fwknoprc")
@@ -147,6 +166,7 @@ def _import_rc(tui: Tui) -> Action:
 
 async def _import_share(pilot: Pilot[Any]) -> None:
     await pilot.press("i")
+    await _opened(pilot, "ImportScreen")
     screen = pilot.app.screen
     screen.query_one("#import-tabs").active = "tab-share"  # type: ignore[attr-defined]
     await pilot.pause()
@@ -172,6 +192,8 @@ def _keys(*keys: str) -> Callable[[Tui], Action]:
     def make(_tui: Tui) -> Action:
         async def run(pilot: Pilot[Any]) -> None:
             await pilot.press(*keys)
+            await pilot.pause()
+            await pilot.app.workers.wait_for_complete()
             await pilot.pause()
 
         return run
