@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from tests.tui.conftest import Tui  # noqa: E402
-from tests.tui.scenarios import SCENARIOS, Scenario, hold_cursors  # noqa: E402
+from tests.tui.scenarios import SCENARIOS, Scenario, hold_cursors, settled  # noqa: E402
 
 
 async def _shoot(scenario: Scenario, out: Path) -> Path:
@@ -37,8 +37,7 @@ async def _shoot(scenario: Scenario, out: Path) -> Path:
     app = tui.app(**scenario.app_options)
     async with app.run_test(size=scenario.size) as pilot:
         await pilot.pause()
-        await scenario.action(tui)(pilot)
-        await pilot.pause()
+        await settled(scenario.action(tui))(pilot)
         svg = out / f"{scenario.name}.svg"
         app.save_screenshot(filename=svg.name, path=str(out))
     return svg

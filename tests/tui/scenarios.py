@@ -104,6 +104,23 @@ def roaming(tui: Tui) -> None:
     )
 
 
+async def settle(pilot: Pilot[Any]) -> None:
+    """Let layout, idle work (a DataTable sizes its columns when idle) and animations end."""
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause(0.1)
+    await pilot.pause()
+
+
+def settled(action: Action) -> Action:
+    """``action``, then ``settle``: what a picture of the screen should wait for."""
+
+    async def run(pilot: Pilot[Any]) -> None:
+        await action(pilot)
+        await settle(pilot)
+
+    return run
+
+
 async def _opened(pilot: Pilot[Any], screen: str) -> None:
     """Wait until the dialog ``screen`` (a class name) is up and has settled."""
     await wait_until(pilot, lambda: type(pilot.app.screen).__name__ == screen, what=screen)
@@ -159,7 +176,13 @@ def _import_rc(tui: Tui) -> Action:
         screen.query_one("#rc-path", Input).value = "~/.fwknoprc"
         plans = tui.wallet.plan_rc_import((tui.root / "fwknoprc").read_text(), "~/.fwknoprc")
         screen._show_plan(plans)  # type: ignore[attr-defined]
-        await pilot.pause()
+        table = screen.query_one("#rc-plan", DataTable)
+        # the table sizes its columns to the rows when idle: wait for that, not a fixed time
+        await wait_until(
+            pilot,
+            lambda: any(c.content_width > len(str(c.label)) for c in table.columns.values()),
+            what="the preview's columns",
+        )
 
     return run
 

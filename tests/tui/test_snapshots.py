@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from .conftest import Tui
-from .scenarios import SCENARIOS, Scenario
+from .scenarios import SCENARIOS, Scenario, settled
 
 FIXED = [s for s in SCENARIOS if not s.live]
 
@@ -21,4 +21,5 @@ FIXED = [s for s in SCENARIOS if not s.live]
 def test_screen(snap_compare: Any, tui: Tui, scenario: Scenario) -> None:
     scenario.setup(tui)
     app = tui.app(**scenario.app_options)
-    assert snap_compare(app, run_before=scenario.action(tui), terminal_size=scenario.size)
+    action = settled(scenario.action(tui))
+    assert snap_compare(app, run_before=action, terminal_size=scenario.size)
