@@ -30,6 +30,7 @@ from .cmdexec import (
 )
 from .confsyntax import Setting, is_yes, read_settings
 from .errors import Problems
+from .nat import NatPolicy, parse_force_nat
 
 __all__ = [
     "AccessStanza",
@@ -96,15 +97,7 @@ _OTHER_NAMES = frozenset(
     }
 )
 KNOWN_NAMES = _KEY_NAMES | _OTHER_NAMES
-# stanza switches a later version implements; a stanza that uses one is refused
-NOT_YET = {
-    "FORCE_NAT": "forced NAT",
-    "FORCE_SNAT": "forced SNAT",
-    "FORCE_MASQUERADE": "forced MASQUERADE",
-    "FORWARD_ALL": "forwarding",
-}
-_NOT_YET_BOOLS = {"FORCE_MASQUERADE", "FORWARD_ALL"}
-
+_NAT_NAMES = ("FORCE_NAT", "FORCE_SNAT", "FORCE_MASQUERADE", "DISABLE_DNAT", "FORWARD_ALL")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -177,6 +170,7 @@ class AccessStanza:
     expires_at: float | None = None  # epoch seconds
     command_exec: CommandPolicy | None = None  # ENABLE_CMD_EXEC Y
     cycle: CyclePolicy | None = None  # CMD_CYCLE_OPEN: commands instead of firewall rules
+    nat: NatPolicy | None = None  # FORCE_NAT, FORCE_SNAT, ... (None: none of them)
 
     def __repr__(self) -> str:
         return f"AccessStanza(#{self.number} {self.path}:{self.line} SOURCE {self.source_text})"
@@ -273,8 +267,13 @@ def load_access(
     gpg_home_dir: str = "/root/.gnupg",
     gpg_exe: str = "/usr/bin/gpg",
     warnings: list[str] | None = None,
+    nat_enabled: bool = False,
 ) -> tuple[AccessStanza, ...]:
-    """Read access files (or the ``*.conf`` files of a folder); raise ``ConfigError``."""
+    """Read access files (or the ``*.conf`` files of a folder); raise ``ConfigError``.
+
+    ``nat_enabled``: fwknopd.conf turns on forwarding or local NAT (``FORCE_NAT``
+    and ``FORCE_SNAT`` need one of them).
+    """
     problems = Problems()
     drafts: list[_Draft] = []
     for path in paths:
@@ -286,7 +285,13 @@ def load_access(
     stanzas = []
     for number, draft in enumerate(drafts, start=1):
         stanza = _build(
-            number, draft, problems, gpg_home_dir=gpg_home_dir, gpg_exe=gpg_exe, warnings=warnings
+            number,
+            draft,
+            problems,
+            gpg_home_dir=gpg_home_dir,
+            gpg_exe=gpg_exe,
+            warnings=warnings,
+            nat_enabled=nat_enabled,
         )
         if stanza is not None:
             stanzas.append(stanza)
@@ -456,10 +461,44 @@ class _StanzaReader:
             return time.mktime(parsed)  # midnight local time, as fwknopd's mktime()
         return None
 
-    def not_yet(self) -> None:
-        for name, feature in NOT_YET.items():
-            if name in self.s and (name not in _NOT_YET_BOOLS or self.flag(name)):
-                self.bad(name, f"{name}: {feature} is not supported by this fwknopd yet")
+    def nat_policy(self, nat_enabled: bool) -> NatPolicy | None:
+        """``FORCE_NAT`` and friends, checked as fwknopd checks them at start."""
+        if not any(name in self.s for name in _NAT_NAMES):
+            return None
+        needs = "needs ENABLE_IPT_FORWARDING or ENABLE_IPT_LOCAL_NAT in fwknopd.conf"
+        force_nat = None
+        if (text := self.value("FORCE_NAT")) is not None:
+            try:
+                force_nat = parse_force_nat(text)
+            except ValueError as exc:
+                self.bad("FORCE_NAT", str(exc))
+            if not nat_enabled:
+                self.bad("FORCE_NAT", f"FORCE_NAT {needs}")
+        force_snat = None
+        if (text := self.value("FORCE_SNAT")) is not None:
+            try:
+                force_snat = ipaddress.IPv4Address(text.split()[0] if text.split() else text)
+            except ValueError:
+                self.bad("FORCE_SNAT", f"FORCE_SNAT {text!r} is not an IPv4 address")
+            if not nat_enabled:
+                self.bad("FORCE_SNAT", f"FORCE_SNAT {needs}")
+        masquerade = self.flag("FORCE_MASQUERADE")
+        forward_all = self.flag("FORWARD_ALL")
+        forced = "FORCE_SNAT" if "FORCE_SNAT" in self.s else "FORCE_MASQUERADE"
+        if ("FORCE_SNAT" in self.s or masquerade) and "FORCE_NAT" not in self.s:
+            if not forward_all:
+                self.bad(forced, f"{forced} needs FORCE_NAT or FORWARD_ALL")
+            elif not nat_enabled:
+                self.bad(forced, f"{forced} with FORWARD_ALL {needs}")
+            else:
+                force_nat = (ipaddress.IPv4Address(0), 0)  # fwknopd's implied FORCE_NAT
+        return NatPolicy(
+            force_nat=force_nat,
+            force_snat=force_snat,
+            force_masquerade=masquerade,
+            disable_dnat=self.flag("DISABLE_DNAT"),
+            forward_all=forward_all,
+        )
 
     def run_as(self, user_name: str, group_name: str) -> RunAs | None:
         """``CMD_EXEC_USER``/``_GROUP`` (or the sudo pair) as ids; the names must exist."""
@@ -543,6 +582,7 @@ def _build(
     gpg_home_dir: str,
     gpg_exe: str,
     warnings: list[str] | None,
+    nat_enabled: bool = False,
 ) -> AccessStanza | None:
     before = len(problems.items)
     r = _StanzaReader(draft, problems)
@@ -567,7 +607,6 @@ def _build(
             "no keys for this stanza: set KEY or KEY_BASE64, or GPG_DECRYPT_PW or "
             "GPG_ALLOW_NO_PW for GnuPG",
         )
-    r.not_yet()
     stanza = AccessStanza(
         number=number,
         path=draft.path,
@@ -587,6 +626,7 @@ def _build(
         expires_at=r.expiry(),
         command_exec=r.command_policy(),
         cycle=r.cycle_policy(),
+        nat=r.nat_policy(nat_enabled),
     )
     if len(problems.items) != before:
         return None

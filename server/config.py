@@ -21,8 +21,8 @@ Names fwknopd does not have, all optional:
 ``REPLAY_DB_FILE``       the SQLite replay cache, ``$FWKNOP_RUN_DIR/replay.sqlite``.
 ``UDPSERV_RCVBUF``       receive buffer of the UDP server socket in bytes (16 MiB).
 
-Features a later version implements (NAT and forwarding, command execution,
-command cycles) are parsed, and a configuration that turns one on is
+Features a later version implements (``ENABLE_IPT_OUTPUT``, NFQUEUE, NAT
+through firewalld) are parsed, and a configuration that turns one on is
 refused with a message naming it, never silently ignored.
 """
 
@@ -191,9 +191,6 @@ _LEGACY = frozenset(
 
 # switches a later version implements; turning one on is refused
 NOT_YET: dict[str, str] = {
-    "ENABLE_IPT_FORWARDING": "NAT and forwarding",
-    "ENABLE_IPT_LOCAL_NAT": "local NAT",
-    "ENABLE_IPT_SNAT": "SNAT",
     "ENABLE_IPT_OUTPUT": "OUTPUT rules",
     "ENABLE_NFQ_CAPTURE": "NFQUEUE capture (not in Debian's fwknopd either)",
     "ENABLE_FIREWD_FORWARDING": "NAT and forwarding",

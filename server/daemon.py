@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import logging
 import signal
 import time
@@ -43,6 +44,7 @@ from .cmdexec import DEFAULT_TIMEOUT, CommandExecutor
 from .config import Overrides, ServerConfig, load_server_config
 from .errors import ConfigError
 from .firewall import Firewall, FirewallError, Opening, make_firewall
+from .nat import NatError, NatGrant, NatSettings, forwarding_problem, nat_settings, resolve
 from .processor import (
     Accepted,
     Decision,
@@ -115,6 +117,7 @@ def load(
         gpg_home_dir=config.required("GPG_HOME_DIR"),
         gpg_exe=config.required("GPG_EXE"),
         warnings=warnings,
+        nat_enabled=nat_settings(config).enabled,
     )
     return config, stanzas
 
@@ -124,6 +127,8 @@ def settings_for(config: ServerConfig, firewall: Firewall | None, test_mode: boo
     aging = config.flag("ENABLE_SPA_PACKET_AGING") and not (
         config.text("PCAP_FILE") and "ENABLE_SPA_PACKET_AGING" not in config.origins
     )
+    # NAT requests are taken only where the firewall can serve them
+    nat_capable = firewall is not None and firewall.supports_nat
     return Settings(
         max_age=config.number("MAX_SPA_PACKET_AGE") if aging else None,
         http=config.flag("ENABLE_SPA_OVER_HTTP"),
@@ -132,6 +137,7 @@ def settings_for(config: ServerConfig, firewall: Firewall | None, test_mode: boo
         test_mode=test_mode,
         ipv6_grants=firewall is not None and firewall.supports_ipv6,
         sudo_exe=config.required("SUDO_EXE"),
+        nat=nat_settings(config) if nat_capable else NatSettings(),
     )
 
 
@@ -233,6 +239,11 @@ class Daemon:
             await self._on_firewall(self.firewall.start, self.clock())
             self.processor = self._processor(self.config, self.stanzas)
             self._schedule_expiry()
+        problem = forwarding_problem(
+            nat_settings(self.config), self.firewall.supports_nat, self.firewall.name
+        )
+        if problem is not None:
+            log.warning("%s", problem)
         pcap_file = self.config.text("PCAP_FILE")
         if pcap_file:
             await self._replay_file(Path(pcap_file))
@@ -474,6 +485,9 @@ class Daemon:
                 ports,
             )
             return
+        if grant.nat is not None and grant.nat.address is None:
+            self._resolve_nat(decision, packet, now)  # and back here once it is resolved
+            return
         self.granted += 1
         self.refusals.count("granted")
         decided = time.monotonic()
@@ -495,15 +509,43 @@ class Daemon:
         log.debug("firewall: %s opened %.2f ms after the decision", grant.source,
                   (opened - decided) * 1000)  # fmt: skip
 
+    def _resolve_nat(self, decision: Accepted, packet: Packet, now: float) -> None:
+        """A NAT host name (ENABLE_NAT_DNS): looked up on a worker, never on the loop."""
+        assert self._loop is not None and decision.grant.nat is not None  # noqa: S101
+        loop, nat = self._loop, decision.grant.nat
+
+        def done(future: asyncio.Future[NatGrant]) -> None:
+            exc = future.exception()
+            if exc is not None:
+                why = str(exc) if isinstance(exc, NatError) else f"{type(exc).__name__}: {exc}"
+                log.warning("refused SPA packet from %s (stanza #%d): %s",
+                            packet.src, decision.grant.stanza, why)  # fmt: skip
+                self.refusals.count("nat_host")
+                return
+            resolved = dataclasses.replace(decision.grant, nat=future.result())
+            log.info("Resolved NAT IP in SPA message: %s is %s", nat.host,
+                     future.result().address)  # fmt: skip
+            self._accepted(dataclasses.replace(decision, grant=resolved), packet, now)
+
+        loop.run_in_executor(None, resolve, nat).add_done_callback(done)
+
     def _log_grant(self, grant: Grant, packet: Packet, ports: str) -> None:
+        nat, how = grant.nat, ""
+        if nat is not None and nat.local:
+            how = f", local NAT to {nat.target}:{nat.nat_port}"
+        elif nat is not None and not nat.forward_all:
+            how = f", forwarded to {nat.target}:{nat.nat_port}"
+        elif nat is not None:
+            how = f", forwarding all (DNAT to {nat.target})" if nat.dnat else ", forwarding all"
         log.info(
-            "SPA packet from %s (user %s, stanza #%d): opening %s for %s for %d s",
+            "SPA packet from %s (user %s, stanza #%d): opening %s for %s for %d s%s",
             packet.src,
             grant.username,
             grant.stanza,
             ports,
             grant.source,
             grant.timeout,
+            how,
         )
 
     def _grant(self, grant: Grant, now: float, decided: float) -> list[Opening]:

@@ -53,6 +53,7 @@ from fwknop_core.gpg import GnupgBackend, GpgBackend
 
 from .access import AccessStanza, GpgPolicy
 from .cmdexec import MAX_WORDS, RunCommand, RunCycle, cycle_values, substitute
+from .nat import NatError, NatGrant, NatSettings, plan
 
 __all__ = [
     "Decision",
@@ -98,6 +99,7 @@ class Reason(enum.Enum):
     SOURCE_REQUIRED = ("source_required", "0.0.0.0 allow IP while a source address is required")
     USERNAME = ("username", "username does not match REQUIRE_USERNAME")
     NAT = ("nat", "NAT access requested but not enabled")
+    NAT_REFUSED = ("nat_refused", "NAT cannot be done for this request")
     COMMAND = ("command", "command messages are not allowed")
     COMMAND_WORDS = ("command_words", f"command is empty or has more than {MAX_WORDS} words")
     CYCLE = ("cycle", "a command cycle needs an access request (proto/port)")
@@ -142,6 +144,7 @@ class Grant:
     stanza: int
     username: str
     message_type: MessageType
+    nat: NatGrant | None = None  # a NAT request (or FORCE_NAT): forwarded or local NAT
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +291,7 @@ class Settings:
     test_mode: bool = False
     ipv6_grants: bool = False  # whether the firewall can open for IPv6 sources
     sudo_exe: str = "/usr/bin/sudo"  # SUDO_EXE, for ENABLE_CMD_SUDO_EXEC
+    nat: NatSettings = field(default_factory=NatSettings)  # what NAT the firewall does
 
 
 GpgFactory = Callable[[GpgPolicy], GpgBackend]
@@ -557,7 +561,7 @@ class Processor:
             source = allow
         if stanza.require_username is not None and msg.username != stanza.require_username:
             raise _StanzaFailed(Reason.USERNAME, f"username {msg.username!r}")
-        if msg.message_type.has_nat:
+        if msg.message_type.has_nat and not self.settings.nat.allows(msg.message_type):
             raise _StanzaFailed(Reason.NAT, msg.message_type.label)
         if stanza.cycle is not None:
             return self._cycle(stanza, msg, source, packet)
@@ -568,6 +572,9 @@ class Processor:
             raise _StanzaFailed(Reason.PORTS, _ports_text(requested))
         if stanza.open_ports is not None and not all(r in stanza.open_ports for r in requested):
             raise _StanzaFailed(Reason.PORTS, _ports_text(requested))
+        nat = None
+        if stanza.nat is not None or msg.message_type.has_nat:
+            nat = self._nat(stanza, msg, requested[0], source)
         if source.version == 6 and not self.settings.ipv6_grants:
             raise _StanzaFailed(Reason.IPV6_ALLOW, str(source))
         timeout = stanza.timeout_for(msg.client_timeout)
@@ -580,7 +587,25 @@ class Processor:
             stanza=stanza.number,
             username=msg.username,
             message_type=msg.message_type,
+            nat=nat,
         )
+
+    def _nat(
+        self, stanza: AccessStanza, msg: SpaMessage, first: tuple[str, int], source: IPAddress
+    ) -> NatGrant | None:
+        """The NAT a request gets (nat.py), or why it gets none."""
+        try:
+            nat = plan(stanza.nat, self.settings.nat, msg.message_type, msg.nat, first)
+        except NatError as exc:
+            # fwknopd drops such a packet once its stanza is decided: no other stanza gets it
+            raise _StopPacket(Reason.NAT_REFUSED, str(exc)) from None
+        if nat is None:
+            return None
+        if not self.settings.nat.enabled:  # FORCE_NAT, and the firewall does no NAT
+            raise _StanzaFailed(Reason.NAT, "FORCE_NAT")
+        if source.version != 4:
+            raise _StanzaFailed(Reason.NAT_REFUSED, f"no NAT for IPv6 {source}")
+        return nat
 
     def _command(
         self, stanza: AccessStanza, msg: SpaMessage, source: IPAddress, packet: Packet

@@ -14,13 +14,16 @@ from __future__ import annotations
 import logging
 
 from ..config import ServerConfig
+from ..nat import nat_settings
 from .base import Firewall, FirewallError, Opening
 from .firewalld import Firewalld, FirewalldRules
 from .ipfw import Ipfw, IpfwRules
 from .iptables import Iptables, IptablesRules
+from .iptnat import iptables_nat
 from .logonly import LogOnly
 from .netlink import NftNetlink
 from .nftables import Nftables, find_input_chain
+from .nftnat import NftNat
 from .pf import Pf, PfRules
 from .runner import CommandRunner, NftRunner, SubprocessRunner, nft
 
@@ -78,6 +81,9 @@ def make_firewall(
             chain=config.text("NFT_CHAIN"),
             flush_at_init=config.flag("FLUSH_NFT_AT_INIT"),
             flush_at_exit=config.flag("FLUSH_NFT_AT_EXIT"),
+            nat=NftNat(destination_rule=config.flag("ENABLE_DESTINATION_RULE"))
+            if nat_settings(config).enabled
+            else None,
         )
     if kind in ("firewalld", "pf", "ipfw"):
         return _by_name(kind, config, run)
@@ -91,6 +97,7 @@ def make_firewall(
         rules,
         flush_at_init=config.flag("FLUSH_IPT_AT_INIT"),
         flush_at_exit=config.flag("FLUSH_IPT_AT_EXIT"),
+        nat=iptables_nat(config, run, rules),
     )
 
 

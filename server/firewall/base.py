@@ -18,9 +18,10 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ..nat import NatGrant
 from ..processor import Grant
 
-__all__ = ["Firewall", "FirewallError", "Opening", "OpeningKey"]
+__all__ = ["Firewall", "FirewallError", "NatOpening", "Opening", "OpeningKey"]
 
 log = logging.getLogger("fwknop_server.firewall")
 
@@ -49,6 +50,25 @@ class Opening:
         return (self.source, self.proto, self.port)
 
 
+NatKey = tuple[IPAddress, IPAddress | None, NatGrant]
+
+
+@dataclass(frozen=True, slots=True)
+class NatOpening:
+    """One open NAT grant (all of its rules or elements) until ``expires`` (epoch seconds)."""
+
+    source: IPAddress
+    nat: NatGrant  # resolved: ``nat.address`` is set
+    expires: int
+    destination: IPAddress | None = None  # the packet's, with ENABLE_DESTINATION_RULE
+    ports: tuple[tuple[str, int], ...] = ()  # the access string's, for the log
+
+    @property
+    def key(self) -> NatKey:
+        """What identifies it: the same client, destination and NAT is the same grant."""
+        return (self.source, self.destination, self.nat)
+
+
 class Firewall(abc.ABC):
     """A firewall backend: start, open, expire, list, flush, stop."""
 
@@ -57,11 +77,13 @@ class Firewall(abc.ABC):
     # its calls are quick and in process (no command to fork): the daemon makes them on
     # its event loop, not on the firewall thread
     in_process: bool = False
+    supports_nat: bool = False  # forwarding, DNAT and SNAT for NAT requests (IPv4)
 
     def __init__(self, *, flush_at_init: bool, flush_at_exit: bool) -> None:
         self.flush_at_init = flush_at_init
         self.flush_at_exit = flush_at_exit
         self.open: dict[OpeningKey, Opening] = {}
+        self.nat_open: dict[NatKey, NatOpening] = {}
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -86,6 +108,8 @@ class Firewall(abc.ABC):
 
     def grant(self, grant: Grant, now: float) -> list[Opening]:
         """Open what ``grant`` asks for; returns the openings made or extended."""
+        if grant.nat is not None:
+            return self._grant_nat(grant, now)
         if grant.source.version == 6 and not self.supports_ipv6:
             raise FirewallError(f"the {self.name} backend cannot open for IPv6 {grant.source}")
         wanted = []
@@ -108,6 +132,29 @@ class Firewall(abc.ABC):
     def _apply(self, wanted: list[tuple[Opening, Opening | None]], now: int) -> None:
         """Make each opening (replacing the current one for the same key, if given)."""
 
+    def _grant_nat(self, grant: Grant, now: float) -> list[Opening]:
+        """A NAT grant: made as one whole (``_apply_nat``), or extended like an opening."""
+        assert grant.nat is not None  # noqa: S101 - only called for NAT grants
+        if not self.supports_nat:
+            raise FirewallError(f"the {self.name} backend does not do NAT")
+        if grant.nat.address is None:
+            raise FirewallError(f"NAT host {grant.nat.host!r} has not been resolved")
+        opening = NatOpening(grant.source, grant.nat, grant.expires, grant.destination, grant.ports)
+        current = self.nat_open.get(opening.key)
+        if current is not None and current.expires >= opening.expires:
+            return []  # already open for at least as long
+        self._apply_nat(opening, current, int(now))
+        self.nat_open[opening.key] = opening
+        return [Opening(grant.source, grant.nat.proto, grant.nat.port, grant.expires)]
+
+    def _apply_nat(self, opening: NatOpening, current: NatOpening | None, now: int) -> None:
+        """Make a NAT grant (replacing ``current``, the same one, if given)."""
+        raise FirewallError(f"the {self.name} backend does not do NAT")
+
+    def _close_nat(self, opening: NatOpening) -> None:
+        """Remove an expired NAT grant (nothing to do where the kernel expires it)."""
+        return
+
     def expire(self, now: float) -> list[Opening]:
         """Close what is due; returns what was closed."""
         due = [o for o in self.open.values() if o.expires <= now]
@@ -115,6 +162,11 @@ class Firewall(abc.ABC):
             self._close(due)
             for opening in due:
                 self.open.pop(opening.key, None)
+        for nat in [n for n in self.nat_open.values() if n.expires <= now]:
+            try:
+                self._close_nat(nat)
+            finally:
+                self.nat_open.pop(nat.key, None)
         return due
 
     def _close(self, due: Iterable[Opening]) -> None:
@@ -126,8 +178,10 @@ class Firewall(abc.ABC):
         return
 
     def next_expiry(self) -> int | None:
-        """When the next opening is due, if any."""
-        return min((o.expires for o in self.open.values()), default=None)
+        """When the next opening (or NAT grant) is due, if any."""
+        times = [o.expires for o in self.open.values()]
+        times += [n.expires for n in self.nat_open.values()]
+        return min(times, default=None)
 
     def revoke_all(self) -> None:
         """Close every opening now, each on its own (used at exit without a flush)."""
@@ -139,3 +193,9 @@ class Firewall(abc.ABC):
                     "could not close %s %s/%d: %s", opening.source, opening.proto, opening.port, exc
                 )
             self.open.pop(opening.key, None)
+        for nat in list(self.nat_open.values()):
+            try:
+                self._close_nat(nat)
+            except FirewallError as exc:
+                log.error("could not close NAT for %s: %s", nat.source, exc)
+            self.nat_open.pop(nat.key, None)

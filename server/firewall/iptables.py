@@ -17,10 +17,14 @@ import logging
 import re
 import shlex
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from ..config import ChainSpec
-from .base import Firewall, FirewallError, Opening, OpeningKey
+from .base import Firewall, FirewallError, NatOpening, Opening, OpeningKey
 from .runner import CommandRunner
+
+if TYPE_CHECKING:
+    from .iptnat import IptablesNat
 
 __all__ = ["Iptables", "IptablesRules"]
 
@@ -57,6 +61,10 @@ class IptablesRules:
         """Append (or, with ENABLE_RULE_PREPEND, insert) an access rule."""
         verb = "-I" if self.prepend else "-A"
         return self._cmd(verb, self.spec.to_chain, *self.rule_spec(opening))
+
+    def append(self, rule_spec: Sequence[str]) -> list[str]:
+        """Append (or, with ENABLE_RULE_PREPEND, insert) a rule of any spec (NAT's)."""
+        return self._cmd("-I" if self.prepend else "-A", self.spec.to_chain, *rule_spec)
 
     def delete(self, rule_spec: Sequence[str]) -> list[str]:
         """Delete the rule with this spec."""
@@ -126,10 +134,13 @@ class Iptables(Firewall):
         *,
         flush_at_init: bool = True,
         flush_at_exit: bool = True,
+        nat: IptablesNat | None = None,
     ) -> None:
         super().__init__(flush_at_init=flush_at_init, flush_at_exit=flush_at_exit)
         self._run = run
         self.rules = rules
+        self.nat = nat  # the NAT chains (iptnat.py), when forwarding or local NAT is on
+        self.supports_nat = nat is not None
         self._specs: dict[OpeningKey, list[str]] = {}  # how to delete each open rule
 
     def _must(self, argv: list[str]) -> str:
@@ -149,6 +160,8 @@ class Iptables(Firewall):
             self._must(self.rules.new_chain())
         if not self._ok(self.rules.check_jump()):
             self._must(self.rules.add_jump())
+        if self.nat is not None:
+            self.nat.start()
         if not self.flush_at_init:
             self.rescan(now)
             log.info("iptables: %d grant(s) still open from before", len(self.open))
@@ -177,6 +190,8 @@ class Iptables(Firewall):
             elif key not in self.open or self.open[key].expires < expires:
                 self.open[key] = Opening(key[0], key[1], key[2], expires)
                 self._specs[key] = spec
+        if self.nat is not None:
+            removed += self.nat.rescan(now)
         return removed
 
     def housekeeping(self, now: float) -> None:
@@ -194,6 +209,15 @@ class Iptables(Firewall):
             if current is not None:
                 self._delete(current)
             self._specs[opening.key] = self.rules.rule_spec(opening)
+
+    def _apply_nat(self, opening: NatOpening, current: NatOpening | None, now: int) -> None:
+        if self.nat is None:
+            raise FirewallError("NAT is off: set ENABLE_IPT_FORWARDING or ENABLE_IPT_LOCAL_NAT")
+        self.nat.add(opening, current, ",".join(f"{p}/{n}" for p, n in opening.ports))
+
+    def _close_nat(self, opening: NatOpening) -> None:
+        if self.nat is not None:
+            self.nat.remove(opening)
 
     def _delete(self, opening: Opening) -> None:
         spec = self._specs.pop(opening.key, None) or self.rules.rule_spec(opening)
@@ -221,10 +245,16 @@ class Iptables(Firewall):
                 break
         if self._ok(self.rules.flush_chain()):
             self._ok(self.rules.delete_chain())
+        if self.nat is not None:
+            self.nat.flush()
         self.open.clear()
         self._specs.clear()
+        self.nat_open.clear()
 
     def listing(self) -> str:
         """Our chain's rules (``iptables -S``)."""
         status, out, err = self._run(self.rules.list_chain())
-        return out if status == 0 else f"# {self.rules.spec.to_chain}: {err.strip()}"
+        text = out if status == 0 else f"# {self.rules.spec.to_chain}: {err.strip()}"
+        if self.nat is not None:
+            text = f"{text.rstrip()}\n{self.nat.listing()}\n"
+        return text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from .base import Firewall, Opening
+from .base import Firewall, NatOpening, Opening
 
 __all__ = ["LogOnly"]
 
@@ -17,6 +17,7 @@ class LogOnly(Firewall):
     name = "log"
     supports_ipv6 = True
     in_process = True
+    supports_nat = True
 
     def start(self, now: float) -> None:
         """Nothing to prepare."""
@@ -32,9 +33,17 @@ class LogOnly(Firewall):
                 opening.expires,
             )
 
+    def _apply_nat(self, opening: NatOpening, current: NatOpening | None, now: int) -> None:
+        nat = opening.nat
+        log.info(
+            "would NAT %s/%d for %s to %s:%d until %d",
+            nat.proto, nat.port, opening.source, nat.target, nat.nat_port, opening.expires,
+        )  # fmt: skip
+
     def flush(self) -> None:
         """Forget everything."""
         self.open.clear()
+        self.nat_open.clear()
 
     def listing(self) -> str:
         """What would be open."""

@@ -23,8 +23,9 @@ import ipaddress
 import logging
 from typing import Any
 
-from .base import Firewall, FirewallError, Opening
+from .base import Firewall, FirewallError, NatOpening, Opening
 from .netlink import ElementCommand, element_key
+from .nftnat import NftNat
 from .runner import ElementRunner, NftRunner
 
 __all__ = ["NftTarget", "Nftables", "find_input_chain"]
@@ -199,10 +200,13 @@ class Nftables(Firewall):
         chain: str | None = None,
         flush_at_init: bool = True,
         flush_at_exit: bool = True,
+        nat: NftNat | None = None,
     ) -> None:
         super().__init__(flush_at_init=flush_at_init, flush_at_exit=flush_at_exit)
         self._run = run
         self._netlink = netlink
+        self.nat = nat  # NAT grants (nftnat.py), when forwarding or local NAT is on
+        self.supports_nat = nat is not None
         self._table = table
         self._chain = chain
         self.target: NftTarget | None = None
@@ -301,6 +305,8 @@ class Nftables(Firewall):
             commands += [target.rule(v) for v in reversed(target.versions)]
         self._run({"nftables": commands})
         log.info("nftables: grants go to set(s) in %s", target)
+        if self.nat is not None:
+            self.nat.start(self._run, target)
 
     def _adopt(self, target: NftTarget, now: float) -> None:
         """Remember grants still in our sets (after a restart); the kernel drops expired ones."""
@@ -329,9 +335,18 @@ class Nftables(Firewall):
         else:
             self._run(target.grant_document(wanted, now))
 
+    def _apply_nat(self, opening: NatOpening, current: NatOpening | None, now: int) -> None:
+        if self.nat is None:
+            raise FirewallError("NAT is off: set ENABLE_IPT_FORWARDING or ENABLE_IPT_LOCAL_NAT")
+        # one transaction; the elements replace whatever is there (``current`` included)
+        self._run(self.nat.grant_document(opening, self._resolve(), now))
+
     def flush(self) -> None:
         """Remove our rule and sets (grants in them go with them)."""
         target = self._resolve()
+        if self.nat is not None:
+            self.nat.flush(self._run, target)
+            self.nat_open.clear()
         handles = self._our_rules(target)
         present = {s["name"] for s in self._our_sets(target)}
         document = target.flush_document(handles)
@@ -356,4 +371,6 @@ class Nftables(Firewall):
                 lines.append(
                     f"  {' . '.join(str(p) for p in parts)}  expires in {elem.get('expires', '?')}s"
                 )
+        if self.nat is not None:
+            lines.append(self.nat.listing(self._run))
         return "\n".join(lines)

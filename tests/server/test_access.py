@@ -136,18 +136,19 @@ def test_every_problem_named_with_its_line_and_never_the_key(tmp_path: Path) -> 
     assert KEY not in str(info.value) and HKEY not in str(info.value)
 
 
-def test_features_of_a_later_version_are_refused_by_name(tmp_path: Path) -> None:
-    path = _access(
-        tmp_path,
+def test_nat_settings_need_nat_in_fwknopd_conf(tmp_path: Path) -> None:
+    text = (
         f"SOURCE ANY\nKEY_BASE64 {KEY}\nENABLE_CMD_EXEC Y\n"
         f"SOURCE ANY\nKEY_BASE64 {KEY}\nFORCE_NAT 192.168.1.2 22\n"
-        f"SOURCE ANY\nKEY_BASE64 {KEY}\nENABLE_CMD_EXEC N\nFORWARD_ALL N\n",
+        f"SOURCE ANY\nKEY_BASE64 {KEY}\nENABLE_CMD_EXEC N\nFORWARD_ALL N\n"
     )
+    path = _access(tmp_path, text)
     with pytest.raises(ConfigError) as info:
         load_access([path])
     assert str(info.value).splitlines() == [
-        f"{path}:6: FORCE_NAT: forced NAT is not supported by this fwknopd yet",
+        f"{path}:6: FORCE_NAT needs ENABLE_IPT_FORWARDING or ENABLE_IPT_LOCAL_NAT in fwknopd.conf",
     ]
+    assert len(load_access([path], nat_enabled=True)) == 3
 
 
 def test_no_stanza_at_all(tmp_path: Path) -> None:

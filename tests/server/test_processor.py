@@ -3,8 +3,8 @@
 Every valid vector is accepted with fwknopd's grant (source, ports, timeout
 within the second or two between the client's timestamp and the server's
 clock); every negative case is refused for fwknopd's reason. The NAT vectors
-wait for the issue that brings NAT, and are refused as "not enabled", as
-fwknopd refuses NAT when forwarding is off.
+are refused as "not enabled" here, as fwknopd refuses NAT when forwarding is
+off (these settings turn no NAT on); test_nat.py takes them with NAT on.
 """
 
 from __future__ import annotations

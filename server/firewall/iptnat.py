@@ -1,0 +1,283 @@
+"""iptables NAT: fwknopd's FWKNOP_FORWARD, FWKNOP_PREROUTING, FWKNOP_POSTROUTING, FWKNOP_MASQUERADE.
+
+The chains come from ``IPT_FORWARD_ACCESS``, ``IPT_DNAT_ACCESS``,
+``IPT_SNAT_ACCESS`` and ``IPT_MASQUERADE_ACCESS``, each with its jump from the
+built-in chain, as fwknopd makes them (server-config.md §4.1): the forward and
+DNAT chains at start when forwarding or local NAT is on, the SNAT and
+MASQUERADE chains when ``ENABLE_IPT_SNAT`` is (and when a stanza forces SNAT,
+the first time it does). The rules are fwknopd 2.6.10's, argument for
+argument (protocols as numbers, ``_exp_<epoch>`` comments; the templates of
+§4.2, checked against the real fwknopd's commands), so the two daemons can
+take over each other's chains. Local NAT puts its rule into the input chain
+(``IPT_INPUT_ACCESS``).
+
+All rules of one grant are made together and removed together when it
+expires, by their specs (fwknopd lists the chains and deletes by number).
+Every command is an argv list built by the pure ``nat_rules``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..config import ChainSpec, ServerConfig
+from .base import FirewallError, NatKey, NatOpening
+from .iptables import IptablesRules
+from .runner import CommandRunner
+
+__all__ = ["IptablesNat", "NatChains", "NatRule", "iptables_nat", "nat_rules"]
+
+log = logging.getLogger("fwknop_server.firewall")
+
+_PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1}
+_ANY = "0.0.0.0/0"
+_MAX_JUMP_DELETES = 32
+_CHAIN_ORDER = ("forward", "dnat", "snat", "masquerade")  # fwknopd's (masquerade ends up first)
+
+
+@dataclass(frozen=True, slots=True)
+class NatChains:
+    """The chain specs NAT uses, and whether the SNAT ones are made at start."""
+
+    forward: ChainSpec
+    dnat: ChainSpec
+    snat: ChainSpec
+    masquerade: ChainSpec
+    snat_at_start: bool = False  # ENABLE_IPT_SNAT
+
+    def spec(self, which: str) -> ChainSpec:
+        """The spec of ``forward``, ``dnat``, ``snat`` or ``masquerade``."""
+        spec: ChainSpec = getattr(self, which)
+        return spec
+
+
+@dataclass(frozen=True, slots=True)
+class NatRule:
+    """One rule of a NAT grant: which chain, its match and target, how fwknopd logs it."""
+
+    chain: str  # input, forward, dnat, snat or masquerade
+    spec: tuple[str, ...]
+    kind: str  # FORWARD, DNAT ALL, local NAT, ... (fwknopd's log wording)
+    dst: str  # the destination fwknopd's log names
+
+
+def nat_rules(opening: NatOpening, chains: NatChains, input_target: str) -> list[NatRule]:
+    """The rules of a NAT grant, in the order fwknopd adds them (server-config.md §4.2)."""
+    nat = opening.nat
+    src = str(opening.source)
+    dst = _ANY if opening.destination is None else str(opening.destination)
+    proto = str(_PROTO_NUMBERS.get(nat.proto, nat.proto))
+    comment = ("-m", "comment", "--comment", f"_exp_{opening.expires}")
+    rules: list[NatRule] = []
+    if nat.local:
+        rules.append(NatRule(
+            "input",
+            ("-p", proto, "-s", src, "-d", dst, "--dport", str(nat.nat_port), *comment,
+             "-j", input_target),
+            "local NAT", dst,
+        ))  # fmt: skip
+    elif nat.forward_all:
+        rules.append(NatRule(
+            "forward", ("-s", src, *comment, "-j", chains.forward.target), "FORWARD ALL", _ANY
+        ))  # fmt: skip
+    else:
+        rules.append(NatRule(
+            "forward",
+            ("-p", proto, "-s", src, "--dport", str(nat.nat_port), *comment,
+             "-j", chains.forward.target),
+            "FORWARD", _ANY,
+        ))  # fmt: skip
+    if nat.dnat:
+        address = str(nat.target)
+        if nat.forward_all:
+            rules.append(NatRule(
+                "dnat",
+                ("-s", src, "-d", dst, *comment, "-j", chains.dnat.target,
+                 "--to-destination", address),
+                "DNAT ALL", dst,
+            ))  # fmt: skip
+        else:
+            rules.append(NatRule(
+                "dnat",
+                ("-p", proto, "-s", src, "-d", dst, "--dport", str(nat.port), *comment,
+                 "-j", chains.dnat.target, "--to-destination", f"{address}:{nat.nat_port}"),
+                "DNAT", dst,
+            ))  # fmt: skip
+    if nat.snat is not None:
+        which = "snat" if nat.snat.to is not None else "masquerade"
+        target = chains.spec(which).target
+        to: tuple[str, ...] = ("--to-source", str(nat.snat.to)) if nat.snat.to else ()
+        if nat.forward_all:
+            rules.append(NatRule(which, ("-s", src, *comment, "-j", target, *to), "SNAT ALL", _ANY))
+        else:
+            # fwknopd's MASQUERADE takes the access port as --to-ports
+            to = to or ("--to-ports", str(nat.port))
+            rules.append(NatRule(
+                which,
+                ("-p", proto, "-d", str(nat.target), "--dport", str(nat.nat_port), *comment,
+                 "-j", target, *to),
+                "SNAT", _ANY,
+            ))  # fmt: skip
+    return rules
+
+
+class IptablesNat:
+    """The NAT chains of the iptables backend: made, filled, emptied (``Iptables`` drives it)."""
+
+    def __init__(
+        self,
+        run: CommandRunner,
+        exe: str,
+        chains: NatChains,
+        input_rules: IptablesRules,
+        *,
+        prepend: bool = False,
+    ) -> None:
+        self._run = run
+        self.chains = chains
+        self.rules = {
+            which: IptablesRules(exe, chains.spec(which), prepend=prepend) for which in _CHAIN_ORDER
+        }
+        self.rules["input"] = input_rules
+        self._ready: set[str] = {"input"}  # chains known to exist with their jump
+        self._made: dict[NatKey, list[NatRule]] = {}
+
+    def _must(self, argv: list[str]) -> str:
+        status, out, err = self._run(argv)
+        if status != 0:
+            raise FirewallError(f"{shlex.join(argv)}: {err.strip() or f'exit {status}'}")
+        return out
+
+    def _ok(self, argv: Sequence[str]) -> bool:
+        return self._run(list(argv))[0] == 0
+
+    def start(self) -> None:
+        """Make the forward and DNAT chains (and SNAT's, with ENABLE_IPT_SNAT), as fwknopd."""
+        for which in _CHAIN_ORDER:
+            if which in ("forward", "dnat") or self.chains.snat_at_start:
+                self._ensure(which)
+
+    def _ensure(self, which: str) -> None:
+        if which in self._ready:
+            return
+        rules = self.rules[which]
+        if not self._ok(rules.list_chain()):
+            self._must(rules.new_chain())
+        if not self._ok(rules.check_jump()):
+            self._must(rules.add_jump())
+        self._ready.add(which)
+
+    def add(self, opening: NatOpening, current: NatOpening | None, ports: str) -> None:
+        """Make every rule of ``opening`` (then remove ``current``'s); all or none."""
+        made: list[NatRule] = []
+        try:
+            for rule in nat_rules(opening, self.chains, self.rules["input"].spec.target):
+                self._ensure(rule.chain)
+                rules = self.rules[rule.chain]
+                self._must(rules.append(rule.spec))
+                made.append(rule)
+                log.info(
+                    "Added %s rule to %s for %s -> %s %s, expires at %d",
+                    rule.kind, rules.spec.to_chain, opening.source, rule.dst,
+                    "*/*" if rule.kind.endswith("ALL") else ports, opening.expires,
+                )  # fmt: skip
+        except FirewallError:
+            self._delete(made)  # no half-made NAT
+            raise
+        if current is not None:
+            self._delete(self._made.pop(current.key, []))
+        self._made[opening.key] = made
+
+    def remove(self, opening: NatOpening) -> None:
+        """Remove the rules of ``opening`` (it expired)."""
+        rules = self._made.pop(opening.key, None)
+        if rules is None:
+            rules = nat_rules(opening, self.chains, self.rules["input"].spec.target)
+        self._delete(rules)
+        for rule in rules:
+            log.info(
+                "Removed %s rule from %s for %s with expire time of %d",
+                rule.kind, self.rules[rule.chain].spec.to_chain, opening.source, opening.expires,
+            )  # fmt: skip
+
+    def _delete(self, rules: list[NatRule]) -> None:
+        for rule in rules:
+            if not self._ok(self.rules[rule.chain].delete(rule.spec)):
+                log.warning("%s rule for %s was already gone", rule.kind, rule.spec)
+
+    def rescan(self, now: float) -> int:
+        """Delete every due ``_exp_`` rule in the NAT chains, anyone's (fwknopd's deep scan)."""
+        removed = 0
+        for which in _CHAIN_ORDER:
+            rules = self.rules[which]
+            status, out, _err = self._run(rules.list_chain())
+            if status != 0:
+                continue
+            for line in out.splitlines():
+                spec = _due(line, now)
+                if spec is not None and self._ok(rules.delete(spec)):
+                    removed += 1
+                    log.info("Removed expired rule from %s: %s", rules.spec.to_chain, line)
+        return removed
+
+    def flush(self) -> None:
+        """Remove the jumps, flush and delete every NAT chain (fwknopd's delete_all_chains)."""
+        for which in _CHAIN_ORDER:
+            rules = self.rules[which]
+            for _ in range(_MAX_JUMP_DELETES):
+                if not self._ok(rules.delete_jump()):
+                    break
+            if self._ok(rules.flush_chain()):
+                self._ok(rules.delete_chain())
+        self._ready = {"input"}
+        self._made.clear()
+
+    def listing(self) -> str:
+        """The NAT chains' rules (``iptables -S``)."""
+        out = []
+        for which in _CHAIN_ORDER:
+            status, text, _err = self._run(self.rules[which].list_chain())
+            if status == 0:
+                out.append(text.rstrip("\n"))
+        return "\n".join(out)
+
+
+def _due(line: str, now: float) -> list[str] | None:
+    """The spec of an ``-S`` line whose ``_exp_`` stamp has passed, else None."""
+    try:
+        args = shlex.split(line)
+    except ValueError:
+        return None
+    if len(args) < 3 or args[0] != "-A":
+        return None
+    for i, arg in enumerate(args[:-1]):
+        if arg == "--comment" and args[i + 1].startswith("_exp_"):
+            stamp = args[i + 1][5:]
+            if stamp.isdigit() and int(stamp) <= now:
+                return args[2:]
+    return None
+
+
+def iptables_nat(
+    config: ServerConfig, run: CommandRunner, input_rules: IptablesRules
+) -> IptablesNat | None:
+    """The NAT chains fwknopd.conf asks for (None when forwarding and local NAT are off)."""
+    if not (config.flag("ENABLE_IPT_FORWARDING") or config.flag("ENABLE_IPT_LOCAL_NAT")):
+        return None
+    chains = NatChains(
+        forward=config.chain("IPT_FORWARD_ACCESS"),
+        dnat=config.chain("IPT_DNAT_ACCESS"),
+        snat=config.chain("IPT_SNAT_ACCESS"),
+        masquerade=config.chain("IPT_MASQUERADE_ACCESS"),
+        snat_at_start=config.flag("ENABLE_IPT_SNAT"),
+    )
+    return IptablesNat(
+        run,
+        config.required("FIREWALL_EXE"),
+        chains,
+        input_rules,
+        prepend=config.flag("ENABLE_RULE_PREPEND"),
+    )

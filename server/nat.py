@@ -1,0 +1,244 @@
+"""NAT and forwarding: what a NAT request, or FORCE_NAT, opens (server-config.md §3.6, §4.2).
+
+Pure: the stanza's NAT settings, fwknopd.conf's, and ``plan``, which turns an
+accepted request into a ``NatGrant`` (the forwarded or local access, the
+DNAT, the SNAT or MASQUERADE) that every backend makes in its own way.
+Resolving a NAT host name (``ENABLE_NAT_DNS``) is the one blocking step;
+``resolve`` does it, and the daemon calls it off the event loop.
+
+What a request gets is what the real fwknopd 2.6.10 makes (checked against
+it in a namespace, argv by argv):
+
+* Only the first proto/port of the access string counts. Its port is what
+  the client connects to on the server (``--nat-port``/``--nat-rand-port``
+  put theirs here); the NAT field (or ``FORCE_NAT``) names the internal host
+  and port. ``FORCE_NAT`` wins over the client's NAT field, and applies to
+  plain access requests too.
+* Forwarded NAT (types 2/4): a forward rule for the internal port, and a
+  DNAT from the access port to host:port. Local NAT (5/6): an input rule for
+  the internal port instead of the forward rule. ``DISABLE_DNAT``: no DNAT.
+  ``FORWARD_ALL``: everything from the client is forwarded (and DNATed
+  to the host, all ports).
+* SNAT when ``ENABLE_IPT_SNAT`` or the stanza forces it: to ``FORCE_SNAT``'s
+  address, else (unless ``FORCE_MASQUERADE``) to ``SNAT_TRANSLATE_IP``, else
+  MASQUERADE. ``FORCE_MASQUERADE`` and ``FORCE_SNAT`` need ``FORCE_NAT`` or
+  ``FORWARD_ALL`` (which then means ``FORCE_NAT 0.0.0.0 0``).
+
+Where we differ: with that implied ``0.0.0.0``, fwknopd also makes a DNAT of
+everything to 0.0.0.0, which sends all of the client's traffic to the
+server itself; we make no DNAT then. And ``FORCE_SNAT``/``FORCE_MASQUERADE``
+work without ``ENABLE_IPT_SNAT`` (fwknopd 2.6.10 then runs an iptables
+command without a chain, which fails).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from fwknop_core import MessageType, NatAccess
+
+from .config import ServerConfig
+
+__all__ = [
+    "NatError",
+    "NatGrant",
+    "NatPolicy",
+    "NatSettings",
+    "Snat",
+    "forwarding_problem",
+    "nat_settings",
+    "parse_force_nat",
+    "plan",
+    "resolve",
+]
+
+_ANY = ipaddress.IPv4Address(0)
+_IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+
+
+class NatError(Exception):
+    """A NAT request that cannot be served (a host name that is not allowed or not found)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NatPolicy:
+    """A stanza's NAT settings (``FORCE_NAT`` and friends)."""
+
+    force_nat: tuple[ipaddress.IPv4Address, int] | None = None
+    force_snat: ipaddress.IPv4Address | None = None
+    force_masquerade: bool = False
+    disable_dnat: bool = False
+    forward_all: bool = False
+
+    @property
+    def forces_snat(self) -> bool:
+        """Whether the stanza asks for SNAT or MASQUERADE itself."""
+        return self.force_snat is not None or self.force_masquerade
+
+
+@dataclass(frozen=True, slots=True)
+class NatSettings:
+    """fwknopd.conf's NAT switches, as far as the firewall can honour them."""
+
+    forwarding: bool = False  # ENABLE_IPT_FORWARDING: types 2 and 4
+    local: bool = False  # ENABLE_IPT_LOCAL_NAT: types 5 and 6
+    snat: bool = False  # ENABLE_IPT_SNAT
+    translate_ip: ipaddress.IPv4Address | None = None  # SNAT_TRANSLATE_IP
+    dns: bool = True  # ENABLE_NAT_DNS
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any NAT is on (the forward and DNAT chains exist)."""
+        return self.forwarding or self.local
+
+    def allows(self, message_type: MessageType) -> bool:
+        """Whether a message of this type may ask for NAT here."""
+        if message_type.is_local_nat:
+            return self.local
+        return self.forwarding
+
+
+def nat_settings(config: ServerConfig) -> NatSettings:
+    """The NAT switches of an fwknopd.conf (validated at load)."""
+    translate = config.text("SNAT_TRANSLATE_IP")
+    return NatSettings(
+        forwarding=config.flag("ENABLE_IPT_FORWARDING"),
+        local=config.flag("ENABLE_IPT_LOCAL_NAT"),
+        snat=config.flag("ENABLE_IPT_SNAT"),
+        translate_ip=ipaddress.IPv4Address(translate) if translate else None,
+        dns=config.flag("ENABLE_NAT_DNS"),
+    )
+
+
+def forwarding_problem(settings: NatSettings, firewall_does_nat: bool, firewall: str) -> str | None:
+    """Why NAT requests will not work here (reads the kernel's ip_forward), or None."""
+    if not settings.enabled:
+        return None
+    if not firewall_does_nat:
+        return (
+            f"ENABLE_IPT_FORWARDING/ENABLE_IPT_LOCAL_NAT: the {firewall} firewall does no NAT; "
+            "NAT requests are refused"
+        )
+    if settings.forwarding:
+        try:
+            on = _IP_FORWARD.read_text().strip() != "0"
+        except OSError:
+            return None
+        if not on:
+            return (
+                "ENABLE_IPT_FORWARDING: this host does not forward (net.ipv4.ip_forward is 0): "
+                "forwarded NAT grants will not reach the internal hosts"
+            )
+    return None
+
+
+def parse_force_nat(text: str) -> tuple[ipaddress.IPv4Address, int]:
+    """``FORCE_NAT IP PORT``; ``ValueError`` says what is wrong."""
+    parts = text.split()
+    if len(parts) != 2:
+        raise ValueError(f"FORCE_NAT {text!r} must be 'IP PORT'")
+    try:
+        address = ipaddress.IPv4Address(parts[0])
+    except ValueError:
+        raise ValueError(f"FORCE_NAT IP {parts[0]!r} is not an IPv4 address") from None
+    if not parts[1].isdigit() or int(parts[1]) > 65535:
+        raise ValueError(f"FORCE_NAT port {parts[1]!r} is not 0..65535")
+    return address, int(parts[1])
+
+
+@dataclass(frozen=True, slots=True)
+class Snat:
+    """Source NAT for the forwarded traffic: to an address, or MASQUERADE (``to`` None)."""
+
+    to: ipaddress.IPv4Address | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NatGrant:
+    """What one NAT request opens, besides the client's source and the timeout."""
+
+    local: bool  # local NAT: the server itself is the host (input, not forward)
+    proto: str
+    port: int  # the access string's port: where the client connects on the server
+    host: str  # the internal host as given (an IPv4 address, or a name to resolve)
+    nat_port: int  # the internal port (0 with FORWARD_ALL's implied FORCE_NAT)
+    forward_all: bool = False
+    dnat: bool = True
+    snat: Snat | None = None
+    address: ipaddress.IPv4Address | None = None  # ``host``, resolved
+
+    @property
+    def target(self) -> ipaddress.IPv4Address:
+        """The internal address; ``NatError`` if the host name has not been resolved."""
+        if self.address is None:
+            raise NatError(f"NAT host {self.host!r} has not been resolved")
+        return self.address
+
+
+def plan(
+    policy: NatPolicy | None,
+    settings: NatSettings,
+    message_type: MessageType,
+    nat: NatAccess | None,
+    first: tuple[str, int],
+) -> NatGrant | None:
+    """The NAT an accepted request gets (None: plain access); ``NatError`` if it cannot be had.
+
+    ``first`` is the access string's first proto/port, ``nat`` the message's NAT
+    field (types 2, 4, 5 and 6).
+    """
+    policy = policy or NatPolicy()
+    if policy.force_nat is None and not message_type.has_nat:
+        return None
+    if policy.force_nat is not None:
+        host, nat_port = str(policy.force_nat[0]), policy.force_nat[1]
+    elif nat is not None:
+        host, nat_port = nat.host, nat.port
+    else:  # a NAT type always carries the field (the core checks it)
+        raise NatError("NAT request without a NAT field")
+    address = _literal(host)
+    if address is None and not settings.dns:
+        raise NatError(f"host name {host!r} in the NAT request, but ENABLE_NAT_DNS is off")
+    snat = None
+    if policy.forces_snat or settings.snat:
+        if policy.force_snat is not None:
+            snat = Snat(policy.force_snat)
+        elif policy.force_masquerade and not policy.forward_all:
+            snat = Snat()
+        else:  # FORWARD_ALL with FORCE_MASQUERADE still takes SNAT_TRANSLATE_IP, as fwknopd
+            snat = Snat(settings.translate_ip)
+    implied = policy.forward_all and address == _ANY  # FORWARD_ALL's "FORCE_NAT 0.0.0.0 0"
+    return NatGrant(
+        local=message_type.is_local_nat,
+        proto=first[0],
+        port=first[1],
+        host=host,
+        nat_port=nat_port,
+        forward_all=policy.forward_all,
+        dnat=not policy.disable_dnat and not implied,
+        snat=snat,
+        address=address,
+    )
+
+
+def _literal(host: str) -> ipaddress.IPv4Address | None:
+    try:
+        return ipaddress.IPv4Address(host)
+    except ValueError:
+        return None
+
+
+def resolve(grant: NatGrant) -> NatGrant:
+    """``grant`` with its host name resolved to IPv4 (blocking: DNS); ``NatError`` if not found."""
+    if grant.address is not None:
+        return grant
+    try:
+        found = socket.getaddrinfo(grant.host, None, socket.AF_INET, socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise NatError(f"cannot resolve NAT host {grant.host!r}: {exc}") from None
+    if not found:
+        raise NatError(f"NAT host {grant.host!r} has no IPv4 address")
+    return replace(grant, address=ipaddress.IPv4Address(found[0][4][0]))
