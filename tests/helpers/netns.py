@@ -242,3 +242,83 @@ def wait_for(predicate: object, *, timeout: float, interval: float = 0.05) -> bo
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval)
+
+
+INTERNAL_IP = "198.51.100.2"
+GATEWAY_INTERNAL_IP = "198.51.100.1"
+
+
+@dataclass
+class Gateway:
+    """A client, a gateway (the server of ``pair``) and an internal host behind the gateway."""
+
+    pair: NetPair
+    internal: Netns
+    gateway_if: str  # the gateway's interface to the internal network
+    internal_if: str
+    internal_ip: str = INTERNAL_IP
+    gateway_internal_ip: str = GATEWAY_INTERNAL_IP
+
+    def listen_internal(self, *ports: int) -> subprocess.Popen[bytes]:
+        """TCP listeners on the internal host that accept and close."""
+        proc = self.internal.popen(
+            [sys.executable, str(HELPERS / "tcp_listen.py"), *map(str, ports)],
+            stdout=subprocess.PIPE,
+        )
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.strip() == b"ready", line
+        return proc
+
+
+@contextmanager
+def net_gateway(prefix: str = "gw", *, internal_route: bool = True) -> Iterator[Gateway]:
+    """``net_pair`` plus an internal host behind its server, which forwards (198.51.100.0/24).
+
+    The client routes 198.51.100.0/24 through the gateway; the internal host
+    routes back through it only with ``internal_route`` (without it, only SNAT
+    gets replies back to the client).
+    """
+    with net_pair(prefix) as pair:
+        tag = pair.server.name[:-1]
+        internal = Netns(f"{tag}i")
+        gif, iif = f"{tag}G"[-15:], f"{tag}I"[-15:]
+        gateway = Gateway(pair, internal, gif, iif)
+        try:
+            _ip("netns", "add", internal.name)
+            _ip("link", "add", gif, "netns", pair.server.name, "type", "veth",
+                "peer", "name", iif, "netns", internal.name)  # fmt: skip
+            for ns, ifname, ip4 in (
+                (pair.server.name, gif, GATEWAY_INTERNAL_IP),
+                (internal.name, iif, INTERNAL_IP),
+            ):
+                _ip("-n", ns, "addr", "add", f"{ip4}/24", "dev", ifname)
+                _ip("-n", ns, "link", "set", ifname, "up")
+            _ip("-n", internal.name, "link", "set", "lo", "up")
+            _ip("-n", pair.client.name, "route", "add", "198.51.100.0/24", "via", SERVER_IP)
+            if internal_route:
+                _ip("-n", internal.name, "route", "add", "default", "via", GATEWAY_INTERNAL_IP)
+            pair.server.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+            yield gateway
+        finally:
+            internal.stop_all()
+            subprocess.run(
+                ["ip", "netns", "del", internal.name], capture_output=True, check=False, timeout=30
+            )
+
+
+def drop_forward_nft(ns: Netns) -> None:
+    """A default-drop forward policy in nftables (``inet filter forward``), replies allowed."""
+    ns.run(
+        ["nft", "-f", "-"],
+        stdin=b"table inet filter {\n  chain forward {\n"
+        b"    type filter hook forward priority filter; policy drop;\n"
+        b"    ct state established,related accept\n  }\n}\n",
+    )
+
+
+def drop_forward_iptables(ns: Netns) -> None:
+    """The same default-drop forward policy with iptables."""
+    ns.run(["iptables", "-A", "FORWARD", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED",
+            "-j", "ACCEPT"])  # fmt: skip
+    ns.run(["iptables", "-P", "FORWARD", "DROP"])
