@@ -243,11 +243,12 @@ class _Screen(NamedTuple):
     """The cheap path for one set of candidate stanzas (those whose SOURCE matched)."""
 
     candidates: tuple[AccessStanza, ...]
-    # each candidate's keyed HMAC, for Rijndael-sized and GnuPG-sized data; None where
-    # some candidate has to go the long way (no HMAC key, DESTINATION, expiry, no such key)
-    rijndael: tuple[Keyed, ...] | None
-    gpg: tuple[Keyed, ...] | None
-    refused: Refused  # what a packet gets when every candidate's HMAC fails
+    # for Rijndael-sized and GnuPG-sized data: the keyed HMAC of each candidate that can
+    # decrypt such data, and what a packet gets when all of them fail (the others refuse
+    # it before any HMAC); None where some candidate has to go the long way (no HMAC
+    # key, DESTINATION, expiry)
+    rijndael: tuple[tuple[Keyed, ...], Refused] | None
+    gpg: tuple[tuple[Keyed, ...], Refused] | None
 
 
 class ReplayStore:
@@ -387,9 +388,10 @@ class Processor:
             found = entry[1] if entry is not None and entry[0] is src else screen_for(src)
             if not found.candidates:
                 return _NO_STANZA
-            macs = found.rijndael if size < MIN_GPG else found.gpg
-            if macs is None:
+            check = found.rijndael if size < MIN_GPG else found.gpg
+            if check is None:
                 return None
+            macs, refused = check
             for keyed, n in macs:  # mac_check's computation, inline: once per stanza
                 if size - n >= _MIN_BODY:
                     h = keyed.copy()
@@ -397,7 +399,7 @@ class Processor:
                     # b2a's newline is cut off with the padding: no keyword to parse
                     if equal(b2a(h.finalize())[:n], data[-n:]):
                         return None
-            return found.refused
+            return refused
 
         return screen
 
@@ -426,23 +428,33 @@ class Processor:
         return screen
 
     def _make_screen(self, candidates: tuple[AccessStanza, ...]) -> _Screen:
-        def checks(gpg_sized: bool) -> tuple[Keyed, ...] | None:
+        def checks(gpg_sized: bool) -> tuple[tuple[Keyed, ...], Refused] | None:
             found = []
+            attempts: list[tuple[int, Reason, str]] = []
             for stanza in candidates:
-                if (
-                    stanza.hmac_key is None
-                    or stanza.destination is not None
-                    or stanza.expires_at is not None
-                    or (stanza.gpg if gpg_sized else stanza.key) is None
-                ):
+                if stanza.destination is not None or stanza.expires_at is not None:
                     return None  # this stanza refuses for another reason, or first
+                if (stanza.gpg if gpg_sized else stanza.key) is None:
+                    # it cannot decrypt such data and says so before any HMAC (a GnuPG
+                    # stanza, for Rijndael-sized junk): nothing to compute for it
+                    attempts.append((stanza.number, Reason.NO_DECRYPTION,
+                                     "GnuPG" if gpg_sized else "Rijndael"))  # fmt: skip
+                    continue
+                if stanza.hmac_key is None:
+                    return None
                 found.append(self._keyed[stanza.number][gpg_sized])
-            return tuple(found)
+                attempts.append((stanza.number, Reason.HMAC_MISMATCH, ""))
+            # what the stanza-by-stanza path returns for these attempts
+            best = max(attempts, key=lambda a: _RANK[a[1]]) if attempts else None
+            refused = Refused(
+                best[1] if best else Reason.HMAC_MISMATCH,
+                best[2] if best else "",
+                stanza=best[0] if best else None,
+                attempts=tuple(attempts),
+            )
+            return tuple(found), refused
 
-        attempts = tuple((s.number, Reason.HMAC_MISMATCH, "") for s in candidates)
-        first = candidates[0].number if candidates else None
-        refused = Refused(Reason.HMAC_MISMATCH, stanza=first, attempts=attempts)
-        return _Screen(candidates, checks(False), checks(True), refused)
+        return _Screen(candidates, checks(False), checks(True))
 
     def _try_stanzas(
         self,

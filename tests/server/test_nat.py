@@ -629,3 +629,31 @@ def test_nat_that_cannot_work_here_is_said_at_start(
     assert nat_module.forwarding_problem(NatSettings(local=True), True, "x") is None
     assert nat_module.forwarding_problem(NatSettings(), False, "pf") is None
     assert "the pf firewall does no NAT" in str(nat_module.forwarding_problem(on, False, "pf"))
+
+
+def test_nat_command_and_gnupg_stanzas_keep_junk_on_the_cheap_path(tmp_path: Path) -> None:
+    """The screen refuses junk as the stanza-by-stanza path would, without leaving it."""
+    home = tmp_path / "gnupg"
+    home.mkdir()
+    gpg_hmac = HmacKey(b"g" * 64)
+    text = (
+        STANZA
+        + STANZA + FORCE  # a NAT stanza
+        + STANZA + "ENABLE_CMD_EXEC Y\n"
+        + f"SOURCE ANY\nGPG_HOME_DIR {home}\nGPG_ALLOW_NO_PW Y\nGPG_DISABLE_SIG Y\n"
+        f"HMAC_KEY_BASE64 {gpg_hmac.to_base64()}\n"
+    )  # fmt: skip
+    path = tmp_path / "access.conf"
+    path.write_text(text)
+    processor = Processor(load_access([path], nat_enabled=True), Settings())
+    for size in (204, 300, 399, 400, 640):  # Rijndael-sized, then GnuPG-sized
+        junk = ("8" + "A1b/" * 200)[:size].encode()
+        screened = processor.screen(junk, SRC)
+        assert screened is not None, size  # decided on the cheap path
+        slow = processor._try_stanzas(processor._candidates(SRC), junk, Packet(junk, SRC), None, 0)
+        assert screened == slow, size
+        assert screened.reason is Reason.HMAC_MISMATCH
+        assert processor.screen(junk, SRC) is screened  # the same object: a flood is counted
+    rijndael_sized = processor.screen(b"8" + b"A" * 203, SRC)
+    assert rijndael_sized is not None
+    assert rijndael_sized.attempts[-1] == (4, Reason.NO_DECRYPTION, "Rijndael")
