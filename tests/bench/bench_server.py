@@ -66,6 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from fwknop_core import SpaMessage, build_packet, generate_keys
 from tests.helpers.cfwknopd import FWKNOPD as C_FWKNOPD
+from tests.helpers.gpghome import build_homes
 from tests.helpers.netns import (
     CLIENT_IP,
     SERVER_IP,
@@ -77,12 +78,33 @@ from tests.helpers.netns import (
 )
 from tests.helpers.ourd import FWKNOPD as OUR_FWKNOPD
 from tests.helpers.ourd import write_private
+from tests.helpers.vectors import CLIENT_GPG_KEY, SERVER_GPG_KEY
 
 KEYS = generate_keys()
 STANZA = (
     f"SOURCE ANY\nKEY_BASE64 {KEYS.rijndael.to_base64()}\n"
     f"HMAC_KEY_BASE64 {KEYS.hmac.to_base64()}\nFW_ACCESS_TIMEOUT 300\n"
 )
+# --stanzas full: the knocks' stanza first, then a NAT and a GnuPG stanza (keys of their
+# own) that every packet's source matches too: junk is screened against each of them
+FULL_CONF = "ENABLE_IPT_FORWARDING Y;\nENABLE_IPT_LOCAL_NAT Y;\n"
+
+
+def full_stanzas(gnupg: Path) -> str:
+    """STANZA, then a FORCE_NAT stanza and a GnuPG stanza (with an HMAC key) for any source."""
+    nat, gpg = generate_keys(), generate_keys()
+    nat_stanza = (
+        f"SOURCE ANY\nKEY_BASE64 {nat.rijndael.to_base64()}\n"
+        f"HMAC_KEY_BASE64 {nat.hmac.to_base64()}\nFORCE_NAT 198.51.100.2 22\n"
+    )
+    gpg_stanza = (
+        f"SOURCE ANY\nGPG_HOME_DIR {gnupg}\nGPG_DECRYPT_ID {SERVER_GPG_KEY}\n"
+        f"GPG_ALLOW_NO_PW Y\nGPG_REMOTE_ID {CLIENT_GPG_KEY[-8:]}\n"
+        f"HMAC_KEY_BASE64 {gpg.hmac.to_base64()}\n"
+    )
+    return STANZA + nat_stanza + gpg_stanza
+
+
 B64 = (string.ascii_letters + string.digits + "+/").encode()
 GRANTED = re.compile(r"(?:dport |\. (?:tcp|udp) \. )(\d+)")
 _CLONE_NEWNET = 0x40000000
@@ -217,6 +239,8 @@ class Daemon:
     udp_server: bool
     pair: NetPair
     workdir: Path
+    stanzas: str = STANZA  # access.conf
+    conf_extra: str = ""
     proc: subprocess.Popen[bytes] | None = None
     port_seq: Iterator[int] = field(default_factory=lambda: iter(range(20000, 65000)))
 
@@ -229,8 +253,8 @@ class Daemon:
         )
         if self.udp_server:
             conf += "ENABLE_UDP_SERVER Y;\n"
-        write_private(self.workdir / "fwknopd.conf", conf)
-        write_private(self.workdir / "access.conf", STANZA)
+        write_private(self.workdir / "fwknopd.conf", conf + self.conf_extra)
+        write_private(self.workdir / "access.conf", self.stanzas)
         exe = OUR_FWKNOPD if self.name == "ours" else C_FWKNOPD
         argv = ["taskset", "-c", "0", exe, "-c", str(self.workdir / "fwknopd.conf"),
                 "-a", str(self.workdir / "access.conf"), "-f"]  # fmt: skip
@@ -396,13 +420,15 @@ def flood(
 
 @contextmanager
 def running(
-    name: str, host: str, udp: bool, root: Path
+    name: str, host: str, udp: bool, root: Path, stanzas: str | None = None
 ) -> Iterator[tuple[Daemon, socket.socket, Monitor]]:
     """``name``'s daemon on a host whose default-drop policy is in ``host`` (nftables/iptables)."""
     with net_pair("bn") as pair:
         policy = drop_policy_nft if host == "nftables" else drop_policy_iptables
         policy(pair.server, allow_udp=[62201] if udp else [])
         daemon = Daemon(name, udp, pair, root / f"{name}-{host}-{'udp' if udp else 'pcap'}")
+        if stanzas is not None:
+            daemon.stanzas, daemon.conf_extra = stanzas, FULL_CONF
         monitor = Monitor(pair)
         daemon.start()
         sock = socket_in(pair.client.name)
@@ -423,7 +449,13 @@ def measure(
     junk = root / "junk.txt"
     junk.write_bytes(b"".join(p + b"\n" for p in junk_packets()))
     sender = sender_binary(root)
-    with running(name, host, udp, root) as (daemon, sock, monitor):
+    stanzas = None
+    if args.stanzas == "full":
+        homes = root / "gnupg"
+        if not homes.exists():
+            build_homes(homes)
+        stanzas = full_stanzas(homes / "srv")
+    with running(name, host, udp, root, stanzas) as (daemon, sock, monitor):
         out["latency"], out["latency nft monitor"] = latency(daemon, sock, monitor, args.knocks)
         best = target = 0
         floods: list[tuple[int, Flood, int, list[float]]] = []
@@ -473,6 +505,8 @@ def main() -> None:
                         default=["nftables", "iptables"])  # fmt: skip
     parser.add_argument("--modes", nargs="+", choices=["sniff", "udp"], default=["sniff", "udp"])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/fwknopd-bench"))
+    parser.add_argument("--stanzas", choices=["one", "full"], default="one",
+                        help="full: NAT and GnuPG stanzas after the knocks' one")  # fmt: skip
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root: the benchmark makes network namespaces")
