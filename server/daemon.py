@@ -74,7 +74,11 @@ _CAPTURE_KEYS = (
     "ENABLE_PCAP_ANY_DIRECTION", "UDPSERV_RCVBUF",
 )  # fmt: skip
 _RESTART_KEYS = ("FIREWALL_TYPE", "NFT_TABLE", "NFT_CHAIN", "FIREWALL_EXE", "IPT_INPUT_ACCESS",
-                 "ENABLE_TCP_SERVER", "TCPSERV_PORT")  # fmt: skip
+                 "ENABLE_TCP_SERVER", "TCPSERV_PORT",
+                 # the NAT chains, tables and maps are made at start
+                 "ENABLE_IPT_FORWARDING", "ENABLE_IPT_LOCAL_NAT", "ENABLE_IPT_SNAT",
+                 "ENABLE_DESTINATION_RULE", "IPT_FORWARD_ACCESS", "IPT_DNAT_ACCESS",
+                 "IPT_SNAT_ACCESS", "IPT_MASQUERADE_ACCESS")  # fmt: skip
 _TCP_MAX = 64  # connections the TCP server holds at a time
 _TCP_HOLD = 1.0  # seconds it gives a client to send
 

@@ -657,3 +657,23 @@ def test_nat_command_and_gnupg_stanzas_keep_junk_on_the_cheap_path(tmp_path: Pat
     rijndael_sized = processor.screen(b"8" + b"A" * 203, SRC)
     assert rijndael_sized is not None
     assert rijndael_sized.attempts[-1] == (4, Reason.NO_DECRYPTION, "Rijndael")
+
+
+def test_a_reload_that_changes_nat_says_it_needs_a_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    conf = tmp_path / "fwknopd.conf"
+    conf.write_text(f"FWKNOP_RUN_DIR {tmp_path}/run\nFIREWALL_TYPE log\n")
+    (tmp_path / "access.conf").write_text(STANZA)
+    options = Options(conf, access_paths=(tmp_path / "access.conf",))
+    config, stanzas = load(options)
+    no_nat = _NoNat(flush_at_init=False, flush_at_exit=False)
+    daemon = Daemon(options, config, stanzas, firewall=no_nat, clock=lambda: NOW)
+    conf.write_text(f"FWKNOP_RUN_DIR {tmp_path}/run\nFIREWALL_TYPE log\n{FWD}")
+    (tmp_path / "access.conf").write_text(STANZA + FORCE)
+    with caplog.at_level(logging.WARNING, "fwknop_server"):
+        daemon.reload()
+    assert "settings changed (ENABLE_IPT_FORWARDING): restart fwknopd to apply them" in caplog.text
+    # until then the firewall (made without NAT) gets no NAT grant, forced or asked for
+    refused = daemon.processor.process(_packet("tcp/22", None, False), now=NOW)
+    assert isinstance(refused, Refused) and refused.reason is Reason.NAT
