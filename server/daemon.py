@@ -391,10 +391,7 @@ class Daemon:
                 held += 1
                 continue
             if isinstance(decision, Refused):
-                key = decision.reason.key
-                if decision.silent:
-                    refusals.count(key)
-                elif refusals.admit(key):  # format only what gets logged
+                if refusals.admit(decision.reason.key):  # format only what gets logged
                     self._log_refusal(decision, packet)
                     continue
                 if muted is not None and held:
@@ -424,10 +421,7 @@ class Daemon:
         self._counted.clear()
 
     def _hold(self, refused: Refused, n: int) -> None:
-        if refused.silent:
-            self.refusals.count(refused.reason.key, n)
-        else:
-            self.refusals.hold(refused.reason.key, n)
+        self.refusals.hold(refused.reason.key, n)
 
     def _internal_error(self, packet: Packet) -> None:
         log.exception("internal error on a packet from %s", packet.src)
@@ -441,9 +435,7 @@ class Daemon:
             self._internal_error(packet)
             return
         if isinstance(decision, Refused):
-            if decision.silent:
-                self.refusals.count(decision.reason.key)
-            elif self.refusals.admit(decision.reason.key):  # format only what gets logged
+            if self.refusals.admit(decision.reason.key):  # format only what gets logged
                 self._log_refusal(decision, packet)
         else:
             self._accepted(decision, packet, now)
@@ -458,7 +450,10 @@ class Daemon:
         reason = decision.reason
         where = f" (stanza #{decision.stanza})" if decision.stanza else ""
         detail = f": {decision.detail}" if decision.detail else ""
-        log.warning(
+        # fwknopd logs nothing for a packet of the wrong size; we do, but as information
+        # (any stray datagram is one), rate-limited like every other refusal
+        log.log(
+            logging.INFO if decision.silent else logging.WARNING,
             "refused SPA packet from %s %s/%d%s: %s%s",
             packet.src, proto_name(packet.proto), packet.dport, where, reason.text, detail,
         )  # fmt: skip

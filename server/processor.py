@@ -155,7 +155,7 @@ class Refused:
     detail: str = ""
     stanza: int | None = None
     attempts: tuple[tuple[int, Reason, str], ...] = ()
-    silent: bool = False  # fwknopd logs nothing for these (size)
+    silent: bool = False  # fwknopd logs nothing for these (size): we log them at info level
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,18 +65,24 @@ def test_a_flood_batch_is_counted_in_full_and_logged_at_the_rate_limit(
     assert counts == {"hmac": 1000, "not_spa": 5, "too_short": 7, "granted": 1}
     refused = [m for r in caplog.records if (m := r.getMessage()).startswith("refused SPA")]
     burst = daemon.refusals.burst
-    assert len(refused) == burst + 5  # hmac up to the burst; every not_spa (under its own)
+    # hmac up to the burst; every not_spa and every too-short one, each under its own rate
+    # (fwknopd logs nothing for a packet of the wrong size; we log it as information)
+    assert len(refused) == burst + 5 + 7
     assert all(
         m.startswith("refused SPA packet from 198.18.0.2 udp/62201") for m in refused[:burst]
     )
     assert (
-        refused[burst:]
+        refused[burst : burst + 5]
         == [
             "refused SPA packet from 203.0.113.9 udp/62201: "
             "data is not an SPA message (characters outside base64)"
         ]
         * 5
     )
+    short_lines = [r for r in caplog.records if "shorter than 140" in r.getMessage()]
+    assert len(short_lines) == 7
+    assert {r.levelno for r in short_lines} == {logging.INFO}
+    assert short_lines[0].getMessage().startswith("refused SPA packet from 198.18.0.2 udp/62201")
     assert (SRC, "tcp", 22) in daemon.firewall.open
 
 
