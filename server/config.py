@@ -20,6 +20,9 @@ Names fwknopd does not have, all optional:
 ``FLUSH_NFT_AT_EXIT``    (both default to the ``FLUSH_IPT_*`` values).
 ``REPLAY_DB_FILE``       the SQLite replay cache, ``$FWKNOP_RUN_DIR/replay.sqlite``.
 ``UDPSERV_RCVBUF``       receive buffer of the UDP server socket in bytes (16 MiB).
+``ENABLE_IP6TABLES``     Y: the iptables backend also opens for IPv6 sources, with
+                         the same chain in the ip6tables beside ``FIREWALL_EXE``
+                         (N, as fwknopd, which never touches ip6tables).
 
 Features a later version implements (``ENABLE_IPT_OUTPUT``, NFQUEUE, NAT
 through firewalld) are parsed, and a configuration that turns one on is
@@ -150,6 +153,7 @@ DEFAULTS: dict[str, str | None] = {
     "FLUSH_NFT_AT_EXIT": "$FLUSH_IPT_AT_EXIT",
     "REPLAY_DB_FILE": "$FWKNOP_RUN_DIR/replay.sqlite",
     "UDPSERV_RCVBUF": str(16 << 20),
+    "ENABLE_IP6TABLES": "N",
 }
 
 # integer settings: name -> (minimum, maximum)

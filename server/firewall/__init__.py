@@ -87,18 +87,35 @@ def make_firewall(
         )
     if kind in ("firewalld", "pf", "ipfw"):
         return _by_name(kind, config, run)
-    rules = IptablesRules(
-        config.required("FIREWALL_EXE"),
-        config.chain("IPT_INPUT_ACCESS"),
-        prepend=config.flag("ENABLE_RULE_PREPEND"),
-    )
+    exe = config.required("FIREWALL_EXE")
+    spec, prepend = config.chain("IPT_INPUT_ACCESS"), config.flag("ENABLE_RULE_PREPEND")
+    rules = IptablesRules(exe, spec, prepend=prepend)
+    exe6 = ip6tables_beside(exe, run) if config.flag("ENABLE_IP6TABLES") else None
     return Iptables(
         run,
         rules,
         flush_at_init=config.flag("FLUSH_IPT_AT_INIT"),
         flush_at_exit=config.flag("FLUSH_IPT_AT_EXIT"),
         nat=iptables_nat(config, run, rules),
+        rules6=IptablesRules(exe6, spec, prepend=prepend) if exe6 else None,
     )
+
+
+def ip6tables_beside(exe: str, run: CommandRunner) -> str | None:
+    """The ip6tables next to FIREWALL_EXE, if it answers (``ENABLE_IP6TABLES Y``)."""
+    head, sep, name = exe.rpartition("/")
+    if "iptables" not in name:
+        return None
+    exe6 = f"{head}{sep}{name.replace('iptables', 'ip6tables', 1)}"
+    try:
+        status, _out, err = run([exe6, "-w", "-t", "filter", "-S", "INPUT"])
+    except FirewallError as exc:
+        log.info("iptables: no IPv6 (%s)", exc)
+        return None
+    if status != 0:
+        log.info("iptables: no IPv6 (%s: %s)", exe6, err.strip() or f"exit {status}")
+        return None
+    return exe6
 
 
 def _by_name(kind: str, config: ServerConfig, run: CommandRunner) -> Firewall:

@@ -7,6 +7,12 @@ rules; we know when each rule expires and delete it then, by its spec. A
 periodic scan (``RULES_CHECK_THRESHOLD`` > 0) still removes ``_exp_`` rules
 that other tools, or an earlier run, left behind.
 
+IPv6 (which fwknopd 2.6 never opens for): with ``ENABLE_IP6TABLES Y``, when
+``ip6tables`` sits beside ``FIREWALL_EXE`` and answers, the same chain and
+jump are made there too, and a grant for an IPv6 source goes into it
+(destination ``::/0``), so the iptables backend opens for IPv6 clients and
+IPv6 allow IPs as nftables does.
+
 Every command is an argv list built by the pure functions below.
 """
 
@@ -47,7 +53,8 @@ class IptablesRules:
 
     def rule_spec(self, opening: Opening) -> list[str]:
         """The match and target of an access rule (fwknopd's template)."""
-        dst = "0.0.0.0/0" if opening.destination is None else str(opening.destination)
+        anywhere = "::/0" if opening.source.version == 6 else "0.0.0.0/0"
+        dst = anywhere if opening.destination is None else str(opening.destination)
         return [
             "-p", opening.proto,
             "-s", str(opening.source),
@@ -135,10 +142,13 @@ class Iptables(Firewall):
         flush_at_init: bool = True,
         flush_at_exit: bool = True,
         nat: IptablesNat | None = None,
+        rules6: IptablesRules | None = None,
     ) -> None:
         super().__init__(flush_at_init=flush_at_init, flush_at_exit=flush_at_exit)
         self._run = run
         self.rules = rules
+        self.rules6 = rules6  # ip6tables, for IPv6 sources (None: IPv4 only, as fwknopd)
+        self.supports_ipv6 = rules6 is not None
         self.nat = nat  # the NAT chains (iptnat.py), when forwarding or local NAT is on
         self.supports_nat = nat is not None
         self._specs: dict[OpeningKey, list[str]] = {}  # how to delete each open rule
@@ -156,40 +166,54 @@ class Iptables(Firewall):
         """fwknopd's start-up: flush (if configured), create the chain and the jump, adopt."""
         if self.flush_at_init:
             self.flush()
-        if not self._ok(self.rules.list_chain()):
-            self._must(self.rules.new_chain())
-        if not self._ok(self.rules.check_jump()):
-            self._must(self.rules.add_jump())
+        for rules in self._families():
+            if not self._ok(rules.list_chain()):
+                self._must(rules.new_chain())
+            if not self._ok(rules.check_jump()):
+                self._must(rules.add_jump())
         if self.nat is not None:
             self.nat.start()
         if not self.flush_at_init:
             self.rescan(now)
             log.info("iptables: %d grant(s) still open from before", len(self.open))
 
+    def _families(self) -> list[IptablesRules]:
+        return [self.rules] if self.rules6 is None else [self.rules, self.rules6]
+
+    def _rules_for(self, opening: Opening) -> IptablesRules:
+        if opening.source.version == 6:
+            if self.rules6 is None:
+                raise FirewallError(f"cannot open for {opening.source}: ip6tables is not in use")
+            return self.rules6
+        return self.rules
+
     def rescan(self, now: float) -> int:
-        """Read our chain: delete every ``_exp_`` rule that is due, adopt the rest."""
-        status, out, _err = self._run(self.rules.list_chain())
-        if status != 0:
-            return 0
+        """Read our chain(s): delete every ``_exp_`` rule that is due, adopt the rest."""
         removed = 0
-        for line in out.splitlines():
-            parsed = parse_rule(line)
-            if parsed is None:
+        for rules in self._families():
+            status, out, _err = self._run(rules.list_chain())
+            if status != 0:
+                if rules is self.rules:
+                    return 0  # no chain of ours (yet): nothing to scan, NAT's neither
                 continue
-            key, expires, spec = parsed
-            if expires <= now:
-                if self._ok(self.rules.delete(spec)):
-                    removed += 1
-                    log.info(
-                        "Removed rule from %s with expire time of %d",
-                        self.rules.spec.to_chain,
-                        expires,
-                    )
-                self.open.pop(key, None)
-                self._specs.pop(key, None)
-            elif key not in self.open or self.open[key].expires < expires:
-                self.open[key] = Opening(key[0], key[1], key[2], expires)
-                self._specs[key] = spec
+            for line in out.splitlines():
+                parsed = parse_rule(line)
+                if parsed is None:
+                    continue
+                key, expires, spec = parsed
+                if expires <= now:
+                    if self._ok(rules.delete(spec)):
+                        removed += 1
+                        log.info(
+                            "Removed rule from %s with expire time of %d",
+                            rules.spec.to_chain,
+                            expires,
+                        )
+                    self.open.pop(key, None)
+                    self._specs.pop(key, None)
+                elif key not in self.open or self.open[key].expires < expires:
+                    self.open[key] = Opening(key[0], key[1], key[2], expires)
+                    self._specs[key] = spec
         if self.nat is not None:
             removed += self.nat.rescan(now)
         return removed
@@ -200,15 +224,17 @@ class Iptables(Firewall):
 
     def _apply(self, wanted: list[tuple[Opening, Opening | None]], now: int) -> None:
         for opening, current in wanted:
-            self._must(self.rules.add(opening))
+            rules = self._rules_for(opening)
+            self._must(rules.add(opening))
+            anywhere = "::/0" if opening.source.version == 6 else "0.0.0.0/0"
             log.info(
                 "Added access rule to %s for %s -> %s %s/%d, expires at %d",
-                self.rules.spec.to_chain, opening.source,
-                opening.destination or "0.0.0.0/0", opening.proto, opening.port, opening.expires,
+                rules.spec.to_chain, opening.source,
+                opening.destination or anywhere, opening.proto, opening.port, opening.expires,
             )  # fmt: skip
             if current is not None:
                 self._delete(current)
-            self._specs[opening.key] = self.rules.rule_spec(opening)
+            self._specs[opening.key] = rules.rule_spec(opening)
 
     def _apply_nat(self, opening: NatOpening, current: NatOpening | None, now: int) -> None:
         if self.nat is None:
@@ -220,8 +246,9 @@ class Iptables(Firewall):
             self.nat.remove(opening)
 
     def _delete(self, opening: Opening) -> None:
-        spec = self._specs.pop(opening.key, None) or self.rules.rule_spec(opening)
-        if not self._ok(self.rules.delete(spec)):
+        rules = self._rules_for(opening)
+        spec = self._specs.pop(opening.key, None) or rules.rule_spec(opening)
+        if not self._ok(rules.delete(spec)):
             log.warning(
                 "rule for %s %s/%d was already gone", opening.source, opening.proto, opening.port
             )
@@ -239,12 +266,13 @@ class Iptables(Firewall):
             )
 
     def flush(self) -> None:
-        """Remove the jump(s), flush and delete our chain."""
-        for _ in range(_MAX_JUMP_DELETES):
-            if not self._ok(self.rules.delete_jump()):
-                break
-        if self._ok(self.rules.flush_chain()):
-            self._ok(self.rules.delete_chain())
+        """Remove the jump(s), flush and delete our chain (in ip6tables too)."""
+        for rules in self._families():
+            for _ in range(_MAX_JUMP_DELETES):
+                if not self._ok(rules.delete_jump()):
+                    break
+            if self._ok(rules.flush_chain()):
+                self._ok(rules.delete_chain())
         if self.nat is not None:
             self.nat.flush()
         self.open.clear()
@@ -252,9 +280,11 @@ class Iptables(Firewall):
         self.nat_open.clear()
 
     def listing(self) -> str:
-        """Our chain's rules (``iptables -S``)."""
-        status, out, err = self._run(self.rules.list_chain())
-        text = out if status == 0 else f"# {self.rules.spec.to_chain}: {err.strip()}"
+        """Our chain's rules (``iptables -S``, and ``ip6tables -S``)."""
+        text = ""
+        for rules in self._families():
+            status, out, err = self._run(rules.list_chain())
+            text += out if status == 0 else f"# {rules.spec.to_chain}: {err.strip()}\n"
         if self.nat is not None:
             text = f"{text.rstrip()}\n{self.nat.listing()}\n"
         return text

@@ -3,7 +3,8 @@
 In namespaces with addresses from the documentation range: our ``fwknop
 send`` in the client namespace, a profile with ``server_type =
 "fwknop-tui"`` and the client's IPv6 address as the allow IP, sent over
-IPv6 to our fwknopd sniffing behind a default-drop nftables policy. A TCP
+IPv6 to our fwknopd sniffing behind a default-drop policy (nftables, whose
+``inet`` sets hold IPv6 grants, and iptables with ``ENABLE_IP6TABLES Y``). A TCP
 connect over IPv6 fails before the knock and succeeds after it; the grant
 is for that IPv6 address alone (IPv4 stays closed). The same profile aimed
 at a C fwknopd is refused before anything is sent, saying why.
@@ -16,7 +17,14 @@ from pathlib import Path
 import pytest
 
 from fwknop_core import generate_keys
-from tests.helpers.netns import CLIENT_IP6, SERVER_IP6, drop_policy_nft, net_pair, wait_for
+from tests.helpers.netns import (
+    CLIENT_IP6,
+    SERVER_IP6,
+    drop_policy_iptables,
+    drop_policy_nft,
+    net_pair,
+    wait_for,
+)
 from tests.helpers.ourclient import OurClient
 from tests.helpers.ourd import OurFwknopd, nft_set
 
@@ -27,7 +35,10 @@ pytestmark = [
 ]
 
 
-def test_our_client_and_server_over_ipv6_with_an_ipv6_allow_ip(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["nftables", "iptables"])
+def test_our_client_and_server_over_ipv6_with_an_ipv6_allow_ip(
+    backend: str, tmp_path: Path
+) -> None:
     keys = generate_keys()
     client = OurClient(tmp_path / "client")
     keyfile = client.key_file("v6", keys.as_text())
@@ -43,13 +54,18 @@ def test_our_client_and_server_over_ipv6_with_an_ipv6_allow_ip(tmp_path: Path) -
         f'key_file = "{keyfile}"\n'
     )
     with net_pair("s6") as pair:
-        drop_policy_nft(pair.server)
+        if backend == "nftables":
+            drop_policy_nft(pair.server)
+        else:
+            drop_policy_iptables(pair.server)  # ip6tables too
         pair.listen_tcp(22)
         server = OurFwknopd(
             pair.server,
             tmp_path / "srv",
             interface=pair.server_if,
             access_conf=f"SOURCE ANY\n{keys.as_text()}REQUIRE_SOURCE_ADDRESS Y\n",
+            conf_extra="ENABLE_IP6TABLES Y\n" if backend == "iptables" else "",
+            firewall=backend,
         ).start()
         assert not pair.tcp_open(22, host=SERVER_IP6)
         refused = client.run(["send", "c-server"], ns=pair.client)
@@ -59,6 +75,10 @@ def test_our_client_and_server_over_ipv6_with_an_ipv6_allow_ip(tmp_path: Path) -
         assert sent.returncode == 0, sent.stderr
         assert wait_for(lambda: pair.tcp_open(22, host=SERVER_IP6, timeout=0.5), timeout=10)
         assert server.wait_log(f"opening tcp/22 for {CLIENT_IP6}")
-        assert f"{CLIENT_IP6} . tcp . 22" in nft_set(pair.server, "fwknop_in6")
+        if backend == "nftables":
+            assert f"{CLIENT_IP6} . tcp . 22" in nft_set(pair.server, "fwknop_in6")
+        else:
+            rules = pair.server.run(["ip6tables", "-S", "FWKNOP_INPUT"]).stdout.decode()
+            assert f"-s {CLIENT_IP6}/128" in rules and "--dport 22" in rules
         assert not pair.tcp_open(22), "IPv4 opened too"
         server.stop()
