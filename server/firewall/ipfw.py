@@ -34,11 +34,10 @@ import ipaddress
 import logging
 import math
 import re
-import shlex
 from collections.abc import Iterable
 
 from .base import Firewall, FirewallError, Opening, OpeningKey
-from .runner import CommandRunner
+from .runner import CommandRunner, RunsCommands
 
 __all__ = ["Ipfw", "IpfwRules", "dynamic_rules", "parse_ipfw_rule"]
 
@@ -137,7 +136,7 @@ def dynamic_rules(listing: str) -> list[int]:
     return numbers
 
 
-class Ipfw(Firewall):
+class Ipfw(Firewall, RunsCommands):
     """The ipfw backend (``FIREWALL_TYPE ipfw``): numbered rules, expired through a disabled set."""
 
     name = "ipfw"
@@ -166,15 +165,6 @@ class Ipfw(Firewall):
         self._reserved: set[int] = set()  # numbers found in the active set at start, not ours
         self._check_state: int | None = None  # the number of the check-state rule we added
         self._next_purge: float | None = None
-
-    def _must(self, argv: list[str]) -> str:
-        status, out, err = self._run(argv)
-        if status != 0:
-            raise FirewallError(f"{shlex.join(argv)}: {err.strip() or f'exit {status}'}")
-        return out
-
-    def _ok(self, argv: list[str]) -> bool:
-        return self._run(argv)[0] == 0
 
     @property
     def _drains(self) -> bool:

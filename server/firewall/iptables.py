@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from ..config import ChainSpec
 from .base import Firewall, FirewallError, NatOpening, Opening, OpeningKey
-from .runner import CommandRunner
+from .runner import CommandRunner, RunsCommands
 
 if TYPE_CHECKING:
     from .iptnat import IptablesNat
@@ -129,7 +129,7 @@ def parse_rule(line: str) -> tuple[OpeningKey, int, list[str]] | None:
     return (source, values["-p"], port), int(exp.group(1)), spec
 
 
-class Iptables(Firewall):
+class Iptables(Firewall, RunsCommands):
     """The iptables backend (``FIREWALL_TYPE iptables``)."""
 
     name = "iptables"
@@ -152,15 +152,6 @@ class Iptables(Firewall):
         self.nat = nat  # the NAT chains (iptnat.py), when forwarding or local NAT is on
         self.supports_nat = nat is not None
         self._specs: dict[OpeningKey, list[str]] = {}  # how to delete each open rule
-
-    def _must(self, argv: list[str]) -> str:
-        status, out, err = self._run(argv)
-        if status != 0:
-            raise FirewallError(f"{shlex.join(argv)}: {err.strip() or f'exit {status}'}")
-        return out
-
-    def _ok(self, argv: list[str]) -> bool:
-        return self._run(argv)[0] == 0
 
     def start(self, now: float) -> None:
         """fwknopd's start-up: flush (if configured), create the chain and the jump, adopt."""

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import logging
 import shlex
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..config import ChainSpec, ServerConfig
 from .base import FirewallError, NatKey, NatOpening
 from .iptables import IptablesRules
-from .runner import CommandRunner
+from .runner import CommandRunner, RunsCommands
 
 __all__ = ["IptablesNat", "NatChains", "NatRule", "iptables_nat", "nat_rules"]
 
@@ -124,7 +123,7 @@ def nat_rules(opening: NatOpening, chains: NatChains, input_target: str) -> list
     return rules
 
 
-class IptablesNat:
+class IptablesNat(RunsCommands):
     """The NAT chains of the iptables backend: made, filled, emptied (``Iptables`` drives it)."""
 
     def __init__(
@@ -144,15 +143,6 @@ class IptablesNat:
         self.rules["input"] = input_rules
         self._ready: set[str] = {"input"}  # chains known to exist with their jump
         self._made: dict[NatKey, list[NatRule]] = {}
-
-    def _must(self, argv: list[str]) -> str:
-        status, out, err = self._run(argv)
-        if status != 0:
-            raise FirewallError(f"{shlex.join(argv)}: {err.strip() or f'exit {status}'}")
-        return out
-
-    def _ok(self, argv: Sequence[str]) -> bool:
-        return self._run(list(argv))[0] == 0
 
     def start(self) -> None:
         """Make the forward and DNAT chains (and SNAT's, with ENABLE_IPT_SNAT), as fwknopd."""

@@ -25,6 +25,7 @@ from typing import Any
 
 from .base import Firewall, FirewallError, NatOpening, Opening
 from .netlink import ElementCommand, element_key
+from .nftchains import ChainRef, describe, filter_base_chains, prefer_dropping
 from .nftnat import NftNat
 from .runner import ElementRunner, NftRunner
 
@@ -37,16 +38,8 @@ _SETS = {4: ("fwknop_in4", "ipv4_addr", "ip"), 6: ("fwknop_in6", "ipv6_addr", "i
 Json = dict[str, Any]
 
 
-class NftTarget:
+class NftTarget(ChainRef):
     """The table and input chain our set and rule live in."""
-
-    def __init__(self, family: str, table: str, chain: str) -> None:
-        self.family = family
-        self.table = table
-        self.chain = chain
-
-    def __repr__(self) -> str:
-        return f"{self.family} {self.table} {self.chain}"
 
     @property
     def versions(self) -> tuple[int, ...]:
@@ -167,19 +160,11 @@ def _objects(output: Json | None, kind: str) -> list[Json]:
 
 def find_input_chain(ruleset: Json | None) -> NftTarget:
     """The base chain holding the host's input policy; ``FirewallError`` if unclear."""
-    chains = [
-        c
-        for c in _objects(ruleset, "chain")
-        if c.get("hook") == "input" and c.get("type") == "filter" and c["family"] in ("inet", "ip")
-    ]
-    if len(chains) > 1:
-        dropping = [c for c in chains if c.get("policy") == "drop"]
-        chains = dropping or chains
+    chains = prefer_dropping(filter_base_chains(ruleset, "input"))
     if len(chains) != 1:
-        found = ", ".join(f"{c['family']} {c['table']} {c['name']}" for c in chains) or "none"
         raise FirewallError(
             "cannot tell which nftables input chain holds the host's policy (found: "
-            f"{found}); set NFT_TABLE (e.g. 'inet filter') and NFT_CHAIN (e.g. 'input') "
+            f"{describe(chains)}); set NFT_TABLE (e.g. 'inet filter') and NFT_CHAIN (e.g. 'input') "
             "in fwknopd.conf"
         )
     c = chains[0]

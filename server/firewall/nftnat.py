@@ -50,6 +50,7 @@ import logging
 from typing import Any
 
 from .base import FirewallError, NatOpening, Opening
+from .nftchains import ChainRef, describe, filter_base_chains, prefer_dropping
 from .runner import NftRunner
 
 __all__ = ["NAT_TABLE", "NftNat", "find_forward_chain"]
@@ -67,41 +68,18 @@ _PROTO = {"meta": {"key": "l4proto"}}
 _DPORT = {"payload": {"protocol": "th", "field": "dport"}}
 
 
-class _Target:
-    """A table and chain: the host's forward chain (duck-typed like ``NftTarget``)."""
-
-    def __init__(self, family: str, table: str, chain: str) -> None:
-        self.family = family
-        self.table = table
-        self.chain = chain
-
-    def __repr__(self) -> str:
-        return f"{self.family} {self.table} {self.chain}"
-
-
-def find_forward_chain(ruleset: Json | None, near: Any) -> _Target | None:
+def find_forward_chain(ruleset: Json | None, near: Any) -> ChainRef | None:
     """The host's forward filter chain: the one in ``near``'s table, else the only one."""
-    chains = [
-        item["chain"]
-        for item in (ruleset or {}).get("nftables", [])
-        if "chain" in item
-        and item["chain"].get("hook") == "forward"
-        and item["chain"].get("type") == "filter"
-        and item["chain"]["family"] in ("inet", "ip")
-        and item["chain"]["table"] != NAT_TABLE
-    ]
+    chains = filter_base_chains(ruleset, "forward", skip_table=NAT_TABLE)
     same = [c for c in chains if (c["family"], c["table"]) == (near.family, near.table)]
-    found = same or chains
-    if len(found) > 1:
-        dropping = [c for c in found if c.get("policy") == "drop"]
-        found = dropping or found
+    found = prefer_dropping(same or chains)
     if not found:
         return None
     if len(found) > 1:
-        names = ", ".join(f"{c['family']} {c['table']} {c['name']}" for c in found)
-        raise FirewallError(f"cannot tell which nftables forward chain to open NAT in ({names})")
-    c = found[0]
-    return _Target(c["family"], c["table"], c["name"])
+        raise FirewallError(
+            f"cannot tell which nftables forward chain to open NAT in ({describe(found)})"
+        )
+    return ChainRef.of(found[0])
 
 
 def _concat(*parts: Any) -> Json:
@@ -113,7 +91,7 @@ class NftNat:
 
     def __init__(self, *, destination_rule: bool = False) -> None:
         self.destination_rule = destination_rule
-        self.forward: _Target | None = None
+        self.forward: ChainRef | None = None
 
     # -- pure builders -------------------------------------------------------------
 

@@ -25,11 +25,10 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
-import shlex
 from collections.abc import Iterable
 
 from .base import Firewall, FirewallError, Opening, OpeningKey
-from .runner import CommandRunner
+from .runner import CommandRunner, RunsCommands
 
 __all__ = ["Pf", "PfRules", "anchor_linked", "parse_pf_rule"]
 
@@ -92,7 +91,7 @@ def parse_pf_rule(line: str) -> tuple[OpeningKey, int] | None:
     return (source, _PROTO_NAMES[match["proto"]], int(match["port"])), int(match["exp"])
 
 
-class Pf(Firewall):
+class Pf(Firewall, RunsCommands):
     """The pf backend (``FIREWALL_TYPE pf``): one anchor, reloaded whole on every change."""
 
     name = "pf"
@@ -108,12 +107,6 @@ class Pf(Firewall):
         super().__init__(flush_at_init=flush_at_init, flush_at_exit=flush_at_exit)
         self._run = run
         self.rules = rules
-
-    def _must(self, argv: list[str], stdin: str | None = None) -> str:
-        status, out, err = self._run(argv, stdin=stdin)
-        if status != 0:
-            raise FirewallError(f"{shlex.join(argv)}: {err.strip() or f'exit {status}'}")
-        return out
 
     def start(self, now: float) -> None:
         """Refuse an anchor pf.conf does not reference (its rules would do nothing); flush it."""

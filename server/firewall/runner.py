@@ -14,6 +14,7 @@ import ctypes
 import ctypes.util
 import json
 import logging
+import shlex
 import subprocess
 import threading
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ __all__ = [
     "Libnftables",
     "NftCommand",
     "NftRunner",
+    "RunsCommands",
     "SubprocessRunner",
     "nft",
 ]
@@ -57,6 +59,23 @@ class NftRunner(Protocol):
     """Runs one nft JSON document (a transaction); returns nft's JSON output, if any."""
 
     def __call__(self, document: dict[str, Any]) -> dict[str, Any] | None: ...
+
+
+class RunsCommands:
+    """For a backend that drives a command-line tool through ``self._run`` (a ``CommandRunner``)."""
+
+    _run: CommandRunner
+
+    def _must(self, argv: Sequence[str], stdin: str | None = None) -> str:
+        """Run argv; its output, or a FirewallError naming the command and what it said."""
+        status, out, err = self._run(list(argv), stdin=stdin)
+        if status != 0:
+            raise FirewallError(f"{shlex.join(argv)}: {err.strip() or f'exit {status}'}")
+        return out
+
+    def _ok(self, argv: Sequence[str]) -> bool:
+        """Whether argv succeeds (a probe: ``-C``, ``-L``, ``list``...)."""
+        return self._run(list(argv))[0] == 0
 
 
 class SubprocessRunner:

@@ -222,7 +222,8 @@ class FakeRun:
         self.listing = listing
         self.jumps = 0
 
-    def __call__(self, argv: Sequence[str]) -> tuple[int, str, str]:
+    def __call__(self, argv: Sequence[str], *, stdin: str | None = None) -> tuple[int, str, str]:
+        assert stdin is None  # iptables reads nothing
         args = list(argv)
         self.calls.append(args)
         verb = args[4]

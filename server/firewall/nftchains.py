@@ -1,0 +1,59 @@
+"""The host's nftables base chains: which one holds its input (or forward) policy.
+
+Shared by the plain backend (``nftables.py``: grants go in the host's input
+chain) and NAT (``nftnat.py``: forwarded traffic is accepted in the host's
+forward chain). Pure: it reads a ruleset already listed as nft JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ChainRef", "describe", "filter_base_chains", "prefer_dropping"]
+
+Json = dict[str, Any]
+
+
+class ChainRef:
+    """A table and a chain in it."""
+
+    def __init__(self, family: str, table: str, chain: str) -> None:
+        self.family = family
+        self.table = table
+        self.chain = chain
+
+    def __repr__(self) -> str:
+        return f"{self.family} {self.table} {self.chain}"
+
+    @classmethod
+    def of(cls, chain: Json) -> ChainRef:
+        """From one ``chain`` object of ``nft -j list ruleset``."""
+        return cls(chain["family"], chain["table"], chain["name"])
+
+
+def filter_base_chains(
+    ruleset: Json | None, hook: str, *, skip_table: str | None = None
+) -> list[Json]:
+    """The ``inet``/``ip`` filter base chains on ``hook``, except ``skip_table``'s."""
+    return [
+        item["chain"]
+        for item in (ruleset or {}).get("nftables", [])
+        if "chain" in item
+        and item["chain"].get("hook") == hook
+        and item["chain"].get("type") == "filter"
+        and item["chain"]["family"] in ("inet", "ip")
+        and item["chain"]["table"] != skip_table
+    ]
+
+
+def prefer_dropping(chains: list[Json]) -> list[Json]:
+    """Of several candidate chains, those whose policy is drop (if any are)."""
+    if len(chains) > 1:
+        dropping = [c for c in chains if c.get("policy") == "drop"]
+        return dropping or chains
+    return chains
+
+
+def describe(chains: list[Json]) -> str:
+    """``family table name`` of each chain, for an error message."""
+    return ", ".join(f"{c['family']} {c['table']} {c['name']}" for c in chains) or "none"
