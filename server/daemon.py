@@ -78,7 +78,12 @@ _RESTART_KEYS = ("FIREWALL_TYPE", "NFT_TABLE", "NFT_CHAIN", "FIREWALL_EXE", "IPT
                  # the NAT chains, tables and maps are made at start
                  "ENABLE_IPT_FORWARDING", "ENABLE_IPT_LOCAL_NAT", "ENABLE_IPT_SNAT",
                  "ENABLE_DESTINATION_RULE", "IPT_FORWARD_ACCESS", "IPT_DNAT_ACCESS",
-                 "IPT_SNAT_ACCESS", "IPT_MASQUERADE_ACCESS")  # fmt: skip
+                 "IPT_SNAT_ACCESS", "IPT_MASQUERADE_ACCESS",
+                 # the other backends' chains, anchor and rule numbers, also made at start
+                 "ENABLE_IP6TABLES", "FIREWD_INPUT_ACCESS", "ENABLE_FIREWD_FORWARDING",
+                 "ENABLE_FIREWD_LOCAL_NAT", "ENABLE_FIREWD_SNAT", "PF_ANCHOR_NAME",
+                 "IPFW_START_RULE_NUM", "IPFW_MAX_RULES", "IPFW_ACTIVE_SET_NUM",
+                 "IPFW_EXPIRE_SET_NUM", "IPFW_ADD_CHECK_STATE")  # fmt: skip
 _TCP_MAX = 64  # connections the TCP server holds at a time
 _TCP_HOLD = 1.0  # seconds it gives a client to send
 

@@ -154,3 +154,24 @@ def test_once_a_refusal_is_past_its_log_rate_capture_counts_its_packets(
     assert (SRC, "tcp", 22) in daemon.firewall.open
     logged = [r for r in caplog.records if r.getMessage().startswith("refused SPA")]
     assert len(logged) == daemon.refusals.burst
+
+
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        ("PF_ANCHOR_NAME other", "PF_ANCHOR_NAME"),
+        ("FIREWD_INPUT_ACCESS ACCEPT, filter, INPUT, 2, FWKNOP_IN, 1", "FIREWD_INPUT_ACCESS"),
+        ("IPFW_START_RULE_NUM 20000", "IPFW_START_RULE_NUM"),
+        ("ENABLE_IP6TABLES Y", "ENABLE_IP6TABLES"),
+    ],
+)
+def test_a_reload_that_changes_a_backends_start_up_setting_says_it_needs_a_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, line: str, key: str
+) -> None:
+    daemon = _daemon(tmp_path)
+    conf = tmp_path / "fwknopd.conf"
+    conf.write_text(conf.read_text() + line + "\n")
+    with caplog.at_level(logging.WARNING, "fwknop_server"):
+        daemon.reload()
+    assert f"settings changed ({key}): restart fwknopd to apply them" in caplog.text
+    assert daemon.config.values[key] == line.split(" ", 1)[1]  # read, kept for the restart
