@@ -15,19 +15,33 @@ from __future__ import annotations
 import abc
 import ipaddress
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..nat import NatGrant
 from ..processor import Grant
 
-__all__ = ["Firewall", "FirewallError", "NatOpening", "Opening", "OpeningKey"]
+__all__ = ["Firewall", "FirewallError", "NatOpening", "Opening", "OpeningKey", "listed_opening"]
 
 log = logging.getLogger("fwknop_server.firewall")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 OpeningKey = tuple[IPAddress, str, int]  # (source, proto, port)
 _SUPPORTED_PROTOS = ("tcp", "udp")
+_PROTO_NAMES = {"6": "tcp", "17": "udp", "tcp": "tcp", "udp": "udp"}
+
+
+def listed_opening(match: re.Match[str] | None) -> tuple[OpeningKey, int] | None:
+    """(source, proto, port) and expiry from a listed rule matched with the named groups
+    ``src``, ``proto`` (a name or number), ``port`` and ``exp``; None if it is not one."""
+    if match is None or match["proto"] not in _PROTO_NAMES:
+        return None
+    try:
+        source = ipaddress.ip_network(match["src"], strict=False).network_address
+    except ValueError:
+        return None
+    return (source, _PROTO_NAMES[match["proto"]], int(match["port"])), int(match["exp"])
 
 
 class FirewallError(Exception):

@@ -30,13 +30,12 @@ tests only.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import math
 import re
 from collections.abc import Iterable
 
-from .base import Firewall, FirewallError, Opening, OpeningKey
+from .base import Firewall, FirewallError, Opening, OpeningKey, listed_opening
 from .runner import CommandRunner, RunsCommands
 
 __all__ = ["Ipfw", "IpfwRules", "dynamic_rules", "parse_ipfw_rule"]
@@ -44,7 +43,6 @@ __all__ = ["Ipfw", "IpfwRules", "dynamic_rules", "parse_ipfw_rule"]
 log = logging.getLogger("fwknop_server.firewall")
 
 PROTO_NUMBERS = {"tcp": 6, "udp": 17}
-_PROTO_NAMES = {"6": "tcp", "17": "udp", "tcp": "tcp", "udp": "udp"}
 _MAX_NUMBER = 65534  # 65535 is ipfw's default rule
 _RULE = re.compile(
     r"^(?:#\s*DISABLED\s+)?(?P<num>\d+)\s+(?:set\s+\d+\s+)?(?:allow|pass|permit|accept)\s+"
@@ -109,14 +107,10 @@ class IpfwRules:
 def parse_ipfw_rule(line: str) -> tuple[int, OpeningKey, int] | None:
     """An access rule as ipfw lists it: its number, (source, proto, port), and its expiry."""
     match = _RULE.match(line.strip())
-    if match is None or match["proto"] not in _PROTO_NAMES:
+    found = listed_opening(match)
+    if match is None or found is None:
         return None
-    try:
-        source = ipaddress.ip_network(match["src"], strict=False).network_address
-    except ValueError:
-        return None
-    key = (source, _PROTO_NAMES[match["proto"]], int(match["port"]))
-    return int(match["num"]), key, int(match["exp"])
+    return int(match["num"]), *found
 
 
 def _numbers(listing: str) -> list[int]:

@@ -108,15 +108,22 @@ class IptablesRules:
         return self._cmd("-X", self.spec.to_chain)
 
 
-def parse_rule(line: str) -> tuple[OpeningKey, int, list[str]] | None:
-    """An ``-S`` line of an access rule: (source, proto, port), expiry, and its spec."""
+def rule_spec(line: str) -> list[str] | None:
+    """What follows ``-A CHAIN`` in an ``-S`` line (what ``-D CHAIN`` takes), else None."""
     try:
         args = shlex.split(line)
     except ValueError:
         return None
     if len(args) < 3 or args[0] != "-A":
         return None
-    spec = args[2:]
+    return args[2:]
+
+
+def parse_rule(line: str) -> tuple[OpeningKey, int, list[str]] | None:
+    """An ``-S`` line of an access rule: (source, proto, port), expiry, and its spec."""
+    spec = rule_spec(line)
+    if spec is None:
+        return None
     values = dict(zip(spec, [*spec[1:], ""], strict=True))
     exp = _EXP.search(line)
     if exp is None or "-s" not in values or "--dport" not in values or "-p" not in values:

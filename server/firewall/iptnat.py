@@ -19,12 +19,11 @@ Every command is an argv list built by the pure ``nat_rules``.
 from __future__ import annotations
 
 import logging
-import shlex
 from dataclasses import dataclass
 
 from ..config import ChainSpec, ServerConfig
 from .base import FirewallError, NatKey, NatOpening
-from .iptables import IptablesRules
+from .iptables import IptablesRules, rule_spec
 from .runner import CommandRunner, RunsCommands
 
 __all__ = ["IptablesNat", "NatChains", "NatRule", "iptables_nat", "nat_rules"]
@@ -237,17 +236,14 @@ class IptablesNat(RunsCommands):
 
 def _due(line: str, now: float) -> list[str] | None:
     """The spec of an ``-S`` line whose ``_exp_`` stamp has passed, else None."""
-    try:
-        args = shlex.split(line)
-    except ValueError:
+    spec = rule_spec(line)
+    if spec is None:
         return None
-    if len(args) < 3 or args[0] != "-A":
-        return None
-    for i, arg in enumerate(args[:-1]):
-        if arg == "--comment" and args[i + 1].startswith("_exp_"):
-            stamp = args[i + 1][5:]
+    for i, arg in enumerate(spec[:-1]):
+        if arg == "--comment" and spec[i + 1].startswith("_exp_"):
+            stamp = spec[i + 1][5:]
             if stamp.isdigit() and int(stamp) <= now:
-                return args[2:]
+                return spec
     return None
 
 

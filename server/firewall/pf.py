@@ -22,12 +22,11 @@ it. pfctl does not run on Linux: these argv lists are pinned by tests only.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
 from collections.abc import Iterable
 
-from .base import Firewall, FirewallError, Opening, OpeningKey
+from .base import Firewall, FirewallError, Opening, OpeningKey, listed_opening
 from .runner import CommandRunner, RunsCommands
 
 __all__ = ["Pf", "PfRules", "anchor_linked", "parse_pf_rule"]
@@ -35,7 +34,6 @@ __all__ = ["Pf", "PfRules", "anchor_linked", "parse_pf_rule"]
 log = logging.getLogger("fwknop_server.firewall")
 
 PROTO_NUMBERS = {"tcp": 6, "udp": 17}
-_PROTO_NAMES = {"6": "tcp", "17": "udp", "tcp": "tcp", "udp": "udp"}
 _RULE = re.compile(
     r"^pass\s.*?\bproto\s+(?P<proto>\w+)\s+from\s+(?P<src>\S+)\s+to\s+(?P<dst>\S+)"
     r"\s+port\s+(?:=\s*)?(?P<port>\d+)\b.*?\blabel\s+\"?_exp_(?P<exp>\d+)\"?"
@@ -81,14 +79,7 @@ def anchor_linked(listing: str, anchor: str) -> bool:
 
 def parse_pf_rule(line: str) -> tuple[OpeningKey, int] | None:
     """A rule of ours as pfctl prints it (or as we wrote it): (source, proto, port), expiry."""
-    match = _RULE.match(line.strip())
-    if match is None or match["proto"] not in _PROTO_NAMES:
-        return None
-    try:
-        source = ipaddress.ip_network(match["src"], strict=False).network_address
-    except ValueError:
-        return None
-    return (source, _PROTO_NAMES[match["proto"]], int(match["port"])), int(match["exp"])
+    return listed_opening(_RULE.match(line.strip()))
 
 
 class Pf(Firewall, RunsCommands):
