@@ -24,12 +24,22 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 HELPERS = Path(__file__).resolve().parent
 SERVER_IP = "198.18.0.1"
 CLIENT_IP = "198.18.0.2"
 SERVER_IP6 = "2001:db8::1"
 CLIENT_IP6 = "2001:db8::2"
 _counter = itertools.count()
+# a module's marks when its tests knock between namespaces with the real fwknop (in CI a
+# skip of any of them fails the run: tests/conftest.py)
+REAL_KNOCK_MARKS = [
+    pytest.mark.interop,
+    pytest.mark.netns,
+    pytest.mark.slow,
+    pytest.mark.usefixtures("real_fwknop", "namespaces"),
+]
 
 
 def unavailable_reason() -> str | None:

@@ -13,20 +13,24 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from fwknop_core import generate_keys
 from tests.helpers.knock import key_args, real_knock, stanza_keys
-from tests.helpers.netns import CLIENT_IP, SERVER_IP, NetPair, drop_policy_nft, net_pair, wait_for
+from tests.helpers.netns import (
+    CLIENT_IP,
+    REAL_KNOCK_MARKS,
+    SERVER_IP,
+    NetPair,
+    drop_policy_nft,
+    net_pair,
+    wait_for,
+)
 from tests.helpers.ourd import OurFwknopd
 
-pytestmark = [
-    pytest.mark.interop,
-    pytest.mark.netns,
-    pytest.mark.slow,
-    pytest.mark.usefixtures("real_fwknop", "namespaces"),
-]
+pytestmark = REAL_KNOCK_MARKS
 
 KEYS = generate_keys()
 STANZA = "SOURCE ANY\n" + stanza_keys(KEYS)
@@ -64,6 +68,13 @@ def _records(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
+def _server(pair: NetPair, tmp_path: Path, access_conf: str, **options: Any) -> OurFwknopd:
+    """Our fwknopd started in the pair's server namespace with this access.conf."""
+    return OurFwknopd(
+        pair.server, tmp_path, interface=pair.server_if, access_conf=access_conf, **options
+    ).start()
+
+
 def _knock(pair: NetPair, tmp_path: Path, *args: str) -> str:
     return real_knock(
         pair.client, tmp_path / "home", SERVER_IP, *args, keys=key_args(KEYS), allow=CLIENT_IP
@@ -73,13 +84,12 @@ def _knock(pair: NetPair, tmp_path: Path, *args: str) -> str:
 def test_the_real_clients_server_cmd_runs_as_the_configured_user(
     pair: NetPair, tmp_path: Path, scripts: Path
 ) -> None:
-    server = OurFwknopd(
-        pair.server,
+    server = _server(
+        pair,
         tmp_path,
-        interface=pair.server_if,
-        access_conf=STANZA + "ENABLE_CMD_EXEC Y\nCMD_EXEC_USER nobody\n",
+        STANZA + "ENABLE_CMD_EXEC Y\nCMD_EXEC_USER nobody\n",
         firewall="log",
-    ).start()
+    )
     out = scripts / "out" / "who"
     command = f"{scripts}/rec.sh {out} 'a b' $HOME"
     _knock(pair, tmp_path, "--server-cmd", command)
@@ -102,13 +112,12 @@ def test_the_real_clients_server_cmd_runs_as_the_configured_user(
 def test_an_unauthorised_command_is_refused_and_logged(
     pair: NetPair, tmp_path: Path, scripts: Path
 ) -> None:
-    server = OurFwknopd(
-        pair.server,
+    server = _server(
+        pair,
         tmp_path,
-        interface=pair.server_if,
-        access_conf=STANZA + "ENABLE_CMD_EXEC N\n",
+        STANZA + "ENABLE_CMD_EXEC N\n",
         firewall="log",
-    ).start()
+    )
     out = scripts / "out" / "never"
     _knock(pair, tmp_path, "--server-cmd", f"{scripts}/rec.sh {out}")
     assert server.wait_log(
@@ -126,13 +135,12 @@ def test_a_slow_command_never_delays_other_packets_and_is_killed_on_time(
 ) -> None:
     drop_policy_nft(pair.server)
     pair.listen_tcp(22)
-    server = OurFwknopd(
-        pair.server,
+    server = _server(
+        pair,
         tmp_path,
-        interface=pair.server_if,
-        access_conf=STANZA + "ENABLE_CMD_EXEC Y\n",
+        STANZA + "ENABLE_CMD_EXEC Y\n",
         conf_extra="CMD_EXEC_TIMEOUT 4\n",
-    ).start()
+    )
     _knock(pair, tmp_path, "--server-cmd", "/bin/sleep 60")
     assert server.wait_log("Running command '/bin/sleep 60'")
     started = time.monotonic()
@@ -160,11 +168,10 @@ def test_a_command_cycle_opens_the_firewall_and_closes_it_on_its_timer(
     pair.listen_tcp(22)
     out = scripts / "out" / "cycle"
     nft = "/usr/sbin/nft VERB element inet filter cycle { $IP . $PORT }"
-    server = OurFwknopd(
-        pair.server,
+    server = _server(
+        pair,
         tmp_path,
-        interface=pair.server_if,
-        access_conf=(
+        (
             STANZA
             + f"CMD_CYCLE_OPEN {nft.replace('VERB', 'add')}\n"
             + f"CMD_CYCLE_CLOSE {nft.replace('VERB', 'delete')}\n"
@@ -174,7 +181,7 @@ def test_a_command_cycle_opens_the_firewall_and_closes_it_on_its_timer(
             + f"CMD_CYCLE_OPEN {scripts}/rec.sh {out} open $IP $PORT $PROTO $CLIENT_TIMEOUT\n"
             + f"CMD_CYCLE_CLOSE {scripts}/rec.sh {out} close $SRC $PORT\nCMD_CYCLE_TIMER 2\n"
         ).replace("SOURCE ANY", "SOURCE 198.18.0.2", 1),
-    ).start()
+    )
     assert not pair.tcp_open(22)
     _knock(pair, tmp_path, "-A", "tcp/22")
     assert wait_for(lambda: pair.tcp_open(22, timeout=0.5), timeout=10), server.log()

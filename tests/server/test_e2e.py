@@ -27,6 +27,7 @@ from tests.helpers.cfwknopd import FWKNOP, RealFwknopd, fwknop_test_packet
 from tests.helpers.gpghome import GpgHomes, build_homes, stop_agents
 from tests.helpers.netns import (
     CLIENT_IP,
+    REAL_KNOCK_MARKS,
     SERVER_IP,
     SERVER_IP6,
     NetPair,
@@ -38,12 +39,7 @@ from tests.helpers.netns import (
 from tests.helpers.ourd import OurFwknopd, nft_set
 from tests.helpers.vectors import CLIENT_GPG_KEY, SERVER_GPG_KEY
 
-pytestmark = [
-    pytest.mark.interop,
-    pytest.mark.netns,
-    pytest.mark.slow,
-    pytest.mark.usefixtures("real_fwknop", "namespaces"),
-]
+pytestmark = REAL_KNOCK_MARKS
 
 KEYS = generate_keys()
 KEY_ARGS = [

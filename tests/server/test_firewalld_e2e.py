@@ -25,15 +25,18 @@ import pytest
 from fwknop_core import generate_keys
 from tests.helpers.cfwknopd import FWKNOP
 from tests.helpers.firewalld import PrivateFirewalld, firewalld_missing, private_firewalld
-from tests.helpers.netns import CLIENT_IP, SERVER_IP, NetPair, net_pair, stop_process, wait_for
+from tests.helpers.netns import (
+    CLIENT_IP,
+    REAL_KNOCK_MARKS,
+    SERVER_IP,
+    NetPair,
+    net_pair,
+    stop_process,
+    wait_for,
+)
 from tests.helpers.ourd import OurFwknopd
 
-pytestmark = [
-    pytest.mark.interop,
-    pytest.mark.netns,
-    pytest.mark.slow,
-    pytest.mark.usefixtures("real_fwknop", "namespaces"),
-]
+pytestmark = REAL_KNOCK_MARKS
 
 PORT = 4022  # not a service of zone public: firewalld rejects it
 KEYS = generate_keys()

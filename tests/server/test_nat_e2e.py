@@ -22,6 +22,7 @@ from tests.helpers.knock import key_args, real_knock, stanza_keys
 from tests.helpers.netns import (
     CLIENT_IP,
     INTERNAL_IP,
+    REAL_KNOCK_MARKS,
     SERVER_IP,
     Gateway,
     drop_forward_iptables,
@@ -33,12 +34,7 @@ from tests.helpers.netns import (
 )
 from tests.helpers.ourd import OurFwknopd
 
-pytestmark = [
-    pytest.mark.interop,
-    pytest.mark.netns,
-    pytest.mark.slow,
-    pytest.mark.usefixtures("real_fwknop", "namespaces"),
-]
+pytestmark = REAL_KNOCK_MARKS
 
 KEYS = generate_keys()
 BACKENDS = ["nftables", "iptables"]
