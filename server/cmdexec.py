@@ -433,41 +433,47 @@ class CommandExecutor:
                 return None
             self._queued += 1
         try:
-            return self._pool.submit(self._execute, where, kind, tuple(argv), run_as, running)
+            return self._pool.submit(self._queued_run, where, kind, tuple(argv), run_as, running)
         except RuntimeError:  # the pool was shut down meanwhile
             with self._lock:
                 self._queued -= 1
             log.error("%s %s: shutting down; not run", where, kind)
             return None
 
-    def _execute(
+    def _queued_run(
         self, where: str, kind: str, argv: tuple[str, ...], run_as: RunAs | None, running: str
     ) -> Outcome:
-        """On a worker: run one command, log how it ended."""
+        """On a worker: ``_execute`` a command ``_submit`` counted, and count it done."""
         try:
-            log.info("%s %s", where, running)
-            if not argv:
-                outcome = Outcome(error="empty command")
-            else:
-                try:
-                    outcome = self._spawn(argv, run_as, self.timeout)
-                except Exception as exc:  # a failure to run is logged, never raised on
-                    outcome = Outcome(error=f"{type(exc).__name__}: {exc}")
-            if outcome.timed_out:
-                log.error("%s %s: command timed out after %g s and was killed", where, kind,
-                          self.timeout)  # fmt: skip
-            elif outcome.error is not None:
-                log.error("%s %s: command could not be run: %s", where, kind, outcome.error)
-            elif outcome.status == 0:
-                log.info("%s %s: command %s", where, kind, outcome.describe())
-            else:
-                log.warning("%s %s: command %s", where, kind, outcome.describe())
-            if outcome.output:
-                log.debug("%s %s: output: %r", where, kind, outcome.output)
-            return outcome
+            return self._execute(where, kind, argv, run_as, running)
         finally:
             with self._lock:
                 self._queued -= 1
+
+    def _execute(
+        self, where: str, kind: str, argv: tuple[str, ...], run_as: RunAs | None, running: str
+    ) -> Outcome:
+        """Run one command, log how it ended."""
+        log.info("%s %s", where, running)
+        if not argv:
+            outcome = Outcome(error="empty command")
+        else:
+            try:
+                outcome = self._spawn(argv, run_as, self.timeout)
+            except Exception as exc:  # a failure to run is logged, never raised on
+                outcome = Outcome(error=f"{type(exc).__name__}: {exc}")
+        if outcome.timed_out:
+            log.error("%s %s: command timed out after %g s and was killed", where, kind,
+                      self.timeout)  # fmt: skip
+        elif outcome.error is not None:
+            log.error("%s %s: command could not be run: %s", where, kind, outcome.error)
+        elif outcome.status == 0:
+            log.info("%s %s: command %s", where, kind, outcome.describe())
+        else:
+            log.warning("%s %s: command %s", where, kind, outcome.describe())
+        if outcome.output:
+            log.debug("%s %s: output: %r", where, kind, outcome.output)
+        return outcome
 
     def _after_open(self, key: int) -> None:
         """The open command is done (on its worker): time the close on the loop."""
@@ -512,8 +518,6 @@ class CommandExecutor:
         running = f"{why}, running CMD_CYCLE_CLOSE command: {cycle.close_text}"
         if at_exit:
             # the workers may all be busy or gone: run it here, we are waiting anyway
-            with self._lock:
-                self._queued += 1
             self._execute(where, "CMD_CYCLE_CLOSE", argv, None, running)
             return
         self._submit(where, "CMD_CYCLE_CLOSE", argv, None, running)
