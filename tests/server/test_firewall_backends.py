@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,24 +41,15 @@ def _grant(*ports: tuple[str, int], expires: int = 1030, src: Any = SRC) -> Gran
     return Grant(src, None, ports, 30, expires, 1, "u", MessageType.ACCESS)
 
 
-Answer = Callable[[list[str], str | None], tuple[int, str, str]]
-
-
 class Recorder:
-    """A ``CommandRunner`` that records (argv, stdin) and answers through ``answer``."""
+    """A ``CommandRunner`` that records (argv, stdin) and succeeds."""
 
-    def __init__(self, answer: Answer | None = None) -> None:
+    def __init__(self) -> None:
         self.calls: list[tuple[list[str], str | None]] = []
-        self.answer = answer or (lambda argv, stdin: (0, "", ""))
 
     def __call__(self, argv: Sequence[str], *, stdin: str | None = None) -> tuple[int, str, str]:
         self.calls.append((list(argv), stdin))
-        return self.answer(list(argv), stdin)
-
-    @property
-    def argvs(self) -> list[list[str]]:
-        """Just the argv lists, in order."""
-        return [argv for argv, _stdin in self.calls]
+        return 0, "", ""
 
 
 # -- the runner ---------------------------------------------------------------------
