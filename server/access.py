@@ -477,7 +477,7 @@ class _StanzaReader:
         force_snat = None
         if (text := self.value("FORCE_SNAT")) is not None:
             try:
-                force_snat = ipaddress.IPv4Address(text.split()[0] if text.split() else text)
+                force_snat = ipaddress.IPv4Address((text.split() or [text])[0])
             except ValueError:
                 self.bad("FORCE_SNAT", f"FORCE_SNAT {text!r} is not an IPv4 address")
             if not nat_enabled:
@@ -569,7 +569,7 @@ class _StanzaReader:
         if closing.startswith("NONE"):  # fwknopd compares the first four characters
             return CyclePolicy(opened, None, timer)
         closing = self.cycle_command("CMD_CYCLE_CLOSE")
-        if not timer and "CMD_CYCLE_TIMER" not in self.s:
+        if "CMD_CYCLE_TIMER" not in self.s:
             self.bad("CMD_CYCLE_CLOSE", "CMD_CYCLE_CLOSE needs CMD_CYCLE_TIMER (seconds)")
         return CyclePolicy(opened, closing, timer)
 
@@ -582,7 +582,7 @@ def _build(
     gpg_home_dir: str,
     gpg_exe: str,
     warnings: list[str] | None,
-    nat_enabled: bool = False,
+    nat_enabled: bool,
 ) -> AccessStanza | None:
     before = len(problems.items)
     r = _StanzaReader(draft, problems)
