@@ -25,7 +25,7 @@ from typing import Any
 
 from .base import Firewall, FirewallError, NatOpening, Opening
 from .netlink import ElementCommand, element_key
-from .nftchains import ChainRef, describe, filter_base_chains, prefer_dropping
+from .nftchains import ChainRef, describe, filter_base_chains, objects, prefer_dropping
 from .nftnat import NftNat
 from .runner import ElementRunner, NftRunner
 
@@ -152,12 +152,6 @@ class NftTarget(ChainRef):
         return {"nftables": commands}
 
 
-def _objects(output: Json | None, kind: str) -> list[Json]:
-    if not output:
-        return []
-    return [item[kind] for item in output.get("nftables", []) if kind in item]
-
-
 def find_input_chain(ruleset: Json | None) -> NftTarget:
     """The base chain holding the host's input policy; ``FirewallError`` if unclear."""
     chains = prefer_dropping(filter_base_chains(ruleset, "input"))
@@ -227,7 +221,7 @@ class Nftables(Firewall):
                     ]
                 }
             )
-            if not _objects(chain, "chain"):
+            if not objects(chain, "chain"):
                 raise FirewallError(f"nftables chain {target} does not exist")
         else:
             target = find_input_chain(self._run({"nftables": [{"list": {"ruleset": None}}]}))
@@ -252,7 +246,7 @@ class Nftables(Firewall):
                 ]
             }
         )
-        return [r["handle"] for r in _objects(listing, "rule") if r.get("comment") == RULE_COMMENT]
+        return [r["handle"] for r in objects(listing, "rule") if r.get("comment") == RULE_COMMENT]
 
     def _our_sets(self, target: NftTarget) -> list[Json]:
         sets = []
@@ -275,7 +269,7 @@ class Nftables(Firewall):
                 )
             except FirewallError:
                 continue  # not there
-            sets += _objects(out, "set")
+            sets += objects(out, "set")
         return sets
 
     def start(self, now: float) -> None:

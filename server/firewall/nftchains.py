@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ChainRef", "describe", "filter_base_chains", "prefer_dropping"]
+__all__ = ["ChainRef", "describe", "filter_base_chains", "objects", "prefer_dropping"]
 
 Json = dict[str, Any]
 
@@ -31,18 +31,24 @@ class ChainRef:
         return cls(chain["family"], chain["table"], chain["name"])
 
 
+def objects(output: Json | None, kind: str) -> list[Json]:
+    """The ``kind`` objects (``chain``, ``rule``, ``set``, ``table``...) of an nft JSON listing."""
+    if not output:
+        return []
+    return [item[kind] for item in output.get("nftables", []) if kind in item]
+
+
 def filter_base_chains(
     ruleset: Json | None, hook: str, *, skip_table: str | None = None
 ) -> list[Json]:
     """The ``inet``/``ip`` filter base chains on ``hook``, except ``skip_table``'s."""
     return [
-        item["chain"]
-        for item in (ruleset or {}).get("nftables", [])
-        if "chain" in item
-        and item["chain"].get("hook") == hook
-        and item["chain"].get("type") == "filter"
-        and item["chain"]["family"] in ("inet", "ip")
-        and item["chain"]["table"] != skip_table
+        c
+        for c in objects(ruleset, "chain")
+        if c.get("hook") == hook
+        and c.get("type") == "filter"
+        and c["family"] in ("inet", "ip")
+        and c["table"] != skip_table
     ]
 
 

@@ -50,7 +50,7 @@ import logging
 from typing import Any
 
 from .base import FirewallError, NatOpening, Opening
-from .nftchains import ChainRef, describe, filter_base_chains, prefer_dropping
+from .nftchains import ChainRef, describe, filter_base_chains, objects, prefer_dropping
 from .runner import NftRunner
 
 __all__ = ["NAT_TABLE", "NftNat", "find_forward_chain"]
@@ -258,23 +258,15 @@ class NftNat:
         if fwd is None:
             return []
         return [
-            item["rule"]["handle"]
-            for item in (ruleset or {}).get("nftables", [])
-            if "rule" in item
-            and (item["rule"]["family"], item["rule"]["table"], item["rule"]["chain"])
-            == (fwd.family, fwd.table, fwd.chain)
-            and item["rule"].get("comment") == RULE_COMMENT
+            rule["handle"]
+            for rule in objects(ruleset, "rule")
+            if (rule["family"], rule["table"], rule["chain"]) == (fwd.family, fwd.table, fwd.chain)
+            and rule.get("comment") == RULE_COMMENT
         ]
 
     @staticmethod
     def _delete_table(run: NftRunner, ruleset: Json | None) -> None:
-        tables = [
-            item["table"]
-            for item in (ruleset or {}).get("nftables", [])
-            if "table" in item
-            and (item["table"]["family"], item["table"]["name"]) == ("ip", NAT_TABLE)
-        ]
-        if tables:
+        if any((t["family"], t["name"]) == ("ip", NAT_TABLE) for t in objects(ruleset, "table")):
             run({"nftables": [{"delete": {"table": {"family": "ip", "name": NAT_TABLE}}}]})
 
     def grant_document(self, opening: NatOpening, input_target: Any, now: int) -> Json:
@@ -295,10 +287,9 @@ class NftNat:
                 for h in self._forward_handles(ruleset)
             ]
             present = {
-                item["set"]["name"]
-                for item in (ruleset or {}).get("nftables", [])
-                if "set" in item
-                and (item["set"]["family"], item["set"]["table"]) == (fwd.family, fwd.table)
+                s["name"]
+                for s in objects(ruleset, "set")
+                if (s["family"], s["table"]) == (fwd.family, fwd.table)
             }
             commands += [
                 {"delete": {"set": {**where, "name": name}}}
