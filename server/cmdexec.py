@@ -149,7 +149,8 @@ class CommandPolicy:
                 prefix += ["-u", self.sudo_user]
             if self.sudo_group and not self.sudo_group.lower().startswith("root"):
                 prefix += ["-g", self.sudo_group]
-        return (*split_words(" ".join(prefix)), *split_words(command))
+        # one string split once, as fwknopd builds it: SUDO_EXE may carry options of its own
+        return split_words(" ".join((*prefix, command)))
 
 
 @dataclass(frozen=True, slots=True)
