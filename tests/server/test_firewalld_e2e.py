@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from fwknop_core import generate_keys
-from tests.helpers.cfwknopd import FWKNOP
 from tests.helpers.firewalld import PrivateFirewalld, firewalld_missing, private_firewalld
+from tests.helpers.knock import key_args, real_knock, stanza_keys
 from tests.helpers.netns import (
     CLIENT_IP,
     REAL_KNOCK_MARKS,
@@ -40,10 +40,7 @@ pytestmark = REAL_KNOCK_MARKS
 
 PORT = 4022  # not a service of zone public: firewalld rejects it
 KEYS = generate_keys()
-STANZA = (
-    f"SOURCE ANY\nKEY_BASE64 {KEYS.rijndael.to_base64()}\n"
-    f"HMAC_KEY_BASE64 {KEYS.hmac.to_base64()}\nFW_ACCESS_TIMEOUT 4\n"
-)
+STANZA = f"SOURCE ANY\n{stanza_keys(KEYS)}FW_ACCESS_TIMEOUT 4\n"
 
 
 @pytest.fixture
@@ -56,16 +53,9 @@ def pair() -> Iterator[NetPair]:
 
 def knock(pair: NetPair, home: Path) -> None:
     """The real client in the client namespace: open tcp/PORT for its address."""
-    home.mkdir(exist_ok=True)
-    rc = home / "fwknoprc"
-    rc.write_text("[default]\n")
-    rc.chmod(0o600)
-    pair.client.run(
-        [FWKNOP, "--rc-file", str(rc), "--no-save-args", "-D", SERVER_IP, "-a", CLIENT_IP,
-         "-A", f"tcp/{PORT}", "--key-base64-rijndael", KEYS.rijndael.to_base64(),
-         "--key-base64-hmac", KEYS.hmac.to_base64()],
-        env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
+    real_knock(
+        pair.client, home, SERVER_IP, "-A", f"tcp/{PORT}", keys=key_args(KEYS), allow=CLIENT_IP
+    )
 
 
 def reachable(pair: NetPair) -> bool:
