@@ -47,11 +47,14 @@ outlives it (its NAT binding lives in conntrack), as with iptables.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .base import FirewallError, NatOpening, Opening
 from .nftchains import ChainRef, describe, filter_base_chains, objects, prefer_dropping
 from .runner import NftRunner
+
+if TYPE_CHECKING:
+    from .nftables import NftTarget
 
 __all__ = ["NAT_TABLE", "NftNat", "find_forward_chain"]
 
@@ -68,7 +71,7 @@ _PROTO = {"meta": {"key": "l4proto"}}
 _DPORT = {"payload": {"protocol": "th", "field": "dport"}}
 
 
-def find_forward_chain(ruleset: Json | None, near: Any) -> ChainRef | None:
+def find_forward_chain(ruleset: Json | None, near: ChainRef) -> ChainRef | None:
     """The host's forward filter chain: the one in ``near``'s table, else the only one."""
     chains = filter_base_chains(ruleset, "forward", skip_table=NAT_TABLE)
     same = [c for c in chains if (c["family"], c["table"]) == (near.family, near.table)]
@@ -180,7 +183,7 @@ class NftNat:
                     "expr": [match, {"accept": None}]}}})  # fmt: skip
         return commands
 
-    def elements(self, opening: NatOpening, input_target: Any, now: int) -> list[Json]:
+    def elements(self, opening: NatOpening, input_target: NftTarget, now: int) -> list[Json]:
         """One grant's elements, each replaced (add, delete, add) so its timeout is this one's."""
         nat = opening.nat
         src = str(opening.source)
@@ -189,8 +192,7 @@ class NftNat:
         entries: list[tuple[Json, str, Any, Any]] = []  # (table, set or map, key, data)
         if nat.local:  # the internal port on the server itself: an input grant, after DNAT
             local = Opening(opening.source, nat.proto, nat.nat_port, opening.expires)
-            add = input_target.element(local, now=now)
-            commands += [add, input_target.element(local, remove=True), add]
+            commands += input_target.grant_document([(local, local)], now)["nftables"]
         elif self.forward is not None:
             fwd = {"family": self.forward.family, "table": self.forward.table}
             if nat.forward_all:
@@ -234,11 +236,11 @@ class NftNat:
 
     # -- applying ------------------------------------------------------------------
 
-    def start(self, run: NftRunner, input_target: Any) -> None:
+    def start(self, run: NftRunner, input_target: NftTarget) -> None:
         """Make our table and the forward sets and rules (keeping elements already there)."""
         ruleset = run({"nftables": [{"list": {"ruleset": None}}]})
         self.forward = find_forward_chain(ruleset, input_target)
-        have = self._have_forward_rules(ruleset)
+        have = bool(self._forward_handles(ruleset))
         commands = self.table_commands() + self.forward_commands(have)
         try:
             run({"nftables": commands})
@@ -249,9 +251,6 @@ class NftNat:
             run({"nftables": commands})
         where = self.forward or "no forward chain (nftables does not filter forwarding)"
         log.info("nftables: NAT grants go to table ip %s; forwarding opens in %s", NAT_TABLE, where)
-
-    def _have_forward_rules(self, ruleset: Json | None) -> bool:
-        return bool(self._forward_handles(ruleset))
 
     def _forward_handles(self, ruleset: Json | None) -> list[int]:
         fwd = self.forward
@@ -269,11 +268,11 @@ class NftNat:
         if any((t["family"], t["name"]) == ("ip", NAT_TABLE) for t in objects(ruleset, "table")):
             run({"nftables": [{"delete": {"table": {"family": "ip", "name": NAT_TABLE}}}]})
 
-    def grant_document(self, opening: NatOpening, input_target: Any, now: int) -> Json:
+    def grant_document(self, opening: NatOpening, input_target: NftTarget, now: int) -> Json:
         """One transaction for one NAT grant."""
         return {"nftables": self.elements(opening, input_target, now)}
 
-    def flush(self, run: NftRunner, input_target: Any) -> None:
+    def flush(self, run: NftRunner, input_target: NftTarget) -> None:
         """Remove our table, and our rules and sets in the host's forward chain."""
         ruleset = run({"nftables": [{"list": {"ruleset": None}}]})
         if self.forward is None:  # not started (--fw-flush): look for it
