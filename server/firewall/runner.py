@@ -156,21 +156,11 @@ class NftCommand:
         self.exe = exe
 
     def __call__(self, document: dict[str, Any]) -> dict[str, Any] | None:
-        payload = json.dumps(document)
-        try:
-            res = subprocess.run(
-                [self.exe, "-j", "-a", "-f", "-"],
-                input=payload,
-                capture_output=True,
-                text=True,
-                timeout=_TIMEOUT,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise FirewallError(f"{self.exe}: {exc}") from None
-        if res.returncode != 0:
-            raise FirewallError(f"nft: {res.stderr.strip() or 'failed'}")
-        return json.loads(res.stdout) if res.stdout.strip() else None
+        argv = [self.exe, "-j", "-a", "-f", "-"]
+        status, out, err = SubprocessRunner()(argv, stdin=json.dumps(document))
+        if status != 0:
+            raise FirewallError(f"nft: {err.strip() or 'failed'}")
+        return json.loads(out) if out.strip() else None
 
 
 def nft() -> NftRunner:
