@@ -285,7 +285,7 @@ class Nftables(Firewall):
         self._run({"nftables": commands})
         log.info("nftables: grants go to set(s) in %s", target)
         if self.nat is not None:
-            self.nat.start(self._run, target)
+            self.nat.start(self._run, target, flushed=self.flush_at_init)
 
     def _adopt(self, target: NftTarget, now: float) -> None:
         """Remember grants still in our sets (after a restart); the kernel drops expired ones."""

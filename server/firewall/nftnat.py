@@ -236,10 +236,17 @@ class NftNat:
 
     # -- applying ------------------------------------------------------------------
 
-    def start(self, run: NftRunner, input_target: NftTarget) -> None:
-        """Make our table and the forward sets and rules (keeping elements already there)."""
-        ruleset = run({"nftables": [{"list": {"ruleset": None}}]})
-        self.forward = find_forward_chain(ruleset, input_target)
+    def start(self, run: NftRunner, input_target: NftTarget, *, flushed: bool = False) -> None:
+        """Make our table and the forward sets and rules (keeping elements already there).
+
+        ``flushed``: ``flush`` has just run (FLUSH_NFT_AT_INIT), so the forward chain is
+        known and nothing of ours is left; the ruleset is not listed again.
+        """
+        if flushed:
+            ruleset = None
+        else:
+            ruleset = run({"nftables": [{"list": {"ruleset": None}}]})
+            self.forward = find_forward_chain(ruleset, input_target)
         have = bool(self._forward_handles(ruleset))
         commands = self.table_commands() + self.forward_commands(have)
         try:

@@ -455,6 +455,18 @@ def test_nftables_nat_objects_are_made_in_our_table_and_the_hosts_forward_chain(
     assert sets["fwknop_fwd4"]["table"] == "filter"
 
 
+def test_a_flush_at_start_does_not_list_the_ruleset_again_for_nat(tmp_path: Path) -> None:
+    run = NftRecorder(HOST)
+    config, _ = _setup(tmp_path, FWD + "FLUSH_NFT_AT_INIT Y\n", "", firewall="nftables")
+    firewall = make_firewall(config, nft_run=run)
+    firewall._netlink = None
+    firewall.start(NOW)
+    listings = [d for d in run.documents if "ruleset" in d["nftables"][0].get("list", {})]
+    assert len(listings) == 2  # the input chain's search, and NAT's flush: not NAT's start
+    inserts = [c["insert"]["rule"] for c in run.documents[-1]["nftables"] if "insert" in c]
+    assert [(r["table"], r["chain"]) for r in inserts] == [("filter", "forward")] * 2
+
+
 def test_an_nftables_nat_grant_is_one_transaction_of_timed_elements(tmp_path: Path) -> None:
     firewall, run = _nft(tmp_path, FWD + SNAT_ON)
     decision = _decide(tmp_path, _with("nat-port", FWD + SNAT_ON), firewall)
