@@ -250,7 +250,7 @@ def _allow_ip(profile: Profile, ask: Callable[[], str] | None) -> str:
         return fetch_external_ip(
             profile.resolve_url,
             user_agent=profile.user_agent,
-            ipv6=profile.server_type == "fwknop-tui",
+            ipv6=profile.takes_ipv6_allow_ip,
         )
     if mode == AllowIp.ASK:
         if ask is None:
@@ -258,21 +258,15 @@ def _allow_ip(profile: Profile, ask: Callable[[], str] | None) -> str:
                 f'profile {profile.name!r} asks for the allow IP (allow_ip = "ask"): run it '
                 "from a terminal or give -a ADDRESS"
             )
-        answer = ask().strip()
-        from .wallet.validate import FieldError, check_allow_ip  # noqa: PLC0415
+        from .wallet.validate import FieldError  # noqa: PLC0415
 
-        try:
-            value = check_allow_ip(answer)
+        try:  # checked as the profile's own allow_ip is, cross-field rules too
+            asked = profile.with_changes({"allow_ip": ask().strip()})
         except FieldError as exc:
             raise ClientUsageError(exc.message) from None
-        if value in ("source", "resolve", "ask"):
-            return _allow_ip(profile.with_changes({"allow_ip": value}), None)
-        if ":" in value and profile.server_type != "fwknop-tui":
-            raise ClientUsageError(
-                f"{value} is IPv6, and the C fwknopd 2.6 refuses an IPv6 allow IP "
-                '(set server_type = "fwknop-tui" if the server runs ours)'
-            )
-        return value
+        if asked.allow_ip in ("source", "resolve", "ask"):
+            return _allow_ip(asked, None)
+        return asked.allow_ip
     return mode
 
 
@@ -300,7 +294,7 @@ def _username(profile: Profile) -> str:
 
 def _message(profile: Profile, allow_ip: str, now: float) -> SpaMessage:
     user = _username(profile)
-    ipv6 = profile.server_type == "fwknop-tui"
+    ipv6 = profile.takes_ipv6_allow_ip
     if profile.server_command:
         return SpaMessage.command_request(
             allow_ip, profile.server_command, username=user, now=now, allow_ipv6=ipv6

@@ -150,7 +150,7 @@ class Profile:
             out.append(("http_proxy", 'needs transport = "http"'))
         if self.transport.raw and self.address_family == "ipv6":
             out.append(("transport", f"{self.transport.value} is IPv4 only"))
-        if ":" in self.allow_ip and self.server_type != "fwknop-tui":
+        if ":" in self.allow_ip and not self.takes_ipv6_allow_ip:
             out.append(
                 (
                     "allow_ip",
@@ -169,6 +169,11 @@ class Profile:
     def uses_gpg(self) -> bool:
         """GnuPG instead of Rijndael."""
         return self.encryption == "gpg"
+
+    @property
+    def takes_ipv6_allow_ip(self) -> bool:
+        """Whether the server takes an IPv6 allow IP: ours does, the C fwknopd 2.6 does not."""
+        return self.server_type == "fwknop-tui"
 
     def key_slots(self) -> list[str]:
         """The key slots this profile needs: rijndael, hmac, gpg-signing-pw."""

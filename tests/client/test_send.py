@@ -214,3 +214,39 @@ def test_an_ipv6_allow_ip_goes_in_the_packet_only_for_our_server() -> None:
         open_packet(result.packet, keys.rijndael, hmac_key=keys.hmac)
     opened = open_packet(result.packet, keys.rijndael, hmac_key=keys.hmac, allow_ipv6=True)
     assert opened.message.allow_ip == "2001:db8::2"
+
+
+@pytest.mark.parametrize(
+    ("answer", "server_type", "expected"),
+    [
+        ("198.18.0.7", "fwknopd", "198.18.0.7"),
+        ("source", "fwknopd", "0.0.0.0"),
+        ("2001:db8::2", "fwknop-tui", "2001:db8::2"),
+        ("2001:db8::2", "fwknopd", None),  # the C fwknopd 2.6 refuses an IPv6 allow IP
+        ("not an address", "fwknopd", None),
+    ],
+)
+def test_an_asked_allow_ip_is_checked_as_the_profiles_own(
+    answer: str, server_type: str, expected: str | None
+) -> None:
+    from fwknop_tui.errors import ClientUsageError
+
+    profile = Profile.from_table(
+        "p", {"host": "127.0.0.1", "allow_ip": "ask", "server_type": server_type}
+    )
+
+    def run() -> str:
+        return knock(profile, KEYS, dry_run=True, ask_allow_ip=lambda: f" {answer} ").allow_ip
+
+    if expected is not None:
+        assert run() == expected
+        return
+    with pytest.raises(ClientUsageError) as refused:
+        run()
+    if ":" in answer:
+        assert str(refused.value) == (
+            "the C fwknopd 2.6 refuses an IPv6 allow IP: use an IPv4 address or "
+            '"source", or set server_type = "fwknop-tui" if the server runs ours'
+        )
+    else:
+        assert "'not an address'" in str(refused.value)
