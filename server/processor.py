@@ -185,6 +185,12 @@ class _Fail(NamedTuple):
     detail: str = ""
 
 
+def _refusal(attempts: Sequence[tuple[int, Reason, str]]) -> Refused:
+    """What every candidate stanza's refusing gets: the weightiest reason, and all of them."""
+    best = max(attempts, key=lambda a: _RANK[a[1]])
+    return Refused(best[1], best[2], stanza=best[0], attempts=tuple(attempts))
+
+
 _HMAC_FAIL = _Fail(Reason.HMAC_MISMATCH)
 _EXPIRED = _Fail(Reason.EXPIRED_STANZA)
 
@@ -428,6 +434,9 @@ class Processor:
         return screen
 
     def _make_screen(self, candidates: tuple[AccessStanza, ...]) -> _Screen:
+        if not candidates:
+            return _Screen(candidates, None, None)  # screen refuses these before any check
+
         def checks(gpg_sized: bool) -> tuple[tuple[Keyed, ...], Refused] | None:
             found = []
             attempts: list[tuple[int, Reason, str]] = []
@@ -444,15 +453,7 @@ class Processor:
                     return None
                 found.append(self._keyed[stanza.number][gpg_sized])
                 attempts.append((stanza.number, Reason.HMAC_MISMATCH, ""))
-            # what the stanza-by-stanza path returns for these attempts
-            best = max(attempts, key=lambda a: _RANK[a[1]]) if attempts else None
-            refused = Refused(
-                best[1] if best else Reason.HMAC_MISMATCH,
-                best[2] if best else "",
-                stanza=best[0] if best else None,
-                attempts=tuple(attempts),
-            )
-            return tuple(found), refused
+            return tuple(found), _refusal(attempts)  # as the stanza-by-stanza path has it
 
         return _Screen(candidates, checks(False), checks(True))
 
@@ -500,8 +501,7 @@ class Processor:
             if plain is None:
                 plain = self._plain[key] = Refused(key[1], stanza=key[0], attempts=(attempts[0],))
             return plain
-        best = max(attempts, key=lambda a: _RANK[a[1]])
-        return Refused(best[1], best[2], stanza=best[0], attempts=tuple(attempts))
+        return _refusal(attempts)
 
     def _open(
         self, stanza: AccessStanza, data: bytes, packet: Packet, now: float
