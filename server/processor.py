@@ -226,7 +226,12 @@ def mac_check(key: HmacKey, kind: EncryptionType) -> MacCheck:
     context. The core checks the HMAC again in ``open_packet`` before it
     decrypts anything.
     """
-    keyed, n = keyed_mac(key, kind)
+    return _check_on(keyed_mac(key, kind))
+
+
+def _check_on(keyed_and_length: Keyed) -> MacCheck:
+    """``mac_check`` on a context from ``keyed_mac`` (only ever copied: it can be shared)."""
+    keyed, n = keyed_and_length
     b2a, equal = binascii.b2a_base64, hmac.compare_digest
 
     def check(data: bytes) -> bool:
@@ -332,11 +337,8 @@ class Processor:
                        keyed_mac(s.hmac_key, EncryptionType.GPG))
             for s in self.stanzas if s.hmac_key is not None
         }  # fmt: skip
-        self._macs = {
-            s.number: (mac_check(s.hmac_key, EncryptionType.RIJNDAEL),
-                       mac_check(s.hmac_key, EncryptionType.GPG))
-            for s in self.stanzas if s.hmac_key is not None
-        }  # fmt: skip
+        # the same contexts, for the stanza-by-stanza path
+        self._macs = {n: (_check_on(r), _check_on(g)) for n, (r, g) in self._keyed.items()}
         self.screen: Screener = self._screener()
 
     # -- the pipeline --------------------------------------------------------
