@@ -136,7 +136,26 @@ def parse_rule(line: str) -> tuple[OpeningKey, int, list[str]] | None:
     return (source, values["-p"], port), int(exp.group(1)), spec
 
 
-class Iptables(Firewall, RunsCommands):
+class ChainKeeper(RunsCommands):
+    """Makes and removes a chain of ours with its jump (``Iptables``, and its NAT chains)."""
+
+    def _make_chain(self, rules: IptablesRules) -> None:
+        """Create the chain and its jump from the built-in chain, where they are missing."""
+        if not self._ok(rules.list_chain()):
+            self._must(rules.new_chain())
+        if not self._ok(rules.check_jump()):
+            self._must(rules.add_jump())
+
+    def _remove_chain(self, rules: IptablesRules) -> None:
+        """Remove the jump(s), flush and delete the chain."""
+        for _ in range(_MAX_JUMP_DELETES):
+            if not self._ok(rules.delete_jump()):
+                break
+        if self._ok(rules.flush_chain()):
+            self._ok(rules.delete_chain())
+
+
+class Iptables(Firewall, ChainKeeper):
     """The iptables backend (``FIREWALL_TYPE iptables``)."""
 
     name = "iptables"
@@ -165,10 +184,7 @@ class Iptables(Firewall, RunsCommands):
         if self.flush_at_init:
             self.flush()
         for rules in self._families():
-            if not self._ok(rules.list_chain()):
-                self._must(rules.new_chain())
-            if not self._ok(rules.check_jump()):
-                self._must(rules.add_jump())
+            self._make_chain(rules)
         if self.nat is not None:
             self.nat.start()
         if not self.flush_at_init:
@@ -266,11 +282,7 @@ class Iptables(Firewall, RunsCommands):
     def flush(self) -> None:
         """Remove the jump(s), flush and delete our chain (in ip6tables too)."""
         for rules in self._families():
-            for _ in range(_MAX_JUMP_DELETES):
-                if not self._ok(rules.delete_jump()):
-                    break
-            if self._ok(rules.flush_chain()):
-                self._ok(rules.delete_chain())
+            self._remove_chain(rules)
         if self.nat is not None:
             self.nat.flush()
         self.open.clear()

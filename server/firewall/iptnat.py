@@ -22,9 +22,10 @@ import logging
 from dataclasses import dataclass
 
 from ..config import ChainSpec, ServerConfig
+from ..nat import nat_settings
 from .base import FirewallError, NatKey, NatOpening
-from .iptables import IptablesRules, rule_spec
-from .runner import CommandRunner, RunsCommands
+from .iptables import ChainKeeper, IptablesRules, rule_spec
+from .runner import CommandRunner
 
 __all__ = ["IptablesNat", "NatChains", "NatRule", "iptables_nat", "nat_rules"]
 
@@ -32,7 +33,6 @@ log = logging.getLogger("fwknop_server.firewall")
 
 _PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1}
 _ANY = "0.0.0.0/0"
-_MAX_JUMP_DELETES = 32
 _CHAIN_ORDER = ("forward", "dnat", "snat", "masquerade")  # fwknopd's (masquerade ends up first)
 
 
@@ -122,7 +122,7 @@ def nat_rules(opening: NatOpening, chains: NatChains, input_target: str) -> list
     return rules
 
 
-class IptablesNat(RunsCommands):
+class IptablesNat(ChainKeeper):
     """The NAT chains of the iptables backend: made, filled, emptied (``Iptables`` drives it)."""
 
     def __init__(
@@ -152,11 +152,7 @@ class IptablesNat(RunsCommands):
     def _ensure(self, which: str) -> None:
         if which in self._ready:
             return
-        rules = self.rules[which]
-        if not self._ok(rules.list_chain()):
-            self._must(rules.new_chain())
-        if not self._ok(rules.check_jump()):
-            self._must(rules.add_jump())
+        self._make_chain(self.rules[which])
         self._ready.add(which)
 
     def add(self, opening: NatOpening, current: NatOpening | None, ports: str) -> None:
@@ -215,12 +211,7 @@ class IptablesNat(RunsCommands):
     def flush(self) -> None:
         """Remove the jumps, flush and delete every NAT chain (fwknopd's delete_all_chains)."""
         for which in _CHAIN_ORDER:
-            rules = self.rules[which]
-            for _ in range(_MAX_JUMP_DELETES):
-                if not self._ok(rules.delete_jump()):
-                    break
-            if self._ok(rules.flush_chain()):
-                self._ok(rules.delete_chain())
+            self._remove_chain(self.rules[which])
         self._ready = {"input"}
         self._made.clear()
 
@@ -251,7 +242,7 @@ def iptables_nat(
     config: ServerConfig, run: CommandRunner, input_rules: IptablesRules
 ) -> IptablesNat | None:
     """The NAT chains fwknopd.conf asks for (None when forwarding and local NAT are off)."""
-    if not (config.flag("ENABLE_IPT_FORWARDING") or config.flag("ENABLE_IPT_LOCAL_NAT")):
+    if not nat_settings(config).enabled:
         return None
     chains = NatChains(
         forward=config.chain("IPT_FORWARD_ACCESS"),
