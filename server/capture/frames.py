@@ -14,7 +14,7 @@ import struct
 from collections.abc import Callable
 
 from ..processor import Packet
-from .ring import FastPath
+from .ring import IPV4_UDP, FastPath
 
 __all__ = [
     "LINK_OFFSETS",
@@ -56,10 +56,6 @@ def network_layer(linktype: int, frame: bytes) -> bytes | None:
 
 
 _IPV4 = struct.Struct("!BBHHHBBH4s4s")
-# an IPv4 header and the UDP header after it, if it has no options: version and header
-# length, total length, fragment, protocol, the addresses and the ports (the common case
-# of sniffing, decided in one unpack)
-_IPV4_UDP = struct.Struct("!BxH2xHxB2x4s4sHH4x")
 _PORTS = struct.Struct("!HH")
 _new_tuple = tuple.__new__
 _ADDRESS_CACHE = 4096
@@ -124,7 +120,7 @@ def ip_parser(
     refusals that are past their log rate, and their packets then cost no
     ``Packet`` and no trip through the daemon's loop.
     """
-    addresses, address, new, unpack = _addresses, _address, _new_tuple, _IPV4_UDP.unpack_from
+    addresses, address, new, unpack = _addresses, _address, _new_tuple, IPV4_UDP.unpack_from
     tally: dict[int, int] = counted if counted is not None else {}
 
     def parse_ip_at(buffer: bytes | mmap.mmap, offset: int, length: int) -> Packet | None:

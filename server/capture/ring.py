@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Generic, NamedTuple, TypeVar
 
-__all__ = ["FastPath", "RxRing"]
+__all__ = ["IPV4_UDP", "FastPath", "RxRing"]
 
 _SOL_PACKET = 263
 _PACKET_RX_RING = 5
@@ -48,9 +48,10 @@ _TP_STATUS_USER = 1
 _PACKET_OUTGOING = 4
 # struct tpacket2_hdr: status, len, snaplen, mac, net (then times and VLAN fields)
 _HEADER = struct.Struct("IIIHH")
-# an IPv4 header without options and a UDP header (network order): version and header
-# length, total length, fragment, protocol, the addresses, the ports
-_IPV4_UDP = struct.Struct("!BxH2xHxB2x4s4sHH4x")
+# an IPv4 header and the UDP header after it, if it has no options: version and header
+# length, total length, fragment, protocol, the addresses and the ports (the common case
+# of sniffing, decided in one unpack; frames.py's parser reads it too)
+IPV4_UDP = struct.Struct("!BxH2xHxB2x4s4sHH4x")
 _UDP = 17
 _STATUS = struct.Struct("I")
 # sll_pkttype: the sockaddr_ll follows the 32-byte header; pkttype is its 11th byte
@@ -120,7 +121,7 @@ class RxRing:
         ring, size, count, index = self.map, self.frame_size, self.frames, self.index
         first = index
         unpack, give_back, append = _HEADER.unpack_from, _STATUS.pack_into, packets.append
-        unpack_ip = _IPV4_UDP.unpack_from
+        unpack_ip = IPV4_UDP.unpack_from
         if fast is not None:
             verdict, counted, addresses, address, make = fast
         try:  # whatever happens, where we are is kept (frames before it are given back)
