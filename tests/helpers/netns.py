@@ -141,14 +141,7 @@ class NetPair:
 
     def listen_tcp(self, *ports: int) -> subprocess.Popen[bytes]:
         """Start TCP listeners on the server (all addresses) that accept and close."""
-        proc = self.server.popen(
-            [sys.executable, str(HELPERS / "tcp_listen.py"), *map(str, ports)],
-            stdout=subprocess.PIPE,
-        )
-        assert proc.stdout is not None
-        line = proc.stdout.readline()  # "ready" once every port is bound
-        assert line.strip() == b"ready", line
-        return proc
+        return listen_tcp_in(self.server, ports)
 
     def send_udp(
         self,
@@ -243,6 +236,18 @@ def drop_policy_iptables(ns: Netns, *, allow_udp: Sequence[int] = ()) -> None:
         ns.run([tool, "-P", "INPUT", "DROP"])
 
 
+def listen_tcp_in(ns: Netns, ports: Sequence[int]) -> subprocess.Popen[bytes]:
+    """TCP listeners in ``ns`` (all addresses) that accept and close, once all are bound."""
+    proc = ns.popen(
+        [sys.executable, str(HELPERS / "tcp_listen.py"), *map(str, ports)],
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # "ready" once every port is bound
+    assert line.strip() == b"ready", line
+    return proc
+
+
 def wait_for(predicate: object, *, timeout: float, interval: float = 0.05) -> bool:
     """Poll ``predicate()`` until true or ``timeout`` seconds pass (bounded)."""
     deadline = time.monotonic() + timeout
@@ -271,14 +276,7 @@ class Gateway:
 
     def listen_internal(self, *ports: int) -> subprocess.Popen[bytes]:
         """TCP listeners on the internal host that accept and close."""
-        proc = self.internal.popen(
-            [sys.executable, str(HELPERS / "tcp_listen.py"), *map(str, ports)],
-            stdout=subprocess.PIPE,
-        )
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.strip() == b"ready", line
-        return proc
+        return listen_tcp_in(self.internal, ports)
 
 
 @contextmanager
