@@ -251,9 +251,8 @@ class Iptables(Firewall, ChainKeeper):
             self._specs[opening.key] = rules.rule_spec(opening)
 
     def _apply_nat(self, opening: NatOpening, current: NatOpening | None, now: int) -> None:
-        if self.nat is None:
-            raise FirewallError("NAT is off: set ENABLE_IPT_FORWARDING or ENABLE_IPT_LOCAL_NAT")
-        self.nat.add(opening, current, ",".join(f"{p}/{n}" for p, n in opening.ports))
+        assert self.nat is not None  # noqa: S101 - Firewall.grant checks supports_nat
+        self.nat.add(opening, current)
 
     def _close_nat(self, opening: NatOpening) -> None:
         if self.nat is not None:

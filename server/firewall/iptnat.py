@@ -155,8 +155,9 @@ class IptablesNat(ChainKeeper):
         self._make_chain(self.rules[which])
         self._ready.add(which)
 
-    def add(self, opening: NatOpening, current: NatOpening | None, ports: str) -> None:
+    def add(self, opening: NatOpening, current: NatOpening | None) -> None:
         """Make every rule of ``opening`` (then remove ``current``'s); all or none."""
+        ports = ",".join(f"{proto}/{port}" for proto, port in opening.ports)  # for the log
         made: list[NatRule] = []
         try:
             for rule in nat_rules(opening, self.chains, self.rules["input"].spec.target):

@@ -315,8 +315,7 @@ class Nftables(Firewall):
             self._run(target.grant_document(wanted, now))
 
     def _apply_nat(self, opening: NatOpening, current: NatOpening | None, now: int) -> None:
-        if self.nat is None:
-            raise FirewallError("NAT is off: set ENABLE_IPT_FORWARDING or ENABLE_IPT_LOCAL_NAT")
+        assert self.nat is not None  # noqa: S101 - Firewall.grant checks supports_nat
         # one transaction; the elements replace whatever is there (``current`` included)
         self._run(self.nat.grant_document(opening, self._resolve(), now))
 
