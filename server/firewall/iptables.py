@@ -53,8 +53,7 @@ class IptablesRules:
 
     def rule_spec(self, opening: Opening) -> list[str]:
         """The match and target of an access rule (fwknopd's template)."""
-        anywhere = "::/0" if opening.source.version == 6 else "0.0.0.0/0"
-        dst = anywhere if opening.destination is None else str(opening.destination)
+        dst = _anywhere(opening) if opening.destination is None else str(opening.destination)
         return [
             "-p", opening.proto,
             "-s", str(opening.source),
@@ -106,6 +105,11 @@ class IptablesRules:
     def delete_chain(self) -> list[str]:
         """Remove our (empty, unreferenced) chain."""
         return self._cmd("-X", self.spec.to_chain)
+
+
+def _anywhere(opening: Opening) -> str:
+    """Any destination, in the IP version of the opening's source."""
+    return "::/0" if opening.source.version == 6 else "0.0.0.0/0"
 
 
 def rule_spec(line: str) -> list[str] | None:
@@ -240,11 +244,10 @@ class Iptables(Firewall, ChainKeeper):
         for opening, current in wanted:
             rules = self._rules_for(opening)
             self._must(rules.add(opening))
-            anywhere = "::/0" if opening.source.version == 6 else "0.0.0.0/0"
             log.info(
                 "Added access rule to %s for %s -> %s %s/%d, expires at %d",
-                rules.spec.to_chain, opening.source,
-                opening.destination or anywhere, opening.proto, opening.port, opening.expires,
+                rules.spec.to_chain, opening.source, opening.destination or _anywhere(opening),
+                opening.proto, opening.port, opening.expires,
             )  # fmt: skip
             if current is not None:
                 self._delete(current)
