@@ -33,6 +33,7 @@ from .errors import Problems
 from .nat import NatPolicy, parse_force_nat
 
 __all__ = [
+    "PROTO_NUMBERS",
     "AccessStanza",
     "GpgPolicy",
     "Network",
@@ -46,7 +47,7 @@ _CHANGEME = "__CHANGEME__"
 _DEFAULT_FW_TIMEOUT = 30
 _DEFAULT_MAX_FW_TIMEOUT = 300
 _MAX_TIMER = 8388608
-_PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1}
+PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1}  # the protocols of an access list, by IP number
 _KEY_NAMES = frozenset(
     {
         "KEY",
@@ -126,7 +127,7 @@ def parse_ports(text: str) -> frozenset[tuple[str, int]]:
         proto, sep, port = item.partition("/")
         proto = proto.strip().lower()
         port = port.strip()
-        if not sep or proto not in _PROTO_NUMBERS or not port.isdigit():
+        if not sep or proto not in PROTO_NUMBERS or not port.isdigit():
             raise ValueError(f"{item!r} is not proto/port")
         if not 0 <= int(port) <= 65535:
             raise ValueError(f"{item!r}: port out of range")

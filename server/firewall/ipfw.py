@@ -35,6 +35,7 @@ import math
 import re
 from collections.abc import Iterable
 
+from ..access import PROTO_NUMBERS
 from .base import Firewall, FirewallError, Opening, OpeningKey, listed_opening
 from .runner import CommandRunner, RunsCommands
 
@@ -42,7 +43,6 @@ __all__ = ["Ipfw", "IpfwRules", "dynamic_rules", "parse_ipfw_rule"]
 
 log = logging.getLogger("fwknop_server.firewall")
 
-PROTO_NUMBERS = {"tcp": 6, "udp": 17}
 _MAX_NUMBER = 65534  # 65535 is ipfw's default rule
 _RULE = re.compile(
     r"^(?:#\s*DISABLED\s+)?(?P<num>\d+)\s+(?:set\s+\d+\s+)?(?:allow|pass|permit|accept)\s+"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from ..access import PROTO_NUMBERS
 from ..config import ChainSpec, ServerConfig
 from ..nat import nat_settings
 from .base import FirewallError, NatKey, NatOpening
@@ -31,7 +32,6 @@ __all__ = ["IptablesNat", "NatChains", "NatRule", "iptables_nat", "nat_rules"]
 
 log = logging.getLogger("fwknop_server.firewall")
 
-_PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1}
 _ANY = "0.0.0.0/0"
 _CHAIN_ORDER = ("forward", "dnat", "snat", "masquerade")  # fwknopd's (masquerade ends up first)
 
@@ -67,7 +67,7 @@ def nat_rules(opening: NatOpening, chains: NatChains, input_target: str) -> list
     nat = opening.nat
     src = str(opening.source)
     dst = _ANY if opening.destination is None else str(opening.destination)
-    proto = str(_PROTO_NUMBERS.get(nat.proto, nat.proto))
+    proto = str(PROTO_NUMBERS.get(nat.proto, nat.proto))
     comment = ("-m", "comment", "--comment", f"_exp_{opening.expires}")
     rules: list[NatRule] = []
     if nat.local:

@@ -28,6 +28,7 @@ import struct
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from ..access import PROTO_NUMBERS
 from .base import FirewallError
 
 __all__ = ["ElementCommand", "NftNetlink", "batch", "element_key"]
@@ -51,7 +52,6 @@ _NFTA_SET_ELEM_KEY = 1
 _NFTA_SET_ELEM_TIMEOUT = 4
 _NFTA_DATA_VALUE = 1
 FAMILIES = {"inet": 1, "ip": 2, "ip6": 10}  # NFPROTO_*
-_PROTOCOLS = {"tcp": 6, "udp": 17}
 _NLMSG = struct.Struct("=IHHII")  # len, type, flags, seq, portid (host order)
 _NFGENMSG = struct.Struct("=BBH")  # family, version, res_id (big-endian, packed by hand)
 _NLA = struct.Struct("=HH")
@@ -75,7 +75,8 @@ def element_key(
     source: ipaddress.IPv4Address | ipaddress.IPv6Address, proto: str, port: int
 ) -> bytes:
     """The key ``addr . inet_proto . inet_service``, each part in network order, 4-byte aligned."""
-    return source.packed + bytes((_PROTOCOLS[proto], 0, 0, 0)) + port.to_bytes(2, "big") + b"\0\0"
+    proto_word = bytes((PROTO_NUMBERS[proto], 0, 0, 0))
+    return source.packed + proto_word + port.to_bytes(2, "big") + b"\0\0"
 
 
 def _attr(kind: int, value: bytes) -> bytes:

@@ -26,6 +26,7 @@ import logging
 import re
 from collections.abc import Iterable
 
+from ..access import PROTO_NUMBERS
 from .base import Firewall, FirewallError, Opening, OpeningKey, listed_opening
 from .runner import CommandRunner, RunsCommands
 
@@ -33,7 +34,6 @@ __all__ = ["Pf", "PfRules", "anchor_linked", "parse_pf_rule"]
 
 log = logging.getLogger("fwknop_server.firewall")
 
-PROTO_NUMBERS = {"tcp": 6, "udp": 17}
 _RULE = re.compile(
     r"^pass\s.*?\bproto\s+(?P<proto>\w+)\s+from\s+(?P<src>\S+)\s+to\s+(?P<dst>\S+)"
     r"\s+port\s+(?:=\s*)?(?P<port>\d+)\b.*?\blabel\s+\"?_exp_(?P<exp>\d+)\"?"
