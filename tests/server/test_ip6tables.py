@@ -10,21 +10,11 @@ from fwknop_server.daemon import Options, load
 from fwknop_server.firewall import make_firewall
 from fwknop_server.firewall.base import Opening
 
+from tests.helpers.recorder import Recorder
+
 NOW = 1_795_268_000
 V6 = ipaddress.ip_address("2001:db8::2")
 V4 = ipaddress.ip_address("198.18.0.2")
-
-
-class Recorder:
-    """A CommandRunner that records argv and succeeds (or fails for chosen words)."""
-
-    def __init__(self, fail: Sequence[str] = ()) -> None:
-        self.calls: list[list[str]] = []
-        self.fail = fail
-
-    def __call__(self, argv: Sequence[str], *, stdin: str | None = None) -> tuple[int, str, str]:
-        self.calls.append(list(argv))
-        return (1, "", "no") if any(w in argv for w in self.fail) else (0, "", "")
 
 
 def _config(tmp_path: Path, extra: str = "") -> object:

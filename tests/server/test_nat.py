@@ -35,6 +35,7 @@ from fwknop_server.processor import Accepted, Grant, Packet, Processor, Reason, 
 
 from fwknop_core import HmacKey, MessageType, NatAccess, RijndaelKey, SpaMessage, build_packet
 from tests.helpers.netns import NetPair, net_pair
+from tests.helpers.recorder import Recorder
 from tests.helpers.vectors import vectors
 
 KEY, HKEY = RijndaelKey(b"n" * 32), HmacKey(b"m" * 64)
@@ -70,18 +71,6 @@ def test_we_differ_from_fwknopds_rules_only_where_it_is_broken() -> None:
         "forward-all-snat",  # its DNAT of everything to 0.0.0.0
         "forward-all-masquerade",
     }
-
-
-class Recorder:
-    """A ``CommandRunner`` that records argv and answers as told (0 by default)."""
-
-    def __init__(self, fail: Sequence[str] = ()) -> None:
-        self.calls: list[list[str]] = []
-        self.fail = fail  # argv words that make a command fail (say "-S", "-C")
-
-    def __call__(self, argv: Sequence[str], *, stdin: str | None = None) -> tuple[int, str, str]:
-        self.calls.append(list(argv))
-        return (1, "", "no") if any(w in argv for w in self.fail) else (0, "", "")
 
 
 def _setup(tmp_path: Path, conf: str, stanza: str, *, firewall: str = "iptables") -> Any:
