@@ -51,7 +51,7 @@ from fwknop_core import (
 )
 from fwknop_core.gpg import GnupgBackend, GpgBackend
 
-from .access import AccessStanza, GpgPolicy
+from .access import PROTO_NUMBERS, AccessStanza, GpgPolicy
 from .cmdexec import MAX_WORDS, RunCommand, RunCycle, cycle_values, substitute
 from .nat import NatError, NatGrant, NatSettings, plan
 
@@ -76,7 +76,6 @@ GPG_PREFIX = b"hQ"
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _ZERO = ipaddress.IPv4Address(0)  # the allow IP that means "the packet's source"
 _PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp6"}
-_PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1}
 
 
 class Reason(enum.Enum):
@@ -650,7 +649,7 @@ class Processor:
             source=source,
             packet_src=packet.src,
             packet_dst=packet.dst,
-            proto=_PROTO_NUMBERS.get(first.proto, 0),
+            proto=PROTO_NUMBERS.get(first.proto, 0),
             port=first.port,
             timestamp=msg.timestamp,
             client_timeout=msg.client_timeout,
