@@ -109,6 +109,29 @@ async def test_import_rc_shows_a_preview_then_imports_with_keys(tui: Tui, tmp_pa
     assert got.rijndael == keys.rijndael and got.hmac == keys.hmac
 
 
+async def test_the_import_previews_header_is_drawn_at_the_columns_final_widths(
+    tui: Tui, tmp_path: Path
+) -> None:
+    """A frame drawn before the table's idle measure (a loaded machine) still fits the rows."""
+    rc = tmp_path / "fwknoprc"
+    rc.write_text("[a-long-profile-name]\nSPA_SERVER host.with.a.long.name.example.org\n")
+    rc.chmod(0o600)
+    app = tui.app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("i")
+        await wait_until(pilot, lambda: isinstance(app.screen, ImportScreen), what="import")
+        screen = app.screen
+        table = screen.query_one("#rc-plan", DataTable)
+        await pilot.pause()
+        screen._show_plan(tui.wallet.plan_rc_file(rc))  # type: ignore[attr-defined]
+        header = table.render_line(0).text  # now, before any idle message
+        for column in table.ordered_columns:
+            assert column.content_width >= max(len(str(c)) for c in table.get_column(column.key))
+        name, host = (table.ordered_columns[i].get_render_width(table) for i in (0, 2))
+        assert header.index("Stanza") == table.cell_padding + name
+        assert header[header.index("Host") + 4 :].startswith(" " * (host - 4 - table.cell_padding))
+
+
 async def test_import_share_text_into_a_new_profile(tui: Tui) -> None:
     keys = generate_keys()
     app = tui.app()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -156,16 +157,22 @@ class ImportScreen(Dialog[list[str] | None]):
         table = self.query_one("#rc-plan", DataTable)
         table.clear()
         ready = [p for p in plans if p.profile is not None]
-        for p in plans:
-            host = p.profile.host if p.profile else "-"
-            status = "cannot import" if p.profile is None else ("replaces" if p.exists else "new")
-            cells = (
+        rows = [
+            (
                 p.name,
                 f"[{p.stanza}] line {p.line}",
-                host,
+                p.profile.host if p.profile else "-",
                 ", ".join(p.keys) or "none",
-                status,
+                "cannot import" if p.profile is None else ("replaces" if p.exists else "new"),
             )
+            for p in plans
+        ]
+        # the columns' widths now, not at the table's next idle measure: a frame drawn in
+        # between would keep the header at the old widths (its render is cached)
+        for i, column in enumerate(table.ordered_columns):
+            widest = max((cell_len(row[i]) for row in rows), default=0)
+            column.content_width = max(column.content_width, widest)
+        for cells in rows:
             table.add_row(*(Text(c) for c in cells))
         warnings = [w for p in plans for w in p.warnings]
         self.query_one("#rc-warnings", Static).update(
