@@ -3,7 +3,9 @@
 Two calls carry the protocol: :func:`build_packet` turns a :class:`SpaMessage`
 into the wire text that the real ``fwknop`` client would send, and
 :func:`open_packet` verifies, decrypts and parses wire text as ``fwknopd``
-does. Hostile input raises :class:`InvalidPacket` (with a
+does. Beside fwknop's formats, fwknop-tui's own public-key format
+(docs/x25519-spa.md) has :func:`build_x25519_packet` and, on a server,
+:class:`X25519Keyring`. Hostile input raises :class:`InvalidPacket` (with a
 :class:`RejectReason`); caller mistakes raise :class:`UsageError`.
 
 The package does no I/O: no sockets, no files, no subprocesses (GnuPG aside,
@@ -45,6 +47,18 @@ from ._packet import (
 )
 from ._share import SharedKeys, encode_share, parse_share
 from ._types import DigestType, EncryptionMode, EncryptionType, HmacType, MessageType
+from ._x25519 import (
+    X25519Client,
+    X25519Keyring,
+    X25519Opened,
+    X25519PrivateKey,
+    X25519PublicKey,
+    X25519SharedKey,
+    build_x25519_packet,
+    build_x25519_packet_from_parts,
+    looks_like_x25519,
+    open_x25519_packet,
+)
 from .gpg import GpgDecryption, GpgEncryption, GpgSignature
 
 __all__ = [
@@ -75,10 +89,18 @@ __all__ = [
     "SpaError",
     "SpaMessage",
     "UsageError",
+    "X25519Client",
+    "X25519Keyring",
+    "X25519Opened",
+    "X25519PrivateKey",
+    "X25519PublicKey",
+    "X25519SharedKey",
     "b64s_decode",
     "b64s_encode",
     "build_packet",
     "build_packet_from_parts",
+    "build_x25519_packet",
+    "build_x25519_packet_from_parts",
     "check_age",
     "classify",
     "encode_http_request",
@@ -86,7 +108,9 @@ __all__ = [
     "extract_http_spa",
     "generate_keys",
     "hmac_matches",
+    "looks_like_x25519",
     "open_packet",
+    "open_x25519_packet",
     "parse_share",
     "random_value",
     "replay_digest",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import binascii
 
-__all__ = ["ALPHABET", "b64_decode_padded", "b64s_decode", "b64s_encode"]
+__all__ = ["ALPHABET", "b64_decode_padded", "b64s_decode", "b64s_decode_canonical", "b64s_encode"]
 
 ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _PAD = (b"", b"", b"==", b"=")
@@ -33,6 +33,23 @@ def b64s_decode(text: bytes) -> bytes:
     elif rem:
         text += _PAD[rem]
     return binascii.a2b_base64(text)
+
+
+def b64s_decode_canonical(text: bytes) -> bytes:
+    """Decode unpadded base64 that must be exactly ``b64s_encode`` of its bytes.
+
+    Unlike libfko's lenient decoder this refuses ``=``, a dangling character
+    and non-zero unused bits, so one byte string has one text: a format whose
+    replay digest is taken over the text cannot be replayed under another
+    spelling. ``ValueError`` if the text is not canonical.
+    """
+    rem = len(text) % 4
+    if rem == 1 or text.translate(None, ALPHABET):
+        raise ValueError("not canonical unpadded base64")
+    raw = binascii.a2b_base64(text + _PAD[rem])
+    if rem and binascii.b2a_base64(raw[-(rem - 1) :], newline=False)[:rem] != text[-rem:]:
+        raise ValueError("not canonical unpadded base64")
+    return raw
 
 
 def b64_decode_padded(text: str) -> bytes:

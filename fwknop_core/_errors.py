@@ -46,6 +46,14 @@ class RejectReason(enum.Enum):
     )
     MALFORMED = ("malformed field", "Args contain invalid data")
     STALE = ("stale", "SPA data time difference is too great")
+    # the x25519 format (docs/x25519-spa.md): fwknopd has no such packets, so the
+    # second text says what an fwknop-tui server means
+    UNSUPPORTED_VERSION = (
+        "unsupported version",
+        "x25519 packet of a format version we do not know",
+    )
+    UNKNOWN_KEY_ID = ("unknown key id", "no client public key has this key id")
+    AUTH_FAILED = ("authentication failed", "AEAD tag mismatch: wrong keys or a tampered packet")
 
     def __init__(self, label: str, fwknop_text: str) -> None:
         self.label = label

@@ -47,6 +47,7 @@ __all__ = [
     "MIN_PACKET",
     "RIJNDAEL_PREFIX",
     "OpenedPacket",
+    "as_wire",
     "build_packet",
     "build_packet_from_parts",
     "check_age",
@@ -220,7 +221,8 @@ def build_packet(
 # -- opening ----------------------------------------------------------------
 
 
-def _as_wire(data: str | bytes) -> bytes:
+def as_wire(data: str | bytes) -> bytes:
+    """Wire text as bytes; ``InvalidPacket(NOT_BASE64)`` for a non-ASCII str."""
     if isinstance(data, str):
         try:
             return data.encode("ascii")
@@ -343,7 +345,7 @@ def open_packet(
     """
     if not MIN_ENCODED <= min_length <= MIN_PACKET:
         raise UsageError(f"min_length must be {MIN_ENCODED}..{MIN_PACKET}")
-    wire = _as_wire(data)
+    wire = as_wire(data)
     _precheck(wire, min_length)
     if isinstance(key, RijndaelKey):
         prefix = RIJNDAEL_PREFIX
