@@ -93,6 +93,9 @@ def _parser() -> argparse.ArgumentParser:
     b("--key-len", type=int, default=32, help="Rijndael key length for --key-gen")
     b("--hmac-key-len", type=int, help="HMAC key length for --key-gen")
     b("--hmac-digest-type", default="sha256", help="HMAC type for --key-gen")
+    b("--key-gen-server", nargs="?", const="", metavar="FILE",
+      help="write a new x25519 server key pair to FILE (default /etc/fwknop/server_x25519.key, "
+      "mode 0600) and print its public key for clients")  # fmt: skip
     return p
 
 
@@ -176,6 +179,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.key_gen:
         return _key_gen(parser, args)
+    if args.key_gen_server is not None:
+        from .serverkey import key_gen_server  # noqa: PLC0415 - only this action needs it
+
+        return key_gen_server(args.key_gen_server, sys.stdout, sys.stderr)
     try:
         config = load_server_config(args.config_file, _overrides(args))
     except ConfigError as exc:
