@@ -29,7 +29,7 @@ from fwknop_core import HmacType, UsageError, generate_keys
 from . import __version__
 from .errors import ClientError, ClientUsageError, ExitCode, VerifyTimeoutError
 from .wallet.profiles import Profile
-from .wallet.secrets import SLOTS, SecretStore
+from .wallet.secrets import SLOT_PREFIX, SLOTS, SecretStore
 from .wallet.validate import FieldError
 from .wallet.wallet import Wallet
 
@@ -37,6 +37,10 @@ __all__ = ["main", "main_tui"]
 
 SHARE_WARNING = (
     "fwknop: this QR code holds the profile's keys: anyone who sees it can knock as you\n"
+)
+PUBLIC_SHARE_NOTE = (
+    "fwknop: this QR code holds only the profile's x25519 public key (the server's "
+    "CLIENT_PUBLIC_KEY line): sharing it is harmless\n"
 )
 
 
@@ -197,6 +201,11 @@ _FIELD_OPTIONS: tuple[tuple[tuple[str, ...], str, dict[str, Any]], ...] = (
     (("--verify-interval",), "verify_interval", {"metavar": "SECONDS"}),
     (("--keep-open",), "keep_open", {"metavar": "SECONDS"}),
     (("--description",), "description", {"metavar": "TEXT"}),
+    (
+        ("--server-public-key",),
+        "server_public_key",
+        {"metavar": "KEY", "help": "the server's x25519-pub:... key (encryption x25519)"},
+    ),
 )
 
 
@@ -421,7 +430,7 @@ def _add_show(sub: Any) -> None:
         "--reveal",
         metavar="KEY",
         choices=SLOTS,
-        help="print this key (rijndael, hmac or gpg-signing-pw) and nothing else",
+        help="print this key (rijndael, hmac, gpg-signing-pw or x25519) and nothing else",
     )
     p.set_defaults(func=_cmd_show)
 
@@ -442,6 +451,7 @@ def _cmd_show(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
             "rijndael": keys.rijndael.to_base64() if keys.rijndael else None,
             "hmac": keys.hmac.to_base64() if keys.hmac else None,
             "gpg-signing-pw": keys.gpg_signing_pw,
+            "x25519": keys.x25519.to_text() if keys.x25519 else None,
         }[args.reveal]
         if value is None:
             raise ClientUsageError(f"profile {profile.name!r} has no {args.reveal} key")
@@ -460,9 +470,7 @@ def _cmd_show(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
             status = dict.fromkeys(slots, "keyring unavailable")
     for slot in profile.key_slots():
         if slot not in slots:
-            prefix = {"rijndael": "key", "hmac": "hmac_key", "gpg-signing-pw": "gpg_signing_pw"}[
-                slot
-            ]
+            prefix = SLOT_PREFIX[slot]
             status[slot] = (
                 f"{prefix}_command" if getattr(profile, f"{prefix}_command") else f"{prefix}_file"
             )
@@ -617,10 +625,12 @@ def _cmd_keygen(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
     )
     from .wallet.rc import access_stanza  # noqa: PLC0415
 
-    ctx.out.write(access_stanza(ctx.wallet.get(args.profile), generated))
+    profile = ctx.wallet.get(args.profile)
+    ctx.out.write(access_stanza(profile, generated))
+    held = "only your public key: it is not secret" if profile.uses_x25519 else "the keys"
     ctx.say(
         f"new keys for {args.profile!r} are in {ctx.wallet.secrets.describe()}; add the stanza "
-        "above to the server's access.conf (it holds the keys)"
+        f"above to the server's access.conf (it holds {held})"
     )
     return ExitCode.OK
 
@@ -633,7 +643,10 @@ def _add_server_stanza(sub: Any) -> None:
 
 def _cmd_server_stanza(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
     ctx.out.write(ctx.wallet.server_stanza(args.profile))
-    ctx.say("the stanza holds the profile's keys: send it to the server privately")
+    if ctx.wallet.get(args.profile).uses_x25519:
+        ctx.say("the stanza holds only public keys: it can be sent in the clear")
+    else:
+        ctx.say("the stanza holds the profile's keys: send it to the server privately")
     return ExitCode.OK
 
 
@@ -710,7 +723,8 @@ def _cmd_share(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
     from . import qr  # noqa: PLC0415
 
     text = ctx.wallet.share_text(args.profile)
-    ctx.err.write(SHARE_WARNING)
+    public = ctx.wallet.get(args.profile).uses_x25519
+    ctx.err.write(PUBLIC_SHARE_NOTE if public else SHARE_WARNING)
     if args.png:
         qr.write_png(text, Path(args.png).expanduser())
         ctx.say(f"wrote {args.png}")

@@ -36,7 +36,10 @@ from fwknop_core import (
     NatAccess,
     SpaMessage,
     UsageError,
+    X25519PublicKey,
+    X25519SharedKey,
     build_packet,
+    build_x25519_packet,
     encode_http_request,
     validate_allow_ip,
     validate_ipv4,
@@ -331,6 +334,11 @@ def _message(profile: Profile, allow_ip: str, now: float) -> SpaMessage:
 
 def _build(profile: Profile, keys: ProfileKeys, message: SpaMessage) -> str:
     try:
+        if profile.uses_x25519:
+            if keys.x25519 is None:
+                raise ClientUsageError(f"profile {profile.name!r}: no x25519 key")
+            server = X25519PublicKey.from_text(profile.server_public_key)
+            return build_x25519_packet(message, X25519SharedKey.for_client(keys.x25519, server))
         if profile.uses_gpg:
             from fwknop_core.gpg import GnupgBackend  # noqa: PLC0415
 

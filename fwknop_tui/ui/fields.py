@@ -80,8 +80,11 @@ _TABLE: tuple[tuple[Any, ...], ...] = (
     ("nat_random_port", "Random NAT port", "access", "bool", "ask for a random external port"),
     ("nat_local", "Local NAT", "access", "bool", "forward to a port on the server itself"),
     # crypto
-    ("encryption", "Encryption", "crypto", "choice", "Rijndael (shared key) or GnuPG",
-       (("rijndael", "Rijndael"), ("gpg", "GnuPG"))),
+    ("encryption", "Encryption", "crypto", "choice",
+       "Rijndael (shared key), GnuPG, or x25519 (public keys, fwknop-tui server)",
+       (("rijndael", "Rijndael"), ("gpg", "GnuPG"), ("x25519", "x25519"))),
+    ("server_public_key", "Server key", "crypto", "text",
+       "x25519: the server's x25519-pub:... key (fwknopd --key-gen-server)"),
     ("encryption_mode", "Cipher mode", "crypto", "choice", "the server's ENCRYPTION_MODE",
        _MODES),
     ("digest_type", "Digest", "crypto", "choice", "the inner digest", _DIGESTS),

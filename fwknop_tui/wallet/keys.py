@@ -12,7 +12,9 @@ Text from a command, a file, stdin or an fd is either the bare key
 (base64, or the passphrase when ``key_format = "passphrase"``; one trailing
 newline is dropped) or share text with ``KEY_BASE64:`` / ``HMAC_KEY_BASE64:``
 items (the output of ``fwknop keygen``, a QR code's text, an access.conf
-stanza), from which the matching key is taken.
+stanza), from which the matching key is taken. For an x25519 profile the
+text holds the private key's ``x25519-priv:`` item (alone or among other
+lines, as in the server's key file).
 
 Error messages name the profile, the key and the source, never a value.
 """
@@ -25,11 +27,11 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fwknop_core import HmacKey, HmacType, RijndaelKey, UsageError, parse_share
+from fwknop_core import HmacKey, HmacType, RijndaelKey, UsageError, X25519PrivateKey, parse_share
 
 from ..errors import ClientUsageError, KeyMissingError
 from .profiles import Profile
-from .secrets import SERVICE, SecretStore, entry_name
+from .secrets import SERVICE, SLOT_PREFIX, SecretStore, entry_name
 
 __all__ = [
     "KeyOverrides",
@@ -43,11 +45,12 @@ __all__ = [
 ]
 
 _SHARE_ITEM = re.compile(r"(?<![A-Za-z0-9_])(HMAC_KEY_BASE64|HMAC_KEY|KEY_BASE64|KEY)\b", re.I)
-_PREFIX = {"rijndael": "key", "hmac": "hmac_key", "gpg-signing-pw": "gpg_signing_pw"}
+_X25519_ITEM = re.compile(r"x25519-priv:\S*")
 _LABEL = {
     "rijndael": "Rijndael key",
     "hmac": "HMAC key",
     "gpg-signing-pw": "GnuPG signing passphrase",
+    "x25519": "X25519 private key",
 }
 COMMAND_TIMEOUT = 60
 
@@ -59,6 +62,7 @@ class ProfileKeys:
     rijndael: RijndaelKey | None = None
     hmac: HmacKey | None = None
     gpg_signing_pw: str | None = None
+    x25519: X25519PrivateKey | None = None
     sources: dict[str, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -86,9 +90,13 @@ def encode_stored(secret: bytes) -> str:
     return base64.b64encode(secret).decode("ascii")
 
 
-def decode_stored(slot: str, text: str, profile: Profile) -> RijndaelKey | HmacKey:
+def decode_stored(
+    slot: str, text: str, profile: Profile
+) -> RijndaelKey | HmacKey | X25519PrivateKey:
     """A keyring value back into a key object."""
     try:
+        if slot == "x25519":
+            return X25519PrivateKey.from_text(text)
         if slot == "rijndael":
             return RijndaelKey.from_base64(text.strip(), profile.encryption_mode)
         return HmacKey.from_base64(text.strip(), profile.hmac_type or HmacType.SHA256)
@@ -102,7 +110,7 @@ def decode_stored(slot: str, text: str, profile: Profile) -> RijndaelKey | HmacK
 
 def _from_text(
     slot: str, text: str, profile: Profile, source: str
-) -> RijndaelKey | HmacKey | str | None:
+) -> RijndaelKey | HmacKey | X25519PrivateKey | str | None:
     """A key from command/file/stdin text: share items, or the bare key."""
     if text.endswith("\n"):
         text = text[:-1]
@@ -110,6 +118,14 @@ def _from_text(
         text = text[:-1]
     if slot == "gpg-signing-pw":
         return text
+    if slot == "x25519":  # the x25519-priv: item, alone or among other lines
+        found = _X25519_ITEM.search(text)
+        try:
+            return X25519PrivateKey.from_text(found.group(0) if found else text)
+        except UsageError as exc:
+            raise KeyMissingError(
+                f"profile {profile.name!r}: {source} did not give a usable {_LABEL[slot]} ({exc})"
+            ) from None
     mode = profile.encryption_mode
     kind = profile.hmac_type or HmacType.SHA256
     try:
@@ -146,6 +162,8 @@ def stored_from_text(slot: str, text: str, profile: Profile) -> str:
         raise KeyMissingError(f"the text entered holds no {_LABEL[slot]}")
     if isinstance(key, str):
         return key
+    if isinstance(key, X25519PrivateKey):
+        return key.to_text()
     return encode_stored(key.secret)
 
 
@@ -216,13 +234,14 @@ def load_keys(
     from_keyring: list[str] = []
     shared: tuple[str, str] | None = None  # text and source of the Rijndael key's command/file
     for slot in profile.key_slots():
-        prefix = _PREFIX[slot]
+        prefix = SLOT_PREFIX[slot]
         command: tuple[str, ...] = getattr(profile, f"{prefix}_command")
         path: str = getattr(profile, f"{prefix}_file")
         text = overrides.text
-        # a bare key on stdin/fd is the Rijndael key; share text can carry both
+        # a bare key on stdin/fd is the Rijndael (or x25519) key; share text can carry both
         usable = text is not None and (
-            slot == "rijndael" or (slot == "hmac" and _SHARE_ITEM.search(text) is not None)
+            slot in ("rijndael", "x25519")
+            or (slot == "hmac" and _SHARE_ITEM.search(text) is not None)
         )
         if usable and text is not None:
             got = _from_text(slot, text, profile, overrides.text_source)
@@ -264,8 +283,8 @@ def load_keys(
                 raise KeyMissingError(
                     f"profile {profile.name!r}: no {_LABEL[slot]} in {store.describe()} "
                     f"(entry {entry_name(owner, slot)}): run `fwknop keygen --profile {owner}` or "
-                    f"`fwknop import-share {owner}`, or set {_PREFIX[slot]}_command / "
-                    f"{_PREFIX[slot]}_file"
+                    f"`fwknop import-share {owner}`, or set {SLOT_PREFIX[slot]}_command / "
+                    f"{SLOT_PREFIX[slot]}_file"
                 )
             values[slot] = (
                 value if slot == "gpg-signing-pw" else decode_stored(slot, value, profile)
@@ -277,9 +296,11 @@ def load_keys(
     rijndael = values.get("rijndael")
     hmac_key = values.get("hmac")
     pw = values.get("gpg-signing-pw")
+    x25519 = values.get("x25519")
     return ProfileKeys(
         rijndael=rijndael if isinstance(rijndael, RijndaelKey) else None,
         hmac=hmac_key if isinstance(hmac_key, HmacKey) else None,
         gpg_signing_pw=pw if isinstance(pw, str) else None,
+        x25519=x25519 if isinstance(x25519, X25519PrivateKey) else None,
         sources=sources,
     )

@@ -81,6 +81,7 @@ class Profile:
     nat_local: bool = False
     # crypto
     encryption: str = "rijndael"
+    server_public_key: str = ""
     encryption_mode: EncryptionMode = EncryptionMode.CBC
     digest_type: DigestType = DigestType.SHA256
     hmac_type: HmacType | None = HmacType.SHA256
@@ -123,7 +124,24 @@ class Profile:
         gpg = self.encryption == "gpg"
         if gpg and not self.gpg_recipient:
             out.append(("gpg_recipient", 'encryption = "gpg" needs gpg_recipient (the server key)'))
-        if not gpg and self.encryption_mode is EncryptionMode.LEGACY and self.hmac_type:
+        if self.uses_x25519:
+            if self.server_type == "fwknopd":
+                out.append(
+                    (
+                        "encryption",
+                        "x25519 is fwknop-tui's own public-key mode: the C fwknopd 2.6 cannot "
+                        'read it. Set server_type = "fwknop-tui" if the server runs ours',
+                    )
+                )
+            if not self.server_public_key:
+                out.append(
+                    (
+                        "server_public_key",
+                        'encryption = "x25519" needs the server\'s public key (x25519-pub:...; '
+                        "fwknopd --key-gen-server prints it)",
+                    )
+                )
+        elif not gpg and self.encryption_mode is EncryptionMode.LEGACY and self.hmac_type:
             out.append(
                 (
                     "encryption_mode",
@@ -171,12 +189,19 @@ class Profile:
         return self.encryption == "gpg"
 
     @property
+    def uses_x25519(self) -> bool:
+        """fwknop-tui's public-key mode (docs/x25519-spa.md) instead of fwknop's formats."""
+        return self.encryption == "x25519"
+
+    @property
     def takes_ipv6_allow_ip(self) -> bool:
         """Whether the server takes an IPv6 allow IP: ours does, the C fwknopd 2.6 does not."""
         return self.server_type == "fwknop-tui"
 
     def key_slots(self) -> list[str]:
-        """The key slots this profile needs: rijndael, hmac, gpg-signing-pw."""
+        """The key slots this profile needs: rijndael, hmac, gpg-signing-pw, or x25519 alone."""
+        if self.uses_x25519:
+            return ["x25519"]  # no HMAC: the AEAD authenticates
         slots = [] if self.uses_gpg else ["rijndael"]
         if self.hmac_type is not None:
             slots.append("hmac")
@@ -312,6 +337,7 @@ FIELDS: dict[str, Callable[[Any], Any]] = {
     "nat_random_port": lambda x: v.check_bool("nat_random_port", x),
     "nat_local": lambda x: v.check_bool("nat_local", x),
     "encryption": v.check_encryption,
+    "server_public_key": v.check_x25519_public_key,
     "encryption_mode": v.check_encryption_mode,
     "digest_type": v.check_digest_type,
     "hmac_type": v.check_hmac_type,

@@ -31,6 +31,8 @@ __all__ = [
     "RcImport",
     "RcStanza",
     "access_stanza",
+    "check_exportable",
+    "client_public_key_line",
     "export_stanza",
     "merge_rc",
     "parse_rc",
@@ -308,8 +310,18 @@ def _key_lines(var: str, secret: bytes, as_text: bool) -> str:
     return _line(f"{var}_BASE64", encode_stored(secret))
 
 
+def check_exportable(profile: Profile) -> None:
+    """``ValueError`` if the C client could not knock with ``profile`` at all."""
+    if profile.uses_x25519:
+        raise ValueError(
+            f"profile {profile.name!r} uses x25519, fwknop-tui's own mode: the C client "
+            "cannot send it, so there is no rc stanza for it"
+        )
+
+
 def export_stanza(profile: Profile, keys: ProfileKeys) -> tuple[str, list[str]]:
     """An rc stanza for ``profile`` with its keys inline, and what it could not carry."""
+    check_exportable(profile)
     lost: list[str] = []
     out = [f"[{profile.name}]"]
     if profile.description:
@@ -427,13 +439,32 @@ def merge_rc(existing: str, stanzas: dict[str, str]) -> str:
     return text
 
 
+def client_public_key_line(keys: ProfileKeys) -> str:
+    """The access.conf line naming an x25519 client by its public key (nothing secret)."""
+    if keys.x25519 is None:
+        raise ValueError("no x25519 key")
+    return _line("CLIENT_PUBLIC_KEY", keys.x25519.public_key.to_text())
+
+
 def access_stanza(profile: Profile, keys: ProfileKeys) -> str:
-    """The access.conf stanza the server needs for this profile (keys included)."""
-    out = [
-        f"# fwknop-tui profile {profile.name!r}: add this to the server's access.conf",
-        _line("SOURCE", "ANY"),
-    ]
-    if profile.uses_gpg:
+    """The access.conf stanza the server needs for this profile (keys included).
+
+    For an x25519 profile it holds public keys only: the client's, and in a
+    comment the server's that the profile expects, so the administrator can
+    check that fwknopd.conf's SERVER_PRIVATE_KEY_FILE holds its private half.
+    """
+    out = [f"# fwknop-tui profile {profile.name!r}: add this to the server's access.conf"]
+    if profile.uses_x25519:
+        out.append("# x25519: public keys only, nothing secret. For the server whose public key is")
+        out.append(f"# {profile.server_public_key} (SERVER_PRIVATE_KEY_FILE in fwknopd.conf)")
+    out.append(_line("SOURCE", "ANY"))
+    if profile.uses_x25519:
+        out.append(
+            client_public_key_line(keys)
+            if keys.x25519 is not None
+            else "# CLIENT_PUBLIC_KEY: none yet (generate the profile's key first)"
+        )
+    elif profile.uses_gpg:
         out.append(_line("GPG_DECRYPT_ID", profile.gpg_recipient))
         out.append("# GPG_DECRYPT_PW            <passphrase of that key>, or:")
         out.append(_line("GPG_ALLOW_NO_PW", "Y"))

@@ -1,10 +1,11 @@
 """Where keys live: the ``SecretStore`` protocol, the OS keyring, and memory (tests).
 
 Keyring layout: service ``fwknop-tui``, one entry per profile and key, the
-user name ``<profile>/<slot>`` with slot ``rijndael``, ``hmac`` or
-``gpg-signing-pw``. Rijndael and HMAC entries hold the key bytes as padded
-base64 (whatever the key was first written as); the GnuPG signing entry
-holds the passphrase text.
+user name ``<profile>/<slot>`` with slot ``rijndael``, ``hmac``,
+``gpg-signing-pw`` or ``x25519``. Rijndael and HMAC entries hold the key
+bytes as padded base64 (whatever the key was first written as); the GnuPG
+signing entry holds the passphrase text; the x25519 entry holds the private
+key's ``x25519-priv:`` text.
 
 Speed. ``keyring.get_keyring()`` discovers a backend by importing and
 probing every one it knows (about 150 ms), and ``import keyring`` alone pulls
@@ -39,6 +40,7 @@ __all__ = [
     "SECRET_SERVICE_BACKEND",
     "SERVICE",
     "SLOTS",
+    "SLOT_PREFIX",
     "KeyringStore",
     "MemoryStore",
     "SecretStore",
@@ -48,7 +50,15 @@ __all__ = [
 log = get_logger(__name__)
 
 SERVICE = "fwknop-tui"
-SLOTS = ("rijndael", "hmac", "gpg-signing-pw")
+SLOTS = ("rijndael", "hmac", "gpg-signing-pw", "x25519")
+# slot -> the profile fields ``<prefix>_command`` / ``<prefix>_file`` that can supply it
+# instead of the keyring (an x25519 private key comes from key_command / key_file)
+SLOT_PREFIX = {
+    "rijndael": "key",
+    "hmac": "hmac_key",
+    "gpg-signing-pw": "gpg_signing_pw",
+    "x25519": "key",
+}
 SECRET_SERVICE_BACKEND = "keyring.backends.SecretService.Keyring"  # noqa: S105 - a class name
 _BACKEND_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 NO_KEYRING_HELP = (

@@ -17,6 +17,7 @@ from fwknop_core import (
     EncryptionMode,
     HmacType,
     UsageError,
+    X25519PublicKey,
     validate_access_list,
     validate_allow_ip,
     validate_ipv4,
@@ -54,6 +55,7 @@ __all__ = [
     "check_time_offset",
     "check_transport",
     "check_username",
+    "check_x25519_public_key",
     "format_time_offset",
     "split_hostport",
 ]
@@ -326,12 +328,26 @@ def format_time_offset(seconds: int) -> str:
     return f"{sign}{n}s"
 
 
+ENCRYPTIONS = ("rijndael", "gpg", "x25519")
+
+
 def check_encryption(value: Any, field: str = "encryption") -> str:
-    """rijndael or gpg."""
+    """rijndael, gpg or x25519 (fwknop-tui's public-key mode, for our server only)."""
     text = check_str(field, value).strip().lower()
-    if text not in ("rijndael", "gpg"):
-        raise FieldError(field, f"{value!r} is not rijndael or gpg")
+    if text not in ENCRYPTIONS:
+        raise FieldError(field, f"{value!r} is not rijndael, gpg or x25519")
     return text
+
+
+def check_x25519_public_key(value: Any, field: str = "server_public_key") -> str:
+    """Empty, or an X25519 public key ``x25519-pub:<base64>`` (a private key is refused)."""
+    text = check_line(field, value, max_len=200).strip()
+    if not text:
+        return ""
+    try:
+        return X25519PublicKey.from_text(text).to_text()
+    except UsageError as exc:
+        raise FieldError(field, str(exc)) from None
 
 
 def check_encryption_mode(value: Any, field: str = "encryption_mode") -> EncryptionMode:

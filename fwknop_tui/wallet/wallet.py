@@ -17,6 +17,7 @@ from fwknop_core import (
     HmacKey,
     HmacType,
     RijndaelKey,
+    X25519PrivateKey,
     encode_share,
     generate_keys,
     parse_share,
@@ -26,7 +27,7 @@ from .._log import get_logger
 from ..errors import ClientError, ClientUsageError, KeyMissingError, NoKeyringError
 from .keys import KeyOverrides, ProfileKeys, encode_stored, load_keys
 from .profiles import Profile, ProfileStore, atomic_write
-from .secrets import SLOTS, KeyringStore, SecretStore
+from .secrets import SLOT_PREFIX, SLOTS, KeyringStore, SecretStore
 
 if TYPE_CHECKING:
     from .rc import RcImport
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["Wallet"]
 
 log = get_logger(__name__)
-_PREFIX = {"rijndael": "key", "hmac": "hmac_key", "gpg-signing-pw": "gpg_signing_pw"}
 
 
 class Wallet:
@@ -68,7 +68,7 @@ class Wallet:
         """The key slots of ``profile`` that live in the keyring (no command or file)."""
 
         def elsewhere(slot: str) -> bool:
-            prefix = _PREFIX[slot]
+            prefix = SLOT_PREFIX[slot]
             own = bool(getattr(profile, f"{prefix}_command") or getattr(profile, f"{prefix}_file"))
             if slot == "hmac":  # the Rijndael key's command or file may carry it
                 own = own or elsewhere("rijndael")
@@ -192,9 +192,12 @@ class Wallet:
         rijndael: RijndaelKey | None = None,
         hmac: HmacKey | None = None,
         gpg_signing_pw: str | None = None,
+        x25519: X25519PrivateKey | None = None,
     ) -> list[str]:
         """Store keys for a profile in the keyring; returns the slots written."""
         values: dict[str, str] = {}
+        if x25519 is not None:
+            values["x25519"] = x25519.to_text()
         if rijndael is not None:
             values["rijndael"] = encode_stored(rijndael.secret)
         if hmac is not None:
@@ -218,12 +221,14 @@ class Wallet:
     ) -> ProfileKeys:
         """New random keys for a profile, straight into the keyring."""
         profile = self.get(name)
+        if profile.uses_x25519:
+            return self._generate_x25519(profile, replace=replace)
         if profile.uses_gpg:
             raise ClientUsageError(
                 f"profile {name!r} uses GnuPG: it has no Rijndael key to generate"
             )
         for slot in ("rijndael", "hmac"):
-            prefix = _PREFIX[slot]
+            prefix = SLOT_PREFIX[slot]
             if getattr(profile, f"{prefix}_command") or getattr(profile, f"{prefix}_file"):
                 raise ClientUsageError(
                     f"profile {name!r} reads its {slot} key from {prefix}_command/{prefix}_file; "
@@ -246,11 +251,36 @@ class Wallet:
             rijndael=fresh.rijndael, hmac=fresh.hmac, sources={"rijndael": "keyring"}
         )
 
+    def _generate_x25519(self, profile: Profile, *, replace: bool) -> ProfileKeys:
+        """A new X25519 key pair: the private key into the keyring, the public one derived."""
+        name = profile.name
+        if profile.key_command or profile.key_file:
+            raise ClientUsageError(
+                f"profile {name!r} reads its x25519 key from key_command/key_file; keygen "
+                "writes to the keyring only: remove those fields first"
+            )
+        if "x25519" in self.stored_slots(name) and not replace:
+            raise ClientUsageError(
+                f"profile {name!r} already has an x25519 key in the keyring; --force replaces "
+                "it (the server's access.conf must then name the new public key)"
+            )
+        fresh = X25519PrivateKey.generate()
+        self.set_keys(name, x25519=fresh)
+        return ProfileKeys(x25519=fresh, sources={"x25519": "keyring"})
+
     # -- sharing and the server side ----------------------------------------------------
 
     def share_text(self, name: str) -> str:
-        """The Fwknop2 key-share text of a profile (holds the keys)."""
+        """The Fwknop2 key-share text of a profile (holds the keys).
+
+        For an x25519 profile: the ``CLIENT_PUBLIC_KEY`` line for the server's
+        access.conf, which holds no secret.
+        """
         profile = self.get(name)
+        if profile.uses_x25519:
+            from .rc import client_public_key_line  # noqa: PLC0415
+
+            return client_public_key_line(self.keys(profile))
         if profile.uses_gpg:
             raise ClientUsageError(f"profile {name!r} uses GnuPG: there is no shared key to show")
         keys = self.keys(profile)
@@ -259,6 +289,7 @@ class Wallet:
     def import_share(self, name: str, text: str) -> list[str]:
         """Store the keys of a share text (QR, keygen output, access.conf) for a profile."""
         profile = self.get(name)
+        _no_share_for_x25519(profile)
         shared = parse_share(
             text, mode=profile.encryption_mode, hmac_type=profile.hmac_type or HmacType.SHA256
         )
@@ -281,6 +312,7 @@ class Wallet:
         """
         from fwknop_core import UsageError  # noqa: PLC0415
 
+        _no_share_for_x25519(self.get(name) if self.profiles.exists(name) else create)
         created = False
         if self.profiles.exists(name):
             have = [s for s in self.stored_slots(name) if s in ("rijndael", "hmac")]
@@ -357,13 +389,14 @@ class Wallet:
 
     def export_rc(self, names: list[str], path: Path) -> list[str]:
         """Write rc stanzas (keys inline) into ``path`` (0600), keeping its other stanzas."""
-        from .rc import export_stanza, merge_rc  # noqa: PLC0415
+        from .rc import check_exportable, export_stanza, merge_rc  # noqa: PLC0415
 
         stanzas: dict[str, str] = {}
         lost: list[str] = []
         for name in names:
             profile = self.get(name)
             try:
+                check_exportable(profile)  # before the keyring is asked for anything
                 text, missing = export_stanza(profile, self.keys(profile))
             except KeyMissingError:
                 raise
@@ -380,3 +413,13 @@ class Wallet:
         atomic_write(path, merge_rc(existing, stanzas), mode=0o600)
         path.chmod(0o600)
         return lost
+
+
+def _no_share_for_x25519(profile: Profile | None) -> None:
+    """Share texts carry Rijndael and HMAC keys: an x25519 profile makes its own key."""
+    if profile is not None and profile.uses_x25519:
+        raise ClientUsageError(
+            f"profile {profile.name!r} uses x25519: its private key never travels; make it "
+            f"with fwknop keygen --profile {profile.name} (share texts carry Rijndael and HMAC "
+            "keys)"
+        )

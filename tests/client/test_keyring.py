@@ -69,6 +69,28 @@ def test_keygen_stores_keys_that_send_reads_back(
     assert hint.read_text().split()[0] == "keyring.backends.SecretService.Keyring"
 
 
+def test_an_x25519_private_key_lives_in_the_keyring_and_send_reads_it(
+    client: OurClient, session: SecretServiceSession
+) -> None:
+    from fwknop_core import X25519Keyring, X25519PrivateKey, X25519PublicKey
+
+    server = X25519PrivateKey.generate()
+    _ok(
+        client.run(
+            ["add", "home", "-D", "127.0.0.1", "-A", "tcp/22", "--server-type", "fwknop-tui",
+             "--set", "encryption=x25519", "--server-public-key", server.public_key.to_text()]
+        )
+    )  # fmt: skip
+    stanza = _ok(client.run(["keygen", "--profile", "home"]))
+    public = X25519PublicKey.from_text(re.findall(r"^CLIENT_PUBLIC_KEY\s+(\S+)$", stanza, re.M)[0])
+    stored = session.lookup("home/x25519")
+    assert stored is not None and X25519PrivateKey.from_text(stored).public_key == public
+    assert stored not in client.profiles.read_text() and stored not in stanza
+    wire = _ok(client.run(["send", "home", "--dry-run"])).strip()
+    opened = X25519Keyring(server, [(public, "home")]).open(wire, max_age=120)
+    assert opened.owners == ("home",) and opened.message.access[0].port == 22
+
+
 def test_entries_written_by_keyring_itself_are_read(
     client: OurClient, session: SecretServiceSession
 ) -> None:
