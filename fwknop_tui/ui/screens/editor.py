@@ -21,7 +21,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.css.query import NoMatches
 from textual.widgets import Button, Input, Label, Select, Static, Switch, TabbedContent, TabPane
 
-from fwknop_core import HmacType, generate_keys
+from fwknop_core import HmacType, X25519PrivateKey, generate_keys
 
 from ...errors import KeyMissingError, ProfileExistsError
 from ...wallet.keys import ProfileKeys, decode_stored, stored_from_text
@@ -40,6 +40,7 @@ __all__ = ["EditorScreen"]
 KEY_INPUTS = (
     ("rijndael", "Rijndael key", "crypto"),
     ("hmac", "HMAC key", "crypto"),
+    ("x25519", "X25519 key", "crypto"),
     ("gpg-signing-pw", "Signing passphrase", "gnupg"),
 )
 
@@ -289,6 +290,15 @@ class EditorScreen(Dialog[str | None]):
         if profile.uses_gpg:
             self.notify("A GnuPG profile has no shared key to generate.", severity="warning")
             return
+        if profile.uses_x25519:
+            key = X25519PrivateKey.generate()
+            self.query_one("#k-x25519", SecretInput).value = key.to_text()
+            self.notify(
+                "A new x25519 key is in the form (masked). Save stores it in the keyring; the "
+                "server's access.conf needs its public key (Server stanza), which is not secret.",
+                title="Key generated",
+            )
+            return
         fresh = generate_keys(profile.hmac_type or HmacType.SHA256, mode=profile.encryption_mode)
         self.query_one(f"#{_widget_id('key_format')}", Select).value = "base64"
         self.query_one("#k-rijndael", SecretInput).value = fresh.rijndael.to_base64()
@@ -313,7 +323,7 @@ class EditorScreen(Dialog[str | None]):
             entered = {
                 slot: decode_stored(slot, value, profile)
                 for slot, value in stored.items()
-                if slot in ("rijndael", "hmac")
+                if slot in ("rijndael", "hmac", "x25519")
             }
         except KeyMissingError as exc:
             self.notify(str(exc), severity="error")
@@ -332,6 +342,7 @@ class EditorScreen(Dialog[str | None]):
             keys = ProfileKeys(
                 rijndael=entered.get("rijndael", have.rijndael),  # type: ignore[arg-type]
                 hmac=entered.get("hmac", have.hmac),  # type: ignore[arg-type]
+                x25519=entered.get("x25519", have.x25519),  # type: ignore[arg-type]
             )
             return access_stanza(profile, keys)
 

@@ -481,7 +481,7 @@ class MainScreen(Screen[None]):
         if profile.uses_gpg:
             self.notify("A GnuPG profile has no shared key to show.", severity="warning")
             return
-        self.app.push_screen(_screens().ShareScreen(profile.name))
+        self.app.push_screen(_screens().ShareScreen(profile.name, public=profile.uses_x25519))
 
     def action_import(self, tab: str = "rc") -> None:
         """Import profiles from an rc file, or keys from share text."""

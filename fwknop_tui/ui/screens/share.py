@@ -1,5 +1,8 @@
 """Sharing a profile's keys: the Fwknop2-format QR code, after a warning, with PNG/SVG export.
 
+An x25519 profile shares its public key instead (the server's
+``CLIENT_PUBLIC_KEY`` line): no warning, a note that it is harmless.
+
 The share text is read (keyring) in a worker only once the user has said
 "show it", lives in this screen alone, and is never logged or displayed as
 text: only the QR code is drawn, in fixed black on white so a phone can
@@ -23,12 +26,17 @@ from .dialog import Dialog
 if TYPE_CHECKING:
     from ..app import FwknopApp
 
-__all__ = ["SHARE_WARNING", "ShareScreen"]
+__all__ = ["PUBLIC_SHARE_NOTE", "SHARE_WARNING", "ShareScreen"]
 
 SHARE_WARNING = (
     "The QR code holds this profile's keys. Anyone who scans or photographs it can "
     "knock your server. Show it only where nobody else can see the screen, and do not "
     "save the image anywhere it could be read by others."
+)
+PUBLIC_SHARE_NOTE = (
+    "This x25519 profile shares only its public key: the CLIENT_PUBLIC_KEY line for the "
+    "server's access.conf. Nothing in it is secret, so sharing it is harmless; the private "
+    "key never leaves the keyring."
 )
 
 
@@ -39,9 +47,10 @@ class ShareScreen(Dialog[None]):
         Binding("escape", "close", "Close", id="share.close", tooltip="Back (forgets the keys)"),
     ]
 
-    def __init__(self, profile: str) -> None:
+    def __init__(self, profile: str, *, public: bool = False) -> None:
         super().__init__(classes="dialog")
         self.profile = profile
+        self.public = public  # an x25519 profile: the QR holds its public key, no secret
         self._text: str | None = None
 
     @property
@@ -51,10 +60,19 @@ class ShareScreen(Dialog[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog-box wide tall", id="share-box"):
-            yield Static(f"Share the keys of {self.profile}", classes="title")
-            yield Static(SHARE_WARNING, classes="warning")
+            if self.public:
+                yield Static(f"Share the public key of {self.profile}", classes="title")
+                yield Static(PUBLIC_SHARE_NOTE, classes="help")
+            else:
+                yield Static(f"Share the keys of {self.profile}", classes="title")
+                yield Static(SHARE_WARNING, classes="warning")
             with Horizontal(classes="buttons", id="reveal-buttons"):
-                yield Button("Show the QR code", id="show", variant="warning", compact=True)
+                yield Button(
+                    "Show the QR code",
+                    id="show",
+                    variant="primary" if self.public else "warning",
+                    compact=True,
+                )
                 yield Button("Cancel", id="cancel", compact=True)
 
     @on(Button.Pressed, "#show")
@@ -71,12 +89,14 @@ class ShareScreen(Dialog[None]):
         self._text = text
         self.query_one("#reveal-buttons").remove()
         box = self.query_one("#share-box")
-        default = f"~/{self.profile}-keys.png"  # expanded when saved
+        default = f"~/{self.profile}-{'public-key' if self.public else 'keys'}.png"  # expanded
         box.mount(
             Center(QrCode(text, id="qr")),
             Static(
-                "Fwknop2: profile editor → scan QR. fwknop-gui and `fwknop import-share` read it "
-                "too.",
+                "For the server's administrator: the line to add to the access.conf stanza."
+                if self.public
+                else "Fwknop2: profile editor → scan QR. fwknop-gui and `fwknop import-share` "
+                "read it too.",
                 classes="help",
             ),
             Horizontal(
@@ -105,7 +125,9 @@ class ShareScreen(Dialog[None]):
         self.fwknop.background(
             lambda: writer(text, path),
             done=lambda _none: self.notify(
-                f"Wrote {path} (mode 0600: it is a key).", title="Saved"
+                f"Wrote {path} (mode 0600"
+                + ("; a public key, safe to share)." if self.public else ": it is a key)."),
+                title="Saved",
             ),
             what=f"writing {path}",
             group="export",

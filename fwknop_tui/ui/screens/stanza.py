@@ -12,19 +12,29 @@ from textual.widgets import Button, Static
 
 from .dialog import Dialog
 
-__all__ = ["StanzaScreen", "mask_keys"]
+__all__ = ["StanzaScreen", "holds_secrets", "mask_keys"]
 
-_KEY_LINE = re.compile(r"^(\s*\S*KEY\S*\s+)(\S+)\s*$", re.MULTILINE)
+# a line naming a secret key; public keys (CLIENT_PUBLIC_KEY) are not masked
+_KEY_LINE = re.compile(r"^(\s*(?!\S*PUBLIC_KEY)\S*KEY\S*\s+)(\S+)\s*$", re.MULTILINE)
 
 WARNING = (
     "This stanza holds the profile's keys. Add it to the server's access.conf over a "
     "private channel (ssh, a password manager), never by mail or chat."
 )
+PUBLIC_NOTE = (
+    "This stanza holds only public keys: nothing in it is secret, so it can go to the "
+    "server's administrator any way you like."
+)
 
 
 def mask_keys(text: str) -> str:
-    """The stanza with every key value replaced by dots."""
+    """The stanza with every secret key value replaced by dots."""
     return _KEY_LINE.sub(lambda m: m.group(1) + "•" * 16, text)
+
+
+def holds_secrets(text: str) -> bool:
+    """Whether the stanza holds any secret key (else there is nothing to mask)."""
+    return _KEY_LINE.search(text) is not None
 
 
 class StanzaScreen(Dialog[None]):
@@ -45,11 +55,14 @@ class StanzaScreen(Dialog[None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog-box wide"):
             yield Static(self.title_text, classes="title")
-            yield Static(WARNING, classes="warning")
+            secret = holds_secrets(self.stanza)
+            yield Static(
+                WARNING if secret else PUBLIC_NOTE, classes="warning" if secret else "help"
+            )
             yield Static(mask_keys(self.stanza), id="stanza-text", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Copy", id="copy", variant="primary", compact=True)
-                yield Button("Reveal", id="reveal", compact=True)
+                yield Button("Reveal", id="reveal", compact=True, disabled=not secret)
                 yield Button("Close", id="close", compact=True)
 
     @on(Button.Pressed, "#reveal")
@@ -64,7 +77,8 @@ class StanzaScreen(Dialog[None]):
     def action_copy(self) -> None:
         """Copy the whole stanza (keys included) to the clipboard."""
         self.app.copy_to_clipboard(self.stanza)
-        self.notify("Stanza copied (it holds the keys).", title="Copied")
+        held = "it holds the keys" if holds_secrets(self.stanza) else "public keys only"
+        self.notify(f"Stanza copied ({held}).", title="Copied")
 
     @on(Button.Pressed, "#close")
     def action_close(self) -> None:

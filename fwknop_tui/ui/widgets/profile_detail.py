@@ -16,6 +16,8 @@ def key_source(profile: Profile) -> str:
     if profile.uses_gpg:
         signer = f", signed by {profile.gpg_signer}" if profile.gpg_signer else ", unsigned"
         return f"GnuPG to {profile.gpg_recipient}{signer}"
+    if profile.uses_x25519 and not (profile.key_command or profile.key_file):
+        return "OS keyring (x25519 private key)"
     if profile.key_command:
         return f"key command: {profile.key_command[0]} …"
     if profile.key_file:
@@ -32,7 +34,12 @@ def summary_lines(profile: Profile) -> list[tuple[str, str]]:
         ("Destination", f"{destination(profile)} over {profile.transport.value}"),
         ("Requests", ports(profile)),
         ("Allow IP", allow.get(profile.allow_ip, profile.allow_ip)),
-        ("Crypto", f"{profile.encryption_mode.label}, HMAC {hmac}, digest {digest}"),
+        (
+            "Crypto",
+            "x25519 public keys, ChaCha20-Poly1305"
+            if profile.uses_x25519
+            else f"{profile.encryption_mode.label}, HMAC {hmac}, digest {digest}",
+        ),
         ("Keys", key_source(profile)),
     ]
     if profile.nat_access or profile.nat_local:
