@@ -44,9 +44,12 @@ def b64s_decode_canonical(text: bytes) -> bytes:
     spelling. ``ValueError`` if the text is not canonical.
     """
     rem = len(text) % 4
-    if rem == 1 or text.translate(None, ALPHABET):
+    if rem == 1 or b"=" in text:
         raise ValueError("not canonical unpadded base64")
-    raw = binascii.a2b_base64(text + _PAD[rem])
+    try:  # strict: any character outside the alphabet is an error, not skipped
+        raw = binascii.a2b_base64(text + _PAD[rem], strict_mode=True)
+    except binascii.Error:
+        raise ValueError("not canonical unpadded base64") from None
     if rem and binascii.b2a_base64(raw[-(rem - 1) :], newline=False)[:rem] != text[-rem:]:
         raise ValueError("not canonical unpadded base64")
     return raw

@@ -409,6 +409,10 @@ class X25519Client(Generic[T]):
         _screen(wire)
         if wire[2:_ID_END] != self.shared._header_id[2:]:
             raise _unknown_id(wire)
+        return self._open(wire, now, max_age)
+
+    def _open(self, wire: bytes, now: float | None, max_age: int | None) -> X25519Opened[T]:
+        """``open`` once the size, version and key id are known to be right."""
         message, text, nonce = _open(wire, self.shared, now, max_age)
         shared = self.shared
         return X25519Opened(message, text, shared.key_id_text, nonce, shared.client, self.owners)
@@ -487,4 +491,4 @@ class X25519Keyring(Generic[T]):
     ) -> X25519Opened[T]:
         """``find`` then the client's ``open``: at most one AEAD verification per packet."""
         wire = as_wire(data)
-        return self.find(wire).open(wire, now=now, max_age=max_age)
+        return self.find(wire)._open(wire, now, max_age)

@@ -7,6 +7,13 @@ rejected at the HMAC check per second (each the best of five trials), for
 fwknop_core and for libfko 2.6.10 (called through ctypes, when libfko.so.3 is
 installed), and their ratios.
 Goals: build >= 23,000/s, open >= 30,000/s, junk >= 200,000/s.
+
+A second table puts fwknop-tui's x25519 format (docs/x25519-spa.md) beside
+fwknop_core's Rijndael+HMAC: build and open rates, and the cost of junk
+with an unknown key id (refused before any cryptography) and with a known
+one (one AEAD verification), for one client and for 200. Rijndael+HMAC
+junk against 200 keys is what a server with 200 stanzas pays: one HMAC
+per stanza (``hmac_matches``, the check fwknopd's screen makes per key).
 This is a benchmark, not a test: it asserts nothing.
 """
 
@@ -22,11 +29,17 @@ import time
 from collections.abc import Callable
 
 from fwknop_core import (
+    EncryptionType,
     HmacKey,
     InvalidPacket,
     RijndaelKey,
     SpaMessage,
+    X25519Keyring,
+    X25519PrivateKey,
+    X25519SharedKey,
     build_packet,
+    build_x25519_packet,
+    hmac_matches,
     open_packet,
 )
 
@@ -195,6 +208,81 @@ def theirs(seconds: float) -> dict[str, float] | None:
     }
 
 
+CLIENTS = 200
+
+
+def x25519(seconds: float) -> dict[str, float]:
+    """The x25519 format's figures, and Rijndael+HMAC junk against as many keys as clients."""
+    server = X25519PrivateKey(bytes(range(32)))
+    clients = [X25519PrivateKey((i + 1).to_bytes(32, "big")) for i in range(CLIENTS)]
+    one = X25519Keyring(server, [(clients[0].public_key, 0)])
+    many = X25519Keyring(server, [(c.public_key, i) for i, c in enumerate(clients)])
+    shared = X25519SharedKey.for_client(clients[0], server.public_key)
+    msg = SpaMessage.access_request("198.18.0.2", "tcp/22", username="bench")
+    wire = build_x25519_packet(msg, shared).encode()
+    stranger = X25519SharedKey.for_client(X25519PrivateKey(b"\xff" * 32), server.public_key)
+    unknown = [build_x25519_packet(msg, stranger).encode() for _ in range(1024)]
+    # known key id, random body: what a flood aimed at a known client's id costs
+    known = [wire[:14] + j[14:].encode() for j in junk_packets(1024) if len(j) >= 166]
+    keys = [HmacKey(i.to_bytes(2, "big") * 32) for i in range(CLIENTS)]
+    rijndael_junk = [j.encode() for j in junk_packets()]
+    it = iter(range(1 << 62))
+
+    def refuse(ring: X25519Keyring[int], packets: list[bytes]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                ring.open(packets[next(it) & 1023 if len(packets) == 1024 else 0])
+            except InvalidPacket:
+                return
+            raise AssertionError("junk opened")
+
+        return run
+
+    def screen(ring: X25519Keyring[int]) -> Callable[[], object]:
+        return lambda: ring.lookup(unknown[next(it) & 1023])
+
+    def hmac_screen() -> None:
+        data = rijndael_junk[next(it) & 1023]
+        for key in keys:
+            if hmac_matches(data, key, EncryptionType.RIJNDAEL):
+                raise AssertionError("junk matched")
+
+    known_one = known[:1]
+    return {
+        "build": rate(lambda: build_x25519_packet(msg, shared), seconds),
+        "open": rate(lambda: one.open(wire), seconds),
+        "unknown": rate(refuse(one, unknown), seconds),
+        "unknown_screen": rate(screen(one), seconds),
+        "known": rate(refuse(one, known_one), seconds),
+        "unknown_many": rate(refuse(many, unknown), seconds),
+        "open_many": rate(lambda: many.open(wire), seconds),
+        "hmac_many": rate(hmac_screen, seconds),
+    }
+
+
+def print_x25519(mine: dict[str, float], x: dict[str, float]) -> None:
+    """The second table: x25519 beside Rijndael+HMAC."""
+    print()
+    print(f"{'x25519 format':<46}{'x25519':>12}{'Rijndael+HMAC':>15}{'ratio':>8}")
+    rows = (
+        ("packets built / s", "build", mine["build"]),
+        ("valid packets opened / s", "open", mine["open"]),
+        ("junk, unknown key id, refused / s", "unknown", mine["junk"]),
+        ("junk, unknown key id, screen lookup / s", "unknown_screen", mine["junk"]),
+        ("junk, known key id (one AEAD) / s", "known", mine["junk"]),
+        (f"junk, unknown key id, {CLIENTS} clients / s", "unknown_many", x["hmac_many"]),
+        (f"valid packets opened, {CLIENTS} clients / s", "open_many", None),
+    )
+    for label, key, theirs in rows:
+        other = f"{theirs:>15,.0f}" if theirs else f"{'':>15}"
+        ratio = f"{x[key] / theirs:>8.1f}" if theirs else f"{'':>8}"
+        print(f"{label:<46}{x[key]:>12,.0f}{other}{ratio}")
+    print(
+        f"(Rijndael+HMAC junk with {CLIENTS} keys: {x['hmac_many']:,.0f}/s, "
+        f"one HMAC per key; with 1 key: {mine['junk']:,.0f}/s)"
+    )
+
+
 def main() -> None:
     """Run both and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -215,6 +303,7 @@ def main() -> None:
         ratio = f"{mine[name] / c[name]:>8.2f}" if c else f"{'':>8}"
         met = "met" if mine[name] >= GOALS[name] else "MISSED"
         print(f"{label:<34}{mine[name]:>14,.0f}{c_val}{ratio}{GOALS[name]:>9,} {met}")
+    print_x25519(mine, x25519(args.seconds))
 
 
 if __name__ == "__main__":
