@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
@@ -19,22 +20,15 @@ from fwknop_core import (
     X25519PublicKey,
     extract_http_spa,
 )
-from fwknop_tui.cli import main
 from fwknop_tui.errors import ExitCode
 from fwknop_tui.wallet.profiles import Profile, check_profile
 from fwknop_tui.wallet.secrets import MemoryStore
 from fwknop_tui.wallet.validate import FieldError
 
+from .test_cli import _run
+
 SERVER = X25519PrivateKey(bytes(range(32)))
 PUB = SERVER.public_key.to_text()
-
-
-def _run(
-    args: list[str], memory: MemoryStore, capsys: pytest.CaptureFixture[str]
-) -> tuple[int, str, str]:
-    code = main(args, secrets=memory)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _private(memory: MemoryStore, name: str) -> X25519PrivateKey:
@@ -60,6 +54,14 @@ def home(memory: MemoryStore, capsys: pytest.CaptureFixture[str]) -> str:
     )  # fmt: skip
     assert code == ExitCode.OK, err
     return "home"
+
+
+@pytest.fixture
+def keyed(home: str, memory: MemoryStore, capsys: pytest.CaptureFixture[str]) -> str:
+    """``home`` after ``fwknop keygen --profile home``."""
+    code, _out, err = _run(["keygen", "--profile", home], memory, capsys)
+    assert code == ExitCode.OK, err
+    return home
 
 
 # -- the profile ----------------------------------------------------------------------------
@@ -123,27 +125,25 @@ def test_keygen_stores_the_private_key_and_prints_only_public_keys(
 
 
 def test_server_stanza_names_the_client_by_public_key(
-    home: str, memory: MemoryStore, capsys: pytest.CaptureFixture[str]
+    keyed: str, memory: MemoryStore, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _run(["keygen", "--profile", home], memory, capsys)
-    code, out, err = _run(["server-stanza", home], memory, capsys)
+    code, out, err = _run(["server-stanza", keyed], memory, capsys)
     assert code == ExitCode.OK
     line = next(ln for ln in out.splitlines() if ln.startswith("CLIENT_PUBLIC_KEY"))
-    assert X25519PublicKey.from_text(line.split()[1]) == _private(memory, home).public_key
+    assert X25519PublicKey.from_text(line.split()[1]) == _private(memory, keyed).public_key
     assert "can be sent in the clear" in err and "x25519-priv" not in out
 
 
 def test_show_reveals_the_private_key_only_when_asked(
-    home: str, memory: MemoryStore, capsys: pytest.CaptureFixture[str]
+    keyed: str, memory: MemoryStore, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _run(["keygen", "--profile", home], memory, capsys)
-    code, out, _err = _run(["show", home, "--json"], memory, capsys)
+    code, out, _err = _run(["show", keyed, "--json"], memory, capsys)
     assert code == ExitCode.OK
     shown = json.loads(out)
     assert shown["keys"] == {"x25519": "keyring"}
     assert shown["profile"]["server_public_key"] == PUB
-    code, out, _err = _run(["show", home, "--reveal", "x25519"], memory, capsys)
-    assert code == ExitCode.OK and out.strip() == _private(memory, home).to_text()
+    code, out, _err = _run(["show", keyed, "--reveal", "x25519"], memory, capsys)
+    assert code == ExitCode.OK and out.strip() == _private(memory, keyed).to_text()
 
 
 def test_a_missing_key_says_how_to_make_one(
@@ -158,27 +158,25 @@ def test_a_missing_key_says_how_to_make_one(
 
 
 def test_dry_run_builds_a_packet_the_server_keyring_opens(
-    home: str, memory: MemoryStore, capsys: pytest.CaptureFixture[str]
+    keyed: str, memory: MemoryStore, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _run(["keygen", "--profile", home], memory, capsys)
-    code, out, err = _run(["send", home, "--dry-run", "-f", "90"], memory, capsys)
+    code, out, err = _run(["send", keyed, "--dry-run", "-f", "90"], memory, capsys)
     assert code == ExitCode.OK, err
-    opened = _server_for(memory, home).open(out.strip(), now=time.time(), max_age=120)
+    opened = _server_for(memory, keyed).open(out.strip(), now=time.time(), max_age=120)
     assert opened.message.message == "198.18.0.2,tcp/22"
     assert opened.message.client_timeout == 90
-    assert opened.owners == (home,)
+    assert opened.owners == (keyed,)
 
 
 def test_udp_and_http_sends_reach_a_local_socket_and_open(
-    home: str, memory: MemoryStore, capsys: pytest.CaptureFixture[str]
+    keyed: str, memory: MemoryStore, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _run(["keygen", "--profile", home], memory, capsys)
-    server = _server_for(memory, home)
+    server = _server_for(memory, keyed)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         sock.settimeout(10)
         port = sock.getsockname()[1]
-        code, _out, err = _run(["send", home, "-p", str(port)], memory, capsys)
+        code, _out, err = _run(["send", keyed, "-p", str(port)], memory, capsys)
         data = sock.recv(2048)
     assert code == ExitCode.OK, err
     assert server.open(data, now=time.time(), max_age=120).message.access[0].port == 22
@@ -187,7 +185,7 @@ def test_udp_and_http_sends_reach_a_local_socket_and_open(
         listener.listen(1)
         listener.settimeout(10)
         port = listener.getsockname()[1]
-        code, _out, err = _run(["send", home, "-p", str(port), "-P", "http"], memory, capsys)
+        code, _out, err = _run(["send", keyed, "-p", str(port), "-P", "http"], memory, capsys)
         conn, _addr = listener.accept()
         with conn:
             conn.settimeout(10)
@@ -199,12 +197,11 @@ def test_udp_and_http_sends_reach_a_local_socket_and_open(
 
 
 def test_an_ipv6_allow_ip_goes_to_our_server(
-    home: str, memory: MemoryStore, capsys: pytest.CaptureFixture[str]
+    keyed: str, memory: MemoryStore, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _run(["keygen", "--profile", home], memory, capsys)
-    code, out, err = _run(["send", home, "--dry-run", "-a", "2001:db8::7"], memory, capsys)
+    code, out, err = _run(["send", keyed, "--dry-run", "-a", "2001:db8::7"], memory, capsys)
     assert code == ExitCode.OK, err
-    opened = _server_for(memory, home).open(out.strip())
+    opened = _server_for(memory, keyed).open(out.strip())
     assert opened.message.allow_ip == "2001:db8::7"
 
 
@@ -228,8 +225,6 @@ def test_the_key_may_come_from_a_0600_file_a_command_or_stdin(
     code, out, err = _run(["send", home, "--dry-run", "--key-command", command], memory, capsys)
     assert code == ExitCode.OK, err
     assert server.open(out.strip()).owners == ("file",)
-    import io
-
     monkeypatch.setattr(sys, "stdin", io.StringIO(key.to_text() + "\n"))
     code, out, err = _run(["send", home, "--dry-run", "--keys-stdin"], memory, capsys)
     assert code == ExitCode.OK, err
@@ -240,16 +235,15 @@ def test_the_key_may_come_from_a_0600_file_a_command_or_stdin(
 
 
 def test_a_packet_for_another_server_key_is_refused_by_ours(
-    home: str, memory: MemoryStore, capsys: pytest.CaptureFixture[str]
+    keyed: str, memory: MemoryStore, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _run(["keygen", "--profile", home], memory, capsys)
     other = X25519PrivateKey.generate().public_key.to_text()
     code, out, _err = _run(
-        ["send", home, "--dry-run", "--server-public-key", other], memory, capsys
+        ["send", keyed, "--dry-run", "--server-public-key", other], memory, capsys
     )
     assert code == ExitCode.OK
     with pytest.raises(InvalidPacket) as refused:
-        _server_for(memory, home).open(out.strip())
+        _server_for(memory, keyed).open(out.strip())
     assert refused.value.reason is RejectReason.UNKNOWN_KEY_ID
 
 
@@ -257,12 +251,11 @@ def test_a_packet_for_another_server_key_is_refused_by_ours(
 
 
 def test_share_shows_the_public_key_and_says_it_is_harmless(
-    home: str, memory: MemoryStore, capsys: pytest.CaptureFixture[str]
+    keyed: str, memory: MemoryStore, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _run(["keygen", "--profile", home], memory, capsys)
-    code, out, err = _run(["share", home, "--text"], memory, capsys)
+    code, out, err = _run(["share", keyed, "--text"], memory, capsys)
     assert code == ExitCode.OK
-    assert out.split() == ["CLIENT_PUBLIC_KEY", _private(memory, home).public_key.to_text()]
+    assert out.split() == ["CLIENT_PUBLIC_KEY", _private(memory, keyed).public_key.to_text()]
     assert "sharing it is harmless" in err and "anyone who sees it" not in err
 
 
@@ -273,8 +266,6 @@ def test_import_share_and_export_rc_refuse_an_x25519_profile(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import io
-
     monkeypatch.setattr(sys, "stdin", io.StringIO("KEY_BASE64: " + "A" * 43 + "="))
     code, _out, err = _run(["import-share", home], memory, capsys)
     assert code == ExitCode.USAGE and "its private key never travels" in err
@@ -285,11 +276,10 @@ def test_import_share_and_export_rc_refuse_an_x25519_profile(
 
 
 def test_rm_and_rename_carry_the_x25519_entry(
-    home: str, memory: MemoryStore, capsys: pytest.CaptureFixture[str]
+    keyed: str, memory: MemoryStore, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _run(["keygen", "--profile", home], memory, capsys)
-    key = _private(memory, home)
-    assert _run(["rename", home, "lab"], memory, capsys)[0] == ExitCode.OK
+    key = _private(memory, keyed)
+    assert _run(["rename", keyed, "lab"], memory, capsys)[0] == ExitCode.OK
     assert _private(memory, "lab") == key
     code, _out, err = _run(["rm", "lab"], memory, capsys)
     assert code == ExitCode.OK and "x25519" in err
