@@ -90,7 +90,6 @@ KDF_LABEL = b"fwknop-tui x25519-spa v1 client->server key"
 KEY_ID_LABEL = b"fwknop-tui x25519-spa v1 key id"
 _ID_END = 2 + KEY_ID_BYTES * 4 // 3  # 14: the key id's characters are wire[2:14]
 HEADER_CHARS = _ID_END + NONCE_BYTES * 4 // 3  # 30: the associated data is wire[:30]
-_MIN_SEALED = MIN_PADDED + TAG_BYTES
 _PRINTABLE = bytes(range(0x20, 0x7F))
 
 T = TypeVar("T")
@@ -386,12 +385,8 @@ def open_x25519_packet(
     """
     if not isinstance(shared, X25519SharedKey):
         raise TypeError("shared must be an X25519SharedKey")
-    wire = as_wire(data)
-    _screen(wire)
-    if wire[2:_ID_END] != shared._header_id[2:]:
-        raise _unknown_id(wire)
-    message, text, nonce = _open(wire, shared, now, max_age)
-    return X25519Opened(message, text, shared.key_id_text, nonce, shared.client)
+    client: X25519Client[Any] = X25519Client(shared, ())
+    return client.open(data, now=now, max_age=max_age)
 
 
 @dataclass(frozen=True, slots=True)
