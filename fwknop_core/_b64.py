@@ -1,15 +1,30 @@
 """fwknop's base64: the standard alphabet, padding always stripped.
 
-Decoding follows libfko: stop at the first ``=``, refuse characters outside
-the alphabet, tolerate missing padding and drop a dangling sixth-bit
-character (a length of 1 mod 4).
+``b64s_decode`` follows libfko: stop at the first ``=``, refuse characters
+outside the alphabet, tolerate missing padding and drop a dangling sixth-bit
+character (a length of 1 mod 4). It reads the fields inside a message, which
+the inner digest and the encryption already fix.
+
+``noncanonical`` and ``b64s_decode_strict`` judge the wire text, which
+nothing authenticates when a stanza has no HMAC key: they take only what
+``b64s_encode`` writes (no
+``=``, no dangling character, no bit set past the last byte), so one run of
+bytes has exactly one text, and a captured packet cannot be sent again as
+other text that decodes the same.
 """
 
 from __future__ import annotations
 
 import binascii
 
-__all__ = ["ALPHABET", "b64_decode_padded", "b64s_decode", "b64s_decode_canonical", "b64s_encode"]
+__all__ = [
+    "ALPHABET",
+    "b64_decode_padded",
+    "b64s_decode",
+    "b64s_decode_strict",
+    "b64s_encode",
+    "noncanonical",
+]
 
 ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _PAD = (b"", b"", b"==", b"=")
@@ -35,24 +50,34 @@ def b64s_decode(text: bytes) -> bytes:
     return binascii.a2b_base64(text)
 
 
-def b64s_decode_canonical(text: bytes) -> bytes:
-    """Decode unpadded base64 that must be exactly ``b64s_encode`` of its bytes.
+def b64s_decode_strict(text: bytes) -> bytes:
+    """Decode the one text ``b64s_encode`` writes for some bytes; ``ValueError`` says how not.
 
-    Unlike libfko's lenient decoder this refuses ``=``, a dangling character
-    and non-zero unused bits, so one byte string has one text: a format whose
-    replay digest is taken over the text cannot be replayed under another
-    spelling. ``ValueError`` if the text is not canonical.
+    Unlike ``b64s_decode`` a character outside the alphabet is an error, not
+    skipped, and so are ``=``, a dangling character and unused bits set.
     """
     rem = len(text) % 4
     if rem == 1 or b"=" in text:
-        raise ValueError("not canonical unpadded base64")
-    try:  # strict: any character outside the alphabet is an error, not skipped
+        raise ValueError(noncanonical(text, b""))
+    try:
         raw = binascii.a2b_base64(text + _PAD[rem], strict_mode=True)
     except binascii.Error:
-        raise ValueError("not canonical unpadded base64") from None
-    if rem and binascii.b2a_base64(raw[-(rem - 1) :], newline=False)[:rem] != text[-rem:]:
-        raise ValueError("not canonical unpadded base64")
+        raise ValueError("a character outside the base64 alphabet") from None
+    problem = noncanonical(text, raw)
+    if problem is not None:
+        raise ValueError(problem)
     return raw
+
+
+def noncanonical(text: bytes, raw: bytes) -> str | None:
+    """Why ``text`` is not what ``b64s_encode`` writes for ``raw`` (its decoding), or None."""
+    if b"=" in text:
+        return "'=' or text after the data"
+    if len(text) % 4 == 1:
+        return "a dangling last character"
+    if b64s_encode(raw).encode("ascii") == text:
+        return None
+    return "unused bits set in the last character"
 
 
 def b64_decode_padded(text: str) -> bytes:

@@ -15,7 +15,11 @@ __all__ = ["InvalidPacket", "RejectReason", "SpaError", "UsageError"]
 
 
 class RejectReason(enum.Enum):
-    """Why a packet was refused; ``fwknop_text`` is what fwknopd logs for it."""
+    """Why a packet was refused; ``fwknop_text`` is what fwknopd logs for it.
+
+    ``NOT_CANONICAL`` is ours alone (fwknopd takes such packets, so it has no
+    words for them): the wire text is not the one form a sender writes.
+    """
 
     TOO_SHORT = ("too short", "packet shorter than fwknopd accepts (140 characters)")
     TOO_LONG = ("too long", "packet of 1500 characters or more")
@@ -33,6 +37,7 @@ class RejectReason(enum.Enum):
         "bad ciphertext length",
         "Args contain invalid data: FKO_ERROR_INVALID_DATA_ENCRYPT_CIPHERLEN_VALIDFAIL",
     )
+    NOT_CANONICAL = ("not canonical", "")
     DECRYPT_FAILED = ("decrypt failure", "Decryption failed or decrypted data is invalid")
     NON_ASCII = (
         "non-printable plaintext",

@@ -6,6 +6,17 @@ before anything is decrypted; then decryption, the plaintext checks, field
 parsing and the inner digest. Every failure on the way is an
 ``InvalidPacket`` with its ``RejectReason``; nothing else escapes.
 
+Then one rule of ours: a packet opens only as the very text its sender's
+encoder wrote (``NOT_CANONICAL`` otherwise): no ``=``, no dangling
+character, no unused bit set, the ``Salted__`` header intact, the PKCS#7
+padding there. fwknopd takes all of these as new packets (its replay digest
+is over the text), so without an HMAC one captured packet opened again and
+again. For Rijndael these checks come after fwknopd's own, so that what
+fwknopd refuses is refused for its reason; for GnuPG before gpg runs. A
+GnuPG packet can still be re-framed (OpenPGP lengths, marker packets) into
+other canonical text that gpg opens: ``OpenedPacket.replay_digests`` also
+names the packet by its message, which no such change alters.
+
 ``build_packet_from_parts`` takes the salt, so opening a packet made by the
 real client and building it again from what came out reproduces it byte for
 byte. Rijndael packets are kept within the sizes fwknopd accepts (140..399
@@ -23,7 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ._b64 import ALPHABET, b64s_decode, b64s_encode
+from ._b64 import ALPHABET, b64s_decode, b64s_decode_strict, b64s_encode, noncanonical
 from ._errors import InvalidPacket, RejectReason, UsageError
 from ._keys import HmacKey, RijndaelKey
 from ._message import SpaMessage
@@ -78,7 +89,7 @@ OpenKey = RijndaelKey | GpgDecryption
 
 @dataclass(frozen=True, slots=True)
 class OpenedPacket:
-    """What a valid packet carried, and how it was protected."""
+    """What a valid packet carried, and how it was protected (``wire``: the text opened)."""
 
     message: SpaMessage
     encoded: str
@@ -86,10 +97,22 @@ class OpenedPacket:
     digest_type: DigestType
     encryption_type: EncryptionType
     encryption_mode: EncryptionMode
+    wire: str
     hmac: str | None = None
     hmac_type: HmacType | None = None
     salt: bytes | None = None
     gpg_signature: GpgSignature | None = None
+
+    @property
+    def replay_digests(self) -> tuple[str, str]:
+        """The names a replay cache must know this packet by: fwknopd's, and its message's.
+
+        The first is fwknopd's replay digest, over the wire text (canonical:
+        ``open_packet`` takes no other), as fwknopd's ``digest.cache`` holds
+        it. The second is over the decrypted message, which stays the same
+        however the packet is re-encoded, re-padded or (GnuPG) re-framed.
+        """
+        return replay_digest(self.wire), replay_digest(f"{self.encoded}:{self.digest}")
 
 
 def replay_digest(data: str | bytes) -> str:
@@ -282,7 +305,14 @@ def hmac_matches(data: bytes, hmac_key: HmacKey, encryption: EncryptionType) -> 
     return hmac.compare_digest(hmac_key.mac(prefix, memoryview(data)[:-n]), data[-n:])
 
 
-def _decrypt_rijndael(full: bytes, key: RijndaelKey) -> tuple[bytes, bytes]:
+def _decrypt_rijndael(full: bytes, key: RijndaelKey) -> tuple[bytes, bytes, str | None]:
+    """Plaintext and salt as libfko reads them, and what is not canonical about the packet.
+
+    Decoding, length and padding are as lenient as libfko's here, so that a
+    packet fwknopd refuses is refused for fwknopd's reason (an HMAC'd packet
+    sent to a stanza without HMAC key decrypts to non-ASCII); the third item
+    says why the packet, if it gets through that, is still not taken.
+    """
     try:
         raw = b64s_decode(full)
     except ValueError:
@@ -291,10 +321,18 @@ def _decrypt_rijndael(full: bytes, key: RijndaelKey) -> tuple[bytes, bytes]:
         raise InvalidPacket(RejectReason.BAD_CIPHERTEXT_LENGTH, f"{len(raw)} bytes")
     salt = raw[8:16]
     aes_key, iv = derive_key_iv(key.kdf_secret, salt)
-    plain = lenient_unpad(aes_decrypt(key.mode, aes_key, iv, raw[16:]))
+    padded = aes_decrypt(key.mode, aes_key, iv, raw[16:])
+    plain = lenient_unpad(padded)
     if plain[16:17] != b":" or plain[:16].translate(None, _DIGITS):
         raise InvalidPacket(RejectReason.DECRYPT_FAILED)
-    return plain, salt
+    problem = noncanonical(full, raw)
+    if problem is None and raw[:8] != SALTED:  # the first wire character carries 4 bits of it
+        problem = "the Salted__ header is wrong"
+    if problem is None and len(plain) == len(padded):
+        # libfko keeps everything when the padding is not there: a packet whose last
+        # block is all padding would open just the same without that block
+        problem = "no PKCS#7 padding"
+    return plain, salt, problem
 
 
 def _parse_plaintext(plain: bytes) -> tuple[SpaMessage, str, str, DigestType]:
@@ -368,21 +406,25 @@ def open_packet(
     if isinstance(key, RijndaelKey):
         if body_len >= MIN_GPG_PACKET:
             raise InvalidPacket(RejectReason.WRONG_ENCRYPTION_TYPE, "long enough to be GnuPG")
-        plain, salt = _decrypt_rijndael(full, key)
+        plain, salt, problem = _decrypt_rijndael(full, key)
         etype, mode = EncryptionType.RIJNDAEL, key.mode
     else:
         if len(wire) < MIN_GPG_PACKET:
             raise InvalidPacket(RejectReason.WRONG_ENCRYPTION_TYPE, "too short to be GnuPG")
+        try:  # before gpg runs (it is costly): nothing of libfko's to keep in order here
+            blob = b64s_decode_strict(full)
+        except ValueError as exc:
+            raise InvalidPacket(RejectReason.NOT_CANONICAL, str(exc)) from None
+        problem = None
         try:
-            blob = b64s_decode(full)
             result = key.backend.decrypt(blob, passphrase=key.passphrase)
-        except ValueError:
-            raise InvalidPacket(RejectReason.NOT_BASE64) from None
         except GpgDecryptError as exc:
             raise InvalidPacket(RejectReason.DECRYPT_FAILED, str(exc)) from None
         plain, signature = result.plaintext, result.signature
         etype, mode = EncryptionType.GPG, EncryptionMode.ASYMMETRIC
     message, encoded, digest, digest_type = _parse_plaintext(plain)
+    if problem is not None:  # all fwknopd checks passed: it would take this packet
+        raise InvalidPacket(RejectReason.NOT_CANONICAL, problem)
     if not allow_ipv6 and message.allow_ip_is_ipv6:
         raise InvalidPacket(RejectReason.MALFORMED, "the allow IP is IPv6")
     if max_age is not None:
@@ -394,6 +436,7 @@ def open_packet(
         digest_type=digest_type,
         encryption_type=etype,
         encryption_mode=mode,
+        wire=wire.decode("ascii"),
         hmac=mac,
         hmac_type=hmac_key.type if hmac_key is not None else None,
         salt=salt,

@@ -56,7 +56,7 @@ from cryptography.hazmat.primitives.asymmetric import x25519 as _x25519
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from ._b64 import ALPHABET, b64_decode_padded, b64s_decode_canonical, b64s_encode
+from ._b64 import ALPHABET, b64_decode_padded, b64s_decode_strict, b64s_encode
 from ._errors import InvalidPacket, RejectReason, UsageError
 from ._message import SpaMessage
 from ._packet import MAX_PACKET, MIN_PACKET, as_wire, check_age
@@ -341,7 +341,7 @@ def _open(
 ) -> tuple[SpaMessage, str, bytes]:
     """Verify and decrypt a packet whose key id is ``shared``'s; (message, encoded, nonce)."""
     try:
-        raw = b64s_decode_canonical(wire[2:])
+        raw = b64s_decode_strict(wire[2:])
     except ValueError:
         raise InvalidPacket(RejectReason.NOT_BASE64, "not canonical base64") from None
     nonce = raw[KEY_ID_BYTES : KEY_ID_BYTES + NONCE_BYTES]

@@ -390,14 +390,7 @@ def test_malformed_public_keys_are_refused(text: str) -> None:
     "text", [b"A", b"AB", b"AAB", b"AA=", b"AB==", b"ABC=", b"AB!C", b"AB C", b"AB\nC", b"AB-_"]
 )
 def test_the_strict_decoder_refuses_every_other_spelling(text: bytes) -> None:
-    from fwknop_core._b64 import b64s_decode_canonical
+    from fwknop_core._b64 import b64s_decode_strict
 
-    with pytest.raises(ValueError, match="not canonical"):
-        b64s_decode_canonical(text)
-
-
-@given(st.binary(max_size=64))
-def test_the_strict_decoder_takes_exactly_what_the_encoder_writes(data: bytes) -> None:
-    from fwknop_core._b64 import b64s_decode_canonical, b64s_encode
-
-    assert b64s_decode_canonical(b64s_encode(data).encode()) == data
+    with pytest.raises(ValueError, match="after the data|dangling|unused bits|outside the base64"):
+        b64s_decode_strict(text)
