@@ -7,10 +7,9 @@ the inner digest and the encryption already fix.
 
 ``noncanonical`` and ``b64s_decode_strict`` judge the wire text, which
 nothing authenticates when a stanza has no HMAC key: they take only what
-``b64s_encode`` writes (no
-``=``, no dangling character, no bit set past the last byte), so one run of
-bytes has exactly one text, and a captured packet cannot be sent again as
-other text that decodes the same.
+``b64s_encode`` writes (no ``=``, no dangling character, no bit set past the
+last byte), so one run of bytes has exactly one text, and a captured packet
+cannot be sent again as other text that decodes the same.
 """
 
 from __future__ import annotations

@@ -47,7 +47,6 @@ from fwknop_core import (
     SpaMessage,
     extract_http_spa,
     open_packet,
-    replay_digest,
 )
 from fwknop_core.gpg import GnupgBackend, GpgBackend
 
@@ -476,7 +475,7 @@ class Processor:
                 continue
             try:
                 if not replay_checked:
-                    self._check_replay(data, packet, opened)
+                    self._check_replay(packet, opened)
                     replay_checked = True
                 outcome = self._policy(stanza, opened, packet, forwarded, now)
             except _StopPacket as stop:
@@ -531,16 +530,19 @@ class Processor:
             # the core's own wording where ours is generic; never the same words twice
             return _Fail(reason, failure.detail if reason is not Reason.MALFORMED else str(failure))
 
-    def _check_replay(self, data: bytes, packet: Packet, opened: OpenedPacket) -> None:
-        digest = replay_digest(data)
-        if self.replay.seen(digest):
+    def _check_replay(self, packet: Packet, opened: OpenedPacket) -> None:
+        # fwknopd's digest of the text (its digest.cache holds those), and the message's:
+        # the same for a GnuPG packet re-framed into other text that gpg still opens
+        digests = opened.replay_digests
+        if any(self.replay.seen(digest) for digest in digests):
             raise _StopPacket(Reason.REPLAY)
         # remembered before the policy checks, as fwknopd does, for as long as the
         # packet could still pass the age check
         age = self.settings.max_age
         keep_until = opened.message.timestamp + age + 1 if age is not None else float("inf")
         if not self.settings.test_mode:
-            self.replay.add(digest, packet, keep_until)
+            for digest in reversed(digests):  # the message's first: it covers every variant
+                self.replay.add(digest, packet, keep_until)
 
     def _gpg_for(self, policy: GpgPolicy) -> GpgDecryption:
         slot = (policy.home_dir, policy.exe)
