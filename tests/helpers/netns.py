@@ -150,14 +150,16 @@ class NetPair:
         port: int = 62201,
         host: str | None = None,
         interval: float = 0.0,
+        source: str | None = None,
     ) -> None:
-        """Send each packet as one UDP datagram from the client namespace."""
+        """Send each packet as one UDP datagram from the client namespace (from ``source``)."""
         data = "\n".join(packets).encode() + b"\n"
         res = self.client.python(
             "send_udp.py",
             host or self.server_ip,
             str(port),
             str(interval),
+            *([source] if source else []),
             stdin=data,
             timeout=60 + interval * len(packets),
         )

@@ -14,7 +14,8 @@ What an attacker who captured one packet (without HMAC) can send again as a
   five-byte length, a marker packet appended, zero bytes appended. GnuPG
   decrypts each to the same message.
 
-The fwknopd 2.6.10 grants every one of them (tests/interop/test_reencoded_replays.py).
+The fwknopd 2.6.10 grants every one of them, except the zero bytes, which
+GPGME refuses (tests/interop/test_reencoded_replays.py).
 """
 
 from __future__ import annotations
