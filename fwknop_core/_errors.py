@@ -19,12 +19,15 @@ class RejectReason(enum.Enum):
 
     ``NOT_CANONICAL`` is ours alone (fwknopd takes such packets, so it has no
     words for them): the wire text is not the one form a sender writes.
+    ``BAD_FORWARDED_FOR``: fwknopd logs it and opens for the packet's source
+    (the proxy) instead; we refuse.
     """
 
     TOO_SHORT = ("too short", "packet shorter than fwknopd accepts (140 characters)")
     TOO_LONG = ("too long", "packet of 1500 characters or more")
     NOT_BASE64 = ("not base64", "Data is not an SPA message")
     PREFIX_STUFFING = ("prefix stuffing", "Data is not a valid SPA message format")
+    BAD_FORWARDED_FOR = ("bad X-Forwarded-For", "Error parsing X-Forwarded-For header")
     WRONG_ENCRYPTION_TYPE = (
         "wrong encryption type",
         "No stanza encryption mode match for encryption type",

@@ -28,6 +28,7 @@ __all__ = [
     "AccessSpec",
     "NatAccess",
     "SpaMessage",
+    "dotted_decimal",
     "random_value",
     "validate_access_list",
     "validate_allow_ip",
@@ -97,6 +98,19 @@ def validate_ipv4(text: str, what: str = "IP address") -> str:
         if value is None or value > 255:
             raise UsageError(f"{what} {text!r} is not a valid IPv4 address")
     return text
+
+
+def dotted_decimal(text: str, what: str = "IP address") -> str:
+    """The address an IPv4 text names, as ``inet_aton`` reads it, in plain dotted decimal.
+
+    ``198.017.0.2`` is 198.15.0.2: fwknopd checks an allow IP with
+    ``inet_aton`` and iptables opens what the text names the same way.
+    ``UsageError`` if :func:`validate_ipv4` refuses the text.
+    """
+    validate_ipv4(text, what)
+    if _PLAIN_IPV4.fullmatch(text):
+        return text
+    return ".".join(str(_inet_aton_part(part)) for part in text.split("."))
 
 
 def validate_allow_ip(text: str, what: str = "allow IP", *, ipv6: bool = False) -> str:
@@ -317,6 +331,12 @@ class SpaMessage:
     def allow_ip(self) -> str:
         """The address the server should open for (``0.0.0.0`` = packet source)."""
         return self.message.partition(",")[0]
+
+    @property
+    def allow_address(self) -> str:
+        """The address to open for, as fwknopd reads the allow IP (``198.017.0.2``: 198.15.0.2)."""
+        ip = self.allow_ip
+        return ip if ":" in ip else dotted_decimal(ip)
 
     @property
     def allow_ip_is_ipv6(self) -> bool:

@@ -84,6 +84,7 @@ class Reason(enum.Enum):
     TOO_LONG = ("too_long", "packet longer than 1500 bytes")
     NOT_SPA = ("not_spa", "data is not an SPA message (characters outside base64)")
     PREFIX_STUFFING = ("prefix_stuffing", "data is not a valid SPA message format")
+    FORWARDED_FOR = ("forwarded_for", "X-Forwarded-For is not an IPv4 address")
     NO_STANZA = ("no_stanza", "no access stanza for this source address")
     DESTINATION = ("destination", "destination does not match any stanza")
     EXPIRED_STANZA = ("expired_stanza", "access stanza has expired")
@@ -349,7 +350,10 @@ class Processor:
             return refused
         forwarded = None
         if self._http and data[:5].upper() == b"GET /":
-            http = extract_http_spa(data)
+            try:
+                http = extract_http_spa(data, forwarded_for=self.settings.x_forwarded_for)
+            except InvalidPacket as bad:  # its only error: an X-Forwarded-For naming no address
+                return Refused(Reason.FORWARDED_FOR, bad.detail)
             if http is None:
                 return Refused(Reason.NOT_SPA, "HTTP request without SPA data")
             data = http.data.encode("ascii")
@@ -358,7 +362,7 @@ class Processor:
             refused = self.screen(data, src, inner=True)  # the SPA data inside: the same way
             if refused is not None:
                 return refused
-            if self.settings.x_forwarded_for and http.forwarded_for:
+            if http.forwarded_for is not None:
                 forwarded = ipaddress.IPv4Address(http.forwarded_for)
         return self._try_stanzas(self._candidates(src), data, packet, forwarded, now)
 
@@ -567,7 +571,7 @@ class Processor:
             delta = abs(int(now) - msg.timestamp)
             if delta > age:
                 raise _StanzaFailed(Reason.STALE, f"time difference is {delta} seconds")
-        allow = ipaddress.ip_address(msg.allow_ip)
+        allow = ipaddress.ip_address(msg.allow_address)  # 198.017.0.2 is 198.15.0.2, as fwknopd
         if allow == _ZERO:
             if stanza.require_source_address:
                 raise _StanzaFailed(Reason.SOURCE_REQUIRED)

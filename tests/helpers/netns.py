@@ -139,6 +139,11 @@ class NetPair:
         )
         return res.returncode == 0
 
+    def send_tcp(self, data: bytes, *, port: int = 62201, host: str | None = None) -> None:
+        """Send ``data`` over one TCP connection from the client namespace (an HTTP request)."""
+        res = self.client.python("send_tcp.py", host or self.server_ip, str(port), stdin=data)
+        assert res.returncode == 0, res.stderr.decode()
+
     def listen_tcp(self, *ports: int) -> subprocess.Popen[bytes]:
         """Start TCP listeners on the server (all addresses) that accept and close."""
         return listen_tcp_in(self.server, ports)
