@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,9 +20,12 @@ from fwknop_server.access import load_access
 from fwknop_server.daemon import Daemon, Options, load
 from fwknop_server.firewall.logonly import LogOnly
 from fwknop_server.processor import Accepted, Packet, Processor, Reason, Refused, Settings
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
-from fwknop_core import HmacKey, MessageType, RijndaelKey, SpaMessage, build_packet
+from fwknop_core import HmacKey, MessageType, RijndaelKey, SpaMessage, UsageError, build_packet
 from fwknop_core import encode_http_request as http
+from tests.core.test_properties import messages
 
 KEY, HKEY = RijndaelKey(b"k" * 32), HmacKey(b"h" * 64)
 NOW = 1_795_268_000
@@ -140,3 +144,44 @@ def test_two_thousand_bad_requests_are_counted_and_logged_at_the_rate_without_a_
         "'999.1.1.1'"
     )
     assert (ipaddress.ip_address("198.15.0.2"), "tcp", 22) in daemon.firewall.open
+
+
+def _spelling(octets: list[int], forms: list[int]) -> str:
+    """An IPv4 text inet_aton reads as ``octets``: decimal, or octal with leading zeros."""
+    return ".".join(
+        str(v) if f == 0 else "0" + oct(v)[2:] if f == 1 else "00" + oct(v)[2:]
+        for v, f in zip(octets, forms, strict=True)
+    )
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    msg=messages(),
+    octets=st.lists(st.integers(0, 255), min_size=4, max_size=4),
+    forms=st.lists(st.integers(0, 2), min_size=4, max_size=4),
+    xff=st.none() | st.binary(max_size=20),
+)
+def test_no_message_the_core_takes_makes_the_processor_raise(
+    msg: SpaMessage, octets: list[int], forms: list[int], xff: bytes | None, tmp_path: Path
+) -> None:
+    allow = _spelling(octets, forms)
+    assume(len(allow) <= 15)
+    message = replace(msg, message=allow + "," + msg.message.partition(",")[2])
+    try:
+        wire = build_packet(message, KEY, hmac_key=HKEY)
+    except UsageError:
+        assume(False)
+        raise
+    data = (
+        wire.encode()
+        if xff is None
+        else _with_xff(wire, xff.replace(b"\r", b"").replace(b"\n", b""))
+    )
+    processor = _processor(tmp_path, Settings(http=True, x_forwarded_for=True))
+    decision = processor.process(Packet(data, SRC, DST, 6), message.timestamp)
+    if isinstance(decision, Accepted) and message.allow_address != "0.0.0.0":
+        assert str(decision.grant.source) == message.allow_address
