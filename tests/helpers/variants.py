@@ -23,6 +23,9 @@ from __future__ import annotations
 from fwknop_core import b64s_decode, b64s_encode
 
 __all__ = [
+    "ALPHABET",
+    "GPG_PREFIX",
+    "RIJNDAEL_PREFIX",
     "gpg_reframings",
     "reencodings",
     "same_bytes",
