@@ -392,5 +392,5 @@ def test_malformed_public_keys_are_refused(text: str) -> None:
 def test_the_strict_decoder_refuses_every_other_spelling(text: bytes) -> None:
     from fwknop_core._b64 import b64s_decode_strict
 
-    with pytest.raises(ValueError, match="after the data|dangling|unused bits|outside the base64"):
+    with pytest.raises(ValueError, match=r"after the data|dangling|unused bits|outside the base64"):
         b64s_decode_strict(text)
