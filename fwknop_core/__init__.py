@@ -8,6 +8,10 @@ does. Beside fwknop's formats, fwknop-tui's own public-key format
 :class:`X25519Keyring`. Hostile input raises :class:`InvalidPacket` (with a
 :class:`RejectReason`); caller mistakes raise :class:`UsageError`.
 
+The fwknop 1.x port-knock sequences have their own pair:
+:func:`build_knock_sequence` and :func:`decode_knock_sequence` (refusals are
+:class:`InvalidKnockSequence` with a :class:`KnockReject`).
+
 The package does no I/O: no sockets, no files, no subprocesses (GnuPG aside,
 behind :mod:`fwknop_core.gpg`). Time and randomness are keyword arguments
 with real defaults, so every result can be reproduced.
@@ -19,6 +23,25 @@ from ._b64 import b64s_decode, b64s_encode
 from ._errors import InvalidPacket, RejectReason, SpaError, UsageError
 from ._http import DEFAULT_USER_AGENT, HttpSpa, encode_http_request, extract_http_spa
 from ._keys import GeneratedKeys, HmacKey, RijndaelKey, generate_keys
+from ._knockseq import (
+    DEFAULT_KNOCK_OFFSET,
+    KNOCK_PROTOCOLS,
+    MAX_KNOCK_OFFSET,
+    MAX_SEQUENCE_USER,
+    MIN_KNOCK_KEY,
+    DecodedSequence,
+    InvalidKnockSequence,
+    KnockKey,
+    KnockReject,
+    KnockRequest,
+    KnockStep,
+    build_knock_sequence,
+    build_knock_sequence_from_parts,
+    decode_knock_sequence,
+    knock_checksum,
+    legacy_access,
+    parse_shared_sequence,
+)
 from ._message import (
     PROTOCOL_VERSION,
     AccessSpec,
@@ -63,13 +86,19 @@ from ._x25519 import (
 from .gpg import GpgDecryption, GpgEncryption, GpgSignature
 
 __all__ = [
+    "DEFAULT_KNOCK_OFFSET",
     "DEFAULT_USER_AGENT",
+    "KNOCK_PROTOCOLS",
+    "MAX_KNOCK_OFFSET",
     "MAX_PACKET",
+    "MAX_SEQUENCE_USER",
     "MIN_ENCODED",
     "MIN_GPG_PACKET",
+    "MIN_KNOCK_KEY",
     "MIN_PACKET",
     "PROTOCOL_VERSION",
     "AccessSpec",
+    "DecodedSequence",
     "DigestType",
     "EncryptionMode",
     "EncryptionType",
@@ -80,7 +109,12 @@ __all__ = [
     "HmacKey",
     "HmacType",
     "HttpSpa",
+    "InvalidKnockSequence",
     "InvalidPacket",
+    "KnockKey",
+    "KnockReject",
+    "KnockRequest",
+    "KnockStep",
     "MessageType",
     "NatAccess",
     "OpenedPacket",
@@ -98,22 +132,28 @@ __all__ = [
     "X25519SharedKey",
     "b64s_decode",
     "b64s_encode",
+    "build_knock_sequence",
+    "build_knock_sequence_from_parts",
     "build_packet",
     "build_packet_from_parts",
     "build_x25519_packet",
     "build_x25519_packet_from_parts",
     "check_age",
     "classify",
+    "decode_knock_sequence",
     "dotted_decimal",
     "encode_http_request",
     "encode_share",
     "extract_http_spa",
     "generate_keys",
     "hmac_matches",
+    "knock_checksum",
+    "legacy_access",
     "looks_like_x25519",
     "open_packet",
     "open_x25519_packet",
     "parse_share",
+    "parse_shared_sequence",
     "random_value",
     "replay_digest",
     "validate_access_list",

@@ -1,6 +1,6 @@
 """Hazardous material: the OpenSSL-compatible KDF, AES modes, digests, HMAC.
 
-Only ``_packet`` and ``_keys`` import this module. Everything here is a
+Only ``_packet``, ``_keys`` and ``_knockseq`` import this module. Everything here is a
 plain function over bytes; nothing validates protocol rules.
 """
 

@@ -1,0 +1,82 @@
+"""The fwknop 1.x knock vectors in tests/data/legacy (the real 1.9.12 client and server)."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from fwknop_core import KnockRequest, legacy_access
+
+LEGACY = Path(__file__).resolve().parent.parent / "data" / "legacy"
+CLIENT_IP = "198.18.5.1"
+SERVER_IP = "198.18.5.2"
+
+
+@cache
+def sequences() -> dict[str, Any]:
+    """knock-sequences.json."""
+    data: dict[str, Any] = json.loads((LEGACY / "knock-sequences.json").read_text())
+    return data
+
+
+def encrypted() -> list[dict[str, Any]]:
+    """The 17 encrypted cases."""
+    cases: list[dict[str, Any]] = sequences()["encrypted"]
+    return cases
+
+
+def shared() -> list[dict[str, Any]]:
+    """The 2 shared cases."""
+    cases: list[dict[str, Any]] = sequences()["shared"]
+    return cases
+
+
+def case(case_id: str) -> dict[str, Any]:
+    """One case by id."""
+    for c in encrypted() + shared():
+        if c["id"] == case_id:
+            return c
+    raise KeyError(case_id)
+
+
+@cache
+def observations() -> list[dict[str, Any]]:
+    """The 28 runs of the real fwknopd 1.9.12 (server-1x-observations.json)."""
+    data: list[dict[str, Any]] = json.loads((LEGACY / "server-1x-observations.json").read_text())[
+        "scenarios"
+    ]
+    return data
+
+
+@cache
+def os_fingerprint() -> dict[str, Any]:
+    """os-fingerprint.json."""
+    data: dict[str, Any] = json.loads((LEGACY / "os-fingerprint.json").read_text())
+    return data
+
+
+def argv_value(c: dict[str, Any], flag: str) -> str | None:
+    """The value after ``flag`` in a case's client argv."""
+    argv: list[str] = c["client_argv"]
+    return argv[argv.index(flag) + 1] if flag in argv else None
+
+
+def request_of(c: dict[str, Any]) -> KnockRequest:
+    """The request the 1.x client built for an encrypted case, from its argv and user."""
+    allow = argv_value(c, "-a") or "0.0.0.0"
+    access = argv_value(c, "-A")
+    assert access is not None
+    proto, port = legacy_access(access)
+    return KnockRequest(allow, proto, port, c["client_user"].encode())
+
+
+def cipher_ports(c: dict[str, Any]) -> list[int]:
+    """The ports of the ciphertext (the wire knocks without the retransmitted SYN)."""
+    return [c["port_offset"] + b for b in bytes.fromhex(c["ciphertext_hex"])]
+
+
+def wire_ports(c: dict[str, Any]) -> list[int]:
+    """The destination ports of the knocks as captured."""
+    return [port for _proto, port in c["knocks"]]
