@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fwknop_core import KnockRequest, legacy_access
+
+if TYPE_CHECKING:
+    from fwknop_server.knock import Knock
 
 LEGACY = Path(__file__).resolve().parent.parent / "data" / "legacy"
 CLIENT_IP = "198.18.5.1"
@@ -80,3 +83,18 @@ def cipher_ports(c: dict[str, Any]) -> list[int]:
 def wire_ports(c: dict[str, Any]) -> list[int]:
     """The destination ports of the knocks as captured."""
     return [port for _proto, port in c["knocks"]]
+
+
+def pcap_knocks(path: Path | str, expression: str | None = None) -> list[Knock]:
+    """The knocks of a capture file, read with libpcap and parsed by ``parse_knock``."""
+    from fwknop_server.capture.frames import network_layer
+    from fwknop_server.capture.libpcap import read_file
+    from fwknop_server.knock import parse_knock
+
+    out: list[Knock] = []
+    for linktype, stamp, frame in read_file(Path(LEGACY / path), expression):
+        ip = network_layer(linktype, frame)
+        knock = None if ip is None else parse_knock(ip, stamp)
+        if knock is not None:
+            out.append(knock)
+    return out
