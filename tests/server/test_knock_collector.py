@@ -21,13 +21,15 @@ from fwknop_server.knock import (
     RefuseReason,
     Rule,
     SharedRule,
+    capture_filter,
     parse_knock_limit,
     parse_port_offset,
     parse_seconds,
     parse_usernames,
 )
+from fwknop_server.knock.wire import ICMP, TCP, UDP
 
-from fwknop_core import KnockKey, parse_shared_sequence
+from fwknop_core import KnockKey, KnockRequest, build_knock_sequence, parse_shared_sequence
 from tests.helpers.legacy import (
     CLIENT_IP,
     case,
@@ -355,3 +357,320 @@ def test_source_outside_the_stanza_is_ignored() -> None:
         source=(ipaddress.ip_network("203.0.113.0/24"),),
     )
     assert feed_all(Collector([rule]), knocks_of("enc-basic-root")) == []
+
+
+# -- behaviour, case by case ----------------------------------------------------------------
+
+KEY = KnockKey.from_passphrase("testkey1")
+A = ipaddress.ip_address("198.18.5.1")
+B = ipaddress.ip_address("198.18.5.7")
+
+
+def enc_rule(**changes: Any) -> EncryptedRule:
+    base = EncryptedRule(name="enc", source=NET, key=KEY, open_ports=frozenset({("tcp", 22)}))
+    return dataclasses.replace(base, **changes)
+
+
+def syns(
+    source: ipaddress.IPv4Address | ipaddress.IPv6Address, ports: Iterable[int], start: float,
+    step: float = 1.0, sport: int = 40000,
+) -> list[Knock]:  # fmt: skip
+    return [
+        Knock(source, start + i * step, TCP, port, sport + i, 1000 + i)
+        for i, port in enumerate(ports)
+    ]
+
+
+def sequence(user: bytes = b"root", allow: str = "198.18.5.1", port: int = 22) -> tuple[int, ...]:
+    return build_knock_sequence(KnockRequest(allow, 6, port, user), KEY)
+
+
+def test_two_sources_interleaving_each_get_their_grant() -> None:
+    collector = Collector([enc_rule()])
+    a = syns(A, sequence(), 0.0)
+    b = syns(B, sequence(allow="198.18.5.7"), 0.5, sport=50000)
+    merged = sorted(a + b, key=lambda k: k.time)
+    grants = [d for d in feed_all(collector, merged) if isinstance(d, Grant)]
+    assert sorted(str(g.allow_ip) for g in grants) == ["198.18.5.1", "198.18.5.7"]
+
+
+def test_48_knocks_decode_whole_and_the_head_alone_is_decided_at_the_deadline() -> None:
+    ports = sequence(user=b"longusername1")
+    assert len(ports) == 48
+    whole = Collector([enc_rule()])
+    (grant,) = [d for k in syns(A, ports, 0.0) for d in whole.feed(k)]
+    assert isinstance(grant, Grant)
+    assert grant.username == b"longusername1"
+    head = Collector([enc_rule(knock_interval=60)])
+    assert [d for k in syns(A, ports[:32], 0.0) for d in head.feed(k)] == []
+    assert head.next_deadline() == 60.0
+    assert head.expire(59.0) == []
+    (late,) = head.expire(60.5)
+    assert isinstance(late, Grant)
+    assert late.username == b"longuser"  # what 1.x saw
+    assert late.replay_digest == grant.replay_digest
+
+
+def test_a_stray_knock_in_the_header_is_ignored_but_after_it_breaks_the_sequence() -> None:
+    ports = list(sequence())
+    knocks = syns(A, [*ports[:3], 61200, *ports[3:]], 0.0)
+    (grant,) = feed_all(Collector([enc_rule()]), knocks)
+    assert isinstance(grant, Grant)
+    knocks = syns(A, [*ports[:10], 61200, *ports[10:]], 0.0)
+    (refusal, *_rest) = feed_all(Collector([enc_rule()]), knocks)
+    assert isinstance(refusal, Refusal)
+    assert refusal.reason is RefuseReason.DECRYPT_FAILED
+
+
+def test_knocks_outside_the_range_neither_count_nor_reset() -> None:
+    ports = list(sequence())
+    knocks = syns(A, [*ports[:12], 22, 80, *ports[12:]], 0.0)
+    (grant,) = feed_all(Collector([enc_rule()]), knocks)
+    assert isinstance(grant, Grant)
+
+
+def test_an_unfinished_encrypted_sequence_times_out_with_a_refusal() -> None:
+    collector = Collector([enc_rule(knock_interval=10)])
+    for knock in syns(A, sequence()[:20], 0.0, step=0.1):
+        collector.feed(knock)
+    (refusal,) = collector.expire(11.0)
+    assert isinstance(refusal, Refusal)
+    assert (refusal.reason, refusal.detail) == (RefuseReason.TIMEOUT, "20 knocks")
+    assert collector.sources == 0
+    # a later knock of the old sequence starts nothing
+    assert collector.feed(syns(A, [sequence()[25]], 12.0)[0]) == []
+
+
+def test_a_sequence_slower_than_knock_interval_is_refused() -> None:
+    collector = Collector([enc_rule(knock_interval=20)])
+    decisions = [d for k in syns(A, sequence(), 0.0, step=1.0) for d in collector.feed(k)]
+    assert [d.reason for d in decisions if isinstance(d, Refusal)] == [RefuseReason.TIMEOUT]
+    assert not any(isinstance(d, Grant) for d in decisions)
+
+
+def test_knock_limit_counts_encrypted_sequences_per_source() -> None:
+    collector = Collector([enc_rule(knock_limit=1)])
+    first = feed_all(collector, syns(A, sequence(), 0.0, step=0.01))
+    second = feed_all(collector, syns(A, sequence(), 100.0, step=0.01, sport=41000))
+    assert isinstance(first[0], Grant)
+    assert isinstance(second[0], Refusal)
+    assert second[0].reason is RefuseReason.KNOCK_LIMIT
+    assert collector.limit_counts() == {("enc", "198.18.5.1"): 1}
+    # another source has its own count; a restored count carries on
+    other = feed_all(collector, syns(B, sequence(allow="198.18.5.7"), 200.0, step=0.01))
+    assert isinstance(other[0], Grant)
+    again = Collector([enc_rule(knock_limit=1)], counts=collector.limit_counts())
+    assert isinstance(feed_all(again, syns(A, sequence(), 0.0, step=0.01))[0], Refusal)
+
+
+def test_the_replay_guard_is_asked_before_any_policy() -> None:
+    class Store:
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        def remember(self, digest: str, now: float) -> bool:
+            fresh = digest not in self.seen
+            self.seen.append(digest)
+            return fresh
+
+    store = Store()
+    ports = sequence(allow="10.9.9.9")
+    collector = Collector([enc_rule()], replay=store)
+    (refusal,) = feed_all(collector, syns(A, ports, 0.0, step=0.01))
+    assert isinstance(refusal, Refusal)
+    assert refusal.reason is RefuseReason.ALLOW_IP_NOT_SOURCE
+    assert store.seen == [refusal.replay_digest]
+    (again,) = feed_all(collector, syns(A, ports, 10.0, step=0.01, sport=45000))
+    assert isinstance(again, Refusal)
+    assert again.reason is RefuseReason.REPLAY
+
+
+def test_junk_in_the_knock_range_keeps_no_state() -> None:
+    collector = Collector([enc_rule()])
+    knocks = [
+        Knock(ipaddress.IPv4Address(0x0A000000 + i), i * 0.001, TCP, 61000 + i % 256, 1, i)
+        for i in range(20000)
+        if i % 256 != 83
+    ]
+    for knock in knocks:
+        assert collector.feed(knock) == []
+    assert collector.sources == 0
+
+
+def test_sources_are_capped_and_the_least_recent_goes_first() -> None:
+    collector = Collector([enc_rule()], max_sources=2)
+    c = ipaddress.ip_address("198.18.5.9")
+    collector.feed(syns(A, [61083], 0.0)[0])
+    collector.feed(syns(B, [61083], 1.0)[0])
+    collector.feed(syns(A, [61097], 2.0, sport=40001)[0])  # A knocks again: B is older now
+    collector.feed(syns(c, [61083], 3.0)[0])
+    assert collector.sources == 2
+    assert collector.stats["evicted"] == 1
+    rest = syns(A, sequence()[2:], 4.0, step=0.01, sport=40002)
+    # A's sequence was not the one evicted: it still has its first two knocks, then these
+    collector2 = Collector([enc_rule()], max_sources=2)
+    ports = sequence()
+    collector2.feed(syns(A, ports[:1], 0.0)[0])
+    collector2.feed(syns(B, [61083], 1.0)[0])
+    collector2.feed(syns(A, ports[1:2], 2.0, sport=40001)[0])
+    collector2.feed(syns(c, [61083], 3.0)[0])
+    assert any(isinstance(d, Grant) for k in rest for d in collector2.feed(k))
+
+
+def test_reconfigure_keeps_progress_of_unchanged_stanzas_only() -> None:
+    ports = sequence()
+    collector = Collector([enc_rule()])
+    for knock in syns(A, ports[:16], 0.0, step=0.01):
+        collector.feed(knock)
+    collector.reconfigure([enc_rule()])
+    rest = syns(A, ports[16:], 1.0, step=0.01, sport=41000)
+    assert any(isinstance(d, Grant) for k in rest for d in collector.feed(k))
+    for knock in syns(A, ports[:16], 10.0, step=0.01, sport=42000):
+        collector.feed(knock)
+    collector.reconfigure([enc_rule(open_ports=frozenset({("tcp", 2222)}))])
+    rest = syns(A, ports[16:], 11.0, step=0.01, sport=43000)
+    assert not any(isinstance(d, Grant) for k in rest for d in collector.feed(k))
+
+
+def shared_rule(steps: str = "tcp/5501, udp/5502, tcp/5504", **changes: Any) -> SharedRule:
+    base = SharedRule(
+        name="sh", source=NET, steps=parse_shared_sequence(steps),
+        open_ports=frozenset({("tcp", 22)}),
+    )  # fmt: skip
+    return dataclasses.replace(base, **changes)
+
+
+def knock(source: Any, when: float, proto: int, port: int | None, sport: int = 1) -> Knock:
+    return Knock(source, when, proto, port, sport, None if proto != TCP else sport)
+
+
+def test_shared_sources_interleave_and_two_stanzas_track_one_source_apart() -> None:
+    one = shared_rule()
+    two = shared_rule("udp/7000, udp/7001", name="sh2", open_ports=frozenset({("tcp", 80)}))
+    collector = Collector([one, two])
+    stream = [
+        knock(A, 0.0, TCP, 5501), knock(B, 0.1, TCP, 5501), knock(A, 0.2, UDP, 5502),
+        knock(B, 0.3, UDP, 5502), knock(B, 0.4, TCP, 5504), knock(A, 0.5, TCP, 5504, sport=2),
+    ]  # fmt: skip
+    got = [d for k in stream for d in collector.feed(k)]
+    assert [(str(d.allow_ip), d.rule) for d in got] == [("198.18.5.7", "sh"), ("198.18.5.1", "sh")]
+    got = [d for k in (knock(A, 1, UDP, 7000), knock(A, 2, UDP, 7001)) for d in collector.feed(k)]
+    assert [(d.rule, set(d.ports)) for d in got if isinstance(d, Grant)] == [("sh2", {("tcp", 80)})]
+
+
+def test_shared_wrong_knock_resets_and_a_wrong_knock_equal_to_step_0_restarts() -> None:
+    collector = Collector([shared_rule()])
+    stream = [knock(A, 0, TCP, 5501), knock(A, 1, UDP, 9999), knock(A, 2, UDP, 5502)]
+    assert [d for k in stream for d in collector.feed(k)] == []
+    stream = [
+        knock(A, 10, TCP, 5501), knock(A, 11, TCP, 5501, sport=2), knock(A, 12, UDP, 5502),
+        knock(A, 13, TCP, 5504, sport=3),
+    ]  # fmt: skip
+    (grant,) = [d for k in stream for d in collector.feed(k)]
+    assert isinstance(grant, Grant)
+
+
+def test_shared_knock_interval_applies_from_the_first_knock() -> None:
+    collector = Collector([shared_rule(knock_interval=5)])
+    stream = [knock(A, 0, TCP, 5501), knock(A, 3, UDP, 5502), knock(A, 6, TCP, 5504, sport=2)]
+    decisions = [d for k in stream for d in collector.feed(k)]
+    assert [d.reason for d in decisions if isinstance(d, Refusal)] == [RefuseReason.TIMEOUT]
+    assert collector.feed(knock(A, 7, UDP, 5502)) == []
+
+
+@pytest.mark.parametrize(
+    ("gaps", "lo", "hi", "ok"),
+    [
+        ((1.5, 1.5), 1.0, None, True),
+        ((1.0, 1.5), 1.0, None, False),  # strict: exactly MIN fails, as in 1.x
+        ((0.5, 1.9), None, 2.0, True),
+        ((0.5, 2.0), None, 2.0, False),
+        ((0.25, 0.4), 0.2, 0.5, True),  # fractions of a second work
+    ],
+)
+def test_shared_min_and_max_time_diff(
+    gaps: tuple[float, float], lo: float | None, hi: float | None, ok: bool
+) -> None:
+    collector = Collector([shared_rule(min_time_diff=lo, max_time_diff=hi)])
+    t1, t2 = gaps[0], gaps[0] + gaps[1]
+    stream = [knock(A, 0, TCP, 5501), knock(A, t1, UDP, 5502), knock(A, t2, TCP, 5504, sport=2)]
+    decisions = [d for k in stream for d in collector.feed(k)]
+    assert isinstance(decisions[-1], Grant if ok else Refusal)
+
+
+def test_require_os_on_shared_sequences_uses_the_sequences_syns() -> None:
+    p0f = Path("/etc/p0f/p0f.fp").read_text()
+    db = OsDatabase.from_texts(p0f=[("p0f.fp", p0f)])
+    linux = shared_rule(
+        "tcp/5501, tcp/5502, tcp/5504", require_os=OsRequirement.parse(None, "linux")
+    )
+    (grant,) = feed_all(Collector([linux], os_db=db), knocks_of("shared-tcp3"))
+    assert isinstance(grant, Grant)
+    udp_only = shared_rule("udp/7000, udp/7001", require_os=OsRequirement.parse(None, "linux"))
+    stream = [knock(A, 0, UDP, 7000), knock(A, 1, UDP, 7001)]
+    collector = Collector([udp_only], os_db=db)
+    (refusal,) = [d for k in stream for d in collector.feed(k)]
+    assert isinstance(refusal, Refusal)
+    assert refusal.reason is RefuseReason.NO_FINGERPRINT
+
+
+def test_one_step_sequence_and_icmp_steps() -> None:
+    collector = Collector([shared_rule("icmp")])
+    (grant,) = collector.feed(knock(A, 0, ICMP, None))
+    assert isinstance(grant, Grant)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"open_ports": frozenset()}, "OPEN_PORTS is required"),
+        ({"fw_access_timeout": 0}, "FW_ACCESS_TIMEOUT"),
+        ({"offset": 65281}, "PORT_OFFSET"),
+        ({"knock_interval": 0.0}, "KNOCK_INTERVAL"),
+        ({"source": ()}, "SOURCE"),
+        ({"open_ports": frozenset({("sctp", 1)})}, "OPEN_PORTS entry"),
+    ],
+)
+def test_encrypted_rules_refuse_what_they_cannot_run(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        enc_rule(**changes)
+
+
+def test_shared_rules_and_keyword_parsers_refuse_bad_values() -> None:
+    with pytest.raises(ValueError, match="MAX_TIME_DIFF 1 is below MIN_TIME_DIFF 2"):
+        shared_rule(min_time_diff=2.0, max_time_diff=1.0)
+    with pytest.raises(ValueError, match="OPEN_PORTS is required"):
+        shared_rule(open_ports=frozenset())
+    with pytest.raises(ValueError, match="PORT_OFFSET"):
+        parse_port_offset("0")
+    assert parse_port_offset("65280") == 65280
+    with pytest.raises(ValueError, match="KNOCK_INTERVAL"):
+        parse_seconds("KNOCK_INTERVAL", "soon")
+    assert parse_seconds("MIN_TIME_DIFF", "0.25") == 0.25
+    with pytest.raises(ValueError, match="KNOCK_LIMIT"):
+        parse_knock_limit("-1")
+    assert parse_usernames("alice, bob") == {b"alice", b"bob"}
+    with pytest.raises(ValueError, match="two sequence stanzas"):
+        Collector([enc_rule(), enc_rule()])
+
+
+def test_capture_filter_compiles_and_passes_every_recorded_knock() -> None:
+    from fwknop_server.capture.libpcap import compile_filter
+
+    rules: list[Rule] = [
+        enc_rule(),
+        enc_rule(name="bob", offset=40000),
+        shared_rule("tcp/5501, tcp/5502, tcp/5504", name="s3"),
+        shared_rule("tcp/65531, udp/65533, icmp, tcp/65532, udp/65530", name="s5"),
+    ]
+    expression = capture_filter(rules)
+    assert expression is not None
+    assert "dst portrange 61000-61255" in expression
+    assert "dst portrange 65531-65532" in expression
+    assert compile_filter(expression)
+    for c in [*encrypted(), *shared()]:
+        if c["port_offset" if "port_offset" in c else "id"] in (1, 65279):
+            continue  # offsets no rule above uses
+        assert len(pcap_knocks(c["pcap"], expression)) == len(c["knocks"]), c["id"]
+    assert capture_filter([]) is None
+    assert "icmp" not in (capture_filter(rules[:3]) or "")
