@@ -13,16 +13,15 @@ HERE = Path(__file__).resolve().parent
 RUNS = int(os.environ.get("FWKNOP_FUZZ_RUNS", "60000"))
 
 
-@pytest.mark.slow
-def test_fuzz_open_packet_for_a_bounded_run(tmp_path: Path) -> None:
+def _fuzz(tmp_path: Path, target: str, max_len: int) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     res = subprocess.run(
         [
             sys.executable,
-            str(HERE / "fuzz_open.py"),
+            str(HERE / target),
             f"-runs={RUNS}",
-            "-max_len=1600",
+            f"-max_len={max_len}",
             "-seed=1",
             "-timeout=10",
             "-rss_limit_mb=2048",
@@ -37,3 +36,14 @@ def test_fuzz_open_packet_for_a_bounded_run(tmp_path: Path) -> None:
     tail = (res.stdout + res.stderr)[-4000:]
     assert res.returncode == 0, tail
     assert f"Done {RUNS} runs" in res.stderr, tail
+
+
+@pytest.mark.slow
+def test_fuzz_open_packet_for_a_bounded_run(tmp_path: Path) -> None:
+    _fuzz(tmp_path, "fuzz_open.py", 1600)
+
+
+@pytest.mark.slow
+def test_fuzz_knock_collector_for_a_bounded_run(tmp_path: Path) -> None:
+    """Random knocks from many sources: no exception, state within its bounds."""
+    _fuzz(tmp_path, "fuzz_knock.py", 4096)
