@@ -206,6 +206,16 @@ _FIELD_OPTIONS: tuple[tuple[tuple[str, ...], str, dict[str, Any]], ...] = (
         "server_public_key",
         {"metavar": "KEY", "help": "the server's x25519-pub:... key (encryption x25519)"},
     ),
+    # fwknop 1.x knock sequences (fwknop knock)
+    (("--mode",), "mode", {"metavar": "MODE", "help": "spa, or knock (a fwknop 1.x sequence)"}),
+    (
+        ("--shared-sequence",),
+        "knock_sequence",
+        {"metavar": "LIST", "help": "tcp/N,udp/N,icmp: a shared 1.x sequence"},
+    ),
+    (("--offset",), "knock_offset", {"metavar": "N", "help": "knock port offset (61000)"}),
+    (("--time-delay",), "knock_delay", {"metavar": "SECONDS", "help": "between knocks (1)"}),
+    (("--rotate-proto",), "knock_rotate_proto", {"value": True, "help": "odd knocks as UDP"}),
 )
 
 
@@ -258,6 +268,31 @@ def _add_send(sub: Any) -> None:
         help="knock with a profile (or ad hoc with -D ...)",
         description="Send an SPA packet with a saved profile, overriding any field, or ad hoc.",
     )
+    _send_arguments(p)
+    p.set_defaults(func=_cmd_send)
+
+
+def _add_knock(sub: Any) -> None:
+    p = sub.add_parser(
+        "knock",
+        help="send a fwknop 1.x knock sequence (encrypted, or shared with --shared-sequence)",
+        description=(
+            "Send a fwknop 1.x port-knock sequence with a profile (mode = knock is implied). "
+            "Weaker than SPA: the knocks are visible and carry a one-byte checksum; "
+            "use it only for servers that cannot do SPA."
+        ),
+    )
+    _send_arguments(p)
+    p.set_defaults(func=_cmd_knock)
+
+
+def _cmd_knock(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
+    args.changes = [("mode", "knock"), *(getattr(args, "changes", None) or [])]
+    return _cmd_send(args, ctx)
+
+
+def _send_arguments(p: argparse.ArgumentParser) -> None:
+    """What ``send`` and ``knock`` both take."""
     _profile_arg(p, nargs="?", text="saved profile (omit for an ad-hoc send with -D ...)")
     p.add_argument("-n", "--named-config", metavar="PROFILE", help="the profile, C-client style")
     p.add_argument(
@@ -291,7 +326,6 @@ def _add_send(sub: Any) -> None:
         "--keys-from", metavar="PROFILE", help="use the keyring entries of another profile"
     )
     _field_options(p)
-    p.set_defaults(func=_cmd_send)
 
 
 def _read_fd(fd: int) -> str:
@@ -811,6 +845,7 @@ def _build_parser(only: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     adders = (
         _add_send,
+        _add_knock,
         _add_list,
         _add_show,
         _add_add,

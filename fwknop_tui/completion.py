@@ -13,6 +13,7 @@ __all__ = ["PROFILE_COMMANDS", "script"]
 
 PROFILE_COMMANDS = (
     "send",
+    "knock",
     "show",
     "edit",
     "rm",

@@ -558,6 +558,13 @@ def knock(
     keyring read is timed as its own stage). ``verify`` None follows the
     profile (on when it names a ``verify`` target).
     """
+    if profile.knocks_sequence:  # a fwknop 1.x knock sequence, not an SPA packet
+        from .sequence import knock_sequence  # noqa: PLC0415
+
+        return knock_sequence(
+            profile, keys, dry_run=dry_run, verify=verify, ask_allow_ip=ask_allow_ip,
+            on_stage=on_stage, cancel=cancel,
+        )  # fmt: skip
     stages = _Stages(on_stage)
     got: ProfileKeys = (
         keys

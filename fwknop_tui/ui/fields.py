@@ -116,6 +116,15 @@ _TABLE: tuple[tuple[Any, ...], ...] = (
     ("spoof_source", "Spoof source", "advanced", "text", "source address (udpraw, icmp; root)"),
     ("icmp_type", "ICMP type", "advanced", "int", "for transport icmp"),
     ("icmp_code", "ICMP code", "advanced", "int", "for transport icmp"),
+    # fwknop 1.x knock sequences (on the advanced tab while the TUI layout is reworked)
+    ("mode", "Mode", "advanced", "choice", "spa: one SPA packet; knock: a fwknop 1.x sequence",
+       (("spa", "SPA"), ("knock", "knock sequence (1.x)"))),
+    ("knock_sequence", "Shared sequence", "advanced", "list",
+       "tcp/N, udp/N, icmp steps (empty: an encrypted sequence, key = the 1.x KEY)"),
+    ("knock_offset", "Knock offset", "advanced", "int", "the server's PORT_OFFSET (61000)"),
+    ("knock_delay", "Knock delay", "advanced", "text", "seconds between knocks (1)"),
+    ("knock_rotate_proto", "Rotate proto", "advanced", "bool",
+       "odd knocks of an encrypted sequence as UDP (1.x --rotate-proto)"),
 )
 # fmt: on
 SPECS: tuple[FieldSpec, ...] = tuple(

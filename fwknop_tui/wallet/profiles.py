@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fwknop_core import DigestType, EncryptionMode, HmacType
+from fwknop_core import DEFAULT_KNOCK_OFFSET, DigestType, EncryptionMode, HmacType
 
 from ..errors import ClientUsageError, ConfigFileError, ProfileExistsError, UnknownProfileError
 from . import validate as v
@@ -107,6 +107,12 @@ class Profile:
     spoof_source: str = ""
     icmp_type: int = 0
     icmp_code: int = 0
+    # fwknop 1.x knock sequences (mode = "knock"): encrypted, or shared when a sequence is given
+    mode: str = "spa"
+    knock_sequence: tuple[str, ...] = ()
+    knock_offset: int = DEFAULT_KNOCK_OFFSET
+    knock_delay: float = 1.0
+    knock_rotate_proto: bool = False
     # where the profile came from (not a field of the file)
     source_line: int | None = field(default=None, compare=False, repr=False)
 
@@ -179,6 +185,37 @@ class Profile:
         for prefix in ("key", "hmac_key", "gpg_signing_pw"):
             if getattr(self, f"{prefix}_command") and getattr(self, f"{prefix}_file"):
                 out.append((f"{prefix}_file", f"choose {prefix}_command or {prefix}_file"))
+        out.extend(self._knock_problems())
+        return out
+
+    def _knock_problems(self) -> list[tuple[str, str]]:
+        """The rules of mode = "knock" (fwknop 1.x sequences), and of its fields elsewhere."""
+        if self.mode != "knock":
+            knock_fields = ("knock_sequence", "knock_rotate_proto")
+            return [(f, 'needs mode = "knock"') for f in knock_fields if getattr(self, f)]
+        out: list[tuple[str, str]] = []
+        if self.encryption != "rijndael":
+            out.append(("encryption", "a knock sequence has its own 1.x encryption: rijndael"))
+        if self.server_command:
+            out.append(("server_command", "a knock sequence cannot carry a command"))
+        if self.nat_access or self.nat_local:
+            out.append(("nat_access", "a knock sequence cannot ask for NAT"))
+        if self.knock_sequence:
+            if self.knock_rotate_proto:
+                out.append(("knock_rotate_proto", "only for encrypted sequences"))
+            return out
+        if len(self.access) != 1:
+            out.append(("access", "an encrypted knock sequence carries exactly one proto/port"))
+        if self.key_format != "passphrase":
+            out.append(
+                (
+                    "key_format",
+                    "an encrypted knock sequence takes the 1.x KEY passphrase: "
+                    'set key_format = "passphrase"',
+                )
+            )
+        if ":" in self.allow_ip:
+            out.append(("allow_ip", "a knock sequence carries an IPv4 allow IP"))
         return out
 
     # -- derived -------------------------------------------------------------
@@ -198,8 +235,15 @@ class Profile:
         """Whether the server takes an IPv6 allow IP: ours does, the C fwknopd 2.6 does not."""
         return self.server_type == "fwknop-tui"
 
+    @property
+    def knocks_sequence(self) -> bool:
+        """A fwknop 1.x knock sequence (mode = "knock") instead of an SPA packet."""
+        return self.mode == "knock"
+
     def key_slots(self) -> list[str]:
-        """The key slots this profile needs: rijndael, hmac, gpg-signing-pw, or x25519 alone."""
+        """The key slots: rijndael, hmac, gpg-signing-pw, x25519 alone, or a 1.x knock key."""
+        if self.knocks_sequence:  # the 1.x KEY passphrase, kept as the Rijndael key
+            return [] if self.knock_sequence else ["rijndael"]
         if self.uses_x25519:
             return ["x25519"]  # no HMAC: the AEAD authenticates
         slots = [] if self.uses_gpg else ["rijndael"]
@@ -361,6 +405,11 @@ FIELDS: dict[str, Callable[[Any], Any]] = {
     "spoof_source": _ipv4_or_empty("spoof_source"),
     "icmp_type": lambda x: v.check_int("icmp_type", x, 0, 255),
     "icmp_code": lambda x: v.check_int("icmp_code", x, 0, 255),
+    "mode": v.check_mode,
+    "knock_sequence": v.check_knock_sequence,
+    "knock_offset": v.check_knock_offset,
+    "knock_delay": v.check_knock_delay,
+    "knock_rotate_proto": lambda x: v.check_bool("knock_rotate_proto", x),
 }
 _DEFAULTS: dict[str, Any] = {
     f.name: f.default for f in dataclasses.fields(Profile) if f.name in FIELDS

@@ -13,11 +13,13 @@ import re
 from typing import Any
 
 from fwknop_core import (
+    MAX_KNOCK_OFFSET,
     DigestType,
     EncryptionMode,
     HmacType,
     UsageError,
     X25519PublicKey,
+    parse_shared_sequence,
     validate_access_list,
     validate_allow_ip,
     validate_ipv4,
@@ -46,7 +48,11 @@ __all__ = [
     "check_interval",
     "check_ipv4",
     "check_key_format",
+    "check_knock_delay",
+    "check_knock_offset",
+    "check_knock_sequence",
     "check_line",
+    "check_mode",
     "check_nat_access",
     "check_port",
     "check_profile_name",
@@ -451,3 +457,47 @@ def check_nat_access(value: Any, field: str = "nat_access") -> tuple[str, int | 
     if ":" in host:
         raise FieldError(field, "the NAT host must be IPv4 or a host name (fwknop 2.6)")
     return host, port
+
+
+# -- fwknop 1.x knock sequences (mode = "knock") ---------------------------------------
+
+MODES = ("spa", "knock")
+MAX_KNOCK_STEPS = 64
+MAX_KNOCK_DELAY = 60.0
+
+
+def check_mode(value: Any, field: str = "mode") -> str:
+    """spa (one SPA packet, the default) or knock (a fwknop 1.x knock sequence)."""
+    text = check_str(field, value).strip().lower()
+    if text not in MODES:
+        raise FieldError(field, f"{value!r} is not spa or knock")
+    return text
+
+
+def check_knock_sequence(value: Any, field: str = "knock_sequence") -> tuple[str, ...]:
+    """A shared sequence: ``tcp/N``, ``udp/N`` and ``icmp`` steps (empty: an encrypted one)."""
+    if isinstance(value, str):
+        parts: list[Any] = [p for p in value.split(",") if p.strip()]
+    elif isinstance(value, list | tuple):
+        parts = list(value)
+    else:
+        raise FieldError(field, f"must be a list of steps, not {_type_name(value)}")
+    if not parts:
+        return ()
+    try:
+        steps = parse_shared_sequence([str(p) if isinstance(p, str) else p for p in parts])
+    except (UsageError, TypeError) as exc:
+        raise FieldError(field, str(exc)) from None
+    if len(steps) > MAX_KNOCK_STEPS:
+        raise FieldError(field, f"at most {MAX_KNOCK_STEPS} steps, not {len(steps)}")
+    return tuple(str(step) for step in steps)
+
+
+def check_knock_offset(value: Any, field: str = "knock_offset") -> int:
+    """The base of the 256 knock ports (1.x ``--offset``; the server's PORT_OFFSET)."""
+    return check_int(field, value, 1, MAX_KNOCK_OFFSET)
+
+
+def check_knock_delay(value: Any, field: str = "knock_delay") -> float:
+    """Seconds between knocks (1.x ``--time-delay``, default 1)."""
+    return check_interval(field, value, 0.0, MAX_KNOCK_DELAY)

@@ -216,7 +216,15 @@ def test_the_example_file_is_a_valid_profiles_file() -> None:
     store = ProfileStore(example)
     assert store.problems() == []
     names = [p.name for p in store.all()]
-    assert names == ["ssh-home", "nas-web", "wake-backup", "office-gpg", "home-x25519"]
+    assert names == [
+        "ssh-home",
+        "nas-web",
+        "wake-backup",
+        "office-gpg",
+        "home-x25519",
+        "legacy-knock",
+        "legacy-shared",
+    ]
     documented = set(re.findall(r"^#? ?([a-z_]+) = ", example.read_text(), re.M))
     from fwknop_tui.wallet.profiles import FIELDS
 
