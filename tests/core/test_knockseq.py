@@ -202,6 +202,11 @@ def test_replay_digest_is_the_ciphertexts() -> None:
     other = decode_knock_sequence(cipher_ports(case("enc-drop-policy")), key)
     assert other.request == one.request
     assert other.replay_digest != one.replay_digest
+    long = case("enc-user-13chars")
+    key = KnockKey.from_passphrase(long["key"])
+    whole = decode_knock_sequence(cipher_ports(long), key)
+    head = decode_knock_sequence(cipher_ports(long)[:32], key)
+    assert whole.replay_digest == head.replay_digest
 
 
 @pytest.mark.parametrize(
