@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 
+from fwknop_tui.ui.widgets.profile_table import ports, transport
 from fwknop_tui.wallet.keys import encode_stored
 from fwknop_tui.wallet.profiles import Profile
 
@@ -21,7 +22,9 @@ async def test_a_shared_sequence_profile_knocks_from_the_tui(tui: Tui) -> None:
     try:
         steps = [f"udp/{s.getsockname()[1]}" for s in socks]
         table = {"host": "127.0.0.1", "mode": "knock", "knock_sequence": steps, "knock_delay": 0}
-        tui.wallet.add(Profile.from_table("old", table), keys={})
+        profile = Profile.from_table("old", table)
+        assert (transport(profile), ports(profile)) == ("shared seq", ",".join(steps))
+        tui.wallet.add(profile, keys={})
         app = tui.app()
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("k")
@@ -42,7 +45,9 @@ async def test_an_encrypted_sequence_profile_takes_its_key_from_the_keyring(tui:
         "host": "127.0.0.1", "mode": "knock", "key_format": "passphrase", "knock_delay": 0,
         "access": ["tcp/22"], "username": "root",
     }  # fmt: skip
-    tui.wallet.add(Profile.from_table("enc", table), keys={"rijndael": encode_stored(b"testkey1")})
+    profile = Profile.from_table("enc", table)
+    assert (transport(profile), ports(profile)) == ("1.x knock", "tcp/22")
+    tui.wallet.add(profile, keys={"rijndael": encode_stored(b"testkey1")})
     app = tui.app()
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("k")

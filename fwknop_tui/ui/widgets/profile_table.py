@@ -53,13 +53,22 @@ def ports(profile: Profile) -> str:
     """What the profile asks for."""
     if profile.server_command:
         return f"cmd: {profile.server_command}"
+    if profile.knocks_sequence and profile.knock_sequence:
+        return ",".join(profile.knock_sequence)
     return ",".join(profile.access)
+
+
+def transport(profile: Profile) -> str:
+    """How it knocks: the SPA transport, or the kind of 1.x knock sequence."""
+    if profile.knocks_sequence:
+        return "shared seq" if profile.knock_sequence else "1.x knock"
+    return profile.transport.value
 
 
 def matches(profile: Profile, query: str) -> bool:
     """Whether a filter query (words, any order, case-insensitive) matches a profile."""
     haystack = " ".join(
-        (profile.name, profile.host, ports(profile), profile.transport.value, profile.description)
+        (profile.name, profile.host, ports(profile), transport(profile), profile.description)
     ).lower()
     return all(word in haystack for word in query.lower().split())
 
@@ -105,7 +114,7 @@ class ProfileTable(DataTable[Text]):
                 Text(p.name, style="bold"),
                 Text(clip(destination(p), MAX_DEST)),
                 Text(clip(ports(p), MAX_PORTS)),
-                Text(p.transport.value),
+                Text(transport(p)),
                 self._last(row, now),
                 key=p.name,
             )
