@@ -20,9 +20,10 @@ Decisions that are not obvious from the code:
   17: that is the whole integrity check of the format (about 1 in 22 000
   wrong-key sequences pass). Nothing here can make the format stronger;
   callers must treat a decoded sequence as low confidence.
-* The replay digest is the SHA-256 of the ciphertext (unpadded base64, as
-  the SPA replay cache keys are), so a server can store both kinds in one
-  cache: an SPA packet's wire text is never raw ``Salted__`` bytes.
+* The replay digest is the SHA-256 of the first 32 ciphertext bytes
+  (unpadded base64, as the SPA replay cache keys are), so a server can store
+  both kinds in one cache: an SPA packet's wire text is never raw
+  ``Salted__`` bytes.
 """
 
 from __future__ import annotations
@@ -189,8 +190,13 @@ class DecodedSequence:
 
     @property
     def replay_digest(self) -> str:
-        """SHA-256 of the ciphertext (unpadded base64): the replay-cache key."""
-        return b64s_encode(hashlib.sha256(self.ciphertext).digest())
+        """The replay-cache key: SHA-256 of the first 32 knocks' bytes (unpadded base64).
+
+        The salt and the first block are what every reading of one sequence
+        shares: a 48-knock sequence replayed as its first 32 knocks (which a
+        server may accept with the 8-character name) has the same key.
+        """
+        return b64s_encode(hashlib.sha256(self.ciphertext[:32]).digest())
 
 
 def _check_offset(offset: int) -> int:

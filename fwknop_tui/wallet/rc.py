@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from fwknop_core import HmacType, RijndaelKey, UsageError
+from fwknop_core import DEFAULT_KNOCK_OFFSET, HmacType, RijndaelKey, UsageError
 
 from .keys import ProfileKeys, encode_stored
 from .profiles import DEFAULT_RESOLVE_URL, DEFAULT_USER_AGENT, Profile
@@ -453,6 +453,8 @@ def access_stanza(profile: Profile, keys: ProfileKeys) -> str:
     comment the server's that the profile expects, so the administrator can
     check that fwknopd.conf's SERVER_PRIVATE_KEY_FILE holds its private half.
     """
+    if profile.knocks_sequence:
+        return _sequence_stanza(profile, keys)
     out = [f"# fwknop-tui profile {profile.name!r}: add this to the server's access.conf"]
     if profile.uses_x25519:
         out.append("# x25519: public keys only, nothing secret. For the server whose public key is")
@@ -482,4 +484,23 @@ def access_stanza(profile: Profile, keys: ProfileKeys) -> str:
         out.append(_line("ENABLE_CMD_EXEC", "Y"))
     if profile.client_timeout:
         out.append(_line("MAX_FW_TIMEOUT", max(profile.client_timeout, 300)))
+    return "\n".join(out) + "\n"
+
+
+def _sequence_stanza(profile: Profile, keys: ProfileKeys) -> str:
+    """A knock-sequence profile's stanza, in the fwknop 1.x access.conf syntax (``KEY: value;``)."""
+    out = [
+        f"# fwknop-tui profile {profile.name!r}: a fwknop 1.x knock-sequence stanza",
+        "SOURCE: ANY;",
+    ]
+    if profile.knock_sequence:
+        out.append(f"SHARED_SEQUENCE: {', '.join(profile.knock_sequence)};")
+    else:
+        out.append("ENCRYPT_SEQUENCE;")
+        if keys.rijndael is not None:
+            out.append(f"KEY: {keys.rijndael.secret.decode('utf-8', 'replace')};")
+        if profile.knock_offset != DEFAULT_KNOCK_OFFSET:
+            out.append(f"PORT_OFFSET: {profile.knock_offset};")
+    out.append(f"OPEN_PORTS: {', '.join(profile.access)};")
+    out.append(f"FW_ACCESS_TIMEOUT: {profile.client_timeout or 30};")
     return "\n".join(out) + "\n"

@@ -196,3 +196,40 @@ def test_send_loop_spacing_and_cancel(monkeypatch: pytest.MonkeyPatch) -> None:
     sent.clear()
     assert send_knocks(plan, socket.AF_INET, "x", delay=0.01, cancel=cancel, on_knock=on_knock) == 2
     assert progress == [(1, 4), (2, 4)]
+
+
+def test_server_stanza_of_a_knock_profile_is_a_1x_stanza_our_collector_grants(
+    memory: MemoryStore, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    from fwknop_server.knock import Collector, Grant, Knock
+
+    from tests.helpers.legacy import rule_from_1x
+
+    key_file = tmp_path / "k"
+    key_file.write_text("stanza-secret-1\n")
+    key_file.chmod(0o600)
+    code, _out, err = _run(
+        ["add", "legacy", "-D", "127.0.0.1", "--mode", "knock", "-A", "udp/53", "-s",
+         "--key-format", "passphrase", "--key-file", str(key_file), "--offset", "40000",
+         "-U", "bob"], memory, capsys,
+    )  # fmt: skip
+    assert code == ExitCode.OK, err
+    code, stanza, err = _run(["server-stanza", "legacy"], memory, capsys)
+    assert code == ExitCode.OK, err
+    assert "ENCRYPT_SEQUENCE;\n" in stanza
+    assert "PORT_OFFSET: 40000;" in stanza
+    body = "\n".join(ln for ln in stanza.splitlines()[2:] if ln != "ENCRYPT_SEQUENCE;")
+    rule = rule_from_1x(body)
+    code, out, err = _run(["knock", "legacy", "--dry-run"], memory, capsys)
+    assert code == ExitCode.OK, err
+    import ipaddress
+
+    src = ipaddress.ip_address("198.18.5.1")
+    knocks = [
+        Knock(src, i * 0.01, 6 if k.startswith("tcp") else 17, int(k.split("/")[1]), i, i)
+        for i, k in enumerate(out.split())
+    ]
+    collector = Collector([rule])
+    (grant,) = [d for k in knocks for d in collector.feed(k)]
+    assert isinstance(grant, Grant), grant
+    assert grant.ports == {("udp", 53)} and grant.username == b"bob"
