@@ -77,7 +77,7 @@ from fwknop_core import (
 
 from .osfp import OsDatabase, OsRequirement
 from .rules import EncryptedRule, Network, Port, Rule, SharedRule
-from .wire import TCP, UDP, Address, Knock, SynFingerprint
+from .wire import TCP, UDP, Address, Knock, SynFingerprint, parse_knock, peek_knock
 
 __all__ = [
     "DEFAULT_MAX_SOURCES",
@@ -232,6 +232,7 @@ class Collector:
         self.max_sources = max_sources
         self.stats: Counter[str] = Counter()
         self._sources: OrderedDict[Address, _Source] = OrderedDict()
+        self._packed: set[bytes] = set()  # the same sources, packed: the flood screen's lookup
         self._counts: OrderedDict[tuple[str, str], int] = OrderedDict(counts or {})
         self._set_rules(rules)
 
@@ -278,6 +279,23 @@ class Collector:
     def _blacklisted(self, address: Address) -> bool:
         return any(address in net for net in self.blacklist)
 
+    def feed_packet(self, ip: bytes, time: float) -> list[Decision]:
+        """A captured IP packet: screened cheaply, parsed and fed only if it may matter.
+
+        What a capture loop should call: under a flood of junk to the knock
+        ports, a packet from a source without state that cannot start a
+        sequence costs one header peek and two set lookups, never a parse.
+        """
+        head = peek_knock(ip)
+        if head is None:
+            return []
+        packed, proto, port = head
+        if packed not in self._packed and (proto, port) not in self._starts:
+            self.stats["screened"] += 1
+            return []
+        knock = parse_knock(ip, time)
+        return [] if knock is None else self.feed(knock)
+
     def feed(self, knock: Knock) -> list[Decision]:
         """One captured knock; the decisions it completes (usually none)."""
         self.stats["knocks"] += 1
@@ -306,9 +324,11 @@ class Collector:
             self._sources.move_to_end(knock.source)
         elif not state.empty():  # a sequence began: the source gets state (room made)
             if len(self._sources) >= self.max_sources:
-                self._sources.popitem(last=False)
+                gone, _ = self._sources.popitem(last=False)
+                self._packed.discard(gone.packed)
                 self.stats["evicted"] += 1
             self._sources[knock.source] = state
+            self._packed.add(knock.source.packed)
             if knock.proto == TCP and knock.seq is not None:
                 state.syns.append((knock.sport, knock.port, knock.seq))
         return out
@@ -607,4 +627,5 @@ class Collector:
                     self._shared_timeout(shared_rule, sh, address, now, out)
             if src.empty():
                 del self._sources[address]
+                self._packed.discard(address.packed)
         return out

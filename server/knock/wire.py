@@ -29,6 +29,7 @@ __all__ = [
     "SynFingerprint",
     "parse_knock",
     "parse_tcp_options",
+    "peek_knock",
 ]
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -211,6 +212,28 @@ def _l4_knock(ip: bytes, proto: int, start: int, head: _Head) -> Knock | None:
     if proto in (ICMP, ICMP6) and ip[start] == echo:
         return Knock(head.source, head.time, ICMP, None, 0, None, head.destination)
     return None
+
+
+def peek_knock(ip: bytes) -> tuple[bytes, int, int | None] | None:
+    """(packed source, protocol, destination port) of what may be a knock, read cheaply.
+
+    The collector screens floods with this before :func:`parse_knock` builds
+    a record; None only means "certainly not a knock".
+    """
+    if len(ip) < 28:
+        return None
+    version = ip[0] >> 4
+    if version == 4:
+        start, proto, source = (ip[0] & 0xF) * 4, ip[9], ip[12:16]
+    elif version == 6 and len(ip) >= 48:
+        start, proto, source = 40, ip[6], ip[8:24]
+    else:
+        return None
+    if proto in (ICMP, ICMP6):
+        return source, ICMP, None
+    if len(ip) < start + 4:
+        return None
+    return source, proto, ip[start + 2] << 8 | ip[start + 3]
 
 
 def parse_knock(ip: bytes, time: float) -> Knock | None:

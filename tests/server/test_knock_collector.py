@@ -627,3 +627,36 @@ def test_capture_filter_compiles_and_passes_every_recorded_knock() -> None:
         assert len(pcap_knocks(c["pcap"], expression)) == len(c["knocks"]), c["id"]
     assert capture_filter([]) is None
     assert "icmp" not in (capture_filter(rules[:3]) or "")
+
+
+def test_feed_packet_screens_junk_without_parsing_and_grants_as_feed_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fwknop_server.capture.frames import network_layer
+    from fwknop_server.capture.libpcap import read_file
+    from fwknop_server.knock import collector as module
+
+    from tests.helpers.legacy import LEGACY
+
+    c = case("enc-rotate-proto")
+    rule = rule_from_1x(f"KEY: {c['key']};\nOPEN_PORTS: tcp/22;\n")
+    coll = Collector([rule])
+    parsed: list[bytes] = []
+    real = module.parse_knock
+
+    def counting(ip: bytes, when: float) -> Knock | None:
+        parsed.append(ip)
+        return real(ip, when)
+
+    monkeypatch.setattr(module, "parse_knock", counting)
+    junk = bytes.fromhex("4500003c0001400040060000c6120563c61205020400ef4c")  # 61260, no state
+    decisions = coll.feed_packet(junk + bytes(36), 0.0)
+    assert decisions == [] and parsed == [] and coll.stats["screened"] == 1
+    for linktype, stamp, frame in read_file(LEGACY / c["pcap"], None):
+        ip = network_layer(linktype, frame)
+        assert ip is not None
+        decisions += coll.feed_packet(ip, stamp)
+    (grant,) = decisions
+    assert isinstance(grant, Grant)
+    assert len(parsed) == 32
+    assert coll.feed_packet(b"\x45", 0.0) == []
