@@ -538,6 +538,26 @@ def _verify_target(profile: Profile) -> tuple[str, int]:
     )
 
 
+def _verify_stage(
+    stages: _Stages, profile: Profile, cancel: threading.Event | None
+) -> VerifyResult:
+    """The verify stage of a knock: probe the profile's TCP port until it answers."""
+    host, vport = _verify_target(profile)
+    result: VerifyResult = stages.run(
+        Stage.VERIFY,
+        lambda: probe_tcp(
+            host,
+            vport,
+            retries=profile.verify_retries,
+            interval=profile.verify_interval,
+            family=profile.address_family,
+            cancel=cancel,
+        ),
+        lambda r: f"{host}:{vport} {'open' if r.ok else 'closed'} after {r.attempts} attempt(s)",
+    )
+    return result
+
+
 # -- the knock ---------------------------------------------------------------------
 
 
@@ -616,21 +636,7 @@ def knock(
     result_verify = None
     want_verify = bool(profile.verify) if verify is None else verify
     if want_verify and not dry_run:
-        host, vport = _verify_target(profile)
-        result_verify = stages.run(
-            Stage.VERIFY,
-            lambda: probe_tcp(
-                host,
-                vport,
-                retries=profile.verify_retries,
-                interval=profile.verify_interval,
-                family=profile.address_family,
-                cancel=cancel,
-            ),
-            lambda r: (
-                f"{host}:{vport} {'open' if r.ok else 'closed'} after {r.attempts} attempt(s)"
-            ),
-        )
+        result_verify = _verify_stage(stages, profile, cancel)
     request = (
         message.command if message.command is not None else ",".join(str(a) for a in message.access)
     )

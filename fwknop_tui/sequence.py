@@ -53,9 +53,8 @@ from .send import (
     _allow_ip,
     _send_raw,
     _Stages,
-    _verify_target,
+    _verify_stage,
     build_icmp_packet,
-    probe_tcp,
     resolve_host,
 )
 from .wallet.keys import ProfileKeys
@@ -223,21 +222,7 @@ def knock_sequence(
         )
     result_verify = None
     if (bool(profile.verify) if verify is None else verify) and not dry_run:
-        host, vport = _verify_target(profile)
-        result_verify = stages.run(
-            Stage.VERIFY,
-            lambda: probe_tcp(
-                host,
-                vport,
-                retries=profile.verify_retries,
-                interval=profile.verify_interval,
-                family=profile.address_family,
-                cancel=cancel,
-            ),
-            lambda r: (
-                f"{host}:{vport} {'open' if r.ok else 'closed'} after {r.attempts} attempt(s)"
-            ),
-        )
+        result_verify = _verify_stage(stages, profile, cancel)
     protos = sorted({s.proto_name for s in plan})
     return KnockResult(
         profile=profile.name,

@@ -66,7 +66,7 @@ import ipaddress
 from collections import Counter, OrderedDict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from fwknop_core import (
     DecodedSequence,
@@ -564,20 +564,25 @@ class Collector:
         refusal = self._limit_refusal(rule, source, now, digest)
         if refusal is not None:
             return refusal
-        self.stats["granted encrypted"] += 1
-        return Grant(
-            rule=rule.name,
-            kind="encrypted",
-            source=source,
-            allow_ip=allow,
-            ports=rule.open_ports | {wanted} if allowed else rule.open_ports,
-            timeout=rule.fw_access_timeout,
-            time=now,
+        return self._grant(
+            rule,
+            source,
+            allow,
+            rule.open_ports | {wanted} if allowed else rule.open_ports,
+            now,
             username=request.username,
             request=request.access,
             refused_request=None if allowed else request.access,
             replay_digest=digest,
         )
+
+    def _grant(
+        self, rule: Rule, source: Address, allow: Address, ports: frozenset[Port], now: float,
+        **extra: Any,
+    ) -> Grant:  # fmt: skip
+        kind = self._kind(rule)
+        self.stats[f"granted {kind}"] += 1
+        return Grant(rule.name, kind, source, allow, ports, rule.fw_access_timeout, now, **extra)
 
     def _decide_shared(
         self, rule: SharedRule, st: _Shared, source: Address, now: float
@@ -587,16 +592,7 @@ class Collector:
             refusal = self._limit_refusal(rule, source, now, None)
         if refusal is not None:
             return refusal
-        self.stats["granted shared"] += 1
-        return Grant(
-            rule=rule.name,
-            kind="shared",
-            source=source,
-            allow_ip=source,
-            ports=rule.open_ports,
-            timeout=rule.fw_access_timeout,
-            time=now,
-        )
+        return self._grant(rule, source, source, rule.open_ports, now)
 
     # -- time ------------------------------------------------------------------------
 

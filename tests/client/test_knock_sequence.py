@@ -20,6 +20,7 @@ from fwknop_tui.wallet.profiles import Profile, check_profile
 from fwknop_tui.wallet.secrets import MemoryStore
 from tests.helpers import lkdecode
 from tests.helpers.legacy import argv_value, case, cipher_ports
+from tests.helpers.udp_sinks import udp_sinks
 
 ENCRYPTED = {"host": "198.18.5.2", "mode": "knock", "key_format": "passphrase"}
 
@@ -159,13 +160,7 @@ def test_a_short_key_is_refused_as_the_1x_client_refused_it(
 def test_udp_knocks_reach_local_sockets_in_order(
     memory: MemoryStore, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    socks = []
-    for _ in range(3):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(("127.0.0.1", 0))
-        s.settimeout(10)
-        socks.append(s)
-    try:
+    with udp_sinks(3) as socks:
         steps = ",".join(f"udp/{s.getsockname()[1]}" for s in socks)
         code, _out, err = _run(
             ["knock", "-D", "127.0.0.1", "--shared-sequence", steps, "--time-delay", "0"],
@@ -173,9 +168,6 @@ def test_udp_knocks_reach_local_sockets_in_order(
         )  # fmt: skip
         assert code == ExitCode.OK, err
         assert [s.recv(16) for s in socks] == [b"0", b"0", b"0"]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def test_send_loop_spacing_and_cancel(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import socket
-
 from fwknop_tui.ui.widgets.profile_table import ports, transport
 from fwknop_tui.wallet.keys import encode_stored
 from fwknop_tui.wallet.profiles import Profile
+from tests.helpers.udp_sinks import udp_sinks
 
 from .conftest import Tui, wait_until
 from .test_flows import SIZE, main_of
 
 
 async def test_a_shared_sequence_profile_knocks_from_the_tui(tui: Tui) -> None:
-    socks = []
-    for _ in range(3):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(("127.0.0.1", 0))
-        s.settimeout(10)
-        socks.append(s)
-    try:
+    with udp_sinks(3) as socks:
         steps = [f"udp/{s.getsockname()[1]}" for s in socks]
         table = {"host": "127.0.0.1", "mode": "knock", "knock_sequence": steps, "knock_delay": 0}
         profile = Profile.from_table("old", table)
@@ -35,9 +28,6 @@ async def test_a_shared_sequence_profile_knocks_from_the_tui(tui: Tui) -> None:
             assert [s.stage for s in record.stages] == ["keys", "resolve", "build", "send"]
             assert "3 of 3 knocks" in record.stages[-1].detail
         assert [s.recv(8) for s in socks] == [b"0", b"0", b"0"]
-    finally:
-        for s in socks:
-            s.close()
 
 
 async def test_an_encrypted_sequence_profile_takes_its_key_from_the_keyring(tui: Tui) -> None:
