@@ -33,6 +33,7 @@ def _top(names: set[str]) -> set[str]:
 HEADLESS = [
     "fwknop_tui.cli",
     "fwknop_tui.send",
+    "fwknop_tui.sequence",
     "fwknop_tui.qr",
     "fwknop_tui.completion",
     "fwknop_tui.wallet",
@@ -48,7 +49,8 @@ HEADLESS = [
 
 
 @pytest.mark.parametrize(
-    "module", ["fwknop_core", *HEADLESS, "fwknop_server.cli", "fwknop_server.daemon"]
+    "module",
+    ["fwknop_core", *HEADLESS, "fwknop_server.cli", "fwknop_server.daemon", "fwknop_server.knock"],
 )
 def test_headless_modules_do_not_load_textual(module: str) -> None:
     loaded = _top(_loaded_after(module))
