@@ -68,7 +68,8 @@ __all__ = [
 
 PROFILE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MAX_CLIENT_TIMEOUT = 65536
-_HOST_RE = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]{0,252})")
+_LABEL_RE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+_INT_RE = re.compile(r"[+-]?[0-9]{1,20}")
 _OFFSET_RE = re.compile(r"([+-]?)(\d{1,9})([smhd]?)", re.IGNORECASE)
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -106,15 +107,17 @@ class AllowIp(enum.StrEnum):
 
 
 def _type_name(value: object) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(
-        type(value), type(value).__name__
-    )
+    names = {bool: "true/false", int: "a number", float: "a number", str: "text"}
+    names |= {list: "a list", tuple: "a list", dict: "a table"}
+    return names.get(type(value), f"a {type(value).__name__} value")
 
 
 def check_str(field: str, value: Any) -> str:
     """A string value."""
     if not isinstance(value, str):
-        raise FieldError(field, f"must be a string, not {_type_name(value)}")
+        raise FieldError(
+            field, f"must be text (in quotes in profiles.toml), not {_type_name(value)}"
+        )
     return value
 
 
@@ -144,13 +147,18 @@ def check_bool(field: str, value: Any) -> bool:
 
 
 def check_int(field: str, value: Any, lo: int, hi: int) -> int:
-    """An integer in ``lo..hi`` (digit strings from a command line are accepted)."""
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
+    """A whole number in ``lo..hi`` (number text from a command line or a form is accepted)."""
+    want = f"must be a number from {lo} to {hi}"
+    if isinstance(value, str):
+        text = value.strip()
+        if not _INT_RE.fullmatch(text):
+            raise FieldError(field, f"{want}, not {value!r}")
+        value = int(text)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise FieldError(field, f"must be an integer, not {_type_name(value)}")
+        shown = repr(value) if isinstance(value, float) else _type_name(value)
+        raise FieldError(field, f"{want}, not {shown}")
     if not lo <= value <= hi:
-        raise FieldError(field, f"must be {lo}..{hi}, not {value}")
+        raise FieldError(field, f"{want}, not {value}")
     return value
 
 
@@ -160,11 +168,15 @@ def check_interval(field: str, value: Any, lo: float = 0.01, hi: float = 3600.0)
         try:
             value = float(value)
         except ValueError:
-            raise FieldError(field, f"must be a number of seconds, not {value!r}") from None
+            raise FieldError(
+                field, f"must be a number of seconds from {lo:g} to {hi:g}, not {value!r}"
+            ) from None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise FieldError(field, f"must be a number, not {_type_name(value)}")
+        raise FieldError(
+            field, f"must be a number of seconds from {lo:g} to {hi:g}, not {_type_name(value)}"
+        )
     if not lo <= float(value) <= hi:
-        raise FieldError(field, f"must be {lo:g}..{hi:g} seconds, not {value}")
+        raise FieldError(field, f"must be a number of seconds from {lo:g} to {hi:g}, not {value}")
     return float(value)
 
 
@@ -179,28 +191,48 @@ def check_profile_name(value: Any, field: str = "name") -> str:
     if not PROFILE_NAME_RE.fullmatch(text):
         raise FieldError(
             field,
-            f"profile name {text!r} must be 1..64 letters, digits, '.', '_' or '-', "
+            f"profile name {text!r} must be 1 to 64 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit",
         )
     return text
 
 
 def check_host(field: str, value: Any) -> str:
-    """A host name, an IPv4 address or an IPv6 address (brackets are removed)."""
+    """A host name, an IPv4 address or an IPv6 address (brackets are removed).
+
+    Text made only of digits and dots must be a whole IPv4 address: ``198.18.``
+    or ``198.18.0`` is a half-typed address, not a host name.
+    """
     text = check_str(field, value).strip()
     if text.startswith("[") and text.endswith("]"):
         text = text[1:-1]
     if not text:
-        raise FieldError(field, "must not be empty")
+        raise FieldError(field, "must not be empty: give a host name or an IP address")
+    if not text.isprintable() or len(text) > 253 or any(c.isspace() for c in text):
+        raise FieldError(field, f"{text!r} is not a host name or an IP address")
     if ":" in text:
         import socket  # noqa: PLC0415 - a cheap IPv6 check without ipaddress
 
         try:
             return socket.inet_ntop(socket.AF_INET6, socket.inet_pton(socket.AF_INET6, text))
-        except OSError:
+        except (OSError, ValueError):
             raise FieldError(field, f"{text!r} is not an IPv6 address") from None
-    if not _HOST_RE.fullmatch(text) or ".." in text:
-        raise FieldError(field, f"{text!r} is not a host name or IP address")
+    if not set(text) - set("0123456789."):
+        try:
+            return validate_ipv4(text, "address")
+        except UsageError:
+            raise FieldError(
+                field,
+                f"{text!r} is not a complete IPv4 address (four numbers from 0 to 255, "
+                "like 198.18.0.1)",
+            ) from None
+    labels = text[:-1].split(".") if text.endswith(".") else text.split(".")
+    if not all(_LABEL_RE.fullmatch(label) for label in labels):
+        raise FieldError(
+            field,
+            f"{text!r} is not a host name (letters, digits and '-' between dots, "
+            "like fw.example.org) or an IP address",
+        )
     return text
 
 
@@ -284,7 +316,7 @@ def check_access(value: Any, field: str = "access") -> tuple[str, ...]:
     out: list[str] = []
     for item in items:
         if not isinstance(item, str):
-            raise FieldError(field, f"item {item!r} is not a string")
+            raise FieldError(field, f'item {item!r} is not text like "tcp/22"')
         if not item.strip():
             continue
         try:

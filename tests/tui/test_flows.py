@@ -139,7 +139,7 @@ async def test_fields_are_validated_inline_and_a_bad_profile_is_not_saved(tui: T
         editor.query_one("#f-port", Input).value = "99999"
         await pilot.pause()
         help_line = editor.query_one("#h-port", Static)
-        assert "must be 1..65535, not 99999" in text_of(help_line)
+        assert "must be a number from 1 to 65535, not 99999" in text_of(help_line)
         assert help_line.has_class("error")
         editor.query_one("#f-port", Input).value = "4000"
         editor.query_one("#f-encryption_mode", Select).value = "legacy"
