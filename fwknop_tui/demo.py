@@ -130,17 +130,19 @@ class DemoServer:
             f"FWKNOP_RUN_DIR {run}\n",
             encoding="utf-8",
         )
-        access.write_text(
+        from .wallet.profiles import atomic_write  # noqa: PLC0415
+
+        atomic_write(  # it holds the keys: 0600 from its first byte
+            access,
             "SOURCE 127.0.0.1\n"
             f"{self.keys.as_text().strip()}\n"
             f"HMAC_DIGEST_TYPE {self.keys.hmac.type.fwknop_name}\n"
             f"OPEN_PORTS {self.access}\n"
             "REQUIRE_SOURCE_ADDRESS Y\n"
             "FW_ACCESS_TIMEOUT 30\n",
-            encoding="utf-8",
+            private=True,
         )
-        for path in (conf, access):
-            path.chmod(0o600)
+        conf.chmod(0o600)
         return conf, access
 
     def start(self, timeout: float = START_TIMEOUT) -> None:
@@ -278,8 +280,7 @@ def install_demo_profile(wallet: Wallet, server: DemoServer) -> tuple[Profile, s
         path = config_dir() / f"{name}.keys"
         from .wallet.profiles import atomic_write  # noqa: PLC0415
 
-        atomic_write(path, server.keys.as_text(), mode=0o600)
-        path.chmod(0o600)
+        atomic_write(path, server.keys.as_text(), private=True)
         profile = profile.with_changes({"key_file": str(path)})
         wallet.add(profile, replace=True)
         return profile, f"a 0600 key file, {path} (no keyring: {exc})"

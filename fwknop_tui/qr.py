@@ -12,7 +12,6 @@ Files are created 0600: a QR of keys is a key.
 from __future__ import annotations
 
 import io
-import os
 import struct
 import zlib
 from pathlib import Path
@@ -62,10 +61,9 @@ def render_terminal(text: str, *, invert: bool = False) -> str:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        os.fchmod(fh.fileno(), 0o600)
-        fh.write(data)
+    from .wallet.profiles import atomic_write  # noqa: PLC0415 - a new 0600 file, never the old one
+
+    atomic_write(path, data, private=True)
 
 
 def png_bytes(text: str, *, scale: int = 8) -> bytes:

@@ -504,8 +504,16 @@ def _quote_key(name: str) -> str:
     return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else f'"{name}"'
 
 
-def atomic_write(path: Path, text: str, *, mode: int = 0o600) -> None:
-    """Replace ``path`` with ``text`` atomically, keeping its mode (``mode`` if new)."""
+def atomic_write(
+    path: Path, data: str | bytes, *, mode: int = 0o600, private: bool = False
+) -> None:
+    """Replace ``path`` with ``data`` atomically, keeping its mode (``mode`` if new).
+
+    ``private`` is for files that hold a key: the new file is 0600 from its
+    first byte and stays 0600, whatever the mode of the file it replaces (a
+    file of mode 0644 is replaced, never written into: a reader who opened
+    the old one never sees the new content).
+    """
     import tempfile  # noqa: PLC0415 - only writes pay for it
 
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -513,11 +521,14 @@ def atomic_write(path: Path, text: str, *, mode: int = 0o600) -> None:
         keep = path.stat().st_mode & 0o7777
     except FileNotFoundError:
         keep = mode
+    # mkstemp creates the file 0600; only a file without secrets may get a wider mode
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, keep)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
+        if not private and keep != 0o600:
+            os.fchmod(fd, keep)
+        raw = data.encode("utf-8") if isinstance(data, str) else data
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(raw)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

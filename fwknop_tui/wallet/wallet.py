@@ -410,8 +410,7 @@ class Wallet:
             existing = ""
         except OSError as exc:
             raise ClientUsageError(f"cannot read {path}: {exc.strerror}") from None
-        atomic_write(path, merge_rc(existing, stanzas), mode=0o600)
-        path.chmod(0o600)
+        atomic_write(path, merge_rc(existing, stanzas), private=True)
         return lost
 
 
