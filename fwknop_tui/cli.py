@@ -22,7 +22,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from fwknop_core import HmacType, UsageError, generate_keys
 
@@ -32,6 +32,9 @@ from .wallet.profiles import Profile
 from .wallet.secrets import SLOT_PREFIX, SLOTS, SecretStore
 from .wallet.validate import FieldError
 from .wallet.wallet import Wallet
+
+if TYPE_CHECKING:
+    from .send import VerifyResult
 
 __all__ = ["main", "main_tui"]
 
@@ -47,13 +50,50 @@ PUBLIC_SHARE_NOTE = (
 class _Ctx:
     """What every handler gets: the wallet, and the streams."""
 
-    def __init__(self, secrets: SecretStore | None) -> None:
+    def __init__(self, secrets: SecretStore | None, *, quiet: bool = False) -> None:
         self.wallet = Wallet(secrets=secrets)
         self.out = sys.stdout
         self.err = sys.stderr
+        self.inp = sys.stdin
+        self.quiet = quiet
 
     def say(self, text: str) -> None:
         self.err.write(f"fwknop: {text}\n")
+
+    @property
+    def interactive(self) -> bool:
+        """Whether a person is there to answer a question (stdin is a terminal)."""
+        try:
+            return self.inp.isatty()
+        except (AttributeError, ValueError):
+            return False
+
+    def ask(self, question: str) -> str | None:
+        """Ask on stderr, read one line from the terminal; None when nobody can answer."""
+        if not self.interactive:
+            return None
+        self.err.write(f"fwknop: {question} ")
+        self.err.flush()
+        line = self.inp.readline()
+        if not line:
+            return None
+        return line.strip()
+
+
+class _ArgumentError(Exception):
+    """A command line argparse refused (raised instead of argparse's own exit)."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that lets ``main`` report a bad command line (also as JSON with --json)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Raise instead of printing and exiting."""
+        raise _ArgumentError(self, message)
 
 
 def _json() -> Any:
@@ -139,9 +179,17 @@ _FIELD_OPTIONS: tuple[tuple[tuple[str, ...], str, dict[str, Any]], ...] = (
         {"metavar": "PROTO", "help": "udp, tcp, http, icmp or udpraw"},
     ),
     (("-r", "--rand-port"), "random_port", {"value": True, "help": "random destination port"}),
-    (("-S", "--source-port"), "source_port", {"metavar": "PORT"}),
-    (("-4", "--ipv4", "--server-resolve-ipv4"), "address_family", {"value": "ipv4"}),
-    (("-6", "--ipv6"), "address_family", {"value": "ipv6"}),
+    (
+        ("-S", "--source-port"),
+        "source_port",
+        {"metavar": "PORT", "help": "source port of the packet (0: any)"},
+    ),
+    (
+        ("-4", "--ipv4", "--server-resolve-ipv4"),
+        "address_family",
+        {"value": "ipv4", "help": "reach the server over IPv4 only"},
+    ),
+    (("-6", "--ipv6"), "address_family", {"value": "ipv6", "help": "reach it over IPv6 only"}),
     (("-A", "--access"), "access", {"metavar": "LIST", "help": "tcp/22[,udp/53...]"}),
     (
         ("-a", "--allow-ip"),
@@ -160,47 +208,119 @@ _FIELD_OPTIONS: tuple[tuple[tuple[str, ...], str, dict[str, Any]], ...] = (
         {"value": "resolve", "help": "learn the external address over HTTPS"},
     ),
     (("--ask-ip",), "allow_ip", {"value": "ask", "help": "prompt for the allow IP"}),
-    (("--resolve-url",), "resolve_url", {"metavar": "URL"}),
-    (("-f", "--fw-timeout"), "client_timeout", {"metavar": "SECONDS"}),
-    (("-U", "--spoof-user"), "username", {"metavar": "NAME"}),
-    (("--time-offset-plus",), "time_offset", {"metavar": "T", "transform": lambda t: f"+{t}"}),
-    (("--time-offset-minus",), "time_offset", {"metavar": "T", "transform": lambda t: f"-{t}"}),
-    (("-C", "--server-cmd"), "server_command", {"metavar": "CMD"}),
-    (("-N", "--nat-access"), "nat_access", {"metavar": "HOST[:PORT]"}),
-    (("--nat-local",), "nat_local", {"value": True}),
-    (("--nat-port",), "nat_port", {"metavar": "PORT"}),
-    (("--nat-rand-port",), "nat_random_port", {"value": True}),
-    (("-m", "--digest-type"), "digest_type", {"metavar": "T"}),
-    (("-M", "--encryption-mode"), "encryption_mode", {"metavar": "M"}),
+    (("--resolve-url",), "resolve_url", {"metavar": "URL", "help": "https:// URL for -R"}),
+    (
+        ("-f", "--fw-timeout"),
+        "client_timeout",
+        {"metavar": "SECONDS", "help": "ask the server to keep the port open this long"},
+    ),
+    (
+        ("-U", "--spoof-user"),
+        "username",
+        {"metavar": "NAME", "help": "user name in the packet (default: your login)"},
+    ),
+    (
+        ("--time-offset-plus",),
+        "time_offset",
+        {
+            "metavar": "T",
+            "transform": lambda t: f"+{t}",
+            "help": "move the packet's time forward (30s, 5m, 2h, 1d)",
+        },
+    ),
+    (
+        ("--time-offset-minus",),
+        "time_offset",
+        {"metavar": "T", "transform": lambda t: f"-{t}", "help": "move it back"},
+    ),
+    (
+        ("-C", "--server-cmd"),
+        "server_command",
+        {"metavar": "CMD", "help": "ask the server to run CMD instead of opening a port"},
+    ),
+    (
+        ("-N", "--nat-access"),
+        "nat_access",
+        {"metavar": "HOST[:PORT]", "help": "forward to this internal host (NAT)"},
+    ),
+    (("--nat-local",), "nat_local", {"value": True, "help": "forward to the server itself"}),
+    (("--nat-port",), "nat_port", {"metavar": "PORT", "help": "external port to ask for"}),
+    (
+        ("--nat-rand-port",),
+        "nat_random_port",
+        {"value": True, "help": "a random external port"},
+    ),
+    (
+        ("-m", "--digest-type"),
+        "digest_type",
+        {"metavar": "T", "help": "message digest: md5, sha1, sha256 (default), ..."},
+    ),
+    (
+        ("-M", "--encryption-mode"),
+        "encryption_mode",
+        {"metavar": "M", "help": "cbc (default), ctr, cfb, ofb, ecb or legacy"},
+    ),
     (("--hmac-digest-type",), "hmac_type", {"metavar": "T", "help": "HMAC type, or none"}),
-    (("--gpg-encryption",), "encryption", {"value": "gpg"}),
-    (("--gpg-recipient-key",), "gpg_recipient", {"metavar": "ID"}),
-    (("--gpg-signer-key",), "gpg_signer", {"metavar": "ID"}),
-    (("--gpg-home-dir",), "gpg_home", {"metavar": "DIR"}),
-    (("--gpg-exe",), "gpg_exe", {"metavar": "PATH"}),
-    (("-H", "--http-proxy"), "http_proxy", {"metavar": "HOST[:PORT]"}),
-    (("-u", "--user-agent"), "user_agent", {"metavar": "UA"}),
+    (("--gpg-encryption",), "encryption", {"value": "gpg", "help": "GnuPG instead of AES"}),
+    (
+        ("--gpg-recipient-key",),
+        "gpg_recipient",
+        {"metavar": "ID", "help": "the server's GnuPG key"},
+    ),
+    (("--gpg-signer-key",), "gpg_signer", {"metavar": "ID", "help": "your key, to sign"}),
+    (("--gpg-home-dir",), "gpg_home", {"metavar": "DIR", "help": "GnuPG home directory"}),
+    (("--gpg-exe",), "gpg_exe", {"metavar": "PATH", "help": "the gpg program"}),
+    (
+        ("-H", "--http-proxy"),
+        "http_proxy",
+        {"metavar": "HOST[:PORT]", "help": "send -P http through this proxy"},
+    ),
+    (
+        ("-u", "--user-agent"),
+        "user_agent",
+        {"metavar": "UA", "help": "User-Agent for -P http and -R"},
+    ),
     (
         ("-Q", "--spoof-source", "--spoof-src"),
         "spoof_source",
         {"metavar": "IP", "help": "spoofed source (udpraw, icmp; root)"},
     ),
-    (("--icmp-type",), "icmp_type", {"metavar": "N"}),
-    (("--icmp-code",), "icmp_code", {"metavar": "N"}),
+    (("--icmp-type",), "icmp_type", {"metavar": "N", "help": "ICMP type for -P icmp"}),
+    (("--icmp-code",), "icmp_code", {"metavar": "N", "help": "ICMP code for -P icmp"}),
     (("--key-format",), "key_format", {"metavar": "F", "help": "base64 or passphrase"}),
     (("--key-command",), "key_command", {"metavar": "CMD", "help": "prints the key(s)"}),
-    (("--hmac-key-command",), "hmac_key_command", {"metavar": "CMD"}),
+    (
+        ("--hmac-key-command",),
+        "hmac_key_command",
+        {"metavar": "CMD", "help": "prints the HMAC key"},
+    ),
     (
         ("-G", "--key-file", "--get-key"),
         "key_file",
         {"metavar": "FILE", "help": "0600 file holding the key(s)"},
     ),
-    (("--hmac-key-file", "--get-hmac-key"), "hmac_key_file", {"metavar": "FILE"}),
+    (
+        ("--hmac-key-file", "--get-hmac-key"),
+        "hmac_key_file",
+        {"metavar": "FILE", "help": "0600 file holding the HMAC key"},
+    ),
     (("--probe",), "verify", {"metavar": "HOST:PORT", "help": "where --verify connects"}),
-    (("--verify-retries",), "verify_retries", {"metavar": "N"}),
-    (("--verify-interval",), "verify_interval", {"metavar": "SECONDS"}),
-    (("--keep-open",), "keep_open", {"metavar": "SECONDS"}),
-    (("--description",), "description", {"metavar": "TEXT"}),
+    (
+        ("--verify-retries",),
+        "verify_retries",
+        {"metavar": "N", "help": "verify gives up after N x the interval"},
+    ),
+    (
+        ("--verify-interval",),
+        "verify_interval",
+        {"metavar": "SECONDS", "help": "longest pause between probes"},
+    ),
+    (
+        ("--keep-open",),
+        "keep_open",
+        {"metavar": "SECONDS", "help": "re-knock this often while connect/ssh runs"},
+    ),
+    (("--description",), "description", {"metavar": "TEXT", "help": "a note for you"}),
     (
         ("--server-public-key",),
         "server_public_key",
@@ -237,20 +357,52 @@ def _changes(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def _apply(profile: Profile, changes: dict[str, Any]) -> Profile:
-    try:
-        return profile.with_changes(changes)
-    except FieldError as exc:
-        raise ClientUsageError(f"{exc.field}: {exc.message}") from None
+def _flag_of(field: str) -> str:
+    """The option that sets ``field`` (``-p/--server-port``), for messages."""
+    for flags, name, extra in _FIELD_OPTIONS:
+        if name == field and "value" not in extra:
+            return "/".join(flags[:2])
+    return f"--set {field}=..."
+
+
+def _checked(name: str, table: dict[str, Any]) -> Profile:
+    """A validated profile, or ``ClientUsageError`` listing every problem (as ``check`` does)."""
+    from .wallet.profiles import check_profile  # noqa: PLC0415
+
+    profile, problems = check_profile(name, table)
+    if profile is None:
+        raise ClientUsageError(
+            "\n".join(
+                f"{field} ({_flag_of(field)}): {message}"
+                if field not in ("name", "host")
+                else f"{field}: {message}"
+                for field, message in problems
+            )
+        )
+    return profile
+
+
+def _apply(profile: Profile, changes: dict[str, Any], unset: Sequence[str] = ()) -> Profile:
+    """``profile`` with ``unset`` fields back at their defaults and ``changes`` applied."""
+    from .wallet.profiles import FIELDS  # noqa: PLC0415
+
+    if not changes and not unset:
+        return profile
+    table = profile.to_table()
+    for name in unset:
+        if name not in FIELDS or name == "host":
+            raise ClientUsageError(f"--unset {name}: cannot unset {name!r}")
+        table.pop(name, None)
+    table.update(changes)
+    return _checked(profile.name, table)
 
 
 def _new_profile(name: str, changes: dict[str, Any]) -> Profile:
     if "host" not in changes:
-        raise ClientUsageError("a new profile needs a host: -D HOST")
-    try:
-        return Profile.from_table(name, changes)
-    except FieldError as exc:
-        raise ClientUsageError(f"{exc.field}: {exc.message}") from None
+        raise ClientUsageError(
+            "a new profile needs the server: -D HOST (the fwknopd host or IP address)"
+        )
+    return _checked(name, changes)
 
 
 def _profile_arg(
@@ -311,7 +463,12 @@ def _send_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="after the knock, probe the port until it answers",
     )
-    p.add_argument("--no-verify", dest="verify", action="store_false")
+    p.add_argument(
+        "--no-verify",
+        dest="verify",
+        action="store_false",
+        help="do not probe, even if the profile says so",
+    )
     k = p.add_argument_group("keys for this run (never on the command line)")
     k.add_argument(
         "--keys-stdin",
@@ -326,6 +483,19 @@ def _send_arguments(p: argparse.ArgumentParser) -> None:
         "--keys-from", metavar="PROFILE", help="use the keyring entries of another profile"
     )
     _field_options(p)
+
+
+def _send_what(ctx: _Ctx) -> str:
+    """What to do when ``fwknop send`` is given nothing to knock with."""
+    adhoc = "or knock without a profile: fwknop send -D HOST -A tcp/22 --keys-stdin"
+    names = ctx.wallet.names()
+    if names:
+        shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+        return f"which profile? fwknop send PROFILE (yours: {shown}); {adhoc}"
+    return (
+        "no profiles yet: create one with fwknop add NAME -D HOST --keygen (or fwknop "
+        f"import-rc), then fwknop send NAME; {adhoc}"
+    )
 
 
 def _read_fd(fd: int) -> str:
@@ -348,6 +518,8 @@ def _cmd_send(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
     if args.profile and args.named_config and args.profile != args.named_config:
         raise ClientUsageError("give the profile once (PROFILE or -n)")
     changes = _changes(args)
+    if not name and not changes:
+        raise ClientUsageError(_send_what(ctx))
     profile = _apply(ctx.wallet.get(name), changes) if name else _new_profile("adhoc", changes)
     text = None
     source = "stdin"
@@ -377,10 +549,19 @@ def _cmd_send(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
         verify=args.verify,
         ask_allow_ip=ask if can_ask else None,
     )
+    failed = None
+    if result.verify is not None and not result.verify.ok:
+        v = result.verify
+        failed = VerifyTimeoutError(
+            f"{v.host}:{v.port} did not answer after {v.attempts} attempt(s) in "
+            f"{v.seconds:.1f} s (the knock was sent)"
+        )
     if args.json:
         data = result.to_dict()
         if not args.dry_run:
             data.pop("packet")
+        if failed is not None:
+            data["error"] = _error_object(failed)
         ctx.out.write(_json().dumps(data, indent=2) + "\n")
     elif args.dry_run:
         ctx.out.write(result.packet + "\n")
@@ -390,19 +571,25 @@ def _cmd_send(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
             f"{what} {result.message_type} for {result.request} to {result.host} "
             f"({result.address}) {result.transport}/{result.port}, allow {result.allow_ip}"
         )
-    if result.verify is not None:
-        v = result.verify
-        if not v.ok:
-            raise VerifyTimeoutError(
-                f"{v.host}:{v.port} did not answer after {v.attempts} attempt(s) in "
-                f"{v.seconds:.1f} s (the knock was sent)"
-            )
-        if not args.json and not args.quiet:
-            ctx.say(
-                f"verified: {v.host}:{v.port} answered after {v.seconds:.2f} s "
-                f"({v.attempts} attempt(s))"
-            )
+    if failed is not None:
+        ctx.say(str(failed))
+        return failed.exit_code
+    if result.verify is not None and not args.json and not args.quiet:
+        ctx.say(_verified(result.verify))
     return ExitCode.OK
+
+
+def _verified(v: VerifyResult) -> str:
+    """One line saying what the verify proved."""
+    if v.open_before:
+        return (
+            f"{v.host}:{v.port} already answered before the knock, so the verify proves "
+            "nothing (another grant, or the port is not behind the firewall)"
+        )
+    return (
+        f"verified: {v.host}:{v.port} answered {v.seconds * 1000:.0f} ms after the knock "
+        f"({v.attempts} attempt(s))"
+    )
 
 
 # -- list / show / check -----------------------------------------------------------
@@ -411,7 +598,7 @@ def _cmd_send(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
 def _add_list(sub: Any) -> None:
     p = sub.add_parser("list", help="list profiles")
     p.add_argument("-l", "--long", action="store_true", help="host, transport and access too")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print them as JSON on stdout")
     p.add_argument("--path", action="store_true", help="print where profiles.toml is")
     p.set_defaults(func=_cmd_list)
 
@@ -459,7 +646,7 @@ def _cmd_list(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
 def _add_show(sub: Any) -> None:
     p = sub.add_parser("show", help="show a profile (no secrets unless --reveal)")
     _profile_arg(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print it as JSON on stdout")
     p.add_argument(
         "--reveal",
         metavar="KEY",
@@ -579,11 +766,7 @@ def _cmd_edit(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
             "nothing to change: give field options, --set FIELD=VALUE or --unset FIELD"
         )
     profile = ctx.wallet.get(args.profile)
-    try:
-        edited = profile.without(args.unset).with_changes(changes)
-    except FieldError as exc:
-        raise ClientUsageError(f"{exc.field}: {exc.message}") from None
-    ctx.wallet.update(edited)
+    ctx.wallet.update(_apply(profile, changes, args.unset))
     ctx.say(f"updated profile {profile.name!r}")
     return ExitCode.OK
 
@@ -592,10 +775,24 @@ def _add_rm(sub: Any) -> None:
     p = sub.add_parser("rm", help="delete a profile and its keyring entries")
     _profile_arg(p)
     p.add_argument("--keep-keys", action="store_true", help="leave the keyring entries")
+    p.add_argument(
+        "-y", "--yes", action="store_true", help="do not ask (needed when not on a terminal)"
+    )
     p.set_defaults(func=_cmd_rm)
 
 
 def _cmd_rm(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
+    ctx.wallet.get(args.profile)  # it must exist before anyone is asked
+    if not args.yes:
+        what = "" if args.keep_keys else " and its keys in the keyring"
+        answer = ctx.ask(f"delete profile {args.profile!r}{what}? [y/N]")
+        if answer is None:
+            raise ClientUsageError(
+                f"rm deletes {args.profile!r}{what}: confirm with --yes when not on a terminal"
+            )
+        if answer.lower() not in ("y", "yes"):
+            ctx.say(f"kept profile {args.profile!r}: nothing was deleted")
+            return ExitCode.FAILURE
     deleted = ctx.wallet.remove(args.profile, keep_keys=args.keep_keys)
     extra = f" and its keyring entries ({', '.join(deleted)})" if deleted else ""
     ctx.say(f"deleted profile {args.profile!r}{extra}")
@@ -690,6 +887,13 @@ def _cmd_server_stanza(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
 def _add_import_rc(sub: Any) -> None:
     p = sub.add_parser("import-rc", help="import the stanzas of a ~/.fwknoprc as profiles")
     p.add_argument("file", metavar="FILE", nargs="?", help="rc file (default ~/.fwknoprc)")
+    p.add_argument(
+        "-D",
+        "--destination",
+        metavar="HOST",
+        help="the fwknopd host of stanzas without SPA_SERVER (the C client's -D); "
+        "asked for on a terminal",
+    )
     p.add_argument("--dry-run", action="store_true", help="show what would be imported")
     p.add_argument("--force", action="store_true", help="replace profiles of the same name")
     p.set_defaults(func=_cmd_import_rc)
@@ -697,7 +901,18 @@ def _add_import_rc(sub: Any) -> None:
 
 def _cmd_import_rc(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
     path = Path(args.file).expanduser() if args.file else Path.home() / ".fwknoprc"
-    plans = ctx.wallet.plan_rc_file(path)
+    plans = ctx.wallet.plan_rc_file(path, destination=args.destination)
+    hosts: dict[str, str] = {}
+    for plan in plans:
+        if plan.needs_host:
+            answer = ctx.ask(
+                f"[{plan.stanza}] names no server (SPA_SERVER): which host runs its fwknopd? "
+                "(empty: skip it)"
+            )
+            if answer:
+                hosts[plan.stanza] = answer
+    if hosts:
+        plans = ctx.wallet.plan_rc_file(path, hosts=hosts)
     for plan in plans:
         for warning in plan.warnings:
             ctx.say(warning)
@@ -712,15 +927,24 @@ def _cmd_import_rc(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
         ctx.say(f"dry run: {len(ready)} profile(s) would be imported; nothing was written")
         return ExitCode.OK
     if not ready:
-        raise ClientUsageError(f"{path}: no stanza could be imported")
+        hint = ""
+        if any(p.needs_host for p in plans):
+            hint = "; give the server with --destination HOST"
+        if not plans:
+            raise ClientUsageError(f"{path}: no stanza holds keys or a server to import")
+        raise ClientUsageError(f"{path}: no stanza could be imported (why is above){hint}")
     names = ctx.wallet.apply_rc_import(ready, replace=args.force)
-    ctx.say(f"imported {len(names)} profile(s); their keys are in {ctx.wallet.secrets.describe()}")
+    skipped = len(plans) - len(ready)
+    also = f"; {skipped} stanza(s) not imported (why is above)" if skipped else ""
+    ctx.say(
+        f"imported {len(names)} profile(s); their keys are in {ctx.wallet.secrets.describe()}{also}"
+    )
     return ExitCode.OK
 
 
 def _add_export_rc(sub: Any) -> None:
     p = sub.add_parser("export-rc", help="write profiles as ~/.fwknoprc stanzas (keys included)")
-    p.add_argument("profiles", metavar="PROFILE", nargs="+")
+    p.add_argument("profiles", metavar="PROFILE", nargs="+", help="profiles to export")
     p.add_argument(
         "-o",
         "--output",
@@ -816,7 +1040,7 @@ def _cmd_import_share(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
 
 def _add_completion(sub: Any) -> None:
     p = sub.add_parser("completion", help="print a shell completion script")
-    p.add_argument("shell", choices=["bash", "zsh", "fish"])
+    p.add_argument("shell", choices=["bash", "zsh", "fish"], help="bash, zsh or fish")
     p.set_defaults(func=_cmd_completion)
 
 
@@ -830,38 +1054,46 @@ def _cmd_completion(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
 # -- main --------------------------------------------------------------------------------
 
 
+_ADDERS: tuple[Callable[[Any], None], ...] = (
+    _add_send,
+    _add_knock,
+    _add_list,
+    _add_show,
+    _add_add,
+    _add_edit,
+    _add_rm,
+    _add_rename,
+    _add_keygen,
+    _add_server_stanza,
+    _add_import_rc,
+    _add_export_rc,
+    _add_share,
+    _add_import_share,
+    _add_check,
+    _add_completion,
+)
+
+VERSION = (
+    f"fwknop-tui {__version__} (the fwknop command; SPA compatible with fwknop 2.6.10, "
+    "FKO protocol 3.0.0)"
+)
+
+
 def _build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser; with ``only``, just that subcommand is built (the hot path)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="fwknop",
         description="Single Packet Authorization client, wire-compatible with fwknop 2.6.",
         epilog="Exit codes: 0 ok, 1 failure, 2 usage, 3 no such profile, 4 bad profiles.toml, "
         "5 key missing, 6 keyring locked, 7 no keyring, 8 cannot resolve, 9 send failed, "
-        "10 verify timed out, 130 interrupted.",
+        "10 verify timed out, 130 interrupted. With --json, a failure prints "
+        '{"error": {"code": N, "reason": "...", "message": "..."}} on stdout.',
     )
-    parser.add_argument("-V", "--version", action="version", version=f"fwknop-tui {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=VERSION)
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more diagnostics")
     parser.add_argument("-q", "--quiet", action="store_true", help="no diagnostics on success")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    adders = (
-        _add_send,
-        _add_knock,
-        _add_list,
-        _add_show,
-        _add_add,
-        _add_edit,
-        _add_rm,
-        _add_rename,
-        _add_keygen,
-        _add_server_stanza,
-        _add_import_rc,
-        _add_export_rc,
-        _add_share,
-        _add_import_share,
-        _add_check,
-        _add_completion,
-    )
-    for add in adders:
+    for add in _ADDERS:
         name = add.__name__.removeprefix("_add_").replace("_", "-")
         if only is None or name == only:
             add(sub)
@@ -880,6 +1112,25 @@ def _setup_logging(verbosity: int) -> None:
     root.setLevel(logging.DEBUG if verbosity > 1 else logging.INFO)
 
 
+def _error_object(exc: ClientError) -> dict[str, Any]:
+    """What ``--json`` prints for a failure: the exit code, its name, the message."""
+    code = exc.exit_code
+    return {
+        "code": int(code),
+        "reason": code.name.lower(),
+        "message": "; ".join(str(exc).splitlines()),
+    }
+
+
+def _fail(ctx: _Ctx, exc: ClientError, *, json: bool) -> ExitCode:
+    """Report a failure: one line per problem on stderr, and the JSON object with --json."""
+    for line in str(exc).splitlines() or [type(exc).__name__]:
+        ctx.err.write(f"fwknop: {line}\n")
+    if json:
+        ctx.out.write(_json().dumps({"error": _error_object(exc)}, indent=2) + "\n")
+    return exc.exit_code
+
+
 def main(argv: Sequence[str] | None = None, *, secrets: SecretStore | None = None) -> ExitCode:
     """Entry point of ``fwknop``; ``secrets`` replaces the keyring (tests)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -888,20 +1139,25 @@ def main(argv: Sequence[str] | None = None, *, secrets: SecretStore | None = Non
     first = next((a for a in argv if not a.startswith("-")), None)
     known = first is not None and f"_add_{first.replace('-', '_')}" in globals()
     parser = _build_parser(first if known and "-h" not in argv and "--help" not in argv else None)
-    args = parser.parse_args(argv)
+    json = "--json" in argv[: argv.index("--") if "--" in argv else len(argv)]
+    ctx = _Ctx(secrets)
+    try:
+        args = parser.parse_args(argv)
+    except _ArgumentError as exc:
+        if not json:
+            exc.parser.print_usage(ctx.err)
+        return _fail(ctx, ClientUsageError(f"{exc.parser.prog}: {exc}"), json=json)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return ExitCode.OK
     _setup_logging(args.verbose)
-    ctx = _Ctx(secrets)
+    ctx.quiet = args.quiet
     try:
         code: ExitCode = args.func(args, ctx)
     except ClientError as exc:
-        ctx.err.write(f"fwknop: {exc}\n")
-        return exc.exit_code
+        return _fail(ctx, exc, json=json)
     except (FieldError, UsageError) as exc:
-        ctx.err.write(f"fwknop: {exc}\n")
-        return ExitCode.USAGE
+        return _fail(ctx, ClientUsageError(str(exc)), json=json)
     except KeyboardInterrupt:
         ctx.err.write("fwknop: interrupted\n")
         return ExitCode.INTERRUPTED

@@ -107,6 +107,7 @@ class VerifyResult:
     attempts: int
     seconds: float
     cancelled: bool = False
+    open_before: bool = False  # the port answered before the knock: the verify proves nothing
 
 
 @dataclass(frozen=True)

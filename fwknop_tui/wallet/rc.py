@@ -3,7 +3,14 @@
 Import reads the C client's rc syntax (client.md §3): ``[name]`` stanzas,
 ``NAME VALUE`` lines whose value ends at the first space, tab, ``;`` or
 ``#``, booleans true only for ``Y``. ``[default]`` is merged under every
-named stanza, as the C client does. ``CLIENT_TIMEOUT`` (written by
+named stanza, as the C client does; a ``[default]`` that holds keys (or a
+server) is also a profile of its own, because that is what the C client
+uses when no ``-n`` is given. A stanza without ``SPA_SERVER`` (the C client
+takes ``-D`` on its command line) needs a destination from the user: one
+for all such stanzas, or one per stanza; until it has one, its plan says so
+(``needs_host``) and it is not imported. ``GPG_SIGNING_PW`` sets the same
+client option as ``KEY``, so in a stanza without GnuPG it is the Rijndael
+passphrase, as the C client uses it. ``CLIENT_TIMEOUT`` (written by
 fwknop-gui and shown in fwknop's own rc template, but never read by the C
 client) is accepted as ``FW_TIMEOUT``. Import is two steps: ``plan_import``
 turns the text into profiles and keys with warnings and touches nothing;
@@ -18,6 +25,7 @@ type) are reported, not silently dropped.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +59,31 @@ _IGNORED = {
     "GPG_NO_SIGNING_PW",
 }
 COLUMN = 28
+_LABEL = {"rijndael": "Rijndael key", "hmac": "HMAC key", "gpg-signing-pw": "GnuPG passphrase"}
+# the rc variable behind a profile field, to name it (and its line) when its value is refused
+_VAR_OF = {
+    "host": "SPA_SERVER",
+    "port": "SPA_SERVER_PORT",
+    "transport": "SPA_SERVER_PROTO",
+    "source_port": "SPA_SOURCE_PORT",
+    "client_timeout": "FW_TIMEOUT",
+    "allow_ip": "ALLOW_IP",
+    "time_offset": "TIME_OFFSET",
+    "digest_type": "DIGEST_TYPE",
+    "encryption_mode": "ENCRYPTION_MODE",
+    "hmac_type": "HMAC_DIGEST_TYPE",
+    "username": "SPOOF_USER",
+    "spoof_source": "SPOOF_SOURCE_IP",
+    "nat_access": "NAT_ACCESS",
+    "nat_port": "NAT_PORT",
+    "user_agent": "HTTP_USER_AGENT",
+    "access": "ACCESS",
+    "gpg_recipient": "GPG_RECIPIENT",
+    "gpg_signer": "GPG_SIGNER",
+    "gpg_home": "GPG_HOMEDIR",
+    "gpg_exe": "GPG_EXE",
+    "resolve_url": "RESOLVE_URL",
+}
 
 
 @dataclass
@@ -92,6 +125,8 @@ class RcImport:
     keys: dict[str, str] = field(default_factory=dict)  # slot -> stored value
     warnings: list[str] = field(default_factory=list)
     exists: bool = False
+    reason: str = ""  # why it is not imported (profile None)
+    needs_host: bool = False  # only the destination is missing
 
     def __repr__(self) -> str:
         return f"RcImport({self.name!r}, keys={sorted(self.keys)}, warnings={len(self.warnings)})"
@@ -106,19 +141,49 @@ def _profile_name(stanza: str) -> str:
     return name or "imported"
 
 
+_KEY_VARS = {
+    "KEY",
+    "KEY_BASE64",
+    "HMAC_KEY",
+    "HMAC_KEY_BASE64",
+    "GPG_SIGNING_PW",
+    "GPG_SIGNING_PW_BASE64",
+}
+
+
+def _is_profile(default: RcStanza) -> bool:
+    """Whether ``[default]`` is a knock setup of its own: it holds keys or names a server."""
+    return bool(default.values.keys() & (_KEY_VARS | {"SPA_SERVER", "USE_GPG"}))
+
+
 def plan_import(
-    text: str, source: str, existing: set[str] | frozenset[str] = frozenset()
+    text: str,
+    source: str,
+    existing: set[str] | frozenset[str] = frozenset(),
+    *,
+    destination: str | None = None,
+    hosts: Mapping[str, str] | None = None,
 ) -> list[RcImport]:
-    """Turn rc text into profiles and keys; nothing is written."""
+    """Turn rc text into profiles and keys; nothing is written.
+
+    ``destination`` is the host for every stanza without ``SPA_SERVER``;
+    ``hosts`` (stanza name -> host) gives one stanza its own.
+    """
     stanzas = parse_rc(text)
     default = next((s for s in stanzas if s.name.lower() == "default"), None)
     plans = []
     for st in stanzas:
-        if st.name.lower() == "default":
-            continue
-        merged = dict(default.values) if default else {}
-        merged.update(st.values)
-        plans.append(_plan_one(st, merged, source, existing))
+        if st is default:
+            if not _is_profile(st):
+                continue
+            merged = dict(st.values)
+        elif st.name.lower() == "default":
+            continue  # a second [default]: the C client reads only the first
+        else:
+            merged = dict(default.values) if default else {}
+            merged.update(st.values)
+        host = (hosts or {}).get(st.name) or destination
+        plans.append(_plan_one(st, merged, source, existing, host))
     return plans
 
 
@@ -127,6 +192,7 @@ def _plan_one(
     values: dict[str, tuple[str, int]],
     source: str,
     existing: set[str] | frozenset[str],
+    destination: str | None = None,
 ) -> RcImport:
     name = _profile_name(st.name)
     plan = RcImport(stanza=st.name, name=name, line=st.line, profile=None, exists=name in existing)
@@ -134,12 +200,13 @@ def _plan_one(
         plan.warnings.append(f"stanza [{st.name}] becomes profile {name!r}")
     fields: dict[str, Any] = {}
     secrets_text: dict[str, tuple[str, bool]] = {}  # slot -> (value, is_base64)
+    secret_lines: dict[str, int] = {}  # slot -> its line
     use_hmac = False
 
     def warn(var: str, message: str) -> None:
         plan.warnings.append(f"{source}:{values[var][1]}: {var}: {message}")
 
-    for var, (value, _line) in values.items():
+    for var, (value, at_line) in values.items():
         if var == "SPA_SERVER":
             fields["host"] = value
         elif var == "SPA_SERVER_PORT":
@@ -181,11 +248,14 @@ def _plan_one(
             use_hmac = _yes(value)
         elif var in ("KEY", "KEY_BASE64"):
             secrets_text["rijndael"] = (value, var == "KEY_BASE64")
+            secret_lines["rijndael"] = at_line
         elif var in ("HMAC_KEY", "HMAC_KEY_BASE64"):
             secrets_text["hmac"] = (value, var == "HMAC_KEY_BASE64")
+            secret_lines["hmac"] = at_line
             use_hmac = True
         elif var in ("GPG_SIGNING_PW", "GPG_SIGNING_PW_BASE64"):
             secrets_text["gpg-signing-pw"] = (value, var.endswith("_BASE64"))
+            secret_lines["gpg-signing-pw"] = at_line
         elif var == "USE_GPG":
             if _yes(value):
                 fields["encryption"] = "gpg"
@@ -227,12 +297,38 @@ def _plan_one(
         else:
             warn(var, "unknown variable, skipped")
 
-    if "host" not in fields:
-        plan.warnings.append(f"{source}:{st.line}: [{st.name}] has no SPA_SERVER; not imported")
+    where = f"{source}:{st.line}: [{st.name}]"
+
+    def refuse(reason: str, line: int | None = None) -> RcImport:
+        plan.reason = reason
+        plan.warnings.append(f"{source}:{line or st.line}: [{st.name}]: {reason}; not imported")
         return plan
+
+    if "host" not in fields:
+        if not destination:
+            plan.needs_host = True
+            return refuse(
+                "has no SPA_SERVER (the C client takes -D on its command line): "
+                "give the destination (fwknop import-rc --destination HOST)"
+            )
+        fields["host"] = destination
     gpg = fields.get("encryption") == "gpg"
     if gpg and "rijndael" in secrets_text and "gpg-signing-pw" not in secrets_text:
         secrets_text["gpg-signing-pw"] = secrets_text.pop("rijndael")  # KEY doubles as it
+        secret_lines["gpg-signing-pw"] = secret_lines["rijndael"]
+    if not gpg and "gpg-signing-pw" in secrets_text and "rijndael" not in secrets_text:
+        # GPG_SIGNING_PW sets the C client's KEY: without GnuPG it is the Rijndael passphrase
+        secrets_text["rijndael"] = secrets_text.pop("gpg-signing-pw")
+        secret_lines["rijndael"] = secret_lines["gpg-signing-pw"]
+        plan.warnings.append(
+            f"{where}: GPG_SIGNING_PW without USE_GPG is the Rijndael key, as the C client uses it"
+        )
+    if fields.get("nat_random_port") and not (fields.get("nat_access") or fields.get("nat_local")):
+        del fields["nat_random_port"]
+        plan.warnings.append(
+            f"{where}: NAT_RAND_PORT without NAT_ACCESS (the C client takes -N on its command "
+            "line) is dropped: set nat_access and nat_random_port later"
+        )
     if not use_hmac:
         fields["hmac_type"] = "none"
     elif "hmac_type" not in fields:
@@ -240,26 +336,28 @@ def _plan_one(
     if "rijndael" in secrets_text and not secrets_text["rijndael"][1]:
         fields["key_format"] = "passphrase"
     if "allow_ip" not in fields:
-        plan.warnings.append(f'{source}:{st.line}: [{st.name}] sets no ALLOW_IP; using "source"')
+        plan.warnings.append(f'{where}: sets no ALLOW_IP; using "source"')
+    if "access" not in fields and "server_command" not in fields:
+        plan.warnings.append(f"{where}: sets no ACCESS; using tcp/22")
     try:
         profile = Profile.from_table(name, fields)
     except FieldError as exc:
-        plan.warnings.append(
-            f"{source}:{st.line}: [{st.name}]: {exc.field}: {exc.message}; not imported"
-        )
-        return plan
+        var = _VAR_OF.get(exc.field, "")
+        if var in values:
+            return refuse(f"{var}: {exc.message}", values[var][1])
+        return refuse(f"{exc.field}: {exc.message}")
     for slot, (value, is_b64) in secrets_text.items():
         try:
             plan.keys[slot] = _stored(slot, value, is_b64, profile)
-        except UsageError as exc:
-            plan.warnings.append(
-                f"{source}:{st.line}: [{st.name}]: {slot} key: {exc}; not imported"
-            )
-            return plan
-    if use_hmac and "hmac" not in plan.keys:
-        plan.warnings.append(
-            f"{source}:{st.line}: [{st.name}] uses HMAC but holds no HMAC key; add it later"
+        except (UsageError, ValueError) as exc:
+            return refuse(f"{_LABEL[slot]}: {exc}", secret_lines.get(slot))
+    if {"rijndael", "hmac"} <= plan.keys.keys() and plan.keys["rijndael"] == plan.keys["hmac"]:
+        return refuse(
+            "the Rijndael key and the HMAC key are the same (the C client refuses that too)"
         )
+    for slot in profile.key_slots():
+        if slot not in plan.keys and slot != "gpg-signing-pw":
+            plan.warnings.append(f"{where}: holds no {_LABEL[slot]}; add it later")
     plan.profile = profile
     return plan
 

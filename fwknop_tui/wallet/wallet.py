@@ -8,7 +8,7 @@ old entries are deleted only after the profile change is on disk.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -344,13 +344,30 @@ class Wallet:
 
     # -- rc files ---------------------------------------------------------------------
 
-    def plan_rc_import(self, text: str, source: str) -> list[RcImport]:
-        """Preview an rc import: profiles, key slots and warnings; nothing is written."""
+    def plan_rc_import(
+        self,
+        text: str,
+        source: str,
+        *,
+        destination: str | None = None,
+        hosts: Mapping[str, str] | None = None,
+    ) -> list[RcImport]:
+        """Preview an rc import: profiles, key slots and warnings; nothing is written.
+
+        ``destination`` (and ``hosts``, per stanza) give the server of stanzas
+        without ``SPA_SERVER``.
+        """
         from .rc import plan_import  # noqa: PLC0415
 
-        return plan_import(text, source, set(self.names()))
+        return plan_import(text, source, set(self.names()), destination=destination, hosts=hosts)
 
-    def plan_rc_file(self, path: Path) -> list[RcImport]:
+    def plan_rc_file(
+        self,
+        path: Path,
+        *,
+        destination: str | None = None,
+        hosts: Mapping[str, str] | None = None,
+    ) -> list[RcImport]:
         """Read an rc file and preview its import (``ClientUsageError`` if it cannot be read)."""
         try:
             text = path.read_text(encoding="utf-8")
@@ -358,7 +375,7 @@ class Wallet:
             raise ClientUsageError(f"cannot read {path}: {exc.strerror}") from None
         except UnicodeDecodeError:
             raise ClientUsageError(f"{path} is not UTF-8 text") from None
-        return self.plan_rc_import(text, str(path))
+        return self.plan_rc_import(text, str(path), destination=destination, hosts=hosts)
 
     def apply_rc_import(self, plans: list[RcImport], *, replace: bool = False) -> list[str]:
         """Apply a preview all or nothing; returns the profile names written."""

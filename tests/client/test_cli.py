@@ -256,7 +256,7 @@ def test_edit_unset_list_rename_rm(
     assert set(memory.get_many("lab2", ["rijndael", "hmac"]).values()) != {None}
     assert memory.get_many(lab, ["rijndael", "hmac"]) == {"rijndael": None, "hmac": None}
     assert _run(["list"], memory, capsys)[1] == "lab2\n"
-    assert _run(["rm", "lab2"], memory, capsys)[0] == 0
+    assert _run(["rm", "lab2", "--yes"], memory, capsys)[0] == 0
     assert memory.entries == {}
     assert _run(["list"], memory, capsys)[1] == ""
 

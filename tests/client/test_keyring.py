@@ -126,7 +126,7 @@ def test_rename_moves_and_rm_deletes_the_entries(
     assert session.lookup("old/rijndael") is None
     assert session.lookup("new/rijndael") == secret
     assert session.lookup("new/hmac")
-    _ok(client.run(["rm", "new"]))
+    _ok(client.run(["rm", "new", "--yes"]))
     assert session.lookup("new/rijndael") is None
     assert session.lookup("new/hmac") is None
     assert "new" not in _ok(client.run(["list"])).split()

@@ -61,6 +61,15 @@ def describe_share(text: str, profile: Profile | None) -> str:
     return "Found " + " and ".join(found) + "."
 
 
+def _status(plan: RcImport) -> str:
+    """The Status cell of one stanza in the preview."""
+    if plan.needs_host:
+        return "needs a destination"
+    if plan.profile is None:
+        return "cannot import"
+    return "replaces" if plan.exists else "new"
+
+
 class ImportScreen(Dialog[list[str] | None]):
     """Dismisses with the names of the profiles created or given keys, or None."""
 
@@ -89,6 +98,13 @@ class ImportScreen(Dialog[list[str] | None]):
                         yield Label("rc file", classes="label")
                         yield Input(value=str(self.rc_path), id="rc-path", compact=True)
                         yield Button("Preview", id="rc-preview", variant="primary", compact=True)
+                    with Horizontal(classes="field"):
+                        yield Label("Destination", classes="label")
+                        yield Input(
+                            placeholder="fwknopd host for stanzas without SPA_SERVER",
+                            id="rc-destination",
+                            compact=True,
+                        )
                     yield DataTable(id="rc-plan", cursor_type="row")
                     yield Static("", id="rc-warnings", classes="help", markup=False)
                     with Horizontal(classes="field"):
@@ -142,11 +158,13 @@ class ImportScreen(Dialog[list[str] | None]):
 
     @on(Button.Pressed, "#rc-preview")
     @on(Input.Submitted, "#rc-path")
+    @on(Input.Submitted, "#rc-destination")
     def _rc_preview(self) -> None:
         path = Path(self.query_one("#rc-path", Input).value.strip() or "~/.fwknoprc").expanduser()
+        destination = self.query_one("#rc-destination", Input).value.strip() or None
         wallet = self.fwknop.wallet
         self.fwknop.background(
-            lambda: wallet.plan_rc_file(path),
+            lambda: wallet.plan_rc_file(path, destination=destination),
             done=self._show_plan,
             what=f"reading {path}",
             group="import",
@@ -163,7 +181,7 @@ class ImportScreen(Dialog[list[str] | None]):
                 f"[{p.stanza}] line {p.line}",
                 p.profile.host if p.profile else "-",
                 ", ".join(p.keys) or "none",
-                "cannot import" if p.profile is None else ("replaces" if p.exists else "new"),
+                _status(p),
             )
             for p in plans
         ]
