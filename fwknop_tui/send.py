@@ -56,6 +56,7 @@ __all__ = [
     "KnockResult",
     "Stage",
     "StageReport",
+    "VerifyPlan",
     "VerifyResult",
     "build_icmp_packet",
     "build_udp_packet",
@@ -63,6 +64,7 @@ __all__ = [
     "knock",
     "probe_tcp",
     "resolve_host",
+    "tcp_target",
 ]
 
 if TYPE_CHECKING:
@@ -502,30 +504,25 @@ def probe_tcp(
     family: str = "any",
     cancel: threading.Event | None = None,
 ) -> VerifyResult:
-    """Connect to ``host:port`` until it answers or ``retries`` attempts fail."""
+    """Connect to ``host:port`` until it answers or ``retries`` x ``interval`` seconds pass.
+
+    Attempts start 10 ms apart and back off to ``interval`` (``probe.race_connect``).
+    """
+    from .probe import race_connect  # noqa: PLC0415 - only a verify pays for it
+
     af, address = resolve_host(host, port, family, stream=True)
-    start = time.monotonic()
-    for attempt in range(1, retries + 1):
-        began = time.monotonic()
-        try:
-            with socket.socket(af, socket.SOCK_STREAM) as sock:
-                sock.settimeout(max(0.2, min(interval, CONNECT_TIMEOUT)))
-                sock.connect((address, port))
-            return VerifyResult(host, port, True, attempt, time.monotonic() - start)
-        except OSError:
-            pass
-        if attempt == retries:
-            break
-        wait = interval - (time.monotonic() - began)
-        if cancel is not None:
-            if cancel.wait(max(0.0, wait)):
-                return VerifyResult(host, port, False, attempt, time.monotonic() - start, True)
-        elif wait > 0:
-            time.sleep(wait)
-    return VerifyResult(host, port, False, retries, time.monotonic() - start)
+    race = race_connect(
+        af, address, port, budget=retries * interval, max_gap=interval, cancel=cancel
+    )
+    if race.sock is not None:
+        race.sock.close()
+    return VerifyResult(
+        host, port, race.sock is not None, race.attempts, race.seconds, race.cancelled
+    )
 
 
-def _verify_target(profile: Profile) -> tuple[str, int]:
+def tcp_target(profile: Profile) -> tuple[str, int]:
+    """Where a verify (or ``fwknop connect``) connects: ``verify``, else the first TCP port."""
     if profile.verify:
         host, port = split_hostport(profile.verify)
         return host or profile.host, port or 0
@@ -539,23 +536,87 @@ def _verify_target(profile: Profile) -> tuple[str, int]:
     )
 
 
+class VerifyPlan:
+    """Where a knock's verify connects, resolved before the knock, and the probe sent ahead.
+
+    ``probe_ahead`` starts one connection attempt just before the packet
+    goes out (``probe.PreProbe``): if it is answered at once, the port was
+    open before the knock and the verify proves nothing (``open_before``).
+    """
+
+    __slots__ = ("address", "af", "host", "port", "pre")
+
+    def __init__(self, host: str, port: int, af: int, address: str) -> None:
+        self.host = host
+        self.port = port
+        self.af = af
+        self.address = address
+        self.pre: Any = None
+
+    @classmethod
+    def of(cls, profile: Profile, target: tuple[str, int] | None = None) -> VerifyPlan:
+        """Resolve ``target`` (default: the profile's ``tcp_target``)."""
+        host, port = target or tcp_target(profile)
+        af, address = resolve_host(host, port, profile.address_family, stream=True)
+        return cls(host, port, af, address)
+
+    def probe_ahead(self) -> None:
+        """Start the probe whose SYN leaves before the knock."""
+        from .probe import PreProbe  # noqa: PLC0415 - only a verify pays for it
+
+        self.pre = PreProbe(self.af, self.address, self.port)
+
+    def close(self) -> None:
+        """Drop the probe if it is still pending."""
+        if self.pre is not None:
+            self.pre.close()
+
+
 def _verify_stage(
-    stages: _Stages, profile: Profile, cancel: threading.Event | None
+    stages: _Stages,
+    profile: Profile,
+    cancel: threading.Event | None,
+    plan: VerifyPlan | None = None,
+    on_connect: Callable[[socket.socket], None] | None = None,
 ) -> VerifyResult:
-    """The verify stage of a knock: probe the profile's TCP port until it answers."""
-    host, vport = _verify_target(profile)
-    result: VerifyResult = stages.run(
-        Stage.VERIFY,
-        lambda: probe_tcp(
-            host,
-            vport,
-            retries=profile.verify_retries,
-            interval=profile.verify_interval,
-            family=profile.address_family,
+    """The verify stage of a knock (SPA or sequence): connect to the target until it answers.
+
+    ``plan`` is resolved (and its probe sent) before the knock; without one
+    the target is resolved now and nothing can say whether it was open before.
+    """
+    from .probe import race_connect  # noqa: PLC0415 - only a verify pays for it
+
+    plan = plan or VerifyPlan.of(profile)
+
+    def run() -> VerifyResult:
+        race = race_connect(
+            plan.af,
+            plan.address,
+            plan.port,
+            budget=profile.verify_retries * profile.verify_interval,
+            max_gap=profile.verify_interval,
+            pre=plan.pre,
             cancel=cancel,
-        ),
-        lambda r: f"{host}:{vport} {'open' if r.ok else 'closed'} after {r.attempts} attempt(s)",
-    )
+        )
+        if race.sock is not None:
+            if on_connect is not None:
+                on_connect(race.sock)
+            else:
+                race.sock.close()
+        return VerifyResult(
+            plan.host,
+            plan.port,
+            race.sock is not None,
+            race.attempts,
+            race.seconds,
+            race.cancelled,
+            race.open_before,
+        )
+
+    try:
+        result: VerifyResult = stages.run(Stage.VERIFY, run, _verify_detail)
+    finally:
+        plan.close()
     return result
 
 
@@ -568,6 +629,8 @@ def knock(
     *,
     dry_run: bool = False,
     verify: bool | None = None,
+    verify_target: tuple[str, int] | None = None,
+    on_connect: Callable[[socket.socket], None] | None = None,
     ask_allow_ip: Callable[[], str] | None = None,
     on_stage: Callable[[StageReport], None] | None = None,
     cancel: threading.Event | None = None,
@@ -577,7 +640,10 @@ def knock(
 
     ``keys`` is the keys themselves or a callable that loads them (so the
     keyring read is timed as its own stage). ``verify`` None follows the
-    profile (on when it names a ``verify`` target).
+    profile (on when it names a ``verify`` target); ``verify_target`` (host,
+    port) verifies there instead of the profile's target. With
+    ``on_connect``, the verified connection is handed to it (it owns the
+    socket then) instead of being closed: ``fwknop connect`` relays over it.
     """
     if profile.knocks_sequence:  # a fwknop 1.x knock sequence, not an SPA packet
         from .sequence import knock_sequence  # noqa: PLC0415
@@ -596,8 +662,10 @@ def knock(
     )
     family = "ipv4" if profile.transport.raw else profile.address_family
     port = _randbelow(55535) + 10000 if profile.random_port else profile.port
+    want_verify = verify_target is not None or (bool(profile.verify) if verify is None else verify)
+    want_verify = want_verify and not dry_run
 
-    def resolve() -> tuple[int, str, str]:
+    def resolve() -> tuple[int, str, str, VerifyPlan | None]:
         if profile.http_proxy:
             proxy_host, proxy_port = split_hostport(profile.http_proxy)
             af, addr = resolve_host(
@@ -610,9 +678,11 @@ def knock(
                 family,
                 stream=profile.transport in (Transport.TCP, Transport.HTTP),
             )
-        return af, addr, _allow_ip(profile, ask_allow_ip)
+        # before the knock: a verify target that cannot be resolved stops it
+        target = VerifyPlan.of(profile, verify_target) if want_verify else None
+        return af, addr, _allow_ip(profile, ask_allow_ip), target
 
-    af, address, allow_ip = stages.run(
+    af, address, allow_ip, target = stages.run(
         Stage.RESOLVE, resolve, lambda r: f"{profile.host} is {r[1]}; allow {r[2]}"
     )
     dest_port = port
@@ -628,16 +698,21 @@ def knock(
         Stage.BUILD, build, lambda r: f"{r[0].message_type.label}, {len(r[1])} characters"
     )
     source = None
-    if not dry_run:
-        source = stages.run(
-            Stage.SEND,
-            lambda: _send(profile, wire, af, address, dest_port),
-            lambda _src: f"{profile.transport.value} to {address} port {dest_port}",
-        )
     result_verify = None
-    want_verify = bool(profile.verify) if verify is None else verify
-    if want_verify and not dry_run:
-        result_verify = _verify_stage(stages, profile, cancel)
+    if not dry_run:
+        try:
+            if target is not None:
+                target.probe_ahead()  # its SYN leaves before the knock
+            source = stages.run(
+                Stage.SEND,
+                lambda: _send(profile, wire, af, address, dest_port),
+                lambda _src: f"{profile.transport.value} to {address} port {dest_port}",
+            )
+            if target is not None:
+                result_verify = _verify_stage(stages, profile, cancel, target, on_connect)
+        finally:
+            if target is not None:
+                target.close()
     request = (
         message.command if message.command is not None else ",".join(str(a) for a in message.access)
     )
@@ -656,3 +731,11 @@ def knock(
         verify=result_verify,
         stages=tuple(stages.done),
     )
+
+
+def _verify_detail(v: VerifyResult) -> str:
+    if v.open_before:
+        return f"{v.host}:{v.port} was already open before the knock: this proves nothing"
+    if v.ok:
+        return f"{v.host}:{v.port} open {v.seconds * 1000:.0f} ms after the knock"
+    return f"{v.host}:{v.port} closed after {v.attempts} attempt(s)"

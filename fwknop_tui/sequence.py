@@ -50,6 +50,7 @@ from .send import (
     KnockResult,
     Stage,
     StageReport,
+    VerifyPlan,
     _allow_ip,
     _send_raw,
     _Stages,
@@ -214,15 +215,25 @@ def knock_sequence(
         lambda: plan_sequence(profile, got, allow_ip, salt=salt),
         lambda r: f"{kind} of {len(r[0])} knocks",
     )
-    if not dry_run:
-        stages.run(
-            Stage.SEND,
-            lambda: send_knocks(plan, af, address, delay=profile.knock_delay, cancel=cancel),
-            lambda n: f"{n} of {len(plan)} knocks to {address}, {profile.knock_delay:g} s apart",
-        )
     result_verify = None
-    if (bool(profile.verify) if verify is None else verify) and not dry_run:
-        result_verify = _verify_stage(stages, profile, cancel)
+    want_verify = (bool(profile.verify) if verify is None else verify) and not dry_run
+    check = VerifyPlan.of(profile) if want_verify else None
+    try:
+        if not dry_run:
+            if check is not None:
+                check.probe_ahead()  # ahead of the first knock: was the port open before?
+            stages.run(
+                Stage.SEND,
+                lambda: send_knocks(plan, af, address, delay=profile.knock_delay, cancel=cancel),
+                lambda n: (
+                    f"{n} of {len(plan)} knocks to {address}, {profile.knock_delay:g} s apart"
+                ),
+            )
+        if check is not None:
+            result_verify = _verify_stage(stages, profile, cancel, check)
+    finally:
+        if check is not None:
+            check.close()
     protos = sorted({s.proto_name for s in plan})
     return KnockResult(
         profile=profile.name,

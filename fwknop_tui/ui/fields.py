@@ -107,8 +107,8 @@ _TABLE: tuple[tuple[Any, ...], ...] = (
     # advanced
     ("verify", "Verify", "advanced", "text",
        "host:port to probe after the knock (empty: the first tcp port, on --verify)"),
-    ("verify_retries", "Verify tries", "advanced", "int", "probes before giving up"),
-    ("verify_interval", "Verify interval", "advanced", "text", "seconds between probes"),
+    ("verify_retries", "Verify tries", "advanced", "int", "give up after tries x interval s"),
+    ("verify_interval", "Verify interval", "advanced", "text", "longest pause between probes"),
     ("keep_open", "Keep open", "advanced", "int",
        "keep-open re-knock interval in seconds (0: 80% of the timeout)"),
     ("http_proxy", "HTTP proxy", "advanced", "text", "host[:port] (transport http)"),

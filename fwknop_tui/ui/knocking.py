@@ -56,6 +56,13 @@ class KnockOutcome:
     @property
     def headline(self) -> str:
         """One line for the knock view."""
+        v = self.result.verify if self.result is not None else None
+        if self.ok and v is not None and v.open_before:
+            took = f"{self.record.seconds * 1000:.0f} ms"
+            return (
+                f"Sent in {took}, but {v.host}:{v.port} was already open before the knock: "
+                "the verify proves nothing."
+            )
         if self.ok or not self.error:
             return self.record.headline
         return f"Failed at {self.record.failed_stage}: {self.error}"

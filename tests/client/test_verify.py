@@ -1,0 +1,119 @@
+"""A verify that does not lie (issue 13): probe before the knock, retry fast after it."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from fwknop_core import generate_keys
+from fwknop_tui.probe import FIRST_SYN_WINDOW, attempt_offsets
+from fwknop_tui.send import knock
+from fwknop_tui.wallet.keys import ProfileKeys
+from fwknop_tui.wallet.profiles import Profile
+from tests.helpers.netns import SERVER_IP, drop_policy_nft, net_pair
+from tests.helpers.ourclient import OurClient
+from tests.helpers.ourd import OurFwknopd
+
+KEYS = generate_keys()
+PROFILE_KEYS = ProfileKeys(KEYS.rijndael, KEYS.hmac)
+
+
+def test_attempts_start_10_ms_apart_and_back_off_to_the_interval() -> None:
+    assert attempt_offsets(5.0, 1.0) == [
+        0.0, 0.01, 0.03, 0.07, 0.15, 0.31, 0.63, 1.27, 2.27, 3.27, 4.27,
+    ]  # fmt: skip
+    # the old loop made one attempt per interval: 5 in 5 s, the first retry after a second
+    assert len([t for t in attempt_offsets(5.0, 1.0) if t < 0.1]) == 4
+    assert attempt_offsets(0.05, 1.0) == [0.0, 0.01, 0.03]
+    assert FIRST_SYN_WINDOW <= 1.0
+
+
+def _local(port: int, **extra: object) -> Profile:
+    return Profile.from_table(
+        "local",
+        {"host": "127.0.0.1", "port": 9, "verify": f"127.0.0.1:{port}", **extra},
+    )
+
+
+def test_a_port_open_before_the_knock_is_reported_as_proving_nothing() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as srv:
+        result = knock(_local(srv.getsockname()[1]), PROFILE_KEYS)
+    assert result.verify is not None
+    assert result.verify.ok and result.verify.open_before
+    detail = result.stages[-1].detail
+    assert "already open before the knock: this proves nothing" in detail
+
+
+def test_the_verified_connection_can_be_kept() -> None:
+    kept: list[socket.socket] = []
+    with socket.create_server(("127.0.0.1", 0)) as srv:
+        result = knock(_local(srv.getsockname()[1]), PROFILE_KEYS, on_connect=kept.append)
+        conn, _ = srv.accept()
+        with conn, kept[0] as mine:
+            mine.sendall(b"ping")
+            assert conn.recv(4) == b"ping"
+    assert result.verify is not None and result.verify.ok
+
+
+def test_a_closed_port_fails_within_the_budget() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, not listening: refused
+        result = knock(_local(port, verify_retries=2, verify_interval=0.05), PROFILE_KEYS)
+    assert result.verify is not None
+    assert not result.verify.ok and not result.verify.open_before
+    assert result.verify.attempts == len(attempt_offsets(0.1, 0.05))
+
+
+def test_a_verify_target_that_cannot_be_resolved_stops_before_the_knock() -> None:
+    from fwknop_tui.errors import ResolveError
+
+    profile = _local(22).with_changes({"verify": "no-such-host.invalid:22"})
+    with pytest.raises(ResolveError):
+        knock(profile, PROFILE_KEYS)
+
+
+@pytest.mark.netns
+@pytest.mark.slow
+@pytest.mark.usefixtures("namespaces")
+def test_behind_a_drop_firewall_the_knock_verifies_and_a_bad_knock_is_not_verified(
+    tmp_path: Path,
+) -> None:
+    """Our fwknopd, default drop: a good knock verifies; wrong keys during a grant prove nothing."""
+    client = OurClient(tmp_path / "client")
+    good = client.key_file("good", KEYS.as_text())
+    other = generate_keys()
+    bad = client.key_file("bad", other.as_text())
+    client.profiles.write_text(
+        "[profiles.lab]\n"
+        f'host = "{SERVER_IP}"\naccess = ["tcp/2222"]\nkey_file = "{good}"\n'
+        "verify_retries = 10\n"
+        "[profiles.wrong]\n"
+        f'host = "{SERVER_IP}"\naccess = ["tcp/2222"]\nkey_file = "{bad}"\n'
+        "verify_retries = 10\n"
+    )
+    stanza = f"SOURCE ANY\n{KEYS.as_text()}FW_ACCESS_TIMEOUT 60\n"
+    with net_pair("vf") as pair:
+        drop_policy_nft(pair.server, allow_udp=[62201])
+        pair.listen_tcp(2222)
+        daemon = OurFwknopd(
+            pair.server, tmp_path / "d", interface=pair.server_if, access_conf=stanza
+        ).start()
+        assert not pair.tcp_open(2222)
+        res = client.run(["send", "lab", "--verify", "--json"], ns=pair.client)
+        assert res.returncode == 0, res.stderr.decode() + daemon.log()
+        verify = json.loads(res.stdout)["verify"]
+        assert verify["ok"] and not verify["open_before"]
+        # wrong keys while the first grant is still open: the port answers, but not thanks
+        # to this knock, and the command says so instead of "verified"
+        res = client.run(["send", "wrong", "--verify"], ns=pair.client)
+        assert res.returncode == 0
+        assert b"already answered before the knock, so the verify proves nothing" in res.stderr
+        assert b"verified" not in res.stderr
+        res = client.run(["send", "wrong", "--verify", "--json"], ns=pair.client)
+        verify = json.loads(res.stdout)["verify"]
+        assert verify["ok"] and verify["open_before"]
+        assert daemon.wait_log("HMAC mismatch")
