@@ -35,6 +35,7 @@ from .wallet.wallet import Wallet
 
 if TYPE_CHECKING:
     from .send import VerifyResult
+    from .wallet.keys import KeyOverrides
 
 __all__ = ["main", "main_tui"]
 
@@ -406,9 +407,13 @@ def _new_profile(name: str, changes: dict[str, Any]) -> Profile:
 
 
 def _profile_arg(
-    parser: argparse.ArgumentParser, *, nargs: str | None = None, text: str = "profile name"
+    parser: argparse.ArgumentParser,
+    *,
+    nargs: str | None = None,
+    text: str = "profile name",
+    metavar: str = "PROFILE",
 ) -> None:
-    parser.add_argument("profile", metavar="PROFILE", nargs=nargs, help=text)
+    parser.add_argument("profile", metavar=metavar, nargs=nargs, help=text)
 
 
 # -- send ------------------------------------------------------------------------------
@@ -469,20 +474,41 @@ def _send_arguments(p: argparse.ArgumentParser) -> None:
         action="store_false",
         help="do not probe, even if the profile says so",
     )
+    _key_options(p)
+    _field_options(p)
+
+
+def _key_options(p: argparse.ArgumentParser, *, stdin: bool = True) -> None:
+    """Where this run's keys come from (never the command line itself)."""
     k = p.add_argument_group("keys for this run (never on the command line)")
-    k.add_argument(
-        "--keys-stdin",
-        "--stdin",
-        action="store_true",
-        help="read the key (or KEY_BASE64:/HMAC_KEY_BASE64: text) from stdin",
-    )
+    if stdin:
+        k.add_argument(
+            "--keys-stdin",
+            "--stdin",
+            action="store_true",
+            help="read the key (or KEY_BASE64:/HMAC_KEY_BASE64: text) from stdin",
+        )
     k.add_argument(
         "--keys-fd", "--fd", metavar="N", type=int, help="read it from file descriptor N"
     )
     k.add_argument(
         "--keys-from", metavar="PROFILE", help="use the keyring entries of another profile"
     )
-    _field_options(p)
+
+
+def _key_overrides(args: argparse.Namespace, ctx: _Ctx) -> KeyOverrides:
+    """The keys given for this run (stdin, an fd, another profile's entries)."""
+    from .wallet.keys import KeyOverrides  # noqa: PLC0415
+
+    text = None
+    source = "stdin"
+    if getattr(args, "keys_stdin", False):
+        text = sys.stdin.read(1 << 16)
+    elif args.keys_fd is not None:
+        text, source = _read_fd(args.keys_fd), f"fd {args.keys_fd}"
+    if args.keys_from:
+        ctx.wallet.get(args.keys_from)  # must exist
+    return KeyOverrides(text=text, text_source=source, keyring_profile=args.keys_from)
 
 
 def _send_what(ctx: _Ctx) -> str:
@@ -512,7 +538,6 @@ def _read_fd(fd: int) -> str:
 
 def _cmd_send(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
     from .send import knock  # noqa: PLC0415
-    from .wallet.keys import KeyOverrides  # noqa: PLC0415
 
     name = args.profile or args.named_config
     if args.profile and args.named_config and args.profile != args.named_config:
@@ -521,16 +546,13 @@ def _cmd_send(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
     if not name and not changes:
         raise ClientUsageError(_send_what(ctx))
     profile = _apply(ctx.wallet.get(name), changes) if name else _new_profile("adhoc", changes)
-    text = None
-    source = "stdin"
-    if args.keys_stdin:
-        text = sys.stdin.read(1 << 16)
-    elif args.keys_fd is not None:
-        text, source = _read_fd(args.keys_fd), f"fd {args.keys_fd}"
-    if args.keys_from:
-        ctx.wallet.get(args.keys_from)  # must exist
-    overrides = KeyOverrides(text=text, text_source=source, keyring_profile=args.keys_from)
-    if not name and text is None and not args.keys_from and ctx.wallet.keyring_slots(profile):
+    overrides = _key_overrides(args, ctx)
+    if (
+        not name
+        and overrides.text is None
+        and not args.keys_from
+        and ctx.wallet.keyring_slots(profile)
+    ):
         raise ClientUsageError(
             "an ad-hoc send needs keys: --keys-stdin, --keys-fd N, --key-file FILE, "
             "--key-command CMD or --keys-from PROFILE"
@@ -590,6 +612,185 @@ def _verified(v: VerifyResult) -> str:
         f"verified: {v.host}:{v.port} answered {v.seconds * 1000:.0f} ms after the knock "
         f"({v.attempts} attempt(s))"
     )
+
+
+# -- connect / ssh / ssh-config: knock, then ssh ------------------------------------------
+
+
+def _add_connect(sub: Any) -> None:
+    p = sub.add_parser(
+        "connect",
+        help="knock, then carry stdin/stdout over the TCP connection (an ssh ProxyCommand)",
+        description="Knock with PROFILE, wait until HOST:PORT answers, then relay stdin and "
+        "stdout over that connection: ssh -o ProxyCommand='fwknop connect PROFILE %%h %%p' HOST",
+    )
+    _profile_arg(p)
+    p.add_argument("host", metavar="HOST", nargs="?", help="connect here (ssh's %%h)")
+    p.add_argument("port", metavar="PORT", nargs="?", type=int, help="and this port (%%p)")
+    _key_options(p, stdin=False)
+    _field_options(p)
+    p.set_defaults(func=_cmd_connect)
+
+
+def _cmd_connect(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
+    import socket  # noqa: PLC0415
+
+    from .connect import relay  # noqa: PLC0415
+    from .send import knock, tcp_target  # noqa: PLC0415
+
+    if (args.host is None) != (args.port is None):
+        raise ClientUsageError("give HOST and PORT (ssh passes %h %p), or neither")
+    profile = _apply(ctx.wallet.get(args.profile), _changes(args))
+    target = (args.host, args.port) if args.host is not None else tcp_target(profile)
+    keys = ctx.wallet.keys(profile, _key_overrides(args, ctx))
+    got: list[socket.socket] = []
+    result = knock(profile, keys, verify_target=target, on_connect=got.append)
+    v = result.verify
+    if v is None or not got:
+        raise VerifyTimeoutError(
+            f"knocked with {profile.name!r}, but {target[0]}:{target[1]} did not answer"
+            + (f" after {v.attempts} attempt(s) in {v.seconds:.1f} s" if v else "")
+        )
+    if args.verbose:
+        ctx.say(_verified(v))
+
+    def reknock() -> None:
+        try:
+            knock(profile, keys, verify=False)
+        except ClientError as exc:  # the session goes on; the next re-knock may work
+            ctx.say(f"keep-open: knock failed: {exc}")
+        else:
+            if args.verbose:
+                ctx.say(f"keep-open: knocked {profile.name!r} again")
+
+    with got[0] as conn:
+        try:
+            relay(
+                conn,
+                ctx.inp.fileno(),
+                ctx.out.fileno(),
+                every=profile.keep_open or None,
+                reknock=reknock,
+            )
+        except ConnectionError as exc:
+            ctx.say(f"{target[0]}:{target[1]}: {exc.strerror or type(exc).__name__}")
+            return ExitCode.FAILURE
+    return ExitCode.OK
+
+
+def _ssh_options() -> tuple[str, str]:
+    """ssh's option letters: those that stand alone, those that take a value."""
+    return "46AaCfGgKkMNnqsTtVvXxYy", "BbcDEeFIiJLlmOoPpQRSWw"
+
+
+def _split_ssh_args(words: Sequence[str]) -> tuple[list[str], list[str]]:
+    """ssh options, and the remote command (everything from the first non-option, or after --)."""
+    flags, valued = _ssh_options()
+    options: list[str] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word == "--":
+            return options, list(words[i + 1 :])
+        if not word.startswith("-") or word == "-":
+            break
+        options.append(word)
+        letters = word[1:]
+        for j, letter in enumerate(letters):
+            if letter in valued:
+                if j == len(letters) - 1:  # the value is the next word
+                    if i + 1 >= len(words):
+                        raise ClientUsageError(f"ssh option -{letter} needs a value")
+                    options.append(words[i + 1])
+                    i += 1
+                break
+            if letter not in flags:
+                raise ClientUsageError(f"ssh has no option -{letter} (in {word!r})")
+        i += 1
+    return options, list(words[i:])
+
+
+def _proxy_command(profile: str) -> str:
+    """The ProxyCommand that runs this very fwknop (``%`` escaped for ssh)."""
+    import shlex  # noqa: PLC0415
+
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if script is not None and script.name == "fwknop" and os.access(script, os.X_OK):
+        argv = [str(script.resolve())]
+    else:
+        argv = [sys.executable, "-m", "fwknop_tui"]
+    return shlex.join([*argv, "connect", profile]).replace("%", "%%") + " %h %p"
+
+
+def _add_ssh(sub: Any) -> None:
+    p = sub.add_parser(
+        "ssh",
+        help="knock, then ssh to the profile's host in one step",
+        description="Run ssh to PROFILE's host with fwknop connect as its ProxyCommand. "
+        "SSH_ARGS are ssh options, then the remote command, e.g. "
+        "fwknop ssh home -l admin -- uptime",
+    )
+    _profile_arg(p)
+    p.add_argument(
+        "ssh_args",
+        metavar="SSH_ARGS",
+        nargs=argparse.REMAINDER,
+        help="ssh options, then an optional command",
+    )
+    p.set_defaults(func=_cmd_ssh)
+
+
+def _ssh_argv(profile: Profile, ssh_args: Sequence[str]) -> list[str]:
+    """The ssh command line for ``fwknop ssh``."""
+    from .send import tcp_target  # noqa: PLC0415
+
+    options, command = _split_ssh_args(ssh_args)
+    host, port = tcp_target(profile)
+    argv = ["ssh", "-o", f"ProxyCommand={_proxy_command(profile.name)}"]
+    given = {o[:2] for o in options if o.startswith("-")}
+    if "-p" not in given and port != 22:
+        argv += ["-p", str(port)]
+    return [*argv, *options, "--", host, *command]
+
+
+def _cmd_ssh(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
+    import shutil  # noqa: PLC0415
+
+    profile = ctx.wallet.get(args.profile)
+    argv = _ssh_argv(profile, args.ssh_args)
+    ssh = shutil.which("ssh")
+    if ssh is None:
+        raise ClientUsageError("ssh is not installed (the OpenSSH client)")
+    ctx.out.flush()
+    ctx.err.flush()
+    os.execv(ssh, argv)  # noqa: S606 - the user's own ssh, argv built above, no shell
+
+
+def _add_ssh_config(sub: Any) -> None:
+    p = sub.add_parser(
+        "ssh-config", help="print a Host block for ~/.ssh/config that knocks before connecting"
+    )
+    _profile_arg(p)
+    p.add_argument("--alias", metavar="NAME", help="the Host name to use (default: PROFILE)")
+    p.set_defaults(func=_cmd_ssh_config)
+
+
+def _cmd_ssh_config(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
+    from .send import tcp_target  # noqa: PLC0415
+
+    profile = ctx.wallet.get(args.profile)
+    host, port = tcp_target(profile)
+    alias = args.alias or profile.name
+    if not alias or any(c.isspace() or c in "*?!" for c in alias):
+        raise ClientUsageError(f"--alias {alias!r}: one word without spaces or * ? !")
+    ctx.out.write(
+        f"# fwknop-tui profile {profile.name!r}: knock, then connect\n"
+        f"Host {alias}\n"
+        f"    HostName {host}\n"
+        f"    Port {port}\n"
+        f"    ProxyCommand {_proxy_command(profile.name)}\n"
+    )
+    return ExitCode.OK
 
 
 # -- list / show / check -----------------------------------------------------------
@@ -730,7 +931,7 @@ def _cmd_check(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
 
 def _add_add(sub: Any) -> None:
     p = sub.add_parser("add", help="add a profile")
-    _profile_arg(p, text="new profile name")
+    _profile_arg(p, text="new profile name", metavar="NAME")
     p.add_argument("--keygen", action="store_true", help="also generate keys into the keyring")
     _field_options(p)
     p.set_defaults(func=_cmd_add)
@@ -1057,6 +1258,9 @@ def _cmd_completion(args: argparse.Namespace, ctx: _Ctx) -> ExitCode:
 _ADDERS: tuple[Callable[[Any], None], ...] = (
     _add_send,
     _add_knock,
+    _add_connect,
+    _add_ssh,
+    _add_ssh_config,
     _add_list,
     _add_show,
     _add_add,

@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["PROFILE_COMMANDS", "script"]
+__all__ = ["profile_commands", "script"]
 
-PROFILE_COMMANDS = (
-    "send",
-    "knock",
-    "show",
-    "edit",
-    "rm",
-    "rename",
-    "share",
-    "server-stanza",
-    "export-rc",
-    "import-share",
-)
+
+def profile_commands(parser: argparse.ArgumentParser) -> list[str]:
+    """Subcommands whose first argument is a profile name (read from the parser)."""
+    out = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                first = next((a for a in sub._actions if not a.option_strings), None)
+                if first is not None and first.metavar == "PROFILE":
+                    out.append(name)
+    return out
 
 
 def _commands(parser: argparse.ArgumentParser) -> dict[str, list[str]]:
@@ -43,7 +42,7 @@ def script(shell: str, parser: argparse.ArgumentParser) -> str:
     """The completion script for ``bash``, ``zsh`` or ``fish``."""
     commands = _commands(parser)
     names = " ".join(commands)
-    profile_cmds = " ".join(PROFILE_COMMANDS)
+    profile_cmds = " ".join(profile_commands(parser))
     if shell in ("bash", "zsh"):
         cases = "\n".join(
             f'        {name}) opts="{" ".join(opts)}" ;;' for name, opts in commands.items()

@@ -44,6 +44,8 @@ HEADLESS = [
     "fwknop_tui.wallet.validate",
     "fwknop_tui.demo",
     "fwknop_tui.history",
+    "fwknop_tui.probe",
+    "fwknop_tui.connect",
     "fwknop_tui.ui.knocking",
 ]
 
