@@ -89,8 +89,28 @@ class _ArgumentError(Exception):
         self.parser = parser
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter, asking the terminal's width itself.
+
+    argparse builds a formatter for every option it adds (to check its
+    metavar), and the stock one imports shutil (and with it bz2, lzma and
+    fnmatch) to learn the width: a cost on every run, help or not.
+    """
+
+    def __init__(self, prog: str) -> None:
+        try:
+            width = int(os.environ.get("COLUMNS", "")) or os.get_terminal_size(1).columns
+        except (ValueError, OSError):
+            width = 80
+        super().__init__(prog, width=max(width, 40) - 2)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that lets ``main`` report a bad command line (also as JSON with --json)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         """Raise instead of printing and exiting."""

@@ -194,7 +194,10 @@ def resolve_host(
     fam = {"any": socket.AF_UNSPEC, "ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}[family]
     kind = socket.SOCK_STREAM if stream else socket.SOCK_DGRAM
     try:
-        infos = socket.getaddrinfo(host, port, fam, kind)
+        # an ASCII name as bytes skips the str -> IDNA encoding (and its import); others need it
+        infos = socket.getaddrinfo(
+            host.encode("ascii") if host.isascii() else host, port, fam, kind
+        )
     except socket.gaierror as exc:
         want = "" if family == "any" else f" ({family})"
         raise ResolveError(f"cannot resolve host {host!r}{want}: {exc.strerror}") from None
@@ -282,7 +285,8 @@ def _allow_ip(profile: Profile, ask: Callable[[], str] | None) -> str:
 def _username(profile: Profile) -> str:
     if profile.username:
         return profile.username
-    name = os.environ.get("SPOOF_USER") or ""
+    # the C client's order; the environment first spares ``import getpass`` (and termios)
+    name = next((os.environ[v] for v in ("SPOOF_USER", "LOGNAME", "USER") if os.environ.get(v)), "")
     if not name:
         import getpass  # noqa: PLC0415
 

@@ -16,12 +16,13 @@ in urllib, ssl and email through jaraco.context (about 70 ms here). So:
   later runs instantiate that class directly, without discovery. The
   standard ``PYTHON_KEYRING_BACKEND`` variable is honoured the same way.
 * when that backend is keyring's own Secret Service backend, reads go
-  straight to the Secret Service through secretstorage, with the exact
-  attributes keyring uses (``service``, ``username``), so entries written
-  by either are read by both. Anything unusual (a locked collection, a
-  D-Bus error, ``KEYRING_PROPERTY_*`` settings) falls back to keyring
-  itself, which then unlocks, prompts or reports the error as it always
-  does. Writes and deletes always go through keyring.
+  straight to the Secret Service (``_secret_service``: two D-Bus round
+  trips over jeepney), with the exact attributes keyring uses (``service``,
+  ``username``), so entries written by either are read by both. Anything
+  unusual (a locked collection, a D-Bus error, ``KEYRING_PROPERTY_*``
+  settings) falls back to keyring itself, which then unlocks, prompts or
+  reports the error as it always does. Writes and deletes always go
+  through keyring.
 """
 
 from __future__ import annotations
@@ -294,33 +295,11 @@ def _keyring_properties_set() -> bool:
 def _secret_service_read(names: list[str]) -> dict[str, str | None] | None:
     """Read entries as keyring's Secret Service backend stores them; None: ask keyring."""
     try:
-        import secretstorage  # noqa: PLC0415
-        from secretstorage.util import open_session  # noqa: PLC0415
-    except ImportError:
+        from . import _secret_service  # noqa: PLC0415
+    except ImportError:  # no jeepney: not Linux
         return None
     try:
-        conn = secretstorage.dbus_init()
-    except Exception:
-        return None
-    try:
-        collection = secretstorage.get_default_collection(conn)
-        if collection.is_locked():
-            return None
-        session = None
-        out: dict[str, str | None] = {}
-        for name in names:
-            items = list(collection.search_items({"username": name, "service": SERVICE}))
-            if not items:
-                out[name] = None
-                continue
-            item = items[0]  # in an unlocked collection, items are unlocked
-            if session is None:
-                session = open_session(conn)
-            item.session = session
-            out[name] = item.get_secret().decode("utf-8")
-        return out
+        return _secret_service.read(SERVICE, names)
     except Exception as exc:
         log.debug("Secret Service fast path: %s", type(exc).__name__)
         return None
-    finally:
-        conn.close()
