@@ -183,7 +183,7 @@ class _SetAction(argparse.Action):
 
         try:
             value: Any = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
+        except (tomllib.TOMLDecodeError, RecursionError):
             value = raw
         changes = list(getattr(namespace, "changes", None) or [])
         changes.append((name.strip(), value))

@@ -3,8 +3,13 @@
 Who reads what:
 
 * ``ProfileStore.get`` / ``names`` parse the file with the stdlib ``tomllib``
-  (fast: ``fwknop send`` pays for nothing else) and validate only the
-  profile asked for, so one broken profile does not stop the others.
+  and validate only the profile asked for, so one broken profile does not
+  stop the others. What tomllib made of the file is kept in the cache
+  directory (``profiles.marshal``: marshal, a builtin, loads in
+  microseconds) together with the exact text it was made from; a run whose
+  file is the same text to the byte uses it and skips importing tomllib
+  (and datetime), the largest import of ``fwknop send`` after the crypto.
+  Any other text, an unreadable or foreign cache, is parsed as usual.
 * ``ProfileStore.problems`` validates everything and reports every problem
   (``fwknop check``).
 * Every change (add, update, rename, remove, import) goes through
@@ -26,7 +31,6 @@ import dataclasses
 import fcntl
 import os
 import re
-import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -563,14 +567,18 @@ class ProfileStore:
 
     def _parse(self, text: str) -> dict[str, Any]:
         try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
+            data = _parsed(self.path, text)
+        except ValueError as exc:  # tomllib.TOMLDecodeError (imported only on a cache miss)
             msg = str(exc)
             m = _TOML_LINE.search(msg)
             raise ConfigFileError(
                 str(self.path),
                 f"not valid TOML: {_TOML_LINE.sub('', msg).strip()}",
                 line=int(m.group(1)) if m else None,
+            ) from None
+        except RecursionError:
+            raise ConfigFileError(
+                str(self.path), "not valid TOML: arrays or tables nested too deeply"
             ) from None
         profiles = data.get("profiles", {})
         if not isinstance(profiles, dict):
@@ -790,6 +798,40 @@ class ProfileStore:
                 raise UnknownProfileError(f"no profile named {name!r}")
             del table[name]
             self._commit(doc, [])
+
+
+_CACHE_NAME = "profiles.marshal"
+
+
+def _parsed(path: Path, text: str) -> dict[str, Any]:
+    """``tomllib.loads(text)``, from the cache when it was made from this very text."""
+    import marshal  # noqa: PLC0415 - a builtin module: no file to load
+
+    from .locations import cache_dir  # noqa: PLC0415
+
+    cache = cache_dir() / _CACHE_NAME
+    key = (str(path), text)
+    try:
+        fd = os.open(cache, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if st.st_uid == os.getuid() and not st.st_mode & 0o022:  # ours alone
+                cached = marshal.loads(fh.read(1 << 22))  # noqa: S302 - our own 0600 cache
+                if isinstance(cached, tuple) and len(cached) == 3 and cached[:2] == key:
+                    data = cached[2]
+                    if isinstance(data, dict):
+                        return data
+    except (OSError, ValueError, EOFError, TypeError):
+        pass
+    import tomllib  # noqa: PLC0415
+
+    data = tomllib.loads(text)
+    try:
+        blob = marshal.dumps((*key, data))  # ValueError for a TOML date: not cached
+        atomic_write(cache, blob)
+    except (OSError, ValueError):
+        pass  # a cache: failing to write it only costs speed
+    return data
 
 
 def _plain(item: Any) -> Any:

@@ -136,7 +136,9 @@ def test_a_failed_write_leaves_the_old_file(
         store.add(Profile.from_table("c", {"host": "h"}))
     assert store.path.read_text() == before
     assert sorted(
-        p.name for p in store.path.parent.iterdir() if not p.name.startswith(".profiles.toml.lock")
+        p.name
+        for p in store.path.parent.iterdir()
+        if p.is_file() and not p.name.startswith(".profiles.toml.lock")
     ) == ["profiles.toml"]
 
 
