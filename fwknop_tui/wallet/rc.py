@@ -153,7 +153,8 @@ _KEY_VARS = {
 
 def _is_profile(default: RcStanza) -> bool:
     """Whether ``[default]`` is a knock setup of its own: it holds keys or names a server."""
-    return bool(default.values.keys() & (_KEY_VARS | {"SPA_SERVER", "USE_GPG"}))
+    wanted = _KEY_VARS | {"SPA_SERVER", "USE_GPG"}
+    return any(value for var, (value, _line) in default.values.items() if var in wanted)
 
 
 def plan_import(
@@ -207,6 +208,9 @@ def _plan_one(
         plan.warnings.append(f"{source}:{values[var][1]}: {var}: {message}")
 
     for var, (value, at_line) in values.items():
+        if not value:
+            plan.warnings.append(f"{source}:{at_line}: {var}: no value; skipped")
+            continue
         if var == "SPA_SERVER":
             fields["host"] = value
         elif var == "SPA_SERVER_PORT":
@@ -379,6 +383,10 @@ def _stored(slot: str, value: str, is_b64: bool, profile: Profile) -> str:
     raw = value.encode("utf-8")
     if slot == "rijndael":
         RijndaelKey(raw, profile.encryption_mode)
+    else:
+        from fwknop_core import HmacKey  # noqa: PLC0415
+
+        HmacKey(raw, profile.hmac_type or HmacType.SHA256)
     return encode_stored(raw)
 
 

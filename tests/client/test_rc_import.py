@@ -151,3 +151,17 @@ def test_nat_rand_port_without_nat_access_is_dropped_with_a_warning() -> None:
     (plan,) = plan_import(text, "rc", destination="198.18.0.1")
     assert plan.profile is not None and not plan.profile.nat_random_port
     assert any("NAT_RAND_PORT without NAT_ACCESS" in w for w in plan.warnings)
+
+
+def test_a_setting_without_a_value_is_skipped_not_stored_as_an_empty_key() -> None:
+    """Found by tests/fuzz/fuzz_rc.py: 'HMAC_KEY ' planned an empty HMAC key."""
+    (plan,) = plan_import(f"[default]\nKEY_BASE64 {KEY}\nHMAC_KEY \n", "rc", destination="h")
+    assert plan.profile is not None and plan.keys == {"rijndael": KEY}
+    assert "rc:3: HMAC_KEY: no value; skipped" in plan.warnings
+
+
+def test_an_hmac_passphrase_is_checked_like_a_base64_key() -> None:
+    (plan,) = plan_import(
+        f"[default]\nKEY_BASE64 {KEY}\nHMAC_KEY {'h' * 200}\n", "rc", destination="h"
+    )
+    assert plan.profile is None and "HMAC key must be 1..128 bytes" in plan.reason
