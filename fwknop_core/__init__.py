@@ -19,29 +19,11 @@ with real defaults, so every result can be reproduced.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._b64 import b64s_decode, b64s_encode
 from ._errors import InvalidPacket, RejectReason, SpaError, UsageError
-from ._http import DEFAULT_USER_AGENT, HttpSpa, encode_http_request, extract_http_spa
 from ._keys import GeneratedKeys, HmacKey, RijndaelKey, generate_keys
-from ._knockseq import (
-    DEFAULT_KNOCK_OFFSET,
-    KNOCK_PROTOCOLS,
-    MAX_KNOCK_OFFSET,
-    MAX_SEQUENCE_USER,
-    MIN_KNOCK_KEY,
-    DecodedSequence,
-    InvalidKnockSequence,
-    KnockKey,
-    KnockReject,
-    KnockRequest,
-    KnockStep,
-    build_knock_sequence,
-    build_knock_sequence_from_parts,
-    decode_knock_sequence,
-    knock_checksum,
-    legacy_access,
-    parse_shared_sequence,
-)
 from ._message import (
     PROTOCOL_VERSION,
     AccessSpec,
@@ -69,21 +51,96 @@ from ._packet import (
     open_packet,
     replay_digest,
 )
-from ._share import SharedKeys, encode_share, parse_share
 from ._types import DigestType, EncryptionMode, EncryptionType, HmacType, MessageType
-from ._x25519 import (
-    X25519Client,
-    X25519Keyring,
-    X25519Opened,
-    X25519PrivateKey,
-    X25519PublicKey,
-    X25519SharedKey,
-    build_x25519_packet,
-    build_x25519_packet_from_parts,
-    looks_like_x25519,
-    open_x25519_packet,
-)
-from .gpg import GpgDecryption, GpgEncryption, GpgSignature
+
+if TYPE_CHECKING:
+    from ._http import DEFAULT_USER_AGENT, HttpSpa, encode_http_request, extract_http_spa
+    from ._knockseq import (
+        DEFAULT_KNOCK_OFFSET,
+        KNOCK_PROTOCOLS,
+        MAX_KNOCK_OFFSET,
+        MAX_SEQUENCE_USER,
+        MIN_KNOCK_KEY,
+        DecodedSequence,
+        InvalidKnockSequence,
+        KnockKey,
+        KnockReject,
+        KnockRequest,
+        KnockStep,
+        build_knock_sequence,
+        build_knock_sequence_from_parts,
+        decode_knock_sequence,
+        knock_checksum,
+        legacy_access,
+        parse_shared_sequence,
+    )
+    from ._share import SharedKeys, encode_share, parse_share
+    from ._x25519 import (
+        X25519Client,
+        X25519Keyring,
+        X25519Opened,
+        X25519PrivateKey,
+        X25519PublicKey,
+        X25519SharedKey,
+        build_x25519_packet,
+        build_x25519_packet_from_parts,
+        looks_like_x25519,
+        open_x25519_packet,
+    )
+    from .gpg import GpgDecryption, GpgEncryption, GpgSignature
+else:
+    # SPA over HTTP, key sharing, 1.x knock sequences, x25519 and the GnuPG adapter load on
+    # first use: a client that knocks over UDP with a Rijndael key never pays for them (PEP 562)
+    _LAZY = {
+        "DEFAULT_KNOCK_OFFSET": "._knockseq",
+        "KNOCK_PROTOCOLS": "._knockseq",
+        "MAX_KNOCK_OFFSET": "._knockseq",
+        "MAX_SEQUENCE_USER": "._knockseq",
+        "MIN_KNOCK_KEY": "._knockseq",
+        "DecodedSequence": "._knockseq",
+        "InvalidKnockSequence": "._knockseq",
+        "KnockKey": "._knockseq",
+        "KnockReject": "._knockseq",
+        "KnockRequest": "._knockseq",
+        "KnockStep": "._knockseq",
+        "build_knock_sequence": "._knockseq",
+        "build_knock_sequence_from_parts": "._knockseq",
+        "decode_knock_sequence": "._knockseq",
+        "knock_checksum": "._knockseq",
+        "legacy_access": "._knockseq",
+        "parse_shared_sequence": "._knockseq",
+        "X25519Client": "._x25519",
+        "X25519Keyring": "._x25519",
+        "X25519Opened": "._x25519",
+        "X25519PrivateKey": "._x25519",
+        "X25519PublicKey": "._x25519",
+        "X25519SharedKey": "._x25519",
+        "build_x25519_packet": "._x25519",
+        "build_x25519_packet_from_parts": "._x25519",
+        "looks_like_x25519": "._x25519",
+        "open_x25519_packet": "._x25519",
+        "SharedKeys": "._share",
+        "encode_share": "._share",
+        "parse_share": "._share",
+        "DEFAULT_USER_AGENT": "._http",
+        "HttpSpa": "._http",
+        "encode_http_request": "._http",
+        "extract_http_spa": "._http",
+        "GpgDecryption": ".gpg",
+        "GpgEncryption": ".gpg",
+        "GpgSignature": ".gpg",
+    }
+
+    def __getattr__(name: str) -> object:
+        """The lazily loaded public names."""
+        if name in _LAZY:
+            from importlib import import_module  # noqa: PLC0415
+
+            value = getattr(import_module(_LAZY[name], __name__), name)
+            globals()[name] = value
+            return value
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_KNOCK_OFFSET",

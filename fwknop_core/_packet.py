@@ -33,6 +33,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ._b64 import ALPHABET, b64s_decode, b64s_decode_strict, b64s_encode, noncanonical
 from ._errors import InvalidPacket, RejectReason, UsageError
@@ -48,7 +49,12 @@ from ._primitives import (
     pkcs7_pad,
 )
 from ._types import DigestType, EncryptionMode, EncryptionType, HmacType
-from .gpg import GpgDecryptError, GpgDecryption, GpgEncryption, GpgSignature
+
+if TYPE_CHECKING:  # the GnuPG adapter loads only when a GnuPG key is used (a client's cold start)
+    from .gpg import GpgDecryption, GpgEncryption, GpgSignature
+
+    Key = RijndaelKey | GpgEncryption
+    OpenKey = RijndaelKey | GpgDecryption
 
 __all__ = [
     "GPG_PREFIX",
@@ -82,9 +88,6 @@ _DIGEST_BY_LEN: dict[int, tuple[DigestType, ...]] = {}
 for _d in DigestType:
     _DIGEST_BY_LEN.setdefault(_d.b64_length, ())
     _DIGEST_BY_LEN[_d.b64_length] += (_d,)
-
-Key = RijndaelKey | GpgEncryption
-OpenKey = RijndaelKey | GpgDecryption
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +223,8 @@ def build_packet(
         return build_packet_from_parts(
             message, key, salt=salt, hmac_key=hmac_key, digest_type=digest_type
         )
+    from .gpg import GpgEncryption  # noqa: PLC0415
+
     if not isinstance(key, GpgEncryption):
         raise TypeError("key must be a RijndaelKey or a GpgEncryption")
     if hmac_key is not None and not isinstance(hmac_key, HmacKey):
@@ -387,10 +392,12 @@ def open_packet(
     _precheck(wire, min_length)
     if isinstance(key, RijndaelKey):
         prefix = RIJNDAEL_PREFIX
-    elif isinstance(key, GpgDecryption):
-        prefix = GPG_PREFIX
     else:
-        raise TypeError("key must be a RijndaelKey or a GpgDecryption")
+        from .gpg import GpgDecryption  # noqa: PLC0415
+
+        if not isinstance(key, GpgDecryption):
+            raise TypeError("key must be a RijndaelKey or a GpgDecryption")
+        prefix = GPG_PREFIX
     mac = None
     if hmac_key is not None:
         if not isinstance(hmac_key, HmacKey):
@@ -411,6 +418,8 @@ def open_packet(
     else:
         if len(wire) < MIN_GPG_PACKET:
             raise InvalidPacket(RejectReason.WRONG_ENCRYPTION_TYPE, "too short to be GnuPG")
+        from .gpg import GpgDecryptError  # noqa: PLC0415
+
         try:  # before gpg runs (it is costly): nothing of libfko's to keep in order here
             blob = b64s_decode_strict(full)
         except ValueError as exc:

@@ -360,9 +360,17 @@ _FIELD_OPTIONS: tuple[tuple[tuple[str, ...], str, dict[str, Any]], ...] = (
 )
 
 
+# True while _build_parser builds for a command line whose subcommand has no options at all
+# (``fwknop send home``): the 50-odd field options cannot match anything then, and argparse's
+# per-option bookkeeping is a measurable part of the cold start, so they are left out
+_LEAN = False
+
+
 def _field_options(parser: argparse.ArgumentParser) -> None:
     """Options that set profile fields, named like the C client's where it has one."""
     parser.set_defaults(changes=[])
+    if _LEAN:
+        return
     group = parser.add_argument_group("profile fields (override or set)")
     for flags, name, extra in _FIELD_OPTIONS:
         group.add_argument(*flags, action=_FieldAction, field=name, **extra)
@@ -1303,8 +1311,21 @@ VERSION = (
 )
 
 
-def _build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The parser; with ``only``, just that subcommand is built (the hot path)."""
+def _build_parser(only: str | None = None, *, lean: bool = False) -> argparse.ArgumentParser:
+    """The parser; with ``only``, just that subcommand is built (the hot path).
+
+    ``lean``: the command line gives that subcommand no options, so its field
+    options are not built (``_LEAN``).
+    """
+    global _LEAN  # noqa: PLW0603 - set only while this builds
+    _LEAN = lean
+    try:
+        return _build(only)
+    finally:
+        _LEAN = False
+
+
+def _build(only: str | None) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="fwknop",
         description="Single Packet Authorization client, wire-compatible with fwknop 2.6.",
@@ -1362,7 +1383,9 @@ def main(argv: Sequence[str] | None = None, *, secrets: SecretStore | None = Non
         return ExitCode(main_tui([]))
     first = next((a for a in argv if not a.startswith("-")), None)
     known = first is not None and f"_add_{first.replace('-', '_')}" in globals()
-    parser = _build_parser(first if known and "-h" not in argv and "--help" not in argv else None)
+    only = first if known and "-h" not in argv and "--help" not in argv else None
+    after = argv[argv.index(first) + 1 :] if only is not None and first is not None else []
+    parser = _build_parser(only, lean=not any(a.startswith("-") for a in after))
     json = "--json" in argv[: argv.index("--") if "--" in argv else len(argv)]
     ctx = _Ctx(secrets)
     try:

@@ -28,19 +28,13 @@ import socket
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fwknop_core import (
-    GpgEncryption,
     NatAccess,
     SpaMessage,
     UsageError,
-    X25519PublicKey,
-    X25519SharedKey,
     build_packet,
-    build_x25519_packet,
-    encode_http_request,
     validate_allow_ip,
     validate_ipv4,
     validate_username,
@@ -89,50 +83,115 @@ class Stage(enum.StrEnum):
     VERIFY = "verify"
 
 
-@dataclass(frozen=True)
-class StageReport:
+class _Record:
+    """A small result record: its fields are its ``__slots__``; it is built once, never changed.
+
+    Plain classes, not dataclasses: the few records of a knock are made on
+    every ``fwknop send``, and a dataclass costs its generated methods'
+    compilation at import (measured in tests/bench/bench_send.py).
+    """
+
+    __slots__: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields and their values."""
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.as_dict().items())
+        return f"{type(self).__name__}({fields})"
+
+
+class StageReport(_Record):
     """One finished stage: whether it worked, how long it took, a short detail."""
 
-    stage: Stage
-    ok: bool
-    seconds: float
-    detail: str = ""
+    __slots__ = ("detail", "ok", "seconds", "stage")
+
+    def __init__(self, stage: Stage, ok: bool, seconds: float, detail: str = "") -> None:
+        self.stage = stage
+        self.ok = ok
+        self.seconds = seconds
+        self.detail = detail
 
 
-@dataclass(frozen=True)
-class VerifyResult:
-    """The TCP probe after a knock."""
+class VerifyResult(_Record):
+    """The TCP probe after a knock; ``open_before``: it answered before the knock (no proof)."""
 
-    host: str
-    port: int
-    ok: bool
-    attempts: int
-    seconds: float
-    cancelled: bool = False
-    open_before: bool = False  # the port answered before the knock: the verify proves nothing
+    __slots__ = ("attempts", "cancelled", "host", "ok", "open_before", "port", "seconds")
+
+    def __init__(  # noqa: PLR0917 - a record of the probe
+        self,
+        host: str,
+        port: int,
+        ok: bool,
+        attempts: int,
+        seconds: float,
+        cancelled: bool = False,
+        open_before: bool = False,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.ok = ok
+        self.attempts = attempts
+        self.seconds = seconds
+        self.cancelled = cancelled
+        self.open_before = open_before
 
 
-@dataclass(frozen=True)
-class KnockResult:
+class KnockResult(_Record):
     """What a knock did (no key material; the packet is what went on the wire)."""
 
-    profile: str
-    host: str
-    address: str
-    port: int
-    transport: str
-    allow_ip: str
-    message_type: str
-    request: str
-    packet: str
-    sent: bool
-    source: str | None = None
-    verify: VerifyResult | None = None
-    stages: tuple[StageReport, ...] = field(default=())
+    __slots__ = (
+        "address",
+        "allow_ip",
+        "host",
+        "message_type",
+        "packet",
+        "port",
+        "profile",
+        "request",
+        "sent",
+        "source",
+        "stages",
+        "transport",
+        "verify",
+    )
+
+    def __init__(
+        self,
+        *,
+        profile: str,
+        host: str,
+        address: str,
+        port: int,
+        transport: str,
+        allow_ip: str,
+        message_type: str,
+        request: str,
+        packet: str,
+        sent: bool,
+        source: str | None = None,
+        verify: VerifyResult | None = None,
+        stages: tuple[StageReport, ...] = (),
+    ) -> None:
+        self.profile = profile
+        self.host = host
+        self.address = address
+        self.port = port
+        self.transport = transport
+        self.allow_ip = allow_ip
+        self.message_type = message_type
+        self.request = request
+        self.packet = packet
+        self.sent = sent
+        self.source = source
+        self.verify = verify
+        self.stages = stages
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        data = asdict(self)
+        data = self.as_dict()
+        data["verify"] = self.verify.as_dict() if self.verify is not None else None
         data["stages"] = [
             {"stage": s.stage.value, "ok": s.ok, "seconds": round(s.seconds, 6), "detail": s.detail}
             for s in self.stages
@@ -344,10 +403,16 @@ def _build(profile: Profile, keys: ProfileKeys, message: SpaMessage) -> str:
         if profile.uses_x25519:
             if keys.x25519 is None:
                 raise ClientUsageError(f"profile {profile.name!r}: no x25519 key")
+            from fwknop_core import (  # noqa: PLC0415 - loads on first use
+                X25519PublicKey,
+                X25519SharedKey,
+                build_x25519_packet,
+            )
+
             server = X25519PublicKey.from_text(profile.server_public_key)
             return build_x25519_packet(message, X25519SharedKey.for_client(keys.x25519, server))
         if profile.uses_gpg:
-            from fwknop_core.gpg import GnupgBackend  # noqa: PLC0415
+            from fwknop_core.gpg import GnupgBackend, GpgEncryption  # noqa: PLC0415
 
             home = os.path.expanduser(profile.gpg_home) if profile.gpg_home else None
             enc = GpgEncryption(
@@ -457,6 +522,8 @@ def _send(profile: Profile, wire: str, af: int, address: str, port: int) -> str 
             payload = data
             target = (address, port)
             if transport is Transport.HTTP:
+                from fwknop_core import encode_http_request  # noqa: PLC0415 - loads on first use
+
                 host = f"[{profile.host}]" if ":" in profile.host else profile.host
                 payload = encode_http_request(
                     wire,

@@ -24,14 +24,17 @@ from __future__ import annotations
 import os
 import re
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
-from fwknop_core import HmacKey, HmacType, RijndaelKey, UsageError, X25519PrivateKey, parse_share
+from fwknop_core import HmacKey, HmacType, RijndaelKey, UsageError
 
 from ..errors import ClientUsageError, KeyMissingError
 from .profiles import Profile
 from .secrets import SERVICE, SLOT_PREFIX, SecretStore, entry_name
+
+if TYPE_CHECKING:  # x25519 keys load with their module, only for a profile that uses them
+    from fwknop_core import X25519PrivateKey
 
 __all__ = [
     "KeyOverrides",
@@ -44,8 +47,8 @@ __all__ = [
     "stored_from_text",
 ]
 
-_SHARE_ITEM = re.compile(r"(?<![A-Za-z0-9_])(HMAC_KEY_BASE64|HMAC_KEY|KEY_BASE64|KEY)\b", re.I)
-_X25519_ITEM = re.compile(r"x25519-priv:\S*")
+_SHARE_ITEM = r"(?i)(?<![A-Za-z0-9_])(HMAC_KEY_BASE64|HMAC_KEY|KEY_BASE64|KEY)\b"  # re caches it
+_X25519_ITEM = r"x25519-priv:\S*"
 _LABEL = {
     "rijndael": "Rijndael key",
     "hmac": "HMAC key",
@@ -55,27 +58,47 @@ _LABEL = {
 COMMAND_TIMEOUT = 60
 
 
-@dataclass(frozen=True, repr=False)
 class ProfileKeys:
-    """The keys a knock needs, and where each came from (the sources are safe to show)."""
+    """The keys a knock needs, and where each came from (the sources are safe to show).
 
-    rijndael: RijndaelKey | None = None
-    hmac: HmacKey | None = None
-    gpg_signing_pw: str | None = None
-    x25519: X25519PrivateKey | None = None
-    sources: dict[str, str] = field(default_factory=dict)
+    A plain class, not a dataclass: made on every ``fwknop send``, where a
+    dataclass's generated methods cost their compilation at import.
+    """
+
+    __slots__ = ("gpg_signing_pw", "hmac", "rijndael", "sources", "x25519")
+
+    def __init__(
+        self,
+        rijndael: RijndaelKey | None = None,
+        hmac: HmacKey | None = None,
+        gpg_signing_pw: str | None = None,
+        x25519: X25519PrivateKey | None = None,
+        sources: dict[str, str] | None = None,
+    ) -> None:
+        self.rijndael = rijndael
+        self.hmac = hmac
+        self.gpg_signing_pw = gpg_signing_pw
+        self.x25519 = x25519
+        self.sources: dict[str, str] = sources if sources is not None else {}
 
     def __repr__(self) -> str:
         return f"ProfileKeys(sources={self.sources!r})"
 
 
-@dataclass(frozen=True, repr=False)
 class KeyOverrides:
     """Keys given for one run: text read from stdin or an fd, or another profile's entries."""
 
-    text: str | None = None
-    text_source: str = "stdin"
-    keyring_profile: str | None = None
+    __slots__ = ("keyring_profile", "text", "text_source")
+
+    def __init__(
+        self,
+        text: str | None = None,
+        text_source: str = "stdin",
+        keyring_profile: str | None = None,
+    ) -> None:
+        self.text = text
+        self.text_source = text_source
+        self.keyring_profile = keyring_profile
 
     def __repr__(self) -> str:
         return (
@@ -96,6 +119,8 @@ def decode_stored(
     """A keyring value back into a key object."""
     try:
         if slot == "x25519":
+            from fwknop_core import X25519PrivateKey  # noqa: PLC0415
+
             return X25519PrivateKey.from_text(text)
         if slot == "rijndael":
             return RijndaelKey.from_base64(text.strip(), profile.encryption_mode)
@@ -119,7 +144,9 @@ def _from_text(
     if slot == "gpg-signing-pw":
         return text
     if slot == "x25519":  # the x25519-priv: item, alone or among other lines
-        found = _X25519_ITEM.search(text)
+        from fwknop_core import X25519PrivateKey  # noqa: PLC0415
+
+        found = re.search(_X25519_ITEM, text)
         try:
             return X25519PrivateKey.from_text(found.group(0) if found else text)
         except UsageError as exc:
@@ -129,7 +156,9 @@ def _from_text(
     mode = profile.encryption_mode
     kind = profile.hmac_type or HmacType.SHA256
     try:
-        if _SHARE_ITEM.search(text):
+        if re.search(_SHARE_ITEM, text):
+            from fwknop_core import parse_share  # noqa: PLC0415 - loads on first use
+
             shared = parse_share(text, mode=mode, hmac_type=kind)
             return shared.rijndael if slot == "rijndael" else shared.hmac
         if not text:
@@ -162,9 +191,9 @@ def stored_from_text(slot: str, text: str, profile: Profile) -> str:
         raise KeyMissingError(f"the text entered holds no {_LABEL[slot]}")
     if isinstance(key, str):
         return key
-    if isinstance(key, X25519PrivateKey):
-        return key.to_text()
-    return encode_stored(key.secret)
+    if slot == "x25519":
+        return cast("X25519PrivateKey", key).to_text()
+    return encode_stored(cast("RijndaelKey | HmacKey", key).secret)
 
 
 def read_private_file(path: Path, what: str) -> str:
@@ -241,7 +270,7 @@ def load_keys(
         # a bare key on stdin/fd is the Rijndael (or x25519) key; share text can carry both
         usable = text is not None and (
             slot in ("rijndael", "x25519")
-            or (slot == "hmac" and _SHARE_ITEM.search(text) is not None)
+            or (slot == "hmac" and re.search(_SHARE_ITEM, text) is not None)
         )
         if usable and text is not None:
             got = _from_text(slot, text, profile, overrides.text_source)
@@ -260,7 +289,7 @@ def load_keys(
             sources[slot] = f"{prefix}_file"
             shared = (text, sources[slot]) if slot == "rijndael" else shared
         elif slot == "hmac" and shared is not None:
-            has_items = _SHARE_ITEM.search(shared[0]) is not None
+            has_items = re.search(_SHARE_ITEM, shared[0]) is not None
             got = _from_text(slot, shared[0], profile, shared[1]) if has_items else None
             if got is None:
                 raise KeyMissingError(
@@ -301,6 +330,6 @@ def load_keys(
         rijndael=rijndael if isinstance(rijndael, RijndaelKey) else None,
         hmac=hmac_key if isinstance(hmac_key, HmacKey) else None,
         gpg_signing_pw=pw if isinstance(pw, str) else None,
-        x25519=x25519 if isinstance(x25519, X25519PrivateKey) else None,
+        x25519=cast("X25519PrivateKey | None", x25519),
         sources=sources,
     )

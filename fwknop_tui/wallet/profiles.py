@@ -478,8 +478,8 @@ def check_profile(
 
 # -- the file -----------------------------------------------------------------
 
-_TOML_LINE = re.compile(r"\(at line (\d+), column \d+\)")
-_HEADER = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(?:#.*)?$")
+_TOML_LINE = r"\(at line (\d+), column \d+\)"  # patterns: re compiles and caches on first use
+_HEADER = r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(?:#.*)?$"
 
 
 def _header_path(text: str) -> list[str]:
@@ -493,7 +493,7 @@ def _line_of(text: str, profile: str, key: str | None) -> int | None:
     header_line = None
     key_re = re.compile(rf"^\s*(?:{re.escape(key)}|\"{re.escape(key)}\")\s*=") if key else None
     for number, line in enumerate(text.splitlines(), 1):
-        m = _HEADER.match(line)
+        m = re.match(_HEADER, line)
         if m:
             in_table = _header_path(m.group(1)) == ["profiles", profile]
             if in_table:
@@ -570,10 +570,10 @@ class ProfileStore:
             data = _parsed(self.path, text)
         except ValueError as exc:  # tomllib.TOMLDecodeError (imported only on a cache miss)
             msg = str(exc)
-            m = _TOML_LINE.search(msg)
+            m = re.search(_TOML_LINE, msg)
             raise ConfigFileError(
                 str(self.path),
-                f"not valid TOML: {_TOML_LINE.sub('', msg).strip()}",
+                f"not valid TOML: {re.sub(_TOML_LINE, '', msg).strip()}",
                 line=int(m.group(1)) if m else None,
             ) from None
         except RecursionError:
@@ -851,7 +851,7 @@ def _rename_header(text: str, old: str, new: str) -> str | None:
     lines = text.splitlines(keepends=True)
     hits = []
     for i, line in enumerate(lines):
-        m = _HEADER.match(line)
+        m = re.match(_HEADER, line)
         if m and _header_path(m.group(1))[:2] == ["profiles", old]:
             if len(_header_path(m.group(1))) != 2:
                 return None
@@ -859,7 +859,7 @@ def _rename_header(text: str, old: str, new: str) -> str | None:
     if len(hits) != 1:
         return None
     i = hits[0]
-    m = _HEADER.match(lines[i])
+    m = re.match(_HEADER, lines[i])
     if m is None:  # pragma: no cover - matched above
         return None
     start, end = m.span(1)

@@ -61,7 +61,7 @@ SLOT_PREFIX = {
     "x25519": "key",
 }
 SECRET_SERVICE_BACKEND = "keyring.backends.SecretService.Keyring"  # noqa: S105 - a class name
-_BACKEND_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+_BACKEND_NAME = r"[A-Za-z_][A-Za-z0-9_.]*"
 NO_KEYRING_HELP = (
     "no usable keyring backend{why}: on a desktop, log in to a session with a Secret Service "
     "(GNOME Keyring, KeePassXC); on a headless box run fwknop inside `dbus-run-session` after "
@@ -181,7 +181,7 @@ class KeyringStore:
             name, stamp = self._hint_path().read_text(encoding="ascii").split()[:2]
         except (OSError, ValueError, UnicodeDecodeError):
             return None
-        if not _BACKEND_NAME.fullmatch(name) or stamp != _config_stamp():
+        if not re.fullmatch(_BACKEND_NAME, name) or stamp != _config_stamp():
             return None
         return name
 

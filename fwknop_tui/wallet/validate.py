@@ -28,7 +28,7 @@ from fwknop_core import (
 
 __all__ = [
     "MAX_CLIENT_TIMEOUT",
-    "PROFILE_NAME_RE",
+    "PROFILE_NAME_PATTERN",
     "AllowIp",
     "FieldError",
     "Transport",
@@ -66,11 +66,12 @@ __all__ = [
     "split_hostport",
 ]
 
-PROFILE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# patterns, compiled (and cached by re) on first use: most runs never need most of them
+PROFILE_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 MAX_CLIENT_TIMEOUT = 65536
-_LABEL_RE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
-_INT_RE = re.compile(r"[+-]?[0-9]{1,20}")
-_OFFSET_RE = re.compile(r"([+-]?)(\d{1,9})([smhd]?)", re.IGNORECASE)
+_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+_INT = r"[+-]?[0-9]{1,20}"
+_OFFSET = r"(?i)([+-]?)(\d{1,9})([smhd]?)"
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -151,7 +152,7 @@ def check_int(field: str, value: Any, lo: int, hi: int) -> int:
     want = f"must be a number from {lo} to {hi}"
     if isinstance(value, str):
         text = value.strip()
-        if not _INT_RE.fullmatch(text):
+        if not re.fullmatch(_INT, text):
             raise FieldError(field, f"{want}, not {value!r}")
         value = int(text)
     if isinstance(value, bool) or not isinstance(value, int):
@@ -188,7 +189,7 @@ def check_port(field: str, value: Any, *, zero: bool = False) -> int:
 def check_profile_name(value: Any, field: str = "name") -> str:
     """Letters, digits, '.', '_' and '-', starting with a letter or digit, at most 64."""
     text = check_str(field, value)
-    if not PROFILE_NAME_RE.fullmatch(text):
+    if not re.fullmatch(PROFILE_NAME_PATTERN, text):
         raise FieldError(
             field,
             f"profile name {text!r} must be 1 to 64 letters, digits, '.', '_' or '-', "
@@ -227,7 +228,7 @@ def check_host(field: str, value: Any) -> str:
                 "like 198.18.0.1)",
             ) from None
     labels = text[:-1].split(".") if text.endswith(".") else text.split(".")
-    if not all(_LABEL_RE.fullmatch(label) for label in labels):
+    if not all(re.fullmatch(_LABEL, label) for label in labels):
         raise FieldError(
             field,
             f"{text!r} is not a host name (letters, digits and '-' between dots, "
@@ -347,7 +348,7 @@ def check_time_offset(value: Any, field: str = "time_offset") -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     text = check_str(field, value).strip()
-    m = _OFFSET_RE.fullmatch(text)
+    m = re.fullmatch(_OFFSET, text)
     if not m:
         raise FieldError(field, f'{text!r} is not an offset like "+5m", "-30s", "2h" or "1d"')
     seconds = int(m.group(2)) * _UNITS[m.group(3).lower()]

@@ -17,10 +17,7 @@ from fwknop_core import (
     HmacKey,
     HmacType,
     RijndaelKey,
-    X25519PrivateKey,
-    encode_share,
     generate_keys,
-    parse_share,
 )
 
 from .._log import get_logger
@@ -30,6 +27,8 @@ from .profiles import Profile, ProfileStore, atomic_write
 from .secrets import SLOT_PREFIX, SLOTS, KeyringStore, SecretStore
 
 if TYPE_CHECKING:
+    from fwknop_core import X25519PrivateKey
+
     from .rc import RcImport
 
 __all__ = ["Wallet"]
@@ -264,6 +263,8 @@ class Wallet:
                 f"profile {name!r} already has an x25519 key in the keyring; --force replaces "
                 "it (the server's access.conf must then name the new public key)"
             )
+        from fwknop_core import X25519PrivateKey  # noqa: PLC0415 - loads on first use
+
         fresh = X25519PrivateKey.generate()
         self.set_keys(name, x25519=fresh)
         return ProfileKeys(x25519=fresh, sources={"x25519": "keyring"})
@@ -284,12 +285,16 @@ class Wallet:
         if profile.uses_gpg:
             raise ClientUsageError(f"profile {name!r} uses GnuPG: there is no shared key to show")
         keys = self.keys(profile)
+        from fwknop_core import encode_share  # noqa: PLC0415 - loads on first use
+
         return encode_share(keys.rijndael, keys.hmac)
 
     def import_share(self, name: str, text: str) -> list[str]:
         """Store the keys of a share text (QR, keygen output, access.conf) for a profile."""
         profile = self.get(name)
         _no_share_for_x25519(profile)
+        from fwknop_core import parse_share  # noqa: PLC0415 - loads on first use
+
         shared = parse_share(
             text, mode=profile.encryption_mode, hmac_type=profile.hmac_type or HmacType.SHA256
         )

@@ -1,7 +1,7 @@
 """Run each atheris fuzz target for a bounded number of inputs (CI runs this).
 
-``FWKNOP_FUZZ_RUNS`` sets the packet opener's and the knock collector's count; a longer run of any
-target outside CI is ``python tests/fuzz/fuzz_X.py -runs=N corpus/``.
+
+
 """
 
 from __future__ import annotations
