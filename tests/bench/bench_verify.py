@@ -42,10 +42,7 @@ def run(server: str, runs: int, work: Path) -> list[float]:
     """Verify times in ms of ``runs`` knocks against ``server`` (ours or real)."""
     keys = generate_keys()
     client = OurClient(work / "client")
-    keyfile = client.key_file("k", keys.as_text())
-    client.profiles.write_text(
-        f'[profiles.b]\nhost = "{SERVER_IP}"\nkey_file = "{keyfile}"\nverify_retries = 10\n'
-    )
+    client.add_profile("b", keys.as_text(), host=SERVER_IP, verify_retries=10)
     ports = list(range(FIRST_PORT, FIRST_PORT + runs))
     stanza = f"SOURCE ANY\n{keys.as_text()}FW_ACCESS_TIMEOUT 120\n"
     times = []

@@ -13,17 +13,9 @@ from pathlib import Path
 import pytest
 
 from fwknop_core import HmacKey, RijndaelKey, extract_http_spa, open_packet
-from fwknop_tui.cli import main
 from fwknop_tui.errors import ExitCode
 from fwknop_tui.wallet.secrets import MemoryStore
-
-
-def _run(
-    args: list[str], memory: MemoryStore, capsys: pytest.CaptureFixture[str]
-) -> tuple[int, str, str]:
-    code = main(args, secrets=memory)
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.client.conftest import run_cli as _run
 
 
 def _keys(memory: MemoryStore, name: str) -> tuple[RijndaelKey, HmacKey]:

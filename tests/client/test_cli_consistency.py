@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import io
 import json
 
 import pytest
@@ -12,21 +11,8 @@ from fwknop_tui import __version__
 from fwknop_tui.cli import _build_parser, main
 from fwknop_tui.errors import ExitCode
 from fwknop_tui.wallet.secrets import MemoryStore
-
-
-class Terminal(io.StringIO):
-    """Standard input that is a terminal a person types ``answer`` into."""
-
-    def isatty(self) -> bool:
-        return True
-
-
-def _run(
-    args: list[str], memory: MemoryStore, capsys: pytest.CaptureFixture[str]
-) -> tuple[int, str, str]:
-    code = main(args, secrets=memory)
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.client.conftest import Terminal
+from tests.client.conftest import run_cli as _run
 
 
 @pytest.fixture

@@ -165,13 +165,16 @@ def test_ssh_config_prints_a_host_block(
     assert main(["ssh-config", "home", "--alias", "a b"], secrets=memory) == ExitCode.USAGE
 
 
-def _client(tmp_path: Path, port: int, **fields: str) -> OurClient:
+def _client(tmp_path: Path, port: int) -> OurClient:
     client = OurClient(tmp_path)
-    keyfile = client.key_file("k", KEYS.as_text())
-    extra = "".join(f"{k} = {v}\n" for k, v in fields.items())
-    client.profiles.write_text(
-        f'[profiles.lab]\nhost = "127.0.0.1"\nport = 9\naccess = ["tcp/{port}"]\n'
-        f'key_file = "{keyfile}"\nverify_retries = 2\nverify_interval = 0.1\n{extra}'
+    client.add_profile(
+        "lab",
+        KEYS.as_text(),
+        host="127.0.0.1",
+        port=9,
+        access=[f"tcp/{port}"],
+        verify_retries=2,
+        verify_interval=0.1,
     )
     return client
 

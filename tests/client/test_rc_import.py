@@ -7,17 +7,17 @@ text here is our own.
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import pytest
 
 from fwknop_core import RijndaelKey
-from fwknop_tui.cli import main
 from fwknop_tui.errors import ExitCode
 from fwknop_tui.wallet.rc import plan_import
 from fwknop_tui.wallet.secrets import MemoryStore
+from tests.client.conftest import Terminal
+from tests.client.conftest import run_cli as _run
 
 KEY = "dGhpcnR5LXR3byBieXRlcyBvZiB0ZXN0IGtleS4uLi4="
 HMAC = "YW4gaG1hYyBrZXkgZm9yIHRoZSBpbXBvcnQgdGVzdHMsIHNpeHR5LWZvdXIgYnl0ZXMgbG9uZy4uLi4uLi4uLg=="
@@ -31,25 +31,10 @@ HMAC_KEY_BASE64     {HMAC}
 """
 
 
-class Terminal(io.StringIO):
-    """Standard input that is a terminal."""
-
-    def isatty(self) -> bool:
-        return True
-
-
 def _rc(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "fwknoprc"
     path.write_text(text)
     return path
-
-
-def _run(
-    args: list[str], memory: MemoryStore, capsys: pytest.CaptureFixture[str]
-) -> tuple[int, str, str]:
-    code = main(args, secrets=memory)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_a_default_stanza_with_keys_is_a_profile_that_needs_a_destination() -> None:

@@ -51,13 +51,10 @@ def pair() -> Iterator[NetPair]:
         yield made
 
 
-def _client(root: Path, **extra: str) -> OurClient:
+def _client(root: Path, **extra: object) -> OurClient:
     client = OurClient(root)
-    keyfile = client.key_file("lab", KEYS.as_text())
-    fields = "".join(f"{k} = {v}\n" for k, v in extra.items())
-    client.profiles.write_text(
-        f'[profiles.lab]\nhost = "{SERVER_IP}"\naccess = ["tcp/22"]\nkey_file = "{keyfile}"\n'
-        f"verify_retries = 20\n{fields}"
+    client.add_profile(
+        "lab", KEYS.as_text(), host=SERVER_IP, access=["tcp/22"], verify_retries=20, **extra
     )
     return client
 
@@ -101,21 +98,13 @@ def _log_in_three_ways(pair: NetPair, sshd: Sshd, client: OurClient, tmp_path: P
     assert sshd.text().count("Accepted publickey for root") == 3
 
 
-def test_ssh_through_our_fwknopd(pair: NetPair, tmp_path: Path) -> None:
-    drop_policy_nft(pair.server, allow_udp=[62201])
+@pytest.mark.parametrize("server", ["ours", "real"])
+def test_ssh_through_fwknopd(pair: NetPair, tmp_path: Path, server: str) -> None:
+    """Ours behind nftables, the real fwknopd 2.6.10 behind iptables."""
+    (drop_policy_nft if server == "ours" else drop_policy_iptables)(pair.server, allow_udp=[62201])
     sshd = Sshd(pair.server, tmp_path / "ssh", SERVER_IP).start()
-    OurFwknopd(
-        pair.server, tmp_path / "ourd", interface=pair.server_if, access_conf=_stanza(30)
-    ).start()
-    _log_in_three_ways(pair, sshd, _client(tmp_path / "client"), tmp_path)
-
-
-def test_ssh_through_the_real_fwknopd(pair: NetPair, tmp_path: Path) -> None:
-    drop_policy_iptables(pair.server, allow_udp=[62201])
-    sshd = Sshd(pair.server, tmp_path / "ssh", SERVER_IP).start()
-    RealFwknopd(
-        pair.server, tmp_path / "cd", interface=pair.server_if, access_conf=_stanza(30)
-    ).start()
+    daemon = OurFwknopd if server == "ours" else RealFwknopd
+    daemon(pair.server, tmp_path / "d", interface=pair.server_if, access_conf=_stanza(30)).start()
     _log_in_three_ways(pair, sshd, _client(tmp_path / "client"), tmp_path)
 
 
@@ -125,7 +114,7 @@ def test_keep_open_knocks_again_while_the_session_lives(pair: NetPair, tmp_path:
     daemon = OurFwknopd(
         pair.server, tmp_path / "ourd", interface=pair.server_if, access_conf=_stanza(3)
     ).start()
-    client = _client(tmp_path / "client", keep_open="1")
+    client = _client(tmp_path / "client", keep_open=1)
     session = pair.client.popen(
         client.argv(["ssh", "lab", *sshd.client_options(), "--", "read line; echo $line"]),
         env=client.env,

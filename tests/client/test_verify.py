@@ -84,17 +84,9 @@ def test_behind_a_drop_firewall_the_knock_verifies_and_a_bad_knock_is_not_verifi
 ) -> None:
     """Our fwknopd, default drop: a good knock verifies; wrong keys during a grant prove nothing."""
     client = OurClient(tmp_path / "client")
-    good = client.key_file("good", KEYS.as_text())
-    other = generate_keys()
-    bad = client.key_file("bad", other.as_text())
-    client.profiles.write_text(
-        "[profiles.lab]\n"
-        f'host = "{SERVER_IP}"\naccess = ["tcp/2222"]\nkey_file = "{good}"\n'
-        "verify_retries = 10\n"
-        "[profiles.wrong]\n"
-        f'host = "{SERVER_IP}"\naccess = ["tcp/2222"]\nkey_file = "{bad}"\n'
-        "verify_retries = 10\n"
-    )
+    target = {"host": SERVER_IP, "access": ["tcp/2222"], "verify_retries": 10}
+    client.add_profile("lab", KEYS.as_text(), **target)
+    client.add_profile("wrong", generate_keys().as_text(), **target)
     stanza = f"SOURCE ANY\n{KEYS.as_text()}FW_ACCESS_TIMEOUT 60\n"
     with net_pair("vf") as pair:
         drop_policy_nft(pair.server, allow_udp=[62201])

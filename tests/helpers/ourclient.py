@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -43,6 +44,14 @@ class OurClient:
         path.write_text(text)
         path.chmod(0o600)
         return path
+
+    def add_profile(self, name: str, keys_text: str, **fields: object) -> Path:
+        """Append ``[profiles.NAME]`` with ``fields`` and a 0600 key file holding ``keys_text``."""
+        table = {**fields, "key_file": str(self.key_file(name, keys_text))}
+        lines = [f"[profiles.{name}]"] + [f"{k} = {json.dumps(v)}" for k, v in table.items()]
+        with self.profiles.open("a") as fh:
+            fh.write("\n".join(lines) + "\n")
+        return self.profiles
 
     def argv(self, args: Sequence[str]) -> list[str]:
         """The full command line."""
