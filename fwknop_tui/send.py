@@ -721,7 +721,7 @@ def knock(
 
         return knock_sequence(
             profile, keys, dry_run=dry_run, verify=verify, ask_allow_ip=ask_allow_ip,
-            on_stage=on_stage, cancel=cancel,
+            on_stage=on_stage, cancel=cancel, verify_target=verify_target, on_connect=on_connect,
         )  # fmt: skip
     stages = _Stages(on_stage)
     got: ProfileKeys = (

@@ -182,8 +182,13 @@ def knock_sequence(
     on_stage: Callable[[StageReport], None] | None = None,
     cancel: threading.Event | None = None,
     salt: bytes | None = None,
+    verify_target: tuple[str, int] | None = None,
+    on_connect: Callable[[socket.socket], None] | None = None,
 ) -> KnockResult:
-    """Knock with a ``mode = "knock"`` profile: keys -> resolve -> build -> send (-> verify)."""
+    """Knock with a ``mode = "knock"`` profile: keys -> resolve -> build -> send (-> verify).
+
+    ``verify_target`` and ``on_connect`` are ``send.knock``'s (``fwknop connect``).
+    """
     stages = _Stages(on_stage)
     got: ProfileKeys = (
         keys
@@ -216,8 +221,8 @@ def knock_sequence(
         lambda r: f"{kind} of {len(r[0])} knocks",
     )
     result_verify = None
-    want_verify = (bool(profile.verify) if verify is None else verify) and not dry_run
-    check = VerifyPlan.of(profile) if want_verify else None
+    want_verify = verify_target is not None or (bool(profile.verify) if verify is None else verify)
+    check = VerifyPlan.of(profile, verify_target) if want_verify and not dry_run else None
     try:
         if not dry_run:
             if check is not None:
@@ -230,7 +235,7 @@ def knock_sequence(
                 ),
             )
         if check is not None:
-            result_verify = _verify_stage(stages, profile, cancel, check)
+            result_verify = _verify_stage(stages, profile, cancel, check, on_connect)
     finally:
         if check is not None:
             check.close()

@@ -223,3 +223,40 @@ def test_connect_fails_with_the_verify_exit_code_when_nothing_answers(tmp_path: 
 def test_connect_needs_host_and_port_together(tmp_path: Path) -> None:
     res = _client(tmp_path, 22).run(["connect", "lab", "127.0.0.1"], stdin=b"")
     assert res.returncode == ExitCode.USAGE and b"HOST and PORT" in res.stderr
+
+
+def test_connect_with_a_knock_sequence_profile_relays_too(tmp_path: Path) -> None:
+    """A fwknop 1.x shared sequence knocks, then the same verify hands over the connection."""
+    with socket.create_server(("127.0.0.1", 0)) as srv:
+        port = srv.getsockname()[1]
+
+        def serve() -> None:
+            conn, _ = srv.accept()
+            with conn:
+                conn.sendall(b"banner\n")
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        client = OurClient(tmp_path)
+        client.add_profile(
+            "seq",
+            "",
+            host="127.0.0.1",
+            mode="knock",
+            knock_sequence=["udp/9", "udp/9"],
+            knock_delay=0,
+            access=[f"tcp/{port}"],
+            verify_retries=2,
+            verify_interval=0.1,
+        )
+        res = subprocess.run(
+            client.argv(["connect", "seq", "127.0.0.1", str(port)]),
+            input=b"",
+            capture_output=True,
+            env=client.env,
+            timeout=60,
+            check=False,
+        )
+        thread.join(10)
+    assert res.returncode == 0, res.stderr.decode()
+    assert res.stdout == b"banner\n"

@@ -281,6 +281,6 @@ def test_rm_and_rename_carry_the_x25519_entry(
     key = _private(memory, keyed)
     assert _run(["rename", keyed, "lab"], memory, capsys)[0] == ExitCode.OK
     assert _private(memory, "lab") == key
-    code, _out, err = _run(["rm", "lab"], memory, capsys)
+    code, _out, err = _run(["rm", "lab", "--yes"], memory, capsys)
     assert code == ExitCode.OK and "x25519" in err
     assert memory.entries == {}

@@ -1,7 +1,7 @@
 """Run each atheris fuzz target for a bounded number of inputs (CI runs this).
 
-
-
+``FWKNOP_FUZZ_RUNS`` sets the count of the packet opener and the knock collector;
+a longer run of any target outside CI is ``python tests/fuzz/fuzz_X.py -runs=N dir/``.
 """
 
 from __future__ import annotations
