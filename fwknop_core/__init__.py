@@ -51,14 +51,20 @@ from ._packet import (
     open_packet,
     replay_digest,
 )
-from ._types import DigestType, EncryptionMode, EncryptionType, HmacType, MessageType
+from ._types import (
+    DEFAULT_KNOCK_OFFSET,
+    MAX_KNOCK_OFFSET,
+    DigestType,
+    EncryptionMode,
+    EncryptionType,
+    HmacType,
+    MessageType,
+)
 
 if TYPE_CHECKING:
     from ._http import DEFAULT_USER_AGENT, HttpSpa, encode_http_request, extract_http_spa
     from ._knockseq import (
-        DEFAULT_KNOCK_OFFSET,
         KNOCK_PROTOCOLS,
-        MAX_KNOCK_OFFSET,
         MAX_SEQUENCE_USER,
         MIN_KNOCK_KEY,
         DecodedSequence,
@@ -92,9 +98,7 @@ else:
     # SPA over HTTP, key sharing, 1.x knock sequences, x25519 and the GnuPG adapter load on
     # first use: a client that knocks over UDP with a Rijndael key never pays for them (PEP 562)
     _LAZY = {
-        "DEFAULT_KNOCK_OFFSET": "._knockseq",
         "KNOCK_PROTOCOLS": "._knockseq",
-        "MAX_KNOCK_OFFSET": "._knockseq",
         "MAX_SEQUENCE_USER": "._knockseq",
         "MIN_KNOCK_KEY": "._knockseq",
         "DecodedSequence": "._knockseq",

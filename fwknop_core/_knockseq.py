@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from ._b64 import b64s_encode
 from ._errors import SpaError, UsageError
 from ._primitives import SALTED, aes_decrypt, aes_encrypt, derive_key_iv, lenient_unpad, pkcs7_pad
-from ._types import EncryptionMode
+from ._types import DEFAULT_KNOCK_OFFSET, MAX_KNOCK_OFFSET, EncryptionMode
 
 __all__ = [
     "DEFAULT_KNOCK_OFFSET",
@@ -61,8 +61,6 @@ __all__ = [
     "parse_shared_sequence",
 ]
 
-DEFAULT_KNOCK_OFFSET = 61000
-MAX_KNOCK_OFFSET = 65280  # offset + 255 must still be a port
 MIN_KNOCK_KEY = 8  # the 1.x client refuses shorter keys
 MAX_SEQUENCE_USER = 23  # the plaintext stops at 31 bytes
 SEQUENCE_LENGTHS = (32, 48)

@@ -10,7 +10,14 @@ import enum
 
 from ._errors import UsageError
 
+# fwknop 1.x knock sequences' port offset (here, not in _knockseq: profiles need the numbers
+# without loading the sequence machinery)
+DEFAULT_KNOCK_OFFSET = 61000
+MAX_KNOCK_OFFSET = 65280  # offset + 255 must still be a port
+
 __all__ = [
+    "DEFAULT_KNOCK_OFFSET",
+    "MAX_KNOCK_OFFSET",
     "DigestType",
     "EncryptionMode",
     "EncryptionType",

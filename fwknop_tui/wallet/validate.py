@@ -18,8 +18,6 @@ from fwknop_core import (
     EncryptionMode,
     HmacType,
     UsageError,
-    X25519PublicKey,
-    parse_shared_sequence,
     validate_access_list,
     validate_allow_ip,
     validate_ipv4,
@@ -384,6 +382,8 @@ def check_x25519_public_key(value: Any, field: str = "server_public_key") -> str
     if not text:
         return ""
     try:
+        from fwknop_core import X25519PublicKey  # noqa: PLC0415 - only x25519 profiles need it
+
         return X25519PublicKey.from_text(text).to_text()
     except UsageError as exc:
         raise FieldError(field, str(exc)) from None
@@ -518,6 +518,8 @@ def check_knock_sequence(value: Any, field: str = "knock_sequence") -> tuple[str
     if not parts:
         return ()
     try:
+        from fwknop_core import parse_shared_sequence  # noqa: PLC0415 - only knock profiles
+
         steps = parse_shared_sequence([str(p) if isinstance(p, str) else p for p in parts])
     except (UsageError, TypeError) as exc:
         raise FieldError(field, str(exc)) from None
