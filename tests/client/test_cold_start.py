@@ -51,8 +51,7 @@ def test_a_udp_send_loads_none_of_the_optional_parts(private_config: Path, tmp_p
     keys.chmod(0o600)
     private_config.mkdir(parents=True)
     (private_config / "profiles.toml").write_text(
-        '[profiles.lab]\nhost = "127.0.0.1"\nport = 9\nhmac_type = "none"\n'
-        f'key_file = "{keys}"\n'
+        f'[profiles.lab]\nhost = "127.0.0.1"\nport = 9\nhmac_type = "none"\nkey_file = "{keys}"\n'
     )
     env = os.environ | {"LOGNAME": "tester"}
     first = _loaded_by_send(env)  # parses profiles.toml, fills the cache
