@@ -19,9 +19,11 @@ round trip after the second attempt, instead of after a fixed interval.
 
 One subtlety: the pre-knock probe's own SYN is retransmitted after the
 kernel's initial timeout (one second on Linux), so it can also connect
-*because of* the knock. An answer within ``FIRST_SYN_WINDOW`` is an answer
-to the first SYN (the port was open before); a later one is simply a
-successful attempt after the knock.
+*because of* the knock. Only an answer to its first SYN means the port was
+open before: the kernel says whether the SYN was retransmitted
+(``TCP_INFO``'s ``tcpi_total_retrans``), which holds however late we look
+(a 1.x knock sequence takes seconds); where that is not available, an
+answer seen within ``FIRST_SYN_WINDOW`` of the start counts as one.
 
 Every loop is bounded by a deadline; at most ``MAX_PENDING`` attempts are
 in flight at once.
@@ -32,6 +34,7 @@ from __future__ import annotations
 import errno
 import selectors
 import socket
+import struct
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
@@ -39,7 +42,14 @@ from typing import TYPE_CHECKING, cast
 if TYPE_CHECKING:
     import threading
 
-__all__ = ["FIRST_SYN_WINDOW", "PreProbe", "Race", "attempt_offsets", "race_connect"]
+__all__ = [
+    "FIRST_SYN_WINDOW",
+    "PreProbe",
+    "Race",
+    "answered_first_syn",
+    "attempt_offsets",
+    "race_connect",
+]
 
 FIRST_GAP = 0.01
 MAX_PENDING = 16
@@ -72,6 +82,22 @@ def _start(af: int, address: str, port: int) -> socket.socket | None:
 def _connected(sock: socket.socket) -> bool:
     """After a write event: whether the connect succeeded."""
     return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+
+
+_TCP_INFO_LEN = 104  # struct tcp_info up to tcpi_total_retrans (linux/tcp.h)
+_TOTAL_RETRANS = 100  # its offset
+
+
+def answered_first_syn(sock: socket.socket, started: float) -> bool:
+    """Whether a connected socket's first SYN was answered (not a retransmitted one)."""
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_LEN)
+    except (OSError, AttributeError):  # not Linux: fall back on when we saw it
+        return time.monotonic() - started < FIRST_SYN_WINDOW
+    if len(info) < _TCP_INFO_LEN:
+        return time.monotonic() - started < FIRST_SYN_WINDOW
+    retransmitted: int = struct.unpack_from("I", info, _TOTAL_RETRANS)[0]
+    return retransmitted == 0
 
 
 class PreProbe:
@@ -167,8 +193,7 @@ def race_connect(
                         sel.unregister(sock)
                         pre.close()
                         continue
-                    before = time.monotonic() - pre.started < FIRST_SYN_WINDOW
-                    return done(sock, before=before)
+                    return done(sock, before=answered_first_syn(sock, pre.started))
                 if _connected(sock):
                     return done(sock)
                 drop(sock)  # refused: the next attempt follows on schedule

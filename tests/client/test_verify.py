@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from fwknop_core import generate_keys
-from fwknop_tui.probe import FIRST_SYN_WINDOW, attempt_offsets
+from fwknop_tui.probe import FIRST_SYN_WINDOW, answered_first_syn, attempt_offsets
 from fwknop_tui.send import knock
 from fwknop_tui.wallet.keys import ProfileKeys
 from fwknop_tui.wallet.profiles import Profile
@@ -109,3 +112,35 @@ def test_behind_a_drop_firewall_the_knock_verifies_and_a_bad_knock_is_not_verifi
         verify = json.loads(res.stdout)["verify"]
         assert verify["ok"] and verify["open_before"]
         assert daemon.wait_log("HMAC mismatch")
+
+
+def test_a_first_syn_answered_is_told_from_a_retransmitted_one() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as srv, socket.socket() as sock:
+        sock.connect(srv.getsockname())
+        assert answered_first_syn(sock, time.monotonic() - 30)  # however late we look
+
+
+@pytest.mark.netns
+@pytest.mark.usefixtures("namespaces")
+def test_a_port_opened_while_the_probe_waited_is_not_called_open_before() -> None:
+    """The probe's SYN is dropped, the rule comes after its retransmission: not 'before'."""
+    with net_pair("vr") as pair:
+        drop_policy_nft(pair.server)
+        pair.listen_tcp(2222)
+        code = (
+            "import selectors, socket, sys, time\n"
+            "from fwknop_tui.probe import PreProbe, answered_first_syn\n"
+            f"pre = PreProbe(socket.AF_INET, '{SERVER_IP}', 2222)\n"
+            "print('started', flush=True)\n"
+            "sel = selectors.DefaultSelector(); sel.register(pre.sock, selectors.EVENT_WRITE)\n"
+            "assert sel.select(30)\n"
+            "print(answered_first_syn(pre.sock, pre.started), flush=True)\n"
+        )
+        probe = pair.client.popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+        assert probe.stdout is not None
+        assert probe.stdout.readline() == b"started\n"
+        time.sleep(1.5)  # past the first SYN's retransmission timeout, by design of the test
+        pair.server.run(["nft", "add", "rule", "inet", "filter", "input", "tcp", "dport",
+                         "2222", "accept"])  # fmt: skip
+        assert probe.stdout.readline() == b"False\n"
+        probe.wait(30)
