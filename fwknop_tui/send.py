@@ -415,6 +415,10 @@ def _build(profile: Profile, keys: ProfileKeys, message: SpaMessage) -> str:
             from fwknop_core.gpg import GnupgBackend, GpgEncryption  # noqa: PLC0415
 
             home = os.path.expanduser(profile.gpg_home) if profile.gpg_home else None
+            if home is not None and not os.path.isdir(home):  # python-gnupg: a ValueError
+                raise ClientUsageError(
+                    f"profile {profile.name!r}: gpg_home {home} is not a directory"
+                )
             enc = GpgEncryption(
                 GnupgBackend(home, profile.gpg_exe),
                 profile.gpg_recipient,

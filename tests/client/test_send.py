@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from fwknop_core import HmacKey, RijndaelKey, extract_http_spa, open_packet
-from fwknop_tui.errors import ResolveError
+from fwknop_tui.errors import ClientUsageError, ResolveError
 from fwknop_tui.send import (
     Stage,
     build_icmp_packet,
@@ -252,3 +252,19 @@ def test_an_asked_allow_ip_is_checked_as_the_profiles_own(
         )
     else:
         assert "'not an address'" in str(refused.value)
+
+
+def test_a_gnupg_home_that_is_not_a_directory_is_a_usage_error(tmp_path: Path) -> None:
+    """Found importing fwknop's own rc files (GPG_HOMEDIR conf/client-gpg): it was a traceback."""
+    profile = Profile.from_table(
+        "g",
+        {
+            "host": "127.0.0.1",
+            "encryption": "gpg",
+            "gpg_recipient": "361BBAD4",
+            "gpg_home": str(tmp_path / "no-such-dir"),
+            "hmac_type": "none",
+        },
+    )
+    with pytest.raises(ClientUsageError, match=r"gpg_home .*no-such-dir is not a directory"):
+        knock(profile, ProfileKeys(), dry_run=True)
