@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import threading
 from pathlib import Path
 
@@ -195,14 +194,7 @@ def test_connect_relays_a_whole_exchange_and_exits_0(tmp_path: Path) -> None:
         thread = threading.Thread(target=serve, daemon=True)
         thread.start()
         client = _client(tmp_path, port)
-        res = subprocess.run(
-            client.argv(["connect", "lab", "127.0.0.1", str(port)]),
-            input=b"ping\n",
-            capture_output=True,
-            env=client.env,
-            timeout=60,
-            check=False,
-        )
+        res = client.run(["connect", "lab", "127.0.0.1", str(port)], stdin=b"ping\n")
         thread.join(10)
     assert res.returncode == 0, res.stderr.decode()
     assert res.stdout == b"got ping\n"
@@ -249,14 +241,7 @@ def test_connect_with_a_knock_sequence_profile_relays_too(tmp_path: Path) -> Non
             verify_retries=2,
             verify_interval=0.1,
         )
-        res = subprocess.run(
-            client.argv(["connect", "seq", "127.0.0.1", str(port)]),
-            input=b"",
-            capture_output=True,
-            env=client.env,
-            timeout=60,
-            check=False,
-        )
+        res = client.run(["connect", "seq", "127.0.0.1", str(port)], stdin=b"")
         thread.join(10)
     assert res.returncode == 0, res.stderr.decode()
     assert res.stdout == b"banner\n"
