@@ -14,11 +14,25 @@ fwknopd accepted or refused a packet sent after ``mark``, which is how the
 demo shows a knock succeeding without a firewall to open. Readers look at
 the list and never consume it, so neither can steal the other's lines.
 
+The child's life is tied to the TUI's by a lifeline: its standard input
+is a pipe whose write end only the TUI holds. When the TUI goes, however it
+goes (quit, a closed terminal's SIGHUP, SIGKILL), the kernel closes that
+end, the child reads end-of-file and stops itself as on SIGTERM (grants
+closed, files removed). ``PR_SET_PDEATHSIG`` would not do: the server is
+started from a worker thread, and the kernel sends that signal when the
+forking *thread* ends, not the process. The child runs in a session of its
+own, so a terminal's signals (SIGHUP means "reload" to fwknopd) do not
+reach it; the lifeline does.
+
 ``install_demo_profile`` puts a profile for that server into the wallet,
 keys in the keyring. Where there is no usable keyring (a fresh headless
 machine), the keys go to a 0600 file beside profiles.toml instead and the
 profile's ``key_file`` names it, so the demo works anywhere; the caller is
-told which, to say so.
+told which, to say so. The profile goes with the demo (``remove_demo_profile``
+when the TUI stops it); one left behind by a TUI that was killed points at
+a port nobody listens on, and is removed at the next start
+(``remove_dead_demo_profiles``). Until then ``demo_is_dead`` keeps a knock
+from reporting a packet "sent" to nobody.
 """
 
 from __future__ import annotations
@@ -51,7 +65,10 @@ __all__ = [
     "DemoError",
     "DemoServer",
     "ServerDecision",
+    "demo_is_dead",
     "install_demo_profile",
+    "remove_dead_demo_profiles",
+    "remove_demo_profile",
 ]
 
 DEMO_ACCESS = "tcp/22"
@@ -82,16 +99,32 @@ def _free_udp_port() -> int:
         return int(sock.getsockname()[1])
 
 
+_DIR_PREFIX = "fwknop-tui-demo-"
+# Our fwknopd's command line, run by this interpreter, with a thread that waits on the
+# lifeline (standard input): end-of-file means the TUI is gone, so stop as on SIGTERM,
+# force it if that takes too long, and remove the demo's directory (the working one).
+_LIFELINE_MAIN = f"""\
+import os, shutil, signal, sys, threading, time
+orphaned = threading.Event()
+def lifeline():
+    while os.read(0, 64):
+        pass
+    orphaned.set()
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(10)
+    os.kill(os.getpid(), signal.SIGKILL)
+threading.Thread(target=lifeline, name="lifeline", daemon=True).start()
+from fwknop_server.cli import main
+code = main()
+if orphaned.is_set() and os.path.basename(os.getcwd()).startswith({_DIR_PREFIX!r}):
+    shutil.rmtree(os.getcwd(), ignore_errors=True)
+sys.exit(code)
+"""
+
+
 def _fwknopd_argv() -> list[str]:
-    """Our fwknopd: the script beside this interpreter, else the module through it."""
-    script = Path(sys.executable).with_name("fwknopd")
-    if script.is_file() and os.access(script, os.X_OK):
-        return [str(script)]
-    return [
-        sys.executable,
-        "-c",
-        "import sys; from fwknop_server.cli import main; sys.exit(main())",
-    ]
+    """Our fwknopd, through this interpreter, on a lifeline (see the module's docstring)."""
+    return [sys.executable, "-c", _LIFELINE_MAIN]
 
 
 class DemoServer:
@@ -104,6 +137,7 @@ class DemoServer:
         self._log: list[str] = []
         self._changed = threading.Condition()
         self._proc: subprocess.Popen[str] | None = None
+        self._lifeline: int | None = None  # the write end of the child's standard input
         self._dir: Path | None = None
         self._reader: threading.Thread | None = None
 
@@ -149,22 +183,26 @@ class DemoServer:
         """Start fwknopd and wait until it listens; ``DemoError`` with its words if it cannot."""
         if self.running:
             return
-        self._dir = Path(tempfile.mkdtemp(prefix="fwknop-tui-demo-"))
+        self._dir = Path(tempfile.mkdtemp(prefix=_DIR_PREFIX))
         self.port = _free_udp_port()
         conf, access = self._write_files(self._dir)
         argv = [*_fwknopd_argv(), "-f", "-c", str(conf), "-a", str(access)]
+        read_end, self._lifeline = os.pipe2(os.O_CLOEXEC)  # no other child may inherit it
         try:
             self._proc = subprocess.Popen(
                 argv,
-                stdin=subprocess.DEVNULL,
+                stdin=read_end,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 text=True,
                 cwd=self._dir,
+                start_new_session=True,
             )
         except OSError as exc:
             self._cleanup()
             raise DemoError(f"cannot start the demo fwknopd: {exc.strerror}") from None
+        finally:
+            os.close(read_end)
         self._reader = threading.Thread(target=self._read, name="demo-fwknopd-log", daemon=True)
         self._reader.start()
         if self._wait(lambda line: line.startswith(_READY), 0, timeout) is None:
@@ -241,9 +279,57 @@ class DemoServer:
         self._cleanup()
 
     def _cleanup(self) -> None:
+        if self._lifeline is not None:
+            os.close(self._lifeline)
+            self._lifeline = None
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
+
+
+def _port_is_free(port: int) -> bool:
+    """Whether nothing listens on UDP 127.0.0.1:``port`` (binding it succeeds)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def is_demo_profile(profile: Profile) -> bool:
+    """Whether ``profile`` is one the demo made (and the user has not made their own)."""
+    return profile.description == DEMO_DESCRIPTION and profile.host == "127.0.0.1"
+
+
+def demo_is_dead(profile: Profile) -> bool:
+    """A demo profile whose fwknopd is gone: nothing listens on its port any more."""
+    return is_demo_profile(profile) and _port_is_free(profile.port)
+
+
+def remove_demo_profile(wallet: Wallet, name: str) -> None:
+    """Delete a demo profile, its keyring entries and its key file (if it had to use one)."""
+    profile = wallet.get(name)
+    if not is_demo_profile(profile):
+        return
+    wallet.remove(name)
+    own_file = config_dir() / f"{name}.keys"
+    if profile.key_file and Path(profile.key_file) == own_file:
+        own_file.unlink(missing_ok=True)
+
+
+def remove_dead_demo_profiles(wallet: Wallet) -> list[str]:
+    """Remove demo profiles left behind by a TUI that could not clean up; their names."""
+    try:
+        good, _bad = wallet.profiles.load()
+    except ClientError:
+        return []
+    removed = []
+    for profile in good:
+        if demo_is_dead(profile):
+            remove_demo_profile(wallet, profile.name)
+            removed.append(profile.name)
+    return removed
 
 
 def _demo_name(wallet: Wallet) -> str:
