@@ -16,7 +16,7 @@ The terminal form packs two module rows into one line with half blocks;
 light modules are drawn, so it scans on a dark terminal (``invert`` for
 light ones). PNG is written by a few lines of zlib here (one grey channel
 needs no imaging library); SVG comes from qrcode's path image. Files are
-created 0600 from their first byte (``write_private``): a QR of keys is a key.
+created 0600 from their first byte (``atomic_write(private=True)``): a QR of keys is a key.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import struct
 import zlib
 from pathlib import Path
 from typing import Any
+
 
 __all__ = [
     "QUIET_ZONE",

@@ -6,18 +6,30 @@ Everything that may block runs through ``background``: a thread worker
 whose result is handed to a callback on the UI thread, and whose failure
 is reported in one place (``on_worker_state_changed``) as a one-line
 notification, never a traceback.
+
+No command writes key material where others could read it: Textual's
+"Screenshot" command (an SVG in ~/Downloads, mode 0644) is not offered
+while a screen that can show keys (``Dialog.SECRET``: the QR code, the
+stanza) is open, and ``deliver_screenshot`` refuses there too.
+
+A closed terminal sends SIGHUP: the app then quits as on ctrl+q, so the
+demo's server and profile go with it (the server's lifeline would stop it
+anyway; see ``demo``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.screen import Screen
 from textual.theme import Theme
 from textual.worker import Worker, WorkerState
 
@@ -26,6 +38,7 @@ from ..history import KnockHistory
 from ..wallet import Wallet
 from ..wallet.profiles import Profile
 from ..wallet.validate import FieldError
+from .layout import HORIZONTAL, VERTICAL
 from .screens.main import MainScreen
 from .settings import Settings, SettingsError, load_settings, save_theme
 
@@ -68,8 +81,19 @@ class FwknopApp(App[None]):
     BINDINGS = [  # noqa: RUF012
         Binding("f1,question_mark", "help", "Help", id="help", tooltip="Keys and what they do"),
         Binding("ctrl+q", "quit", "Quit", id="quit", tooltip="Leave fwknop-tui", priority=True),
+        Binding(
+            "ctrl+p",
+            "command_palette",
+            "palette",
+            id="command_palette",
+            tooltip="Every action and every profile, by name",
+            show=False,
+            priority=True,
+        ),
     ]
     COMMANDS = App.COMMANDS | {_commands}
+    HORIZONTAL_BREAKPOINTS = HORIZONTAL
+    VERTICAL_BREAKPOINTS = VERTICAL
 
     def __init__(
         self,
@@ -118,6 +142,11 @@ class FwknopApp(App[None]):
         self.push_screen(MainScreen())
         for problem in self.setting_problems:
             self.notify(problem, title="tui.toml", severity="warning", timeout=10)
+        with contextlib.suppress(RuntimeError, ValueError, NotImplementedError):
+            # a closed terminal: quit cleanly (only the main thread's loop can take signals)
+            import asyncio  # noqa: PLC0415
+
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.exit)
 
     def main_ready(self, main: MainScreen) -> None:
         """The main screen has read the profiles: start the demo, or offer it on a first run."""
@@ -127,6 +156,43 @@ class FwknopApp(App[None]):
             self._offer_first_run()
         if os.environ.get(EXIT_WHEN_READY):
             self.call_after_refresh(self.exit)
+            return
+        self.call_after_refresh(self._after_first_frame)
+
+    def _after_first_frame(self) -> None:
+        """Work that must not delay the first frame: leftover demo profiles, key map ids."""
+        from ..demo import DEMO_DESCRIPTION  # noqa: PLC0415
+
+        if any(p.description == DEMO_DESCRIPTION for p in self.main_screen.profiles.values()):
+            self._remove_dead_demo_profiles()
+        self.set_timer(0.05, self._check_keymap)
+
+    def _remove_dead_demo_profiles(self) -> None:
+        wallet = self.wallet
+
+        def work() -> list[str]:
+            from ..demo import remove_dead_demo_profiles  # noqa: PLC0415
+
+            return remove_dead_demo_profiles(wallet)
+
+        def done(names: list[str]) -> None:
+            if names:
+                main = self.main_screen
+                main.log_line(
+                    f"removed the demo profile(s) {', '.join(names)} left by an earlier session "
+                    "(their fwknopd is gone)"
+                )
+                main.reload()
+
+        self.background(work, done=done, what="removing leftover demo profiles", group="demo")
+
+    def _check_keymap(self) -> None:
+        """Warn about ids in tui.toml's [keymap] that no binding has (a typo does nothing)."""
+        from .bindings import unknown_ids  # noqa: PLC0415 - imports every screen: after start-up
+
+        for problem in unknown_ids(self.settings):
+            self.setting_problems.append(problem)
+            self.notify(problem, title="tui.toml", severity="warning", timeout=10)
 
     def _offer_first_run(self) -> None:
         from .screens.first_run import FirstRunScreen  # noqa: PLC0415
@@ -144,6 +210,37 @@ class FwknopApp(App[None]):
     def on_unmount(self) -> None:
         if self.demo is not None:
             self.demo.stop()
+            if self.demo_profile is not None:
+                from ..demo import remove_demo_profile  # noqa: PLC0415
+
+                with contextlib.suppress(ClientError, OSError):
+                    remove_demo_profile(self.wallet, self.demo_profile)
+
+    # -- no key material in screenshots ------------------------------------------------
+
+    def _shows_secrets(self, screen: Screen[Any] | None = None) -> bool:
+        screens = [screen] if screen is not None else self.screen_stack
+        return any(getattr(s, "SECRET", False) for s in screens)
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """Textual's commands, without "Screenshot" over a screen that can show keys."""
+        for command in super().get_system_commands(screen):
+            if command.title == "Screenshot" and self._shows_secrets(screen):
+                continue
+            yield command
+
+    def deliver_screenshot(
+        self, filename: str | None = None, path: str | None = None, time_format: str | None = None
+    ) -> str | None:
+        """Textual's screenshot, refused while a screen that can show keys is open."""
+        if self._shows_secrets():
+            self.notify(
+                "This screen can show keys: no screenshot is saved of it.",
+                title="Screenshot",
+                severity="warning",
+            )
+            return None
+        return super().deliver_screenshot(filename, path, time_format)
 
     @property
     def main_screen(self) -> MainScreen:

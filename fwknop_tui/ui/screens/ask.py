@@ -36,7 +36,7 @@ class AskAllowIpScreen(Dialog[str | None]):
         super().__init__(classes="dialog")
         self.profile = profile
 
-    def compose(self) -> ComposeResult:
+    def compose_dialog(self) -> ComposeResult:
         with Vertical(classes="dialog-box"):
             yield Static(f"Which IPv4 address should {self.profile} open the port for?")
             yield Input(

@@ -7,6 +7,12 @@ into masked inputs, or generated on the spot; they go to the keyring when
 the profile is saved (``Wallet.save``, all or nothing, in a worker), never
 into profiles.toml. The server's access.conf stanza for the draft can be
 shown at any time.
+
+Problems show as the user types, keys included (a key of the wrong length
+is named before Save), but a field that is still empty as it was when the
+form opened is not nagged about until Save: a new form opens clean. Leaving
+a changed form (escape, Cancel) asks first, the safe answer being to keep
+editing: freshly generated keys may already be in a server's access.conf.
 """
 
 from __future__ import annotations
@@ -71,6 +77,8 @@ class EditorScreen(Dialog[str | None]):
         super().__init__(classes="dialog")
         self.original = profile
         self.template = template or profile
+        self._initial: dict[str, Any] = {}
+        self._tried_save = False
 
     @property
     def fwknop(self) -> FwknopApp:
@@ -102,7 +110,7 @@ class EditorScreen(Dialog[str | None]):
                 yield control
                 yield Static(help_text, classes="help", id=f"h-{name}", markup=False)
 
-    def compose(self) -> ComposeResult:
+    def compose_dialog(self) -> ComposeResult:
         title = f"Edit {self.original.name}" if self.original else "New profile"
         name = self.original.name if self.original else ""
         keep = "leave empty to keep the stored key" if self.original else ""
@@ -148,6 +156,7 @@ class EditorScreen(Dialog[str | None]):
 
     def on_mount(self) -> None:
         self.query_one(f"#{_widget_id('name' if not self.original else 'host')}", Input).focus()
+        self._initial = self._form()
         self._check()
 
     # -- reading the form -------------------------------------------------------
@@ -159,6 +168,23 @@ class EditorScreen(Dialog[str | None]):
         if isinstance(widget, Select):
             return widget.value
         raise TypeError(spec.name)
+
+    def _form(self) -> dict[str, Any]:
+        """What every field and key input holds now."""
+        form: dict[str, Any] = {s.name: self._value(s) for s in SPECS}
+        form["name"] = self.query_one(f"#{_widget_id('name')}", Input).value
+        for slot, _label, _group in KEY_INPUTS:
+            form[slot] = self._key_text(slot)
+        return form
+
+    @property
+    def changed(self) -> bool:
+        """Whether the form differs from what it opened with."""
+        return bool(self._initial) and self._form() != self._initial
+
+    def _untouched_and_empty(self, field: str, form: dict[str, Any]) -> bool:
+        value = form.get(field)
+        return value in ("", None) and value == self._initial.get(field)
 
     def _profile_name(self) -> str:
         return self.query_one(f"#{_widget_id('name')}", Input).value.strip()
@@ -207,12 +233,30 @@ class EditorScreen(Dialog[str | None]):
         box.update(message or help_text)
         box.set_class(bool(message), "error")
 
-    def _check(self, *, keys: bool = False) -> Profile | None:
-        """Validate the whole form and show every problem; the profile if it is good."""
+    def _crypto_draft(self) -> Profile | None:
+        """The draft as far as its keys are concerned: a missing name or host does not stop
+        a key check or key generation (the crypto settings are what matter)."""
+        table = {s.name: raw_value(s, self._value(s)) for s in SPECS}
+        table["host"] = table["host"] or "draft.invalid"
+        profile, _problems = check_profile(self._profile_name() or "draft", table)
+        return profile
+
+    def _key_problems(self, profile: Profile | None) -> list[tuple[str, str]]:
+        """Problems with the keys entered (an empty host does not hide a key too long)."""
+        profile = profile or self._crypto_draft()
+        return [] if profile is None else self._keys(profile)[1]
+
+    def _check(self) -> Profile | None:
+        """Validate the whole form, keys included; show the problems; the profile if good.
+
+        A field still empty as the form opened is not blamed until Save is tried.
+        """
         profile, problems = self.draft()
-        if profile is not None and keys:
-            _stored, key_problems = self._keys(profile)
-            problems += key_problems
+        problems += self._key_problems(profile)
+        all_problems = list(problems)
+        if not self._tried_save:
+            form = self._form()
+            problems = [(f, m) for f, m in problems if not self._untouched_and_empty(f, form)]
         shown = {f for f, _ in problems}
         for spec in SPECS:
             if spec.name not in shown:
@@ -227,7 +271,8 @@ class EditorScreen(Dialog[str | None]):
         summary = self.query_one("#problems", Static)
         summary.update("; ".join(f"{f}: {m}" for f, m in problems))
         summary.set_class(bool(problems), "error")
-        return profile if not problems else None
+        summary.display = bool(problems)
+        return profile if not all_problems else None
 
     @on(Input.Changed)
     @on(Select.Changed)
@@ -240,7 +285,8 @@ class EditorScreen(Dialog[str | None]):
     @on(Button.Pressed, "#save")
     def action_save(self) -> None:
         """Validate everything, then save profile and keys in a worker."""
-        profile = self._check(keys=True)
+        self._tried_save = True
+        profile = self._check()
         if profile is None:
             self._focus_problem()
             return
@@ -277,13 +323,33 @@ class EditorScreen(Dialog[str | None]):
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
-        """Leave without saving."""
-        self.dismiss(None)
+        """Leave without saving; a changed form asks first (the default keeps editing)."""
+        if not self.changed:
+            self.dismiss(None)
+            return
+        keys = any(self._key_text(slot) for slot, _l, _g in KEY_INPUTS)
+        what = "this profile" if self.original is None else self.original.name
+        question = f"Throw away your changes to {what}?"
+        if keys:
+            question += (
+                " The keys in the form are lost with them: a server that already has their "
+                "stanza cannot be knocked without them."
+            )
+
+        def answered(discard: bool | None) -> None:
+            if discard:
+                self.dismiss(None)
+
+        from .confirm import ConfirmScreen  # noqa: PLC0415
+
+        self.app.push_screen(
+            ConfirmScreen(question, yes="Discard", no="Keep editing", danger=True), answered
+        )
 
     @on(Button.Pressed, "#generate")
     def action_generate(self) -> None:
         """Fill the key inputs with new random keys (saved with the profile)."""
-        profile = self._check()
+        profile = self._crypto_draft()
         if profile is None:
             self.notify("Fix the problems first: the keys depend on the crypto settings.")
             return
@@ -314,7 +380,8 @@ class EditorScreen(Dialog[str | None]):
     @on(Button.Pressed, "#stanza")
     def action_stanza(self) -> None:
         """Show the server's access.conf stanza for the draft."""
-        profile = self._check(keys=True)
+        self._tried_save = True  # the stanza needs the whole profile: name what is missing
+        profile = self._check()
         if profile is None:
             self.notify("Fix the problems first.", severity="warning")
             return
@@ -349,7 +416,7 @@ class EditorScreen(Dialog[str | None]):
         self.fwknop.background(
             stanza,
             done=lambda text: self.app.push_screen(
-                StanzaScreen(f"access.conf stanza for {profile.name}", text)
+                StanzaScreen(f"access.conf stanza for {profile.name}", text, profile=profile.name)
             ),
             what="building the server stanza",
             group="wallet",

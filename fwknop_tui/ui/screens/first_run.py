@@ -37,7 +37,7 @@ class FirstRunScreen(Dialog[str | None]):
     def __init__(self) -> None:
         super().__init__(classes="dialog")
 
-    def compose(self) -> ComposeResult:
+    def compose_dialog(self) -> ComposeResult:
         with Vertical(classes="dialog-box wide"):
             yield Static(WELCOME, id="welcome")
             with Horizontal(classes="buttons"):

@@ -1,41 +1,60 @@
-"""The help screen: what fwknop-tui does and every key, as currently mapped."""
+"""The help screen: what fwknop-tui does, and every screen's keys with their binding ids.
+
+The keys are the screens' own bindings as ``tui.toml`` maps them
+(``bindings.sections``), so the page cannot drift from what the keys do.
+Drawn with Rich tables rather than Markdown: it opens at once.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
+from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.widgets import Markdown
+from textual.widgets import Static
 
+from ..bindings import KeyRow, Section
 from .dialog import Dialog
 
 __all__ = ["HelpScreen", "KeyRow"]
 
-KeyRow = tuple[str, str, str, str]  # keys, description, binding id, tooltip
-
 ABOUT = """\
-# fwknop-tui
+[b $accent]fwknop-tui[/]
 
-Single Packet Authorization, wire-compatible with fwknop 2.6. Pick a profile
-and knock: the packet is built, sent, and (with a verify target) the port
+Single Packet Authorization, wire-compatible with fwknop 2.6. Pick a profile \
+and knock: the packet is built, sent, and (with a verify target) the port \
 is probed until it answers. Keys live in your OS keyring.
 
-**Command palette**: `ctrl+p` finds every action (knock, share, new, import,
+[b]Command palette[/b]: [b]ctrl+p[/b] finds every action (knock, share, new, import, \
 keygen, theme) and every profile.
 
-**Key bindings** can be changed in `tui.toml` beside `profiles.toml`:
+[b]Key bindings[/b] can be changed in [b]tui.toml[/b] beside profiles.toml, by binding id:
 
-```toml
-[keymap]
-knock = "k,enter"
-```
+  [dim]\\[keymap][/dim]
+  [dim]knock = "k,enter"[/dim]
+  [dim]"editor.save" = "ctrl+w"[/dim]
 """
 
 
-def _escape(text: str) -> str:
-    return text.replace("|", "\\|")
+def key_table(title: str, rows: list[KeyRow]) -> Table:
+    """One screen's keys as a table."""
+    table = Table(
+        title=Text(title, "bold"),
+        title_justify="left",
+        expand=True,
+        box=None,
+        show_edge=False,
+        header_style="dim",
+        padding=(0, 1, 0, 0),
+    )
+    table.add_column("Keys", no_wrap=True, style="bold")
+    table.add_column("Action", no_wrap=True)
+    table.add_column("Binding id", no_wrap=True, style="cyan")
+    table.add_column("What it does", ratio=1)
+    for keys, action, ident, tooltip in rows:
+        table.add_row(keys, action, ident, tooltip)
+    return table
 
 
 class HelpScreen(Dialog[None]):
@@ -45,18 +64,22 @@ class HelpScreen(Dialog[None]):
         Binding("escape,f1,q", "close", "Close", id="help.close", tooltip="Back"),
     ]
 
-    def __init__(self, keys: Iterable[KeyRow]) -> None:
+    def __init__(self, sections: list[Section]) -> None:
         super().__init__(classes="dialog")
-        rows = "\n".join(
-            f"| `{_escape(k)}` | {_escape(d)} | `{i}` | {_escape(t)} |" for k, d, i, t in keys
-        )
-        self.text = (
-            f"{ABOUT}\n| Keys | Action | Binding id | What it does |\n|---|---|---|---|\n{rows}\n"
-        )
+        self.sections = sections
 
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog-box wide tall"), VerticalScroll():
-            yield Markdown(self.text)
+    def compose_dialog(self) -> ComposeResult:
+        with Vertical(classes="dialog-box wide tall"), VerticalScroll(id="help-scroll"):
+            yield Static(ABOUT, id="about")
+            for title, rows in self.sections:
+                yield Static(key_table(title, rows), classes="keys")
+
+    def on_mount(self) -> None:
+        self.query_one("#help-scroll").focus()
+
+    def rows(self) -> list[KeyRow]:
+        """Every row, all screens together (for tests)."""
+        return [row for _title, rows in self.sections for row in rows]
 
     def action_close(self) -> None:
         """Back to where we were."""

@@ -88,7 +88,7 @@ class ImportScreen(Dialog[list[str] | None]):
         """The app, typed."""
         return self.app  # type: ignore[return-value]
 
-    def compose(self) -> ComposeResult:
+    def compose_dialog(self) -> ComposeResult:
         names = self.fwknop.wallet_names()
         with Vertical(classes="dialog-box wide tall"):
             yield Static("Import", classes="title")

@@ -6,34 +6,43 @@ stages arrive as ``StageDone`` messages and the end as the worker's result.
 The profiles file is read on the UI thread: it is a small local file and
 reading it costs well under a millisecond; everything that may block
 (keyring, DNS, sending, probing) is in a worker.
+
+Whatever the terminal's size, the status line above the footer says how
+the last knock ended and when each keep-open profile knocks next; a
+profiles.toml that cannot be used keeps a banner at the top (file:line)
+until it is fixed and read again (ctrl+r).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from textual import on
+from rich.text import Text
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, RichLog
+from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from ...errors import ClientError
 from ...history import KnockRecord, StageRecord
 from ...wallet.profiles import Profile
 from .. import glyphs
 from ..knocking import KnockOutcome, advice, expected_stages, run_knock
+from ..layout import width_class
+from ..widgets.knock_log import KnockLog, LogEntry, local_times
 from ..widgets.knock_view import KnockState, KnockView
 from ..widgets.profile_detail import ProfileDetail
-from ..widgets.profile_table import ProfileRow, ProfileTable, matches
+from ..widgets.profile_table import ProfileRow, ProfileTable, ago, matches
+from ..widgets.status_line import StatusLine
 
 if TYPE_CHECKING:
     from ..app import FwknopApp
-    from .help import KeyRow
 
 # The modal screens are imported when first opened (``_screens``), not at start-up:
 # the help screen alone pulls in a Markdown parser.
@@ -55,6 +64,22 @@ def keep_open_interval(profile: Profile) -> int:
     if profile.keep_open:
         return profile.keep_open
     return max(5, int((profile.client_timeout or DEFAULT_TIMEOUT) * 0.8))
+
+
+def _outcome_line(name: str, state: KnockState, now: float) -> Text:
+    """``✓ home 12:00:03 (5s ago): Knocked in 51 ms: ...``, or that it is still knocking."""
+    if state.running:
+        return Text.assemble(("… ", "bold cyan"), (name, "bold"), ": knocking")
+    mark, style = (glyphs.OK, "bold green") if state.ok else (glyphs.FAIL, "bold red")
+    when = state.when if state.when is not None else now
+    stamp = time.strftime("%H:%M:%S", time.localtime(when))
+    return Text.assemble(
+        (mark, style),
+        " ",
+        (name, "bold"),
+        (f" {stamp} ({ago(now - when)} ago): ", "dim"),
+        (state.outcome, "" if state.ok else "red"),
+    )
 
 
 class MainScreen(Screen[None]):
@@ -107,6 +132,14 @@ class MainScreen(Screen[None]):
             id="clear_filter",
             tooltip="Clear the filter",
         ),
+        Binding(
+            "ctrl+r",
+            "reload",
+            "Reload",
+            show=False,
+            id="reload",
+            tooltip="Read profiles.toml again (after fixing it by hand)",
+        ),
     ]
 
     @dataclass
@@ -125,6 +158,7 @@ class MainScreen(Screen[None]):
         self.running: set[str] = set()
         self.cancels: dict[str, threading.Event] = {}
         self.problems: list[str] = []
+        self.latest: str | None = None  # the profile knocked last in this session
         self._demo_mark = 0
 
     @property
@@ -134,21 +168,24 @@ class MainScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header(icon="»")
+        yield Static("", id="banner", markup=False)
         with Horizontal(id="body"):
             with Vertical(id="profiles-pane"):
                 yield Input(placeholder="Filter profiles (/)", id="filter")
                 yield ProfileTable(id="profiles")
-            with Vertical(id="side"):
+            with VerticalScroll(id="side"):
                 yield ProfileDetail(id="detail")
                 yield KnockView(id="knock")
-        yield RichLog(id="log", wrap=True, markup=False, max_lines=2000)
-        yield Footer()
+        yield KnockLog(id="log")
+        yield StatusLine(id="status")
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#profiles-pane").border_title = "Profiles"
         self.query_one("#side").border_title = "Knock"
         self.query_one("#log").border_title = "Log"
         self.sub_title = "Single Packet Authorization"
+        self.query_one(ProfileTable).set_layout(width_class(self.app.size.width), 0.0)
         self.reload()
         self.call_after_refresh(self._backfill_log)
         self.query_one(ProfileTable).focus()
@@ -170,11 +207,31 @@ class MainScreen(Screen[None]):
         self.profiles = {p.name: p for p in good}
         for problem in self.problems:
             self.log_line(f"profiles.toml: {problem}", error=True)
-        if self.problems:
-            self.notify(self.problems[0], title="profiles.toml", severity="error", timeout=10)
+        self._show_banner()
         self.last = app.history.last_by_profile()
         self.keep_open = {n: t for n, t in self.keep_open.items() if n in self.profiles}
         self._redraw(select)
+
+    def _show_banner(self) -> None:
+        banner = self.query_one("#banner", Static)
+        banner.display = bool(self.problems)
+        if self.problems:
+            more = (
+                f" (and {len(self.problems) - 1} more: see the log)"
+                if len(self.problems) > 1
+                else ""
+            )
+            kept = "left as it is" if not self.profiles else "its other profiles are usable"
+            banner.update(
+                f"{glyphs.FAIL} {self.problems[0]}{more}. The file is {kept}: fix it, then "
+                "ctrl+r reads it again."
+            )
+
+    def action_reload(self) -> None:
+        """Read profiles.toml again."""
+        self.reload(select=self.selected.name if self.selected else None)
+        if not self.problems:
+            self.log_line(f"profiles.toml read again: {len(self.profiles)} profile(s)")
 
     def _rows(self) -> list[ProfileRow]:
         query = self.query_one("#filter", Input).value
@@ -197,6 +254,7 @@ class MainScreen(Screen[None]):
         pane = self.query_one("#profiles-pane")
         pane.border_subtitle = f"{shown} of {total}" if shown != total else f"{total}"
         self._show_selected()
+        self._show_status()
 
     def _row(self, name: str) -> ProfileRow | None:
         p = self.profiles.get(name)
@@ -220,6 +278,8 @@ class MainScreen(Screen[None]):
         view = self.query_one(KnockView)
         if profile is None:
             hint = "No profiles yet: n creates one, i imports, ctrl+p finds everything."
+            if self.problems:
+                hint = "profiles.toml cannot be used: the banner above says where and why."
             view.show(None, empty=hint if not self.profiles else "")
             return
         state = self.states.get(profile.name)
@@ -259,15 +319,9 @@ class MainScreen(Screen[None]):
     # -- the log --------------------------------------------------------------------
 
     def log_line(self, text: str, *, error: bool = False, when: float | None = None) -> None:
-        """One line in the log pane, with the time."""
-        import time as _time  # noqa: PLC0415
-
-        stamp = _time.strftime("%H:%M:%S", _time.localtime(when or self.fwknop.clock()))
-        from rich.text import Text  # noqa: PLC0415
-
-        self.query_one("#log", RichLog).write(
-            Text.assemble((stamp, "dim"), " ", (text, "red" if error else ""))
-        )
+        """One line in the log pane, with the (local) time."""
+        entry = LogEntry(when or self.fwknop.clock(), text, error)
+        self.query_one(KnockLog).add(entry)
 
     def _backfill_log(self) -> None:
         """The last knocks of earlier sessions (after the first frame: start-up stays quick)."""
@@ -308,7 +362,10 @@ class MainScreen(Screen[None]):
             return
         app = self.fwknop
         demo = app.demo_for(profile)
+        if demo is None and self._dead_demo(profile):
+            return
         self.running.add(name)
+        self.latest = name
         cancel = threading.Event()
         self.cancels[name] = cancel
         self.states[name] = KnockState(
@@ -347,6 +404,20 @@ class MainScreen(Screen[None]):
             group=f"knock:{name}",
         )
 
+    def _dead_demo(self, profile: Profile) -> bool:
+        """A demo profile whose fwknopd is gone: say so instead of a knock "sent" to nobody."""
+        from ...demo import demo_is_dead  # noqa: PLC0415 - only demo profiles get here
+
+        if not demo_is_dead(profile):
+            return False
+        why = (
+            f"{profile.name} is the demo's profile, and the demo's fwknopd is not running: "
+            "run the demo again (ctrl+p, Run the demo)."
+        )
+        self.log_line(why, error=True)
+        self.notify(why, title=f"{profile.name}: not knocked", severity="warning")
+        return True
+
     @on(StageDone)
     def _stage_done(self, message: StageDone) -> None:
         state = self.states.get(message.profile)
@@ -378,6 +449,26 @@ class MainScreen(Screen[None]):
             self.query_one(ProfileTable).update_row(row, self.fwknop.clock())
         if self.selected is not None and self.selected.name == name:
             self._show_selected()
+        self._show_status()
+
+    def _show_status(self) -> None:
+        """The status line: the last knock of the session (else of the history), countdowns."""
+        now = self.fwknop.clock()
+        name = self.latest
+        if name is None and self.last:
+            name = max(self.last.values(), key=lambda r: r.when).profile
+        outcome = Text("")
+        state = self.states.get(name) if name else None
+        record = self.last.get(name) if name else None
+        if state is None and record is not None:
+            state = KnockState.of_record(record)
+        if name is not None and state is not None:
+            outcome = _outcome_line(name, state, now)
+        countdowns = Text(" · ").join(
+            Text.assemble((f"{glyphs.REKNOCK} ", "bold cyan"), n, f" {max(0, int(due - now))}s")
+            for n, due in sorted(self.keep_open.items())
+        )
+        self.query_one(StatusLine).show(outcome, countdowns)
 
     def _pump_demo_log(self) -> None:
         demo = self.fwknop.demo
@@ -385,7 +476,7 @@ class MainScreen(Screen[None]):
             return
         lines, self._demo_mark = demo.lines_since(self._demo_mark)
         for line in lines:
-            self.log_line(f"  fwknopd (demo): {line}")
+            self.log_line(f"  fwknopd (demo): {local_times(line)}")
 
     # -- keep open --------------------------------------------------------------------
 
@@ -406,16 +497,25 @@ class MainScreen(Screen[None]):
         self._refresh_row(name)
 
     def _tick(self) -> None:
+        """Each second: keep-open knocks that are due, every row's age, the status line."""
         now = self.fwknop.clock()
         for name, due in list(self.keep_open.items()):
             profile = self.profiles.get(name)
-            if profile is None:
-                continue
-            if now >= due and name not in self.running:
+            if profile is not None and now >= due and name not in self.running:
                 self.keep_open[name] = now + keep_open_interval(profile)
                 self.knock(profile)
-            self._refresh_row(name)
+        table = self.query_one(ProfileTable)
+        table.set_layout(width_class(self.app.size.width), now)  # resized under a dialog
+        for name in table.names:
+            row = self._row(name)
+            if row is not None:
+                table.update_row(row, now)
+        self._show_status()
         self._pump_demo_log()
+
+    def on_resize(self, event: events.Resize) -> None:
+        """The table's columns follow the terminal's width."""
+        self.query_one(ProfileTable).set_layout(width_class(event.size.width), self.fwknop.clock())
 
     # -- the other verbs --------------------------------------------------------------
 
@@ -515,7 +615,9 @@ class MainScreen(Screen[None]):
                 self.log_line(f"{name}: new keys in the keyring")
                 self.reload(select=name)
                 self.app.push_screen(
-                    _screens().StanzaScreen(f"New access.conf stanza for {name}", stanza)
+                    _screens().StanzaScreen(
+                        f"New access.conf stanza for {name}", stanza, profile=name
+                    )
                 )
 
             self.fwknop.background(generate, done=done, what=f"keygen for {name}", group="wallet")
@@ -525,6 +627,7 @@ class MainScreen(Screen[None]):
                 f"Generate new keys for {name}? The old ones are replaced, so the server's "
                 "access.conf must get the new stanza (shown next).",
                 yes="Generate",
+                danger=True,
             ),
             confirmed,
         )
@@ -539,7 +642,7 @@ class MainScreen(Screen[None]):
         self.fwknop.background(
             lambda: wallet.server_stanza(name),
             done=lambda text: self.app.push_screen(
-                _screens().StanzaScreen(f"access.conf stanza for {name}", text)
+                _screens().StanzaScreen(f"access.conf stanza for {name}", text, profile=name)
             ),
             what=f"building the stanza for {name}",
             group="wallet",
@@ -554,20 +657,9 @@ class MainScreen(Screen[None]):
         table.select_name(name)
         getattr(self, f"action_{action}")()
 
-    def key_rows(self) -> list[KeyRow]:
-        """Every binding as currently mapped, for the help screen."""
-        rows: list[KeyRow] = []
-        seen: set[tuple[str, str]] = set()
-        for key, active in self.active_bindings.items():
-            binding = active.binding
-            ident = binding.id
-            label = binding.description or binding.action
-            if ident is None or (ident, key) in seen:  # widgets' own keys (cursor moves...)
-                continue
-            seen.add((ident, key))
-            rows.append((self.app.get_key_display(binding), label, ident, binding.tooltip))
-        return rows
-
     def action_help(self) -> None:
-        """The help screen."""
-        self.app.push_screen(_screens().HelpScreen(self.key_rows()))
+        """The help screen: every screen's keys, as mapped."""
+        from ..bindings import sections  # noqa: PLC0415
+
+        rows = sections(self.fwknop.settings.keymap, self.app.get_key_display)
+        self.app.push_screen(_screens().HelpScreen(rows))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from textual.content import Content
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
 from textual.widgets import Static
 
 from ...wallet.profiles import Profile
@@ -56,14 +58,16 @@ def summary_lines(profile: Profile) -> list[tuple[str, str]]:
 
 
 class ProfileDetail(Static):
-    """The selected profile's settings."""
+    """The selected profile's settings; a long value wraps under itself, not under its label."""
 
     def show(self, profile: Profile | None) -> None:
         """Render a profile (or a hint when there is none)."""
         if profile is None:
-            self.update(Content.styled("No profile selected.", "$text-muted"))
+            self.update(Text("No profile selected.", "dim"))
             return
-        parts: list[str | tuple[str, str]] = [(profile.name, "bold $accent")]
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(justify="right", no_wrap=True, style="dim")
+        grid.add_column(ratio=1, overflow="fold")
         for label, value in summary_lines(profile):
-            parts += ["\n", (f"{label:>11}  ", "$text-muted"), value]
-        self.update(Content.assemble(*parts))
+            grid.add_row(label, Text(value))
+        self.update(Group(Text(profile.name, "bold"), grid))

@@ -1,4 +1,10 @@
-"""The profile list: name, destination, ports, transport, last knock and keep-open countdown."""
+"""The profile list: name, destination, ports, transport, last knock and keep-open countdown.
+
+The columns follow the terminal's width (``layout.width_class``): at 80
+columns the list shows name, destination and the last knock's mark and age
+(ports, transport and timings are in the knock pane beside it); wide
+terminals get every column with hosts and ports unclipped.
+"""
 
 from __future__ import annotations
 
@@ -22,8 +28,12 @@ COLUMNS = (
     ("via", "Via"),
     ("last", "Last knock"),
 )
-MAX_DEST = 22
-MAX_PORTS = 14
+# per width class: the columns shown, and how wide a destination and a port list may get
+LAYOUTS = {
+    "narrow": (("name", "dest", "last"), 16, 0),
+    "normal": (tuple(key for key, _ in COLUMNS), 22, 14),
+    "wide": (tuple(key for key, _ in COLUMNS), 60, 48),
+}
 
 
 def ago(seconds: float) -> str:
@@ -88,8 +98,35 @@ class ProfileTable(DataTable[Text]):
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self.layout_name = ""
+        self._rows: list[ProfileRow] = []
+        self.set_layout("normal", 0.0)
+
+    def set_layout(self, name: str, now: float) -> None:
+        """Show the columns of a width class (``LAYOUTS``), keeping the rows and the cursor."""
+        if name == self.layout_name:
+            return
+        current = self.selected_name
+        self.layout_name = name
+        keys = LAYOUTS[name][0]
+        self.clear(columns=True)
         for key, label in COLUMNS:
-            self.add_column(label, key=key)
+            if key in keys:
+                self.add_column(label, key=key)
+        if self._rows:
+            self.show(self._rows, now, select=current)
+
+    def _cells(self, row: ProfileRow, now: float) -> list[Text]:
+        p = row.profile
+        keys, max_dest, max_ports = LAYOUTS[self.layout_name]
+        cells = {
+            "name": Text(p.name, style="bold"),
+            "dest": Text(clip(destination(p), max_dest)),
+            "ports": Text(clip(ports(p), max_ports)),
+            "via": Text(transport(p)),
+            "last": self._last(row, now),
+        }
+        return [cells[key] for key in keys]
 
     def _last(self, row: ProfileRow, now: float) -> Text:
         keep = Text("")
@@ -101,32 +138,31 @@ class ProfileTable(DataTable[Text]):
         if rec is None:
             return Text.assemble(keep, ("never", "dim"))
         mark, style = (glyphs.OK, "green") if rec.ok else (glyphs.FAIL, "red")
+        age = ago(now - rec.when)
+        if self.layout_name == "narrow":  # the knock pane beside the list has the rest
+            return Text.assemble(keep, (mark, f"bold {style}"), f" {age}")
         took = f"{rec.seconds * 1000:.0f}ms" if rec.ok else (rec.failed_stage or "failed")
-        return Text.assemble(keep, (mark, f"bold {style}"), f" {ago(now - rec.when)} · {took}")
+        return Text.assemble(keep, (mark, f"bold {style}"), f" {age} · {took}")
 
     def show(self, rows: Iterable[ProfileRow], now: float, select: str | None = None) -> None:
         """Replace the rows, keeping the cursor on ``select`` (or the current row)."""
         current = select or self.selected_name
+        self._rows = list(rows)
         self.clear()
-        for row in rows:
-            p = row.profile
-            self.add_row(
-                Text(p.name, style="bold"),
-                Text(clip(destination(p), MAX_DEST)),
-                Text(clip(ports(p), MAX_PORTS)),
-                Text(transport(p)),
-                self._last(row, now),
-                key=p.name,
-            )
+        for row in self._rows:
+            self.add_row(*self._cells(row, now), key=row.profile.name)
         if current is not None:
             self.select_name(current)
 
     def update_row(self, row: ProfileRow, now: float) -> None:
-        """Refresh the knock columns of one row."""
+        """Refresh the knock column of one row (only when what it says has changed)."""
         name = row.profile.name
         if name not in self.names:
             return
-        self.update_cell(name, "last", self._last(row, now), update_width=True)
+        self._rows = [row if r.profile.name == name else r for r in self._rows]
+        cell = self._last(row, now)
+        if self.get_cell(name, "last") != cell:
+            self.update_cell(name, "last", cell, update_width=True)
 
     @property
     def names(self) -> list[str]:
