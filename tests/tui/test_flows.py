@@ -111,6 +111,7 @@ async def test_create_a_profile_by_typing_with_generated_keys(tui: Tui) -> None:
         await pilot.click("#f-host")
         await pilot.press(*"spa.example.org")
         editor = app.screen
+        await editor.show_group("access")  # type: ignore[attr-defined]
         editor.query_one("#f-access", Input).value = "tcp/22, udp/53"
         await pilot.press("ctrl+g")  # generate keys into the (masked) inputs
         await pilot.pause()
@@ -142,6 +143,7 @@ async def test_fields_are_validated_inline_and_a_bad_profile_is_not_saved(tui: T
         assert "must be a number from 1 to 65535, not 99999" in text_of(help_line)
         assert help_line.has_class("error")
         editor.query_one("#f-port", Input).value = "4000"
+        await editor.show_group("crypto")  # type: ignore[attr-defined]
         editor.query_one("#f-encryption_mode", Select).value = "legacy"
         await pilot.pause()
         problems = text_of(editor.query_one("#problems", Static))

@@ -95,6 +95,7 @@ async def test_a_new_form_opens_without_errors_and_key_lengths_are_checked_as_yo
         await pilot.pause()
         assert not editor.query(".help.error"), "the host was blamed before it was reached"
         too_long = base64.b64encode(bytes(40)).decode()
+        await editor.show_group("crypto")
         editor.query_one("#k-rijndael", Input).value = too_long
         await pilot.pause()
         message = text_of(editor.query_one("#h-rijndael", Static))

@@ -15,6 +15,8 @@ from textual.app import ComposeResult
 from textual.screen import ModalScreen
 from textual.widgets import Footer
 
+from ..layout import size_classes
+
 __all__ = ["Dialog"]
 
 T = TypeVar("T")
@@ -25,6 +27,10 @@ class Dialog(ModalScreen[T]):
 
     CSS_PATH = "../dialogs.tcss"
     SECRET: ClassVar[bool] = False
+
+    def __init__(self, *, classes: str = "dialog") -> None:
+        size = self.app.size
+        super().__init__(classes=f"{classes} {size_classes(size.width, size.height)}")
 
     def compose(self) -> ComposeResult:
         yield from self.compose_dialog()

@@ -8,6 +8,12 @@ the profile is saved (``Wallet.save``, all or nothing, in a worker), never
 into profiles.toml. The server's access.conf stanza for the draft can be
 shown at any time.
 
+Only the first tab's fields are built when the editor opens; each other
+tab's are built the first time it is shown (``_fill``). Styling a couple of
+hundred widgets is what made the editor take a second to open; a field not
+built yet reads as the value it would show (``_pending``, else the
+profile's own).
+
 Problems show as the user types, keys included (a key of the wrong length
 is named before Save), but a field that is still empty as it was when the
 form opened is not nagged about until Save: a new form opens clean. Leaving
@@ -24,7 +30,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.css.query import NoMatches
+from textual.widget import AwaitMount, Widget
 from textual.widgets import Button, Input, Label, Select, Static, Switch, TabbedContent, TabPane
 
 from fwknop_core import HmacType, X25519PrivateKey, generate_keys
@@ -74,11 +80,19 @@ class EditorScreen(Dialog[str | None]):
     ]
 
     def __init__(self, profile: Profile | None = None, *, template: Profile | None = None) -> None:
-        super().__init__(classes="dialog")
+        super().__init__(classes="dialog large")
         self.original = profile
         self.template = template or profile
         self._initial: dict[str, Any] = {}
         self._tried_save = False
+        self._filled: set[str] = {GROUPS[0][0]}  # tabs whose fields are built
+        self._pending: dict[str, Any] = {}  # values set for fields not built yet
+        # the widgets by field, as built: a query walks the whole form, and a check of the
+        # form reads every field
+        self._controls: dict[str, Any] = {}
+        self._helps: dict[str, Static] = {}
+        self._check_due = False
+        self._said: dict[str, str] = {}  # what each field's help line says now
 
     @property
     def fwknop(self) -> FwknopApp:
@@ -88,35 +102,69 @@ class EditorScreen(Dialog[str | None]):
     # -- layout ---------------------------------------------------------------
 
     def _control(self, spec: FieldSpec) -> Any:
-        shown = display_value(spec, self.template)
+        shown = self._pending.pop(spec.name, display_value(spec, self.template))
         wid = _widget_id(spec.name)
+        control: Any
         if spec.kind == "bool":
-            return Switch(value=bool(shown), id=wid)
-        if spec.kind == "choice":
+            control = Switch(value=bool(shown), id=wid)
+        elif spec.kind == "choice":
             options = [(label, value) for value, label in spec.choices]
-            return Select(options, value=shown, allow_blank=False, id=wid, compact=True)
-        return Input(
-            value=shown,
-            validators=[FieldValidator(spec.name)],
-            id=wid,
-            valid_empty=spec.name != "host",
-            compact=True,
+            control = Select(options, value=shown, allow_blank=False, id=wid, compact=True)
+        else:
+            control = Input(
+                value=shown,
+                validators=[FieldValidator(spec.name)],
+                id=wid,
+                valid_empty=spec.name != "host",
+                compact=True,
+            )
+        self._controls[spec.name] = control
+        return control
+
+    def _row(self, name: str, label: str, control: Widget, help_text: str) -> Horizontal:
+        self._controls.setdefault(name, control)
+        self._helps[name] = Static(help_text, classes="help", id=f"h-{name}", markup=False)
+        return Horizontal(
+            Label(label, classes="label"),
+            Vertical(control, self._helps[name], classes="control"),
+            classes="field",
+            id=f"row-{name}",
         )
 
-    def _row(self, name: str, label: str, control: Any, help_text: str) -> ComposeResult:
-        with Horizontal(classes="field", id=f"row-{name}"):
-            yield Label(label, classes="label")
-            with Vertical(classes="control"):
-                yield control
-                yield Static(help_text, classes="help", id=f"h-{name}", markup=False)
+    def _group_rows(self, group: str) -> list[Widget]:
+        """The widgets of one tab's fields."""
+        keep = "leave empty to keep the stored key" if self.original else ""
+        rows: list[Widget] = [
+            self._row(spec.name, spec.label, self._control(spec), spec.help)
+            for spec in SPECS
+            if spec.group == group
+        ]
+        for slot, key_label, key_group in KEY_INPUTS:
+            if key_group == group:
+                hint = keep or "paste a key, a passphrase or share text"
+                box = SecretInput(placeholder=hint, id=f"k-{slot}")
+                box.value = self._pending.pop(slot, "")
+                rows.append(
+                    self._row(
+                        slot, key_label, box, "masked; stored in the OS keyring when you save"
+                    )
+                )
+        if group == "crypto":
+            rows.append(
+                Horizontal(
+                    Button("Generate keys", id="generate", compact=True),
+                    Button("Server stanza", id="stanza", compact=True),
+                    classes="buttons left",
+                )
+            )
+        return rows
 
     def compose_dialog(self) -> ComposeResult:
         title = f"Edit {self.original.name}" if self.original else "New profile"
         name = self.original.name if self.original else ""
-        keep = "leave empty to keep the stored key" if self.original else ""
         with Vertical(classes="dialog-box editor"):
             yield Static(title, classes="title")
-            yield from self._row(
+            yield self._row(
                 "name",
                 "Name",
                 Input(
@@ -130,29 +178,34 @@ class EditorScreen(Dialog[str | None]):
             )
             with TabbedContent(id="groups"):
                 for group, label in GROUPS:
-                    with TabPane(label, id=f"tab-{group}"), FieldPane():
-                        for spec in SPECS:
-                            if spec.group == group:
-                                yield from self._row(
-                                    spec.name, spec.label, self._control(spec), spec.help
-                                )
-                        for slot, key_label, key_group in KEY_INPUTS:
-                            if key_group == group:
-                                hint = keep or "paste a key, a passphrase or share text"
-                                yield from self._row(
-                                    slot,
-                                    key_label,
-                                    SecretInput(placeholder=hint, id=f"k-{slot}"),
-                                    "masked; stored in the OS keyring when you save",
-                                )
-                        if group == "crypto":
-                            with Horizontal(classes="buttons left"):
-                                yield Button("Generate keys", id="generate", compact=True)
-                                yield Button("Server stanza", id="stanza", compact=True)
+                    with TabPane(label, id=f"tab-{group}"):
+                        rows = self._group_rows(group) if group in self._filled else []
+                        yield FieldPane(*rows, id=f"pane-{group}")
             yield Static("", id="problems", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Save", id="save", variant="primary", compact=True)
                 yield Button("Cancel", id="cancel", compact=True)
+
+    def _fill(self, group: str) -> AwaitMount | None:
+        """Build a tab's fields the first time it is shown (an awaitable for the mount)."""
+        if group in self._filled:
+            return None
+        self._filled.add(group)
+        mounted = self.query_one(f"#pane-{group}", FieldPane).mount_all(self._group_rows(group))
+        self.call_after_refresh(self._check)
+        return mounted
+
+    @on(TabbedContent.TabActivated, "#groups")
+    def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
+        pane_id = event.pane.id or ""
+        self._fill(pane_id.removeprefix("tab-"))
+
+    async def show_group(self, group: str) -> None:
+        """Show a tab, its fields built and mounted."""
+        self.query_one("#groups", TabbedContent).active = f"tab-{group}"
+        mounted = self._fill(group)
+        if mounted is not None:
+            await mounted
 
     def on_mount(self) -> None:
         self.query_one(f"#{_widget_id('name' if not self.original else 'host')}", Input).focus()
@@ -162,7 +215,9 @@ class EditorScreen(Dialog[str | None]):
     # -- reading the form -------------------------------------------------------
 
     def _value(self, spec: FieldSpec) -> Any:
-        widget = self.query_one(f"#{_widget_id(spec.name)}")
+        widget = self._controls.get(spec.name)
+        if widget is None:  # its tab has not been shown yet
+            return self._pending.get(spec.name, display_value(spec, self.template))
         if isinstance(widget, Switch | Input):
             return widget.value
         if isinstance(widget, Select):
@@ -172,7 +227,7 @@ class EditorScreen(Dialog[str | None]):
     def _form(self) -> dict[str, Any]:
         """What every field and key input holds now."""
         form: dict[str, Any] = {s.name: self._value(s) for s in SPECS}
-        form["name"] = self.query_one(f"#{_widget_id('name')}", Input).value
+        form["name"] = self._controls["name"].value
         for slot, _label, _group in KEY_INPUTS:
             form[slot] = self._key_text(slot)
         return form
@@ -187,7 +242,7 @@ class EditorScreen(Dialog[str | None]):
         return value in ("", None) and value == self._initial.get(field)
 
     def _profile_name(self) -> str:
-        return self.query_one(f"#{_widget_id('name')}", Input).value.strip()
+        return str(self._controls["name"].value).strip()
 
     def draft(self) -> tuple[Profile | None, list[tuple[str, str]]]:
         """The profile the form describes, or every problem with it."""
@@ -195,7 +250,10 @@ class EditorScreen(Dialog[str | None]):
         return check_profile(self._profile_name(), table)
 
     def _key_text(self, slot: str) -> str:
-        return self.query_one(f"#k-{slot}", SecretInput).value
+        box = self._controls.get(slot)
+        if box is None:  # its tab has not been shown yet
+            return str(self._pending.get(slot, ""))
+        return str(box.value)
 
     def _keys(self, profile: Profile) -> tuple[dict[str, str], list[tuple[str, str]]]:
         """Stored values of the keys entered, and problems with them."""
@@ -226,12 +284,14 @@ class EditorScreen(Dialog[str | None]):
         help_text = spec.help if spec else "masked; stored in the OS keyring when you save"
         if field == "name":
             help_text = "letters, digits, '.', '_' and '-'"
-        try:
-            box = self.query_one(f"#h-{field}", Static)
-        except NoMatches:  # a problem for a field without a row
+        box = self._helps.get(field)
+        if box is None:  # a field without a row, or on a tab not shown yet
             return
-        box.update(message or help_text)
-        box.set_class(bool(message), "error")
+        text = message or help_text
+        if self._said.get(field) != text:  # an update costs a layout: only when it changed
+            self._said[field] = text
+            box.update(text)
+            box.set_class(bool(message), "error")
 
     def _crypto_draft(self) -> Profile | None:
         """The draft as far as its keys are concerned: a missing name or host does not stop
@@ -278,6 +338,13 @@ class EditorScreen(Dialog[str | None]):
     @on(Select.Changed)
     @on(Switch.Changed)
     def _changed(self) -> None:
+        # one check per frame, however many fields changed (a mount changes them all)
+        if not self._check_due:
+            self._check_due = True
+            self.call_after_refresh(self._deferred_check)
+
+    def _deferred_check(self) -> None:
+        self._check_due = False
         self._check()
 
     # -- actions ------------------------------------------------------------------
@@ -316,10 +383,14 @@ class EditorScreen(Dialog[str | None]):
         group = BY_NAME[field].group if field in BY_NAME else None
         if group is None:
             group = next((g for s, _l, g in KEY_INPUTS if s == field), None)
-        if group is not None:
-            self.query_one("#groups", TabbedContent).active = f"tab-{group}"
         with_id = f"#{_widget_id(field)}" if field in BY_NAME or field == "name" else f"#k-{field}"
-        self.query_one(with_id).focus()
+
+        async def focus() -> None:
+            if group is not None:
+                await self.show_group(group)
+            self.query_one(with_id).focus()
+
+        self.call_later(focus)
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
@@ -347,8 +418,8 @@ class EditorScreen(Dialog[str | None]):
         )
 
     @on(Button.Pressed, "#generate")
-    def action_generate(self) -> None:
-        """Fill the key inputs with new random keys (saved with the profile)."""
+    async def action_generate(self) -> None:
+        """Fill the key inputs with new random keys (saved with the profile), on show."""
         profile = self._crypto_draft()
         if profile is None:
             self.notify("Fix the problems first: the keys depend on the crypto settings.")
@@ -366,6 +437,7 @@ class EditorScreen(Dialog[str | None]):
             )
             return
         fresh = generate_keys(profile.hmac_type or HmacType.SHA256, mode=profile.encryption_mode)
+        await self.show_group("crypto")
         self.query_one(f"#{_widget_id('key_format')}", Select).value = "base64"
         self.query_one("#k-rijndael", SecretInput).value = fresh.rijndael.to_base64()
         self.query_one("#k-hmac", SecretInput).value = (

@@ -65,7 +65,7 @@ class HelpScreen(Dialog[None]):
     ]
 
     def __init__(self, sections: list[Section]) -> None:
-        super().__init__(classes="dialog")
+        super().__init__(classes="dialog large")
         self.sections = sections
 
     def compose_dialog(self) -> ComposeResult:

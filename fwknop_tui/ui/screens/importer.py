@@ -78,7 +78,7 @@ class ImportScreen(Dialog[list[str] | None]):
     ]
 
     def __init__(self, *, rc_path: Path | None = None, tab: str = "rc") -> None:
-        super().__init__(classes="dialog")
+        super().__init__(classes="dialog large")
         self.rc_path = rc_path or Path.home() / ".fwknoprc"
         self.tab = tab
         self.plans: list[RcImport] = []

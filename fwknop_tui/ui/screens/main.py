@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
@@ -34,7 +35,7 @@ from ...history import KnockRecord, StageRecord
 from ...wallet.profiles import Profile
 from .. import glyphs
 from ..knocking import KnockOutcome, advice, expected_stages, run_knock
-from ..layout import width_class
+from ..layout import size_classes, width_class
 from ..widgets.knock_log import KnockLog, LogEntry, local_times
 from ..widgets.knock_view import KnockState, KnockView
 from ..widgets.profile_detail import ProfileDetail
@@ -64,6 +65,12 @@ def keep_open_interval(profile: Profile) -> int:
     if profile.keep_open:
         return profile.keep_open
     return max(5, int((profile.client_timeout or DEFAULT_TIMEOUT) * 0.8))
+
+
+def _home_as_tilde(text: str) -> str:
+    """Paths under the home directory written from ``~``: shorter, and the same for everyone."""
+    home = str(Path.home())
+    return text.replace(home + "/", "~/") if home != "/" else text
 
 
 def _outcome_line(name: str, state: KnockState, now: float) -> Text:
@@ -150,7 +157,8 @@ class MainScreen(Screen[None]):
         stage: StageRecord
 
     def __init__(self) -> None:
-        super().__init__()
+        size = self.app.size
+        super().__init__(classes=size_classes(size.width, size.height))  # styled once, not twice
         self.profiles: dict[str, Profile] = {}
         self.last: dict[str, KnockRecord] = {}
         self.states: dict[str, KnockState] = {}
@@ -204,6 +212,7 @@ class MainScreen(Screen[None]):
             self.problems = [str(exc) for exc in bad]
         except ClientError as exc:  # the file cannot be read or is not TOML
             good, self.problems = [], [str(exc)]
+        self.problems = [_home_as_tilde(p) for p in self.problems]
         self.profiles = {p.name: p for p in good}
         for problem in self.problems:
             self.log_line(f"profiles.toml: {problem}", error=True)

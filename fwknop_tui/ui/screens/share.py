@@ -71,7 +71,7 @@ class ShareScreen(Dialog[None]):
     ]
 
     def __init__(self, profile: str, *, public: bool = False) -> None:
-        super().__init__(classes="dialog")
+        super().__init__(classes="dialog large")
         self.profile = profile
         self.public = public  # an x25519 profile: the QR holds its public key, no secret
         self._text: str | None = None

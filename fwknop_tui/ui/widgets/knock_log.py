@@ -3,10 +3,10 @@
 Textual's ``RichLog`` renders each line once, at the width it had then (and
 at least its ``min_width`` of 78 cells), so at 80 columns the text ran under
 the scrollbar and a resize left the old wrap in place. This log keeps the
-entries, renders them at the pane's own width (the vertical scrollbar is
-always there, so the width does not change when the log grows past the
-pane), and renders them all again when the width changes. A wrapped line
-continues under its text, not under the time.
+entries, renders them itself into the ``RichLog``'s lines at the pane's own
+width (the vertical scrollbar is always there, so the width does not change
+when the log grows past the pane), and renders them all again when the
+width changes. A wrapped line continues under its text, not under the time.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from rich.table import Table
+from rich.console import Console
 from rich.text import Text
 from textual import events
+from textual.geometry import Size
+from textual.strip import Strip
 from textual.widgets import RichLog
 
 __all__ = ["KnockLog", "LogEntry", "local_times"]
@@ -44,14 +46,18 @@ class LogEntry:
     text: str
     error: bool = False
 
-    def render(self) -> Table:
-        """The entry as a two-column grid: the time, then the text wrapping under itself."""
-        grid = Table.grid(padding=(0, 1), expand=True)
-        grid.add_column(no_wrap=True)
-        grid.add_column(ratio=1, overflow="fold")
+    def render(self, console: Console, width: int) -> list[Strip]:
+        """The entry's lines: the time, then the text, wrapped to continue under itself."""
         stamp = time.strftime("%H:%M:%S", time.localtime(self.when))
-        grid.add_row(Text(stamp, "dim"), Text(self.text, "red" if self.error else ""))
-        return grid
+        indent = len(stamp) + 1
+        body = Text(self.text, "red" if self.error else "")
+        lines = body.wrap(console, max(1, width - indent), overflow="fold")
+        strips = []
+        for n, line in enumerate(lines):
+            head = Text(stamp, "dim") if n == 0 else Text(" " * len(stamp))
+            row = Text.assemble(head, " ", line)
+            strips.append(Strip(row.render(console), row.cell_len).adjust_cell_length(width))
+        return strips
 
 
 class KnockLog(RichLog):
@@ -65,26 +71,33 @@ class KnockLog(RichLog):
     def add(self, entry: LogEntry) -> None:
         """Append an entry (shown at once if the pane has a size, else when it gets one)."""
         self.entries.append(entry)
-        width = self.scrollable_content_region.width
-        if width > 0 and width == self._rendered_width:
-            self.write(entry.render(), width=width)
+        width = self._rendered_width
+        if width > 0:
+            self._append(entry.render(self.app.console, width), width)
+            self.scroll_end(animate=False, immediate=False, x_axis=False)
 
-    def _rerender(self) -> None:
-        width = self.scrollable_content_region.width
-        if width <= 0:
-            return
+    def _append(self, strips: list[Strip], width: int) -> None:
+        self.lines.extend(strips)
+        if self.max_lines is not None and len(self.lines) > self.max_lines:
+            self.lines = self.lines[-self.max_lines :]
+        self._line_cache.clear()
+        self.virtual_size = Size(width, len(self.lines))
+        self.refresh()
+
+    def _rerender(self, width: int) -> None:
         self._rendered_width = width
         at_end = self.is_vertical_scroll_end or not self.lines
-        self.clear()
-        for entry in self.entries:
-            self.write(entry.render(), width=width, scroll_end=False)
+        self.lines = []
+        console = self.app.console
+        self._append([s for e in self.entries for s in e.render(console, width)], width)
         if at_end:
             self.scroll_end(animate=False, immediate=False, x_axis=False)
 
     def on_resize(self, _event: events.Resize) -> None:
-        """Render every entry again at the new width (``RichLog``'s own handler runs after)."""
-        if self.scrollable_content_region.width != self._rendered_width:
-            self._rerender()
+        """Render every entry again at the new width."""
+        width = self.scrollable_content_region.width
+        if width > 0 and width != self._rendered_width:
+            self._rerender(width)
 
     @property
     def plain_lines(self) -> list[str]:
