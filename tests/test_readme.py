@@ -35,7 +35,6 @@ def test_every_scenario_has_its_screenshot() -> None:
 
     shots = README.parent / "screenshots"
     for scenario in SCENARIOS:
-        for ext in ("svg", "png"):
-            assert (shots / f"{scenario.name}.{ext}").is_file(), (
-                f"run screenshots/make.py ({scenario.name})"
-            )
+        for name in (scenario.name, f"{scenario.name}-200x50"):  # 80x24, then 200x50
+            for ext in ("svg", "png"):
+                assert (shots / f"{name}.{ext}").is_file(), f"run screenshots/make.py ({name})"

@@ -2,13 +2,15 @@
 
 A scenario fills a wallet (fixed, obviously fake keys: all zero bytes), then
 drives the app with Pilot to the screen it shows. The clock is fixed, so a
-snapshot changes only when the UI does. ``live`` scenarios (the demo) run a
-real server and are for screenshots only: their ports and timings differ
-every run.
+snapshot changes only when the UI does. Every scenario is taken at 80x24
+(the classic terminal: everything must be usable there) and at 200x50 (the
+room must be used). ``live`` scenarios (the demo) run a real server and are
+for screenshots only: their ports and timings differ every run.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +31,7 @@ FAKE_STORED = {
     "rijndael": encode_stored(FAKE.rijndael.secret),
     "hmac": encode_stored(FAKE.hmac.secret),
 }
-SIZE = (120, 36)
+SIZES = ((80, 24), (200, 50))
 
 Action = Callable[[Pilot[Any]], Awaitable[None]]
 
@@ -131,17 +133,44 @@ async def _editor_crypto_problems(pilot: Pilot[Any]) -> None:
     await pilot.press("e")
     await _opened(pilot, "EditorScreen")
     editor = pilot.app.screen
-    editor.query_one("#groups").active = "tab-crypto"  # type: ignore[attr-defined]
+    await editor.show_group("crypto")  # type: ignore[attr-defined]
     editor.query_one("#f-encryption_mode", Select).value = "legacy"
     editor.query_one("#k-rijndael", Input).value = "not base64!"
     await pilot.press("ctrl+s")
     await pilot.pause()
 
 
-async def _editor_access(pilot: Pilot[Any]) -> None:
-    await pilot.press("down", "e")
+def _editor_tab(group: str, *keys: str) -> Action:
+    async def run(pilot: Pilot[Any]) -> None:
+        await pilot.press(*keys, "e")
+        await _opened(pilot, "EditorScreen")
+        await pilot.app.screen.show_group(group)  # type: ignore[attr-defined]
+        await pilot.pause()
+
+    return run
+
+
+async def _editor_discard(pilot: Pilot[Any]) -> None:
+    await pilot.press("n", *"office")
     await _opened(pilot, "EditorScreen")
-    pilot.app.screen.query_one("#groups").active = "tab-access"  # type: ignore[attr-defined]
+    await pilot.press("escape")
+    await _opened(pilot, "ConfirmScreen")
+
+
+def broken(tui: Tui) -> None:
+    """A profiles.toml that is not TOML (under HOME: shown from ~, the same every run)."""
+    os.environ["HOME"] = str(tui.root)  # the test fixture puts the old HOME back
+    path = tui.root / "config" / "profiles.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('[profiles.home]\nhost = "spa.example.org"\n\n[profiles.lab]\nhost = \n')
+
+
+async def _keeping_open(pilot: Pilot[Any]) -> None:
+    """Keep open running for two profiles (set as the keep-open key does, without a knock:
+    a real one's timings would differ every run)."""
+    main = pilot.app.main_screen  # type: ignore[attr-defined]
+    main.keep_open.update({"home": FIXED_NOW + 14, "lab": FIXED_NOW + 95})
+    main._tick()
     await pilot.pause()
 
 
@@ -236,7 +265,7 @@ class Scenario:
     title: str
     setup: Callable[[Tui], None]
     action: Callable[[Tui], Action]
-    size: tuple[int, int] = SIZE
+    sizes: tuple[tuple[int, int], ...] = SIZES
     app_options: dict[str, Any] = field(default_factory=dict)
     live: bool = False
 
@@ -253,8 +282,28 @@ SCENARIOS = (
         _keys(),
         app_options={"first_run": True},
     ),
+    Scenario(
+        "main-keep-open",
+        "Keep open: the countdown and the last outcome on the status line",
+        profiles,
+        _run(_keeping_open),
+    ),
+    Scenario("main-broken", "A broken profiles.toml: a banner with file and line", broken, _keys()),
     Scenario("editor-new", "The editor: a new profile", nothing, _keys("n", *"office")),
-    Scenario("editor-access", "The editor: access settings", profiles, _run(_editor_access)),
+    Scenario(
+        "editor-access",
+        "The editor: access settings",
+        profiles,
+        _run(_editor_tab("access", "down")),
+    ),
+    Scenario("editor-crypto", "The editor: crypto settings", profiles, _run(_editor_tab("crypto"))),
+    Scenario("editor-gnupg", "The editor: GnuPG settings", profiles, _run(_editor_tab("gnupg"))),
+    Scenario(
+        "editor-advanced", "The editor: advanced settings", profiles, _run(_editor_tab("advanced"))
+    ),
+    Scenario(
+        "editor-discard", "Leaving a changed draft asks first", nothing, _run(_editor_discard)
+    ),
     Scenario(
         "editor-problems",
         "The editor: problems named inline",
@@ -262,13 +311,7 @@ SCENARIOS = (
         _run(_editor_crypto_problems),
     ),
     Scenario("share-warning", "Sharing: the warning first", profiles, _keys("s")),
-    Scenario(
-        "share-qr",
-        "Sharing: the Fwknop2 QR code (fake keys)",
-        profiles,
-        _run(_share_qr),
-        size=(120, 56),
-    ),
+    Scenario("share-qr", "Sharing: the Fwknop2 QR code (fake keys)", profiles, _run(_share_qr)),
     Scenario("import-rc", "Import ~/.fwknoprc: the preview", rc_file, _import_rc),
     Scenario("import-share", "Import shared keys (masked)", profiles, _run(_import_share)),
     Scenario("stanza", "The server's access.conf stanza, keys masked", profiles, _run(_stanza)),

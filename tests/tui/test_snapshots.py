@@ -1,8 +1,8 @@
-"""A snapshot of every screen (pytest-textual-snapshot); update only after looking at them.
+"""A snapshot of every screen at 80x24 and 200x50 (pytest-textual-snapshot).
 
-The screens are the scenarios of ``scenarios.py`` (shared with the script
-that makes ``screenshots/``), all but the live demo, whose port and
-timings differ every run.
+Update them only after looking at them (``screenshots/make.py`` renders the
+same scenarios to PNG). The screens are the scenarios of ``scenarios.py``,
+all but the live demo, whose port and timings differ every run.
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ import pytest
 from .conftest import Tui
 from .scenarios import SCENARIOS, Scenario, settled
 
-FIXED = [s for s in SCENARIOS if not s.live]
+CASES = [(s, size) for s in SCENARIOS if not s.live for size in s.sizes]
 
 
-@pytest.mark.parametrize("scenario", FIXED, ids=[s.name for s in FIXED])
-def test_screen(snap_compare: Any, tui: Tui, scenario: Scenario) -> None:
+@pytest.mark.parametrize(
+    ("scenario", "size"), CASES, ids=[f"{s.name}-{w}x{h}" for s, (w, h) in CASES]
+)
+def test_screen(snap_compare: Any, tui: Tui, scenario: Scenario, size: tuple[int, int]) -> None:
     scenario.setup(tui)
     app = tui.app(**scenario.app_options)
     action = settled(scenario.action(tui))
-    assert snap_compare(app, run_before=action, terminal_size=scenario.size)
+    assert snap_compare(app, run_before=action, terminal_size=size)
