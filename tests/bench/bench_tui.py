@@ -51,7 +51,9 @@ BIN = Path(sys.executable).parent
 # key, the bytes a terminal sends for it, and text only the dialog it opens draws
 DIALOGS = (
     ("n (new)", b"n", b"New profile"),
-    ("e (edit)", b"e", b"Generate keys"),
+    ("e (edit)", b"e", b"Target"),
+    # the editor draws its first tab's fields just after its first frame: how long until then
+    ("e (edit), its fields", b"e", b"the port fwknopd watches"),
     ("s (share)", b"s", b"Share the keys of"),
     ("t (stanza)", b"t", b"access.conf stanza for"),
     ("i (import)", b"i", b"Share text / QR"),

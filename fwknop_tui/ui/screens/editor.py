@@ -8,11 +8,12 @@ the profile is saved (``Wallet.save``, all or nothing, in a worker), never
 into profiles.toml. The server's access.conf stanza for the draft can be
 shown at any time.
 
-Only the first tab's fields are built when the editor opens; each other
-tab's are built the first time it is shown (``_fill``). Styling a couple of
-hundred widgets is what made the editor take a second to open; a field not
-built yet reads as the value it would show (``_pending``, else the
-profile's own).
+A tab's fields are built the first time it is shown (``_fill``), the first
+tab's just after the editor's first frame: styling and laying out a couple
+of hundred widgets before anything was drawn is what made the editor take a
+second to open. The name field is there from the first frame, so typing
+can start at once. A field not built yet reads as the value it would show
+(``_pending``, else the profile's own); ``ready`` says the first tab is up.
 
 Problems show as the user types, keys included (a key of the wrong length
 is named before Save), but a field that is still empty as it was when the
@@ -85,7 +86,8 @@ class EditorScreen(Dialog[str | None]):
         self.template = template or profile
         self._initial: dict[str, Any] = {}
         self._tried_save = False
-        self._filled: set[str] = {GROUPS[0][0]}  # tabs whose fields are built
+        self._filled: set[str] = set()  # tabs whose fields are built
+        self.ready = False  # the first tab's fields are mounted
         self._pending: dict[str, Any] = {}  # values set for fields not built yet
         # the widgets by field, as built: a query walks the whole form, and a check of the
         # form reads every field
@@ -179,8 +181,7 @@ class EditorScreen(Dialog[str | None]):
             with TabbedContent(id="groups"):
                 for group, label in GROUPS:
                     with TabPane(label, id=f"tab-{group}"):
-                        rows = self._group_rows(group) if group in self._filled else []
-                        yield FieldPane(*rows, id=f"pane-{group}")
+                        yield FieldPane(id=f"pane-{group}")
             yield Static("", id="problems", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Save", id="save", variant="primary", compact=True)
@@ -208,15 +209,24 @@ class EditorScreen(Dialog[str | None]):
             await mounted
 
     def on_mount(self) -> None:
-        self.query_one(f"#{_widget_id('name' if not self.original else 'host')}", Input).focus()
         self._initial = self._form()
+        self.query_one(f"#{_widget_id('name')}", Input).focus()
+        self.call_after_refresh(self._first_tab)
+
+    async def _first_tab(self) -> None:
+        """After the first frame: the first tab's fields, then the focus and the check."""
+        await self.show_group(GROUPS[0][0])
+        if self.original is not None:
+            self._controls["host"].focus()
+        self.ready = True
         self._check()
 
     # -- reading the form -------------------------------------------------------
 
     def _value(self, spec: FieldSpec) -> Any:
         widget = self._controls.get(spec.name)
-        if widget is None:  # its tab has not been shown yet
+        if widget is None or not widget.is_mounted:  # its tab is not up yet (a Select has
+            # no value until it is mounted)
             return self._pending.get(spec.name, display_value(spec, self.template))
         if isinstance(widget, Switch | Input):
             return widget.value
