@@ -46,8 +46,10 @@ async def test_the_editor_makes_an_x25519_profile_with_a_generated_key(tui: Tui)
         await pilot.press("n")
         editor = app.screen
         assert isinstance(editor, EditorScreen)
+        await wait_until(pilot, lambda: editor.ready, what="the editor's fields")
         editor.query_one("#f-name", Input).value = "lab"
         editor.query_one("#f-host", Input).value = "spa.example.org"
+        await editor.show_group("crypto")
         editor.query_one("#f-encryption", Select).value = "x25519"
         await pilot.pause()
         problems = text_of(editor.query_one("#problems"))
@@ -78,6 +80,7 @@ async def test_the_editor_refuses_a_public_key_as_the_private_one(tui: Tui) -> N
         await pilot.press("e")
         editor = app.screen
         assert isinstance(editor, EditorScreen)
+        await editor.show_group("crypto")
         editor.query_one("#k-x25519", Input).value = SERVER.public_key.to_text()
         await pilot.press("ctrl+s")
         await pilot.pause()

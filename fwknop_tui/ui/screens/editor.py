@@ -16,8 +16,9 @@ can start at once. A field not built yet reads as the value it would show
 (``_pending``, else the profile's own); ``ready`` says the first tab is up.
 
 Problems show as the user types, keys included (a key of the wrong length
-is named before Save), but a field that is still empty as it was when the
-form opened is not nagged about until Save: a new form opens clean. Leaving
+is named before Save), but a field still empty as it was when the form
+opened, on a tab where nothing was changed yet, is not nagged about until
+Save: a new form opens clean, and typing a name does not blame the host. Leaving
 a changed form (escape, Cancel) asks first, the safe answer being to keep
 editing: freshly generated keys may already be in a server's access.conf.
 """
@@ -60,6 +61,13 @@ KEY_INPUTS = (
 
 class FieldPane(VerticalScroll, can_focus=False):
     """A tab's fields; not a stop of its own in the focus chain (tab goes field to field)."""
+
+
+def _group_of(field: str) -> str:
+    """The tab a field or key input is on (the name is on none: its own)."""
+    if field in BY_NAME:
+        return BY_NAME[field].group
+    return next((g for slot, _label, g in KEY_INPUTS if slot == field), field)
 
 
 def _widget_id(name: str) -> str:
@@ -248,8 +256,12 @@ class EditorScreen(Dialog[str | None]):
         return bool(self._initial) and self._form() != self._initial
 
     def _untouched_and_empty(self, field: str, form: dict[str, Any]) -> bool:
+        """Empty as the form opened, on a tab the user has not changed anything on yet."""
         value = form.get(field)
-        return value in ("", None) and value == self._initial.get(field)
+        if value not in ("", None) or value != self._initial.get(field):
+            return False
+        tab = _group_of(field)
+        return all(form[f] == self._initial.get(f) for f in form if _group_of(f) == tab)
 
     def _profile_name(self) -> str:
         return str(self._controls["name"].value).strip()
@@ -437,6 +449,7 @@ class EditorScreen(Dialog[str | None]):
         if profile.uses_gpg:
             self.notify("A GnuPG profile has no shared key to generate.", severity="warning")
             return
+        await self.show_group("crypto")
         if profile.uses_x25519:
             key = X25519PrivateKey.generate()
             self.query_one("#k-x25519", SecretInput).value = key.to_text()
@@ -447,7 +460,6 @@ class EditorScreen(Dialog[str | None]):
             )
             return
         fresh = generate_keys(profile.hmac_type or HmacType.SHA256, mode=profile.encryption_mode)
-        await self.show_group("crypto")
         self.query_one(f"#{_widget_id('key_format')}", Select).value = "base64"
         self.query_one("#k-rijndael", SecretInput).value = fresh.rijndael.to_base64()
         self.query_one("#k-hmac", SecretInput).value = (
