@@ -57,7 +57,7 @@ DIALOGS = (
     ("s (share)", b"s", b"Share the keys of"),
     ("t (stanza)", b"t", b"access.conf stanza for"),
     ("i (import)", b"i", b"Share text / QR"),
-    ("f1 (help)", b"\x1bOP", b"Binding id"),
+    ("f1 (help)", b"\x1bOP", b"can be changed in"),
     ("delete (confirm)", b"\x1b[3~", b"Delete the profile"),
     ("g (keygen confirm)", b"g", b"Generate new keys for"),
     ("ctrl+p (palette)", b"\x10", b"Search for commands"),
