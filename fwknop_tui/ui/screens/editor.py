@@ -233,8 +233,8 @@ class EditorScreen(Dialog[str | None]):
 
     def _value(self, spec: FieldSpec) -> Any:
         widget = self._controls.get(spec.name)
-        if widget is None or not widget.is_mounted:  # its tab is not up yet (a Select has
-            # no value until it is mounted)
+        if widget is None or (isinstance(widget, Select) and widget.is_blank()):
+            # its tab is not up yet (a Select has no value until it has been mounted)
             return self._pending.get(spec.name, display_value(spec, self.template))
         if isinstance(widget, Switch | Input):
             return widget.value
@@ -252,8 +252,16 @@ class EditorScreen(Dialog[str | None]):
 
     @property
     def changed(self) -> bool:
-        """Whether the form differs from what it opened with."""
-        return bool(self._initial) and self._form() != self._initial
+        """Whether the form differs from what it opened with.
+
+        Before the first tab's fields are up only the name can have been typed: its
+        widgets, half mounted, are not asked (a Select has no value until mounted).
+        """
+        if not self._initial:
+            return False
+        if not self.ready:
+            return bool(self._controls["name"].value != self._initial["name"])
+        return self._form() != self._initial
 
     def _untouched_and_empty(self, field: str, form: dict[str, Any]) -> bool:
         """Empty as the form opened, on a tab the user has not changed anything on yet."""
