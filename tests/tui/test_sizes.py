@@ -222,6 +222,10 @@ async def test_at_80_columns_the_footer_shows_help(tui: Tui) -> None:
     add_profile(tui, "home")
     app = tui.app()
     async with app.run_test(size=SMALL) as pilot:
+        # the footer draws its keys once the bindings are known (a frame after the screen)
+        await wait_until(
+            pilot, lambda: len(app.screen.query(FooterKey)) >= 6, what="the footer's keys"
+        )
         await pilot.pause()
         keys = {k.description: k for k in app.screen.query(FooterKey)}
         assert "Help" in keys
@@ -245,6 +249,7 @@ async def test_every_dialog_shows_its_own_keys_in_its_footer(
     async with app.run_test(size=SMALL) as pilot:
         await pilot.press(key)
         await wait_until(pilot, lambda: not isinstance(app.screen, MainScreen), what=key)
+        await wait_until(pilot, lambda: app.screen.query(FooterKey), what="the footer's keys")
         await pilot.pause()
         shown = {k.description for k in app.screen.query(FooterKey)}
         assert expected <= shown, shown

@@ -103,6 +103,7 @@ class EditorScreen(Dialog[str | None]):
         self._helps: dict[str, Static] = {}
         self._check_due = False
         self._said: dict[str, str] = {}  # what each field's help line says now
+        self._clash: tuple[str, str] | None = None  # a name the save found taken, and why
 
     @property
     def fwknop(self) -> FwknopApp:
@@ -343,6 +344,8 @@ class EditorScreen(Dialog[str | None]):
         """
         profile, problems = self.draft()
         problems += self._key_problems(profile)
+        if self._clash is not None and self._clash[0] == self._profile_name():
+            problems.append(("name", self._clash[1]))
         all_problems = list(problems)
         if not self._tried_save:
             form = self._form()
@@ -393,7 +396,9 @@ class EditorScreen(Dialog[str | None]):
 
         def failed(exc: BaseException) -> None:
             if isinstance(exc, ProfileExistsError):
-                self._show("name", str(exc))
+                # kept until the name changes: a check of the form must not wipe it
+                self._clash = (profile.name, str(exc))
+                self._check()
 
         self.fwknop.background(
             lambda: wallet.save(profile, old_name=old, keys=stored),
