@@ -27,7 +27,6 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-
 __all__ = [
     "QUIET_ZONE",
     "TERMINAL_QUIET_ZONE",
