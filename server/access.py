@@ -18,12 +18,10 @@ from pathlib import Path
 
 from fwknop_core import EncryptionMode, HmacKey, HmacType, RijndaelKey, UsageError
 
-from .cmdexec import (
+from .commands import (
     MAX_CYCLE_LEN,
-    MAX_WORDS,
     CommandPolicy,
     CyclePolicy,
-    RunAs,
     lookup_group,
     lookup_user,
     split_words,
@@ -31,9 +29,9 @@ from .cmdexec import (
 from .confsyntax import Setting, is_yes, read_settings
 from .errors import Problems
 from .nat import NatPolicy, parse_force_nat
+from .vocab import MAX_WORDS, PROTO_NUMBERS, RunAs
 
 __all__ = [
-    "PROTO_NUMBERS",
     "AccessStanza",
     "GpgPolicy",
     "Network",
@@ -47,7 +45,6 @@ _CHANGEME = "__CHANGEME__"
 _DEFAULT_FW_TIMEOUT = 30
 _DEFAULT_MAX_FW_TIMEOUT = 300
 _MAX_TIMER = 8388608
-PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1}  # the protocols of an access list, by IP number
 _KEY_NAMES = frozenset(
     {
         "KEY",

@@ -1,7 +1,8 @@
 """Command messages and command cycles: what fwknopd runs, and how (server-config.md §3.5).
 
-The pure parts (a stanza's command settings, the argv a command becomes, the
-cycle substitutions) and the one place that runs anything, ``CommandExecutor``.
+The one place that runs anything, ``CommandExecutor`` (an edge of the server:
+threads and processes); what a stanza allows and the argv a command becomes
+are decided in ``commands.py``, without I/O.
 
 As the real fwknopd 2.6.10 does it (each point checked against it in a
 namespace):
@@ -42,194 +43,35 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import grp
-import ipaddress
 import logging
 import os
-import pwd
 import selectors
 import shutil
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from .commands import split_words
+from .vocab import RunAs, RunCommand, RunCycle
 
 __all__ = [
     "DEFAULT_PATH",
     "DEFAULT_TIMEOUT",
-    "MAX_CYCLE_LEN",
-    "MAX_WORDS",
     "CommandExecutor",
-    "CommandPolicy",
-    "CyclePolicy",
     "Outcome",
-    "RunAs",
-    "RunCommand",
-    "RunCycle",
-    "cycle_values",
-    "lookup_group",
-    "lookup_user",
     "run_argv",
-    "split_words",
-    "substitute",
 ]
 
 log = logging.getLogger(__name__)
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-MAX_WORDS = 28  # fwknopd runs nothing longer (its argv array: 30 slots, 2 its own)
-MAX_CYCLE_LEN = 255  # CMD_CYCLE_OPEN/CLOSE: fwknopd's buffer is 256 bytes with the NUL
 DEFAULT_PATH = "/bin:/usr/bin"  # the C library's path when the environment has none
 DEFAULT_TIMEOUT = 30.0
 _KEEP_OUTPUT = 512  # bytes of a command's output kept for the debug log
 _MAX_QUEUED = 64  # commands waiting for a worker; more are refused, not queued
 _POLL = 0.5  # seconds between checks whether a command that holds its output open has exited
-# cycle variables, in fwknopd's order: the first whose name follows the "$" wins
-_VARIABLES = ("IP", "SRC", "PKT_SRC", "DST", "PORT", "PROTO", "TIMEOUT", "CLIENT_TIMEOUT")
-
-
-def split_words(text: str) -> tuple[str, ...]:
-    """``text`` as fwknopd splits a command into argv: on runs of whitespace, nothing else."""
-    return tuple(text.split())
-
-
-def lookup_user(name: str) -> tuple[int, int] | None:
-    """(uid, primary gid) of a user name, or None when there is no such user."""
-    try:
-        entry = pwd.getpwnam(name)
-    except KeyError:
-        return None
-    return entry.pw_uid, entry.pw_gid
-
-
-def lookup_group(name: str) -> int | None:
-    """The gid of a group name, else of a user's primary group (fwknopd's lookup), else None."""
-    try:
-        return grp.getgrnam(name).gr_gid
-    except KeyError:
-        user = lookup_user(name)
-        return None if user is None else user[1]
-
-
-@dataclass(frozen=True, slots=True)
-class RunAs:
-    """Who a command runs as: set the group (and drop the others), then the user."""
-
-    uid: int | None
-    gid: int | None
-    user: str | None = None
-    group: str | None = None
-
-    def describe(self) -> str:
-        """fwknopd's ``user/group (UID=..,GID=..)`` wording."""
-        return (
-            f"{self.user or 'root'}/{self.group or self.user or 'root'} "
-            f"(UID={self.uid if self.uid is not None else 0},"
-            f"GID={self.gid if self.gid is not None else 0})"
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class CommandPolicy:
-    """A stanza with ``ENABLE_CMD_EXEC Y``: how its command messages run."""
-
-    sudo: bool = False
-    sudo_user: str | None = None
-    sudo_group: str | None = None
-    run_as: RunAs | None = None
-
-    def argv(self, command: str, sudo_exe: str) -> tuple[str, ...]:
-        """The argv for ``command``: its words, after the sudo prefix when sudo is on."""
-        prefix: list[str] = []
-        if self.sudo:
-            prefix.append(sudo_exe)
-            if self.sudo_user and not self.sudo_user.lower().startswith("root"):
-                prefix += ["-u", self.sudo_user]
-            if self.sudo_group and not self.sudo_group.lower().startswith("root"):
-                prefix += ["-g", self.sudo_group]
-        # one string split once, as fwknopd builds it: SUDO_EXE may carry options of its own
-        return split_words(" ".join((*prefix, command)))
-
-
-@dataclass(frozen=True, slots=True)
-class CyclePolicy:
-    """``CMD_CYCLE_OPEN`` / ``CMD_CYCLE_CLOSE`` / ``CMD_CYCLE_TIMER``: commands instead of rules."""
-
-    open: str
-    close: str | None  # None: CMD_CYCLE_CLOSE NONE
-    timer: int  # seconds (0 only when there is no close command and no timer)
-
-
-@dataclass(frozen=True, slots=True)
-class RunCommand:
-    """A command message to run (the processor's decision): ``argv`` as ``run_as``."""
-
-    command: str  # as the client sent it
-    argv: tuple[str, ...]
-    run_as: RunAs | None
-    source: IPAddress  # the allow IP (or the packet's source for 0.0.0.0)
-    packet_src: IPAddress
-    stanza: int
-    username: str
-    test_only: bool = False  # --test: logged, not run
-
-
-@dataclass(frozen=True, slots=True)
-class RunCycle:
-    """A command cycle to start (the processor's decision): open now, close after a while."""
-
-    open_text: str  # after substitution
-    close_text: str | None
-    close_after: int  # seconds after the packet
-    source: IPAddress
-    packet_src: IPAddress
-    stanza: int
-    username: str
-
-
-def cycle_values(
-    *,
-    source: IPAddress,
-    packet_src: IPAddress,
-    packet_dst: IPAddress | None,
-    proto: int,
-    port: int,
-    timestamp: int,
-    client_timeout: int,
-    timer: int,
-) -> dict[str, str]:
-    """What each cycle variable stands for (server-config.md §3.5)."""
-    wait = client_timeout or timer
-    return {
-        "IP": str(source),
-        "SRC": str(source),
-        "PKT_SRC": str(packet_src),
-        "DST": str(packet_dst) if packet_dst is not None else "0.0.0.0",  # noqa: S104
-        "PORT": str(port),
-        "PROTO": str(proto),
-        "TIMEOUT": str(timestamp + wait),
-        "CLIENT_TIMEOUT": str(wait),
-    }
-
-
-def substitute(template: str, values: Mapping[str, str]) -> str:
-    """``template`` with ``$IP`` etc. replaced; any other ``$`` is dropped, as fwknopd does."""
-    out: list[str] = []
-    i, end = 0, len(template)
-    while i < end:
-        char = template[i]
-        i += 1
-        if char != "$":
-            out.append(char)
-            continue
-        for name in _VARIABLES:
-            if template.startswith(name, i):
-                out.append(values[name])
-                i += len(name)
-                break
-    return "".join(out)
 
 
 @dataclass(frozen=True, slots=True)

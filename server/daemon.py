@@ -44,21 +44,22 @@ from .cmdexec import DEFAULT_TIMEOUT, CommandExecutor
 from .config import Overrides, ServerConfig, load_server_config
 from .errors import ConfigError
 from .firewall import Firewall, FirewallError, Opening, make_firewall
-from .nat import NatError, NatGrant, NatSettings, forwarding_problem, nat_settings, resolve
-from .processor import (
+from .nat import NatSettings, forwarding_problem, nat_settings, resolve
+from .processor import Processor, Settings
+from .ratelog import RateLimitedLog
+from .replay import ReplayCache
+from .vocab import (
     Accepted,
     Decision,
     Grant,
+    NatError,
+    NatGrant,
     Packet,
-    Processor,
     Refused,
     RunCommand,
     RunCycle,
-    Settings,
     proto_name,
 )
-from .ratelog import RateLimitedLog
-from .replay import ReplayCache
 
 __all__ = ["Daemon", "Options", "load"]
 
@@ -403,7 +404,7 @@ class Daemon:
                     self._hold(muted, held)
                 muted, held = decision, 0
                 self._mute(decision)
-            else:
+            elif isinstance(decision, Accepted | RunCommand | RunCycle):
                 self._accepted(decision, packet, now)
         if muted is not None and held:
             self._hold(muted, held)
@@ -442,7 +443,7 @@ class Daemon:
         if isinstance(decision, Refused):
             if self.refusals.admit(decision.reason.key):  # format only what gets logged
                 self._log_refusal(decision, packet)
-        else:
+        elif isinstance(decision, Accepted | RunCommand | RunCycle):
             self._accepted(decision, packet, now)
         limit = self._packet_limit
         if limit and decision_is_candidate(decision):

@@ -41,13 +41,11 @@ from pathlib import Path
 from fwknop_core import MessageType, NatAccess
 
 from .config import ServerConfig
+from .vocab import NatError, NatGrant, Snat
 
 __all__ = [
-    "NatError",
-    "NatGrant",
     "NatPolicy",
     "NatSettings",
-    "Snat",
     "forwarding_problem",
     "nat_settings",
     "parse_force_nat",
@@ -57,10 +55,6 @@ __all__ = [
 
 _ANY = ipaddress.IPv4Address(0)
 _IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
-
-
-class NatError(Exception):
-    """A NAT request that cannot be served (a host name that is not allowed or not found)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,35 +141,6 @@ def parse_force_nat(text: str) -> tuple[ipaddress.IPv4Address, int]:
     if not parts[1].isdigit() or int(parts[1]) > 65535:
         raise ValueError(f"FORCE_NAT port {parts[1]!r} is not 0..65535")
     return address, int(parts[1])
-
-
-@dataclass(frozen=True, slots=True)
-class Snat:
-    """Source NAT for the forwarded traffic: to an address, or MASQUERADE (``to`` None)."""
-
-    to: ipaddress.IPv4Address | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class NatGrant:
-    """What one NAT request opens, besides the client's source and the timeout."""
-
-    local: bool  # local NAT: the server itself is the host (input, not forward)
-    proto: str
-    port: int  # the access string's port: where the client connects on the server
-    host: str  # the internal host as given (an IPv4 address, or a name to resolve)
-    nat_port: int  # the internal port (0 with FORWARD_ALL's implied FORCE_NAT)
-    forward_all: bool = False
-    dnat: bool = True
-    snat: Snat | None = None
-    address: ipaddress.IPv4Address | None = None  # ``host``, resolved
-
-    @property
-    def target(self) -> ipaddress.IPv4Address:
-        """The internal address; ``NatError`` if the host name has not been resolved."""
-        if self.address is None:
-            raise NatError(f"NAT host {self.host!r} has not been resolved")
-        return self.address
 
 
 def plan(

@@ -24,7 +24,6 @@ Two deliberate differences, both invisible in the outcome:
 from __future__ import annotations
 
 import binascii
-import enum
 import hmac
 import ipaddress
 from collections.abc import Callable, Sequence
@@ -50,21 +49,27 @@ from fwknop_core import (
 )
 from fwknop_core.gpg import GnupgBackend, GpgBackend
 
-from .access import PROTO_NUMBERS, AccessStanza, GpgPolicy
-from .cmdexec import MAX_WORDS, RunCommand, RunCycle, cycle_values, substitute
-from .nat import NatError, NatGrant, NatSettings, plan
+from .access import AccessStanza, GpgPolicy
+from .commands import cycle_values, substitute
+from .nat import NatSettings, plan
+from .vocab import (
+    MAX_WORDS,
+    PROTO_NUMBERS,
+    Accepted,
+    Decision,
+    Grant,
+    IPAddress,
+    NatError,
+    NatGrant,
+    Packet,
+    Reason,
+    Refused,
+    ReplayStore,
+    RunCommand,
+    RunCycle,
+)
 
-__all__ = [
-    "Decision",
-    "Grant",
-    "Packet",
-    "Processor",
-    "Reason",
-    "Refused",
-    "ReplayStore",
-    "RunCommand",
-    "RunCycle",
-]
+__all__ = ["Processor", "Settings"]
 
 MIN_DATA = 140
 MAX_DATA = 1500
@@ -72,42 +77,7 @@ MIN_GPG = 400
 _WIRE_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
 RIJNDAEL_PREFIX = b"U2FsdGVkX1"
 GPG_PREFIX = b"hQ"
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _ZERO = ipaddress.IPv4Address(0)  # the allow IP that means "the packet's source"
-_PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp6"}
-
-
-class Reason(enum.Enum):
-    """Why a packet was not granted; ``value`` is the counter name, ``text`` the log wording."""
-
-    TOO_SHORT = ("too_short", "packet shorter than 140 bytes")
-    TOO_LONG = ("too_long", "packet longer than 1500 bytes")
-    NOT_SPA = ("not_spa", "data is not an SPA message (characters outside base64)")
-    PREFIX_STUFFING = ("prefix_stuffing", "data is not a valid SPA message format")
-    FORWARDED_FOR = ("forwarded_for", "X-Forwarded-For is not an IPv4 address")
-    NO_STANZA = ("no_stanza", "no access stanza for this source address")
-    DESTINATION = ("destination", "destination does not match any stanza")
-    EXPIRED_STANZA = ("expired_stanza", "access stanza has expired")
-    NO_DECRYPTION = ("no_decryption", "no stanza can decrypt this kind of packet")
-    HMAC_MISMATCH = ("hmac", "HMAC mismatch")
-    DECRYPT_FAILED = ("decrypt", "decryption failed (wrong key or mode)")
-    MALFORMED = ("malformed", "decrypted data is invalid")
-    REPLAY = ("replay", "replayed packet")
-    GPG_SIGNATURE = ("gpg_signature", "GnuPG signature refused")
-    STALE = ("stale", "packet time difference is too great")
-    SOURCE_REQUIRED = ("source_required", "0.0.0.0 allow IP while a source address is required")
-    USERNAME = ("username", "username does not match REQUIRE_USERNAME")
-    NAT = ("nat", "NAT access requested but not enabled")
-    NAT_REFUSED = ("nat_refused", "NAT cannot be done for this request")
-    COMMAND = ("command", "command messages are not allowed")
-    COMMAND_WORDS = ("command_words", f"command is empty or has more than {MAX_WORDS} words")
-    CYCLE = ("cycle", "a command cycle needs an access request (proto/port)")
-    PORTS = ("ports", "a requested protocol/port is not allowed")
-    IPV6_ALLOW = ("ipv6_allow", "IPv6 grants are not supported by this firewall backend")
-
-    def __init__(self, key: str, text: str) -> None:
-        self.key = key
-        self.text = text
 
 
 # ranking for "the stanza that got furthest": later in the pipeline is more telling
@@ -119,54 +89,6 @@ _CORE = {
     RejectReason.STALE: Reason.STALE,
 }
 
-
-class Packet(NamedTuple):
-    """What capture saw: the L4 payload and its addresses (a tuple: cheap to make per packet)."""
-
-    payload: bytes
-    src: IPAddress
-    dst: IPAddress | None = None  # None in UDP server mode when unknown
-    proto: int = 17
-    sport: int = 0
-    dport: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Grant:
-    """Access to open: for ``source``, these (proto, port) pairs, for ``timeout`` seconds."""
-
-    source: IPAddress
-    destination: IPAddress | None
-    ports: tuple[tuple[str, int], ...]
-    timeout: int
-    expires: int  # epoch seconds
-    stanza: int
-    username: str
-    message_type: MessageType
-    nat: NatGrant | None = None  # a NAT request (or FORCE_NAT): forwarded or local NAT
-
-
-@dataclass(frozen=True, slots=True)
-class Refused:
-    """A packet that gets nothing, why, and (when a stanza was tried) each stanza's reason."""
-
-    reason: Reason
-    detail: str = ""
-    stanza: int | None = None
-    attempts: tuple[tuple[int, Reason, str], ...] = ()
-    silent: bool = False  # fwknopd logs nothing for these (size): we log them at info level
-
-
-@dataclass(frozen=True, slots=True)
-class Accepted:
-    """A packet that opens access (``grant``); ``test_only`` in ``--test`` mode."""
-
-    grant: Grant
-    opened: OpenedPacket = field(repr=False)
-    test_only: bool = False
-
-
-Decision = Accepted | Refused | RunCommand | RunCycle
 
 # refusals without detail are made once: a flood gets the same objects back
 _TOO_SHORT = Refused(Reason.TOO_SHORT, silent=True)
@@ -261,23 +183,19 @@ class _Screen(NamedTuple):
     gpg: tuple[tuple[Keyed, ...], Refused] | None
 
 
-class ReplayStore:
-    """What the processor needs from the replay cache (see ``replay.py``)."""
+class _NoReplay:
+    """The replay store of a processor given none: remembers nothing."""
 
-    def seen(self, digest: str) -> bool:
-        """Whether ``digest`` is known."""
-        raise NotImplementedError
-
-    def add(self, digest: str, packet: Packet, expires: float) -> None:
-        """Remember ``digest`` until ``expires`` (epoch seconds)."""
-        raise NotImplementedError
-
-
-class _NoReplay(ReplayStore):
     def seen(self, digest: str) -> bool:
         return False
 
-    def add(self, digest: str, packet: Packet, expires: float) -> None:
+    def add(self, digest: str, packet: Packet, expires: float) -> bool:
+        return True
+
+    def prune(self, now: float) -> int:
+        return 0
+
+    def close(self) -> None:
         return None
 
 
@@ -538,15 +456,17 @@ class Processor:
         # fwknopd's digest of the text (its digest.cache holds those), and the message's:
         # the same for a GnuPG packet re-framed into other text that gpg still opens
         digests = opened.replay_digests
-        if any(self.replay.seen(digest) for digest in digests):
-            raise _StopPacket(Reason.REPLAY)
+        if self.settings.test_mode:  # --test: decide, remember nothing
+            if any(self.replay.seen(digest) for digest in digests):
+                raise _StopPacket(Reason.REPLAY)
+            return
         # remembered before the policy checks, as fwknopd does, for as long as the
-        # packet could still pass the age check
+        # packet could still pass the age check; each looked up and recorded in one step
         age = self.settings.max_age
         keep_until = opened.message.timestamp + age + 1 if age is not None else float("inf")
-        if not self.settings.test_mode:
-            for digest in reversed(digests):  # the message's first: it covers every variant
-                self.replay.add(digest, packet, keep_until)
+        for digest in reversed(digests):  # the message's first: it covers every variant
+            if not self.replay.add(digest, packet, keep_until):
+                raise _StopPacket(Reason.REPLAY)
 
     def _gpg_for(self, policy: GpgPolicy) -> GpgDecryption:
         slot = (policy.home_dir, policy.exe)
@@ -692,8 +612,3 @@ def _check_signer(policy: GpgPolicy, opened: OpenedPacket) -> None:
 
 def _ports_text(ports: tuple[tuple[str, int], ...]) -> str:
     return ",".join(f"{proto}/{port}" for proto, port in ports)
-
-
-def proto_name(number: int) -> str:
-    """``udp`` for 17 and so on (for logs)."""
-    return _PROTO_NAMES.get(number, str(number))

@@ -35,7 +35,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from .processor import Packet, ReplayStore
+from .vocab import Packet
 
 __all__ = ["ReplayCache", "rotate"]
 
@@ -58,7 +58,7 @@ _INSERT = "INSERT OR REPLACE INTO replay VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 _Row = tuple[str, float, float, int, str, int, str | None, int]
 
 
-class ReplayCache(ReplayStore):
+class ReplayCache:
     """Digests of packets that decrypted, in memory and in a SQLite file (or memory only)."""
 
     def __init__(
@@ -102,8 +102,13 @@ class ReplayCache(ReplayStore):
         """Whether ``digest`` belongs to a packet already processed."""
         return digest in self._index
 
-    def add(self, digest: str, packet: Packet, expires: float, now: float | None = None) -> None:
-        """Remember ``digest`` until ``expires``; on disk (the journal) when this returns."""
+    def add(self, digest: str, packet: Packet, expires: float, now: float | None = None) -> bool:
+        """Remember ``digest`` until ``expires``; on disk (the journal) when this returns.
+
+        False (and nothing written) if it was known already: a replay.
+        """
+        if digest in self._index:
+            return False
         self._index[digest] = expires
         row = (
             digest,
@@ -117,9 +122,10 @@ class ReplayCache(ReplayStore):
         )
         if self._journal is None:
             self._db.execute(_INSERT, row)
-            return
+            return True
         os.write(self._journal, _journal_line(row))
         self._pending.append(row)
+        return True
 
     def checkpoint(self) -> None:
         """Move what the journal holds into SQLite, then empty the journal."""

@@ -13,7 +13,7 @@ import mmap
 import struct
 from collections.abc import Callable
 
-from ..processor import Packet
+from ..vocab import Packet
 from .ring import IPV4_UDP, FastPath
 
 __all__ = [
@@ -143,7 +143,7 @@ def ip_parser(
                         return None
                 destination = addresses.get(dst) or address(dst)
                 # the tuple made directly: Packet(...) runs a Python-level __new__ per packet
-                return new(Packet, (payload, source, destination, _UDP, sport, dport))
+                return new(Packet, (payload, source, destination, _UDP, sport, dport, None))
         return parse_ip(buffer[offset : offset + length])
 
     return parse_ip_at
@@ -155,7 +155,7 @@ parse_ip_at = ip_parser()
 def _make_udp(payload: bytes, source: IPAddress, dst: bytes, sport: int, dport: int) -> Packet:
     destination = _addresses.get(dst) or _address(dst)
     # the tuple made directly: Packet(...) runs a Python-level __new__ per packet
-    return _new_tuple(Packet, (payload, source, destination, _UDP, sport, dport))
+    return _new_tuple(Packet, (payload, source, destination, _UDP, sport, dport, None))
 
 
 def fast_path(verdict: Verdict, counted: dict[int, int]) -> FastPath[Packet]:

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from ..processor import Packet
+from ..vocab import Packet
 from . import libpcap
 from .frames import Verdict, fast_path, ip_parser, network_layer, parse_ip, parse_ip_at
 from .ring import FastPath, RxRing

@@ -19,14 +19,12 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..nat import NatGrant
-from ..processor import Grant
+from ..vocab import Grant, IPAddress, NatGrant
 
 __all__ = ["Firewall", "FirewallError", "NatOpening", "Opening", "OpeningKey", "listed_opening"]
 
 log = logging.getLogger("fwknop_server.firewall")
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 OpeningKey = tuple[IPAddress, str, int]  # (source, proto, port)
 _SUPPORTED_PROTOS = ("tcp", "udp")
 _PROTO_NAMES = {"6": "tcp", "17": "udp", "tcp": "tcp", "udp": "udp"}

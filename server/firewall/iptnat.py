@@ -21,9 +21,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from ..access import PROTO_NUMBERS
 from ..config import ChainSpec, ServerConfig
 from ..nat import nat_settings
+from ..vocab import PROTO_NUMBERS
 from .base import FirewallError, NatKey, NatOpening
 from .iptables import ChainKeeper, IptablesRules, rule_spec
 from .runner import CommandRunner

@@ -28,7 +28,7 @@ import struct
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from ..access import PROTO_NUMBERS
+from ..vocab import PROTO_NUMBERS
 from .base import FirewallError
 
 __all__ = ["ElementCommand", "NftNetlink", "batch", "element_key"]

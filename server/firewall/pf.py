@@ -26,7 +26,7 @@ import logging
 import re
 from collections.abc import Iterable
 
-from ..access import PROTO_NUMBERS
+from ..vocab import PROTO_NUMBERS
 from .base import Firewall, FirewallError, Opening, OpeningKey, listed_opening
 from .runner import CommandRunner, RunsCommands
 

@@ -19,24 +19,13 @@ from typing import Any
 
 import pytest
 from fwknop_server.access import load_access
-from fwknop_server.cmdexec import (
-    DEFAULT_PATH,
-    MAX_WORDS,
-    CommandExecutor,
-    CommandPolicy,
-    Outcome,
-    RunAs,
-    RunCommand,
-    RunCycle,
-    cycle_values,
-    run_argv,
-    split_words,
-    substitute,
-)
+from fwknop_server.cmdexec import DEFAULT_PATH, CommandExecutor, Outcome, run_argv
+from fwknop_server.commands import CommandPolicy, cycle_values, split_words, substitute
 from fwknop_server.daemon import Daemon, Options, command_timeout, load
 from fwknop_server.errors import ConfigError
 from fwknop_server.firewall.logonly import LogOnly
-from fwknop_server.processor import Packet, Processor, Reason, Refused, Settings
+from fwknop_server.processor import Processor, Settings
+from fwknop_server.vocab import MAX_WORDS, Packet, Reason, Refused, RunAs, RunCommand, RunCycle
 
 from fwknop_core import HmacKey, RijndaelKey, SpaMessage, build_packet
 from tests.helpers.vectors import stanza_keys, vectors

@@ -11,7 +11,7 @@ import pytest
 from fwknop_server.capture.sources import Skip
 from fwknop_server.daemon import Daemon, Options, load
 from fwknop_server.firewall.logonly import LogOnly
-from fwknop_server.processor import Packet
+from fwknop_server.vocab import Packet
 
 from fwknop_core import HmacKey, RijndaelKey, SpaMessage, build_packet
 

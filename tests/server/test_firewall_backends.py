@@ -24,7 +24,7 @@ from fwknop_server.firewall.ipfw import Ipfw, IpfwRules, dynamic_rules, parse_ip
 from fwknop_server.firewall.iptables import IptablesRules
 from fwknop_server.firewall.pf import Pf, PfRules, anchor_linked, parse_pf_rule
 from fwknop_server.firewall.runner import SubprocessRunner
-from fwknop_server.processor import Grant
+from fwknop_server.vocab import Grant
 
 from fwknop_core import MessageType
 

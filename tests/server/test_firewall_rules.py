@@ -13,7 +13,7 @@ from fwknop_server.firewall import FirewallError, Opening
 from fwknop_server.firewall.iptables import Iptables, IptablesRules, parse_rule
 from fwknop_server.firewall.netlink import ElementCommand, acknowledgements, batch, element_key
 from fwknop_server.firewall.nftables import Nftables, NftTarget, find_input_chain
-from fwknop_server.processor import Grant
+from fwknop_server.vocab import Grant
 
 from fwknop_core import MessageType
 

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 from fwknop_server.access import load_access
-from fwknop_server.processor import Accepted, Packet, Processor, Reason, Refused, Settings
+from fwknop_server.processor import Processor, Settings
+from fwknop_server.vocab import Accepted, Packet, Reason, Refused
 
 from tests.helpers.cfwknopd import fwknop_test_packet
 from tests.helpers.gpghome import GpgHomes, _gpg, build_homes, stop_agents

@@ -5,7 +5,8 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from fwknop_server.processor import Accepted, Packet, Processor, Reason, Refused, Settings
+from fwknop_server.processor import Processor, Settings
+from fwknop_server.vocab import Accepted, Packet, Reason, Refused
 
 from fwknop_core import build_packet
 

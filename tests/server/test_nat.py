@@ -30,8 +30,9 @@ from fwknop_server.firewall.iptables import Iptables
 from fwknop_server.firewall.logonly import LogOnly
 from fwknop_server.firewall.nftables import Nftables
 from fwknop_server.firewall.nftnat import NftNat, find_forward_chain
-from fwknop_server.nat import NatGrant, NatPolicy, NatSettings, Snat, plan, resolve
-from fwknop_server.processor import Accepted, Grant, Packet, Processor, Reason, Refused, Settings
+from fwknop_server.nat import NatPolicy, NatSettings, plan, resolve
+from fwknop_server.processor import Processor, Settings
+from fwknop_server.vocab import Accepted, Grant, NatGrant, Packet, Reason, Refused, Snat
 
 from fwknop_core import HmacKey, MessageType, NatAccess, RijndaelKey, SpaMessage, build_packet
 from tests.helpers.netns import NetPair, net_pair

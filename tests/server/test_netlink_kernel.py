@@ -20,7 +20,7 @@ SCRIPT = textwrap.dedent(
     from fwknop_server.firewall.netlink import NftNetlink
     from fwknop_server.firewall.nftables import Nftables
     from fwknop_server.firewall.runner import Libnftables
-    from fwknop_server.processor import Grant
+    from fwknop_server.vocab import Grant
 
     NOW = 1_000_000
     def grant(src, *ports, expires):

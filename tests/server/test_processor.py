@@ -17,19 +17,9 @@ from typing import Any
 
 import pytest
 from fwknop_server.access import AccessStanza, GpgPolicy, load_access
-from fwknop_server.processor import (
-    MIN_DATA,
-    MIN_GPG,
-    Accepted,
-    Packet,
-    Processor,
-    Reason,
-    Refused,
-    ReplayStore,
-    Settings,
-    mac_check,
-)
+from fwknop_server.processor import MIN_DATA, MIN_GPG, Processor, Settings, mac_check
 from fwknop_server.replay import ReplayCache
+from fwknop_server.vocab import Accepted, Packet, Reason, Refused
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -53,15 +43,23 @@ ACTION = re.compile(r"for (\S+) -> (\S+) ((?:\w+/\d+,?)+), expires at (\d+)")
 NAT_IDS = {c["id"] for c in vectors() if c["id"].startswith("nat-")}
 
 
-class MemoryReplay(ReplayStore):
+class MemoryReplay:
     def __init__(self) -> None:
         self.digests: dict[str, float] = {}
 
     def seen(self, digest: str) -> bool:
         return digest in self.digests
 
-    def add(self, digest: str, packet: Packet, expires: float) -> None:
-        self.digests[digest] = expires
+    def add(self, digest: str, packet: Packet, expires: float) -> bool:
+        new = digest not in self.digests
+        self.digests.setdefault(digest, expires)
+        return new
+
+    def prune(self, now: float) -> int:
+        return 0
+
+    def close(self) -> None:
+        return None
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,288 @@
+"""The server's vocabulary: what flows between capture, pipeline, replay store and firewall.
+
+Packets in; decisions out (a refusal with its reason, or one of the actions:
+a grant, a command, a command cycle, a GnuPG decryption to run off the
+packet path); the replay-store protocol. Every part of the server speaks
+these words, so they live here, in a module that imports nothing of the
+server: capture, the firewall backends, the replay stores and the processor
+depend on this module, never on each other (import-linter keeps it so).
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final, NamedTuple, Protocol
+
+from fwknop_core import InvalidPacket, MessageType, OpenedPacket
+
+__all__ = [
+    "MAX_WORDS",
+    "MUTED",
+    "PROTO_NUMBERS",
+    "Accepted",
+    "Decision",
+    "Deferred",
+    "GpgJob",
+    "GpgOutcome",
+    "Grant",
+    "IPAddress",
+    "Muted",
+    "NatError",
+    "NatGrant",
+    "Packet",
+    "Reason",
+    "Refused",
+    "ReplayStore",
+    "RunAs",
+    "RunCommand",
+    "RunCycle",
+    "Snat",
+    "proto_name",
+]
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+PROTO_NUMBERS: Final = {"tcp": 6, "udp": 17, "icmp": 1}  # an access list's protocols, by number
+_PROTO_NAMES: Final = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp6"}
+MAX_WORDS: Final = 28  # fwknopd runs no longer command (its argv array: 30 slots, 2 its own)
+
+
+def proto_name(number: int) -> str:
+    """``udp`` for 17 and so on (for logs)."""
+    return _PROTO_NAMES.get(number, str(number))
+
+
+class Packet(NamedTuple):
+    """What capture saw: the L4 payload and its addresses (a tuple: cheap to make per packet).
+
+    ``screened``: the flood screen's verdict when capture already took it
+    (``screen.py``), so the pipeline does not take it again; None when no
+    screen looked at the packet.
+    """
+
+    payload: bytes
+    src: IPAddress
+    dst: IPAddress | None = None  # None in UDP server mode when unknown
+    proto: int = 17
+    sport: int = 0
+    dport: int = 0
+    screened: object = None
+
+
+class Reason(enum.Enum):
+    """Why a packet was not granted; ``value`` is the counter name, ``text`` the log wording."""
+
+    TOO_SHORT = ("too_short", "packet shorter than 140 bytes")
+    TOO_LONG = ("too_long", "packet longer than 1500 bytes")
+    NOT_SPA = ("not_spa", "data is not an SPA message (characters outside base64)")
+    PREFIX_STUFFING = ("prefix_stuffing", "data is not a valid SPA message format")
+    FORWARDED_FOR = ("forwarded_for", "X-Forwarded-For is not an IPv4 address")
+    NO_STANZA = ("no_stanza", "no access stanza for this source address")
+    DESTINATION = ("destination", "destination does not match any stanza")
+    EXPIRED_STANZA = ("expired_stanza", "access stanza has expired")
+    NO_DECRYPTION = ("no_decryption", "no stanza can decrypt this kind of packet")
+    HMAC_MISMATCH = ("hmac", "HMAC mismatch")
+    GPG_BUSY = ("gpg_busy", "GnuPG decryption queue is full")
+    DECRYPT_FAILED = ("decrypt", "decryption failed (wrong key or mode)")
+    MALFORMED = ("malformed", "decrypted data is invalid")
+    REPLAY = ("replay", "replayed packet")
+    GPG_SIGNATURE = ("gpg_signature", "GnuPG signature refused")
+    STALE = ("stale", "packet time difference is too great")
+    SOURCE_REQUIRED = ("source_required", "0.0.0.0 allow IP while a source address is required")
+    USERNAME = ("username", "username does not match REQUIRE_USERNAME")
+    NAT = ("nat", "NAT access requested but not enabled")
+    NAT_REFUSED = ("nat_refused", "NAT cannot be done for this request")
+    COMMAND = ("command", "command messages are not allowed")
+    COMMAND_WORDS = ("command_words", f"command is empty or has more than {MAX_WORDS} words")
+    CYCLE = ("cycle", "a command cycle needs an access request (proto/port)")
+    PORTS = ("ports", "a requested protocol/port is not allowed")
+    IPV6_ALLOW = ("ipv6_allow", "IPv6 grants are not supported by this firewall backend")
+
+    def __init__(self, key: str, text: str) -> None:
+        self.key = key
+        self.text = text
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A packet that gets nothing, why, and (when a stanza was tried) each stanza's reason."""
+
+    reason: Reason
+    detail: str = ""
+    stanza: int | None = None
+    attempts: tuple[tuple[int, Reason, str], ...] = ()
+    silent: bool = False  # fwknopd logs nothing for these (size): we log them at info level
+
+
+class Muted(enum.Enum):
+    """The verdict on a packet whose refusal is past its log rate (``screen.py``).
+
+    Such a packet is counted where it was seen (by capture, or by the screen
+    itself) and dropped: never logged, never decided again.
+    """
+
+    MUTED = "muted"
+
+
+MUTED: Final = Muted.MUTED
+
+
+class NatError(Exception):
+    """A NAT request that cannot be served (a host name that is not allowed or not found)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Snat:
+    """Source NAT for the forwarded traffic: to an address, or MASQUERADE (``to`` None)."""
+
+    to: ipaddress.IPv4Address | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NatGrant:
+    """What one NAT request opens, besides the client's source and the timeout."""
+
+    local: bool  # local NAT: the server itself is the host (input, not forward)
+    proto: str
+    port: int  # the access string's port: where the client connects on the server
+    host: str  # the internal host as given (an IPv4 address, or a name to resolve)
+    nat_port: int  # the internal port (0 with FORWARD_ALL's implied FORCE_NAT)
+    forward_all: bool = False
+    dnat: bool = True
+    snat: Snat | None = None
+    address: ipaddress.IPv4Address | None = None  # ``host``, resolved
+
+    @property
+    def target(self) -> ipaddress.IPv4Address:
+        """The internal address; ``NatError`` if the host name has not been resolved."""
+        if self.address is None:
+            raise NatError(f"NAT host {self.host!r} has not been resolved")
+        return self.address
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """Access to open: for ``source``, these (proto, port) pairs, for ``timeout`` seconds."""
+
+    source: IPAddress
+    destination: IPAddress | None
+    ports: tuple[tuple[str, int], ...]
+    timeout: int
+    expires: int  # epoch seconds
+    stanza: int
+    username: str
+    message_type: MessageType
+    nat: NatGrant | None = None  # a NAT request (or FORCE_NAT): forwarded or local NAT
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A packet that opens access (``grant``); ``test_only`` in ``--test`` mode."""
+
+    grant: Grant
+    opened: OpenedPacket = field(repr=False)
+    test_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RunAs:
+    """Who a command runs as: set the group (and drop the others), then the user."""
+
+    uid: int | None
+    gid: int | None
+    user: str | None = None
+    group: str | None = None
+
+    def describe(self) -> str:
+        """fwknopd's ``user/group (UID=..,GID=..)`` wording."""
+        return (
+            f"{self.user or 'root'}/{self.group or self.user or 'root'} "
+            f"(UID={self.uid if self.uid is not None else 0},"
+            f"GID={self.gid if self.gid is not None else 0})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RunCommand:
+    """A command message to run: ``argv`` as ``run_as``."""
+
+    command: str  # as the client sent it
+    argv: tuple[str, ...]
+    run_as: RunAs | None
+    source: IPAddress  # the allow IP (or the packet's source for 0.0.0.0)
+    packet_src: IPAddress
+    stanza: int
+    username: str
+    test_only: bool = False  # --test: logged, not run
+
+
+@dataclass(frozen=True, slots=True)
+class RunCycle:
+    """A command cycle to start: its open command now, its close command after a while."""
+
+    open_text: str  # after substitution
+    close_text: str | None
+    close_after: int  # seconds after the packet
+    source: IPAddress
+    packet_src: IPAddress
+    stanza: int
+    username: str
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class GpgJob:
+    """A GnuPG decryption the pipeline needs: ``data`` with the keyring of one stanza.
+
+    ``verified`` is the core's proof that the HMAC already matched (so the
+    decryption does not check it again), or None for a stanza without one.
+    """
+
+    data: bytes
+    home_dir: str
+    exe: str
+    passphrase: str | None
+    verified: object = None  # fwknop_core.MacMatch
+
+    def __repr__(self) -> str:
+        return f"GpgJob({len(self.data)} bytes, home {self.home_dir})"
+
+
+GpgOutcome = OpenedPacket | InvalidPacket
+
+
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """A decision that needs ``job`` done first (off the packet path): ``resume`` its outcome."""
+
+    job: GpgJob
+    packet: Packet
+    resume: Callable[[GpgOutcome], Decision] = field(repr=False)
+
+
+Decision = Accepted | Refused | RunCommand | RunCycle | Deferred | Muted
+
+
+class ReplayStore(Protocol):
+    """Where digests of packets already seen are kept (``replay/``: SQLite by default)."""
+
+    def seen(self, digest: str) -> bool:
+        """Whether ``digest`` is known (``--test`` mode looks, and records nothing)."""
+        ...
+
+    def add(self, digest: str, packet: Packet, expires: float) -> bool:
+        """Record ``digest`` until ``expires`` (epoch seconds), in one step with the check.
+
+        True if it was new; False if it was known already (a replay). A
+        store shared between daemons makes this one atomic operation.
+        """
+        ...
+
+    def prune(self, now: float) -> int:
+        """Forget entries that can no longer be replayed; how many went."""
+        ...
+
+    def close(self) -> None:
+        """Write out what is pending and let go of files and connections."""
+        ...
