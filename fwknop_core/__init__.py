@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from ._b64 import b64s_decode, b64s_encode
 from ._errors import InvalidPacket, RejectReason, SpaError, UsageError
+from ._hmac import HmacVerifier, MacMatch
 from ._keys import GeneratedKeys, HmacKey, RijndaelKey, generate_keys
 from ._message import (
     PROTOCOL_VERSION,
@@ -50,6 +51,7 @@ from ._packet import (
     hmac_matches,
     open_packet,
     replay_digest,
+    size_problem,
 )
 from ._types import (
     DEFAULT_KNOCK_OFFSET,
@@ -169,6 +171,7 @@ __all__ = [
     "GpgSignature",
     "HmacKey",
     "HmacType",
+    "HmacVerifier",
     "HttpSpa",
     "InvalidKnockSequence",
     "InvalidPacket",
@@ -176,6 +179,7 @@ __all__ = [
     "KnockReject",
     "KnockRequest",
     "KnockStep",
+    "MacMatch",
     "MessageType",
     "NatAccess",
     "OpenedPacket",
@@ -217,6 +221,7 @@ __all__ = [
     "parse_shared_sequence",
     "random_value",
     "replay_digest",
+    "size_problem",
     "validate_access_list",
     "validate_allow_ip",
     "validate_ipv4",

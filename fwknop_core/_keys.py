@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from ._b64 import b64_decode_padded
 from ._errors import UsageError
+from ._hmac import WIRE_PREFIXES, Keyed, keyed
 from ._primitives import legacy_key
-from ._types import EncryptionMode, HmacType
+from ._types import EncryptionMode, EncryptionType, HmacType
 
 __all__ = ["GeneratedKeys", "HmacKey", "RijndaelKey", "generate_keys"]
 
@@ -94,10 +93,11 @@ class HmacKey:
 
     secret: bytes
     type: HmacType = HmacType.SHA256
-    # precomputed for the packet path: the MAC's base64 length and a keyed HMAC
-    # state to copy (saves hashing the key pads for every packet)
+    # precomputed for the packet path: the MAC's base64 length, and keyed HMAC states to
+    # copy (the key pads hashed once), bare and with each wire prefix already fed in
     mac_length: int = field(init=False, repr=False, compare=False)
-    _keyed: Any = field(init=False, repr=False, compare=False)
+    _keyed: Keyed = field(init=False, repr=False, compare=False)
+    _prefixed: dict[EncryptionType, Keyed] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.secret, bytes):
@@ -107,14 +107,24 @@ class HmacKey:
         if not 1 <= len(self.secret) <= MAX_HMAC_KEY:
             raise UsageError(f"HMAC key must be 1..{MAX_HMAC_KEY} bytes, not {len(self.secret)}")
         object.__setattr__(self, "mac_length", self.type.b64_length)
-        object.__setattr__(self, "_keyed", hmac.new(self.secret, digestmod=self.type.hashlib_name))
+        state = keyed(self.secret, self.type)
+        object.__setattr__(self, "_keyed", state)
+        prefixed = {}
+        for encryption, prefix in WIRE_PREFIXES.items():
+            prefixed[encryption] = state.copy()
+            prefixed[encryption].update(prefix)
+        object.__setattr__(self, "_prefixed", prefixed)
 
-    def mac(self, *parts: bytes | memoryview) -> bytes:
+    def mac(self, *parts: bytes) -> bytes:
         """Unpadded base64 HMAC of ``parts`` (concatenated), as ASCII bytes."""
         h = self._keyed.copy()
         for part in parts:  # fed one by one: no need to join them first
             h.update(part)
-        return binascii.b2a_base64(h.digest(), newline=False).rstrip(b"=")
+        return binascii.b2a_base64(h.finalize(), newline=False).rstrip(b"=")
+
+    def prefixed(self, encryption: EncryptionType) -> Keyed:
+        """The keyed state with ``encryption``'s wire prefix fed in (copy it; never feed it)."""
+        return self._prefixed[encryption]
 
     def __repr__(self) -> str:
         return f"HmacKey(<{len(self.secret)} bytes>, type={self.type.label})"

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 
 from ._b64 import ALPHABET, b64s_decode, b64s_decode_strict, b64s_encode, noncanonical
 from ._errors import InvalidPacket, RejectReason, UsageError
+from ._hmac import MIN_ENCODED, WIRE_PREFIXES, HmacVerifier, MacMatch
 from ._keys import HmacKey, RijndaelKey
 from ._message import SpaMessage
 from ._primitives import (
@@ -72,14 +73,14 @@ __all__ = [
     "hmac_matches",
     "open_packet",
     "replay_digest",
+    "size_problem",
 ]
 
-RIJNDAEL_PREFIX = b"U2FsdGVkX1"
-GPG_PREFIX = b"hQ"
+RIJNDAEL_PREFIX = WIRE_PREFIXES[EncryptionType.RIJNDAEL]
+GPG_PREFIX = WIRE_PREFIXES[EncryptionType.GPG]
 MIN_PACKET = 140  # fwknopd silently ignores shorter payloads
 MAX_PACKET = 1500  # libfko refuses strings of 1500 characters or more
 MIN_GPG_PACKET = 400  # the length rule telling GnuPG from Rijndael
-MIN_ENCODED = 36  # libfko's floor for encoded and encrypted strings
 _WIRE_CHARS = ALPHABET + b"="
 _PRINTABLE = bytes(range(0x20, 0x7F))
 _DIGITS = b"0123456789"
@@ -261,12 +262,27 @@ def as_wire(data: str | bytes) -> bytes:
     raise TypeError("packet data must be str or bytes")
 
 
+def size_problem(n: int, min_length: int = MIN_PACKET) -> RejectReason | None:
+    """Whether wire data of ``n`` characters is too short or too long to be a packet, or None.
+
+    The one place the size limits are applied: ``open_packet`` and the
+    server's screen both ask here (fwknopd's capture drops the same sizes
+    silently that libfko then refuses).
+    """
+    if n < min_length:
+        return RejectReason.TOO_SHORT
+    if n >= MAX_PACKET:
+        return RejectReason.TOO_LONG
+    return None
+
+
 def _precheck(wire: bytes, min_length: int) -> None:
     n = len(wire)
-    if n < min_length:
-        raise InvalidPacket(RejectReason.TOO_SHORT, f"{n} characters, fewer than {min_length}")
-    if n >= MAX_PACKET:
-        raise InvalidPacket(RejectReason.TOO_LONG, f"{n} characters")
+    size = size_problem(n, min_length)
+    if size is RejectReason.TOO_SHORT:
+        raise InvalidPacket(size, f"{n} characters, fewer than {min_length}")
+    if size is not None:
+        raise InvalidPacket(size, f"{n} characters")
     if wire.startswith(RIJNDAEL_PREFIX):
         raise InvalidPacket(RejectReason.PREFIX_STUFFING, "starts with the Rijndael prefix")
     if n > MIN_GPG_PACKET and wire.startswith(GPG_PREFIX):
@@ -275,39 +291,39 @@ def _precheck(wire: bytes, min_length: int) -> None:
         raise InvalidPacket(RejectReason.NOT_BASE64, "character outside base64")
 
 
-def _mac_parts(wire: bytes, prefix: bytes, hmac_key: HmacKey) -> tuple[bytes, bytes] | None:
-    """(prefixed body, received MAC) if the HMAC matches, else None. Constant-time compare."""
-    n = hmac_key.mac_length
-    body, mac = wire[:-n], wire[-n:]
-    if len(body) < MIN_ENCODED:
-        return None
-    full = prefix + body
-    return (full, mac) if hmac.compare_digest(hmac_key.mac(full), mac) else None
-
-
-def _verify_hmac(wire: bytes, prefix: bytes, hmac_key: HmacKey) -> tuple[bytes, bytes]:
-    parts = _mac_parts(wire, prefix, hmac_key)
-    if parts is None:
-        raise InvalidPacket(RejectReason.HMAC_MISMATCH)
-    return parts
+def _verified(
+    wire: bytes, encryption: EncryptionType, hmac_key: HmacKey | None, verified: MacMatch | None
+) -> MacMatch:
+    """The HMAC of ``wire`` checked (or the check the caller already made); else HMAC_MISMATCH."""
+    if verified is None:
+        if not isinstance(hmac_key, HmacKey):
+            raise TypeError("hmac_key must be an HmacKey")
+        verified = HmacVerifier((hmac_key,), encryption).first_match(wire, 0)
+        if verified is None:
+            raise InvalidPacket(RejectReason.HMAC_MISMATCH)
+        return verified
+    if not isinstance(verified, MacMatch):
+        raise TypeError("verified must be the MacMatch of an HmacVerifier")
+    if verified.encryption is not encryption or (
+        verified.data is not wire and verified.data != wire
+    ):
+        raise UsageError("verified is the match of other data or of another encryption type")
+    if hmac_key is not None and hmac_key != verified.key:
+        raise UsageError("verified is the match of another HMAC key")
+    return verified
 
 
 def hmac_matches(data: bytes, hmac_key: HmacKey, encryption: EncryptionType) -> bool:
     """Whether ``data`` carries a valid HMAC for ``hmac_key``; never raises for bad data.
 
-    The cheap first step of :func:`open_packet`, for a server that tries
-    many keys: junk is turned away at the cost of one HMAC and without an
-    exception. ``data`` must be wire bytes; ``encryption`` says which
-    prefix to restore (fwknopd decides by length: see :func:`classify`).
+    ``data`` must be wire bytes; ``encryption`` says which prefix to restore
+    (fwknopd decides by length: see :func:`classify`). To check against many
+    keys, or to open the packet next without computing the MAC again, use an
+    :class:`HmacVerifier`.
     """
     if not isinstance(hmac_key, HmacKey):
         raise TypeError("hmac_key must be an HmacKey")
-    # _mac_parts inlined: this runs once per junk packet per stanza
-    n = hmac_key.mac_length
-    if len(data) - n < MIN_ENCODED:
-        return False
-    prefix = GPG_PREFIX if encryption is EncryptionType.GPG else RIJNDAEL_PREFIX
-    return hmac.compare_digest(hmac_key.mac(prefix, memoryview(data)[:-n]), data[-n:])
+    return HmacVerifier((hmac_key,), encryption).first_match(bytes(data), 0) is not None
 
 
 def _decrypt_rijndael(full: bytes, key: RijndaelKey) -> tuple[bytes, bytes, str | None]:
@@ -374,6 +390,7 @@ def open_packet(
     max_age: int | None = None,
     min_length: int = MIN_PACKET,
     allow_ipv6: bool = False,
+    verified: MacMatch | None = None,
 ) -> OpenedPacket:
     """Verify, decrypt and parse one wire packet with one set of keys.
 
@@ -384,26 +401,30 @@ def open_packet(
     default fwknopd's 140, which the real client can undercut; lower it (to
     no less than libfko's 36) to open such a packet anyway. A message whose
     allow IP is IPv6 is refused as ``MALFORMED``, as fwknopd 2.6 refuses it,
-    unless ``allow_ipv6``.
+    unless ``allow_ipv6``. ``verified``: an :class:`HmacVerifier`'s match for
+    this very data, when the caller has checked the HMAC already (it is not
+    computed again); ``hmac_key`` may then be left out.
     """
     if not MIN_ENCODED <= min_length <= MIN_PACKET:
         raise UsageError(f"min_length must be {MIN_ENCODED}..{MIN_PACKET}")
     wire = as_wire(data)
     _precheck(wire, min_length)
     if isinstance(key, RijndaelKey):
-        prefix = RIJNDAEL_PREFIX
+        encryption = EncryptionType.RIJNDAEL
     else:
         from .gpg import GpgDecryption  # noqa: PLC0415
 
         if not isinstance(key, GpgDecryption):
             raise TypeError("key must be a RijndaelKey or a GpgDecryption")
-        prefix = GPG_PREFIX
+        encryption = EncryptionType.GPG
+    prefix = WIRE_PREFIXES[encryption]
     mac = None
-    if hmac_key is not None:
-        if not isinstance(hmac_key, HmacKey):
-            raise TypeError("hmac_key must be an HmacKey")
-        full, mac_bytes = _verify_hmac(wire, prefix, hmac_key)
-        mac = mac_bytes.decode("ascii")
+    if hmac_key is not None or verified is not None:
+        match = _verified(wire, encryption, hmac_key, verified)
+        hmac_key = match.key
+        n = hmac_key.mac_length
+        full = prefix + wire[:-n]
+        mac = wire[-n:].decode("ascii")
         body_len = len(full)
     else:
         full = prefix + wire

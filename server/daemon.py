@@ -37,24 +37,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from fwknop_core import InvalidPacket
+
 from . import sdnotify
 from .access import AccessStanza, load_access
-from .capture.sources import Skip, SniffSource, UdpSource, read_pcap_file
+from .capture.frames import Check
+from .capture.sources import SniffSource, UdpSource, read_pcap_file
 from .cmdexec import DEFAULT_TIMEOUT, CommandExecutor
 from .config import Overrides, ServerConfig, load_server_config
 from .errors import ConfigError
 from .firewall import Firewall, FirewallError, Opening, make_firewall
+from .gpgpool import GpgPool
 from .nat import NatSettings, forwarding_problem, nat_settings, resolve
 from .processor import Processor, Settings
 from .ratelog import RateLimitedLog
 from .replay import ReplayCache
 from .vocab import (
+    MUTED,
     Accepted,
     Decision,
+    Deferred,
+    GpgOutcome,
     Grant,
     NatError,
     NatGrant,
     Packet,
+    Reason,
     Refused,
     RunCommand,
     RunCycle,
@@ -95,7 +103,7 @@ class Source(Protocol):
     description: str
 
     def fileno(self) -> int: ...
-    def read(self, skip: Skip | None = None) -> list[Packet]: ...
+    def read(self, check: Check | None = None) -> list[Packet]: ...
     def close(self) -> None: ...
 
 
@@ -199,16 +207,12 @@ class Daemon:
                 legacy_file=legacy if legacy.exists() else None,
             )
         self.stanzas = stanzas
-        # refusals past their log rate, by id: capture counts their packets (in _counted)
-        # instead of handing them over; forgotten every second so each log window gets its lines
-        self._muted: dict[int, Refused] = {}
-        self._counted: dict[int, int] = {}
-        self._skip: Skip | None = None
         # rebuilt once the firewall has started: only then does it know whether it can open
         # for IPv6 (an nftables "inet" table can, an "ip" table cannot)
         self.processor = self._processor(config, stanzas)
         self.source: Source | None = None
         self.commands = CommandExecutor(timeout=command_timeout(config))
+        self.gpg = GpgPool()
         self._tcp: asyncio.Server | None = None
         self._fw = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="firewall")
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -221,14 +225,11 @@ class Daemon:
         self.granted = 0
 
     def _processor(self, config: ServerConfig, stanzas: tuple[AccessStanza, ...]) -> Processor:
-        processor = Processor(
+        return Processor(
             stanzas,
             settings_for(config, self.firewall, self.options.test_mode),
             replay=self.replay,
         )
-        self._unmute()  # the muted refusals belong to the processor they came from
-        self._skip = Skip(processor.screen, self._counted)
-        return processor
 
     # -- running -----------------------------------------------------------------
 
@@ -238,6 +239,7 @@ class Daemon:
         self._loop = loop
         self._stop = asyncio.Event()
         self.commands.start(loop)
+        self.gpg.start(loop)
         for sig, handler in (
             (signal.SIGHUP, self.reload),
             (signal.SIGTERM, self.stop),
@@ -247,6 +249,7 @@ class Daemon:
             loop.add_signal_handler(sig, handler)
         if not self.options.test_mode:
             await self._on_firewall(self.firewall.start, self.clock())
+            self._unmute()  # the muted refusals belong to the screen they came from
             self.processor = self._processor(self.config, self.stanzas)
             self._schedule_expiry()
         problem = forwarding_problem(
@@ -308,6 +311,7 @@ class Daemon:
         log.info("reading packets from %s", path)
         for packet in read_pcap_file(path, self.config.text("PCAP_FILTER")):
             self.handle(packet, self.clock())
+        await self.gpg.drained()
         await self._drain_firewall()
 
     async def _on_firewall(self, fn: Callable[..., object], *args: object) -> object:
@@ -347,9 +351,9 @@ class Daemon:
 
     def _read(self, source: Source) -> int:
         """Read and decide every packet waiting; how many there were (counted ones too)."""
-        counted = self._counted
+        screen = self.processor.screen
         try:
-            packets = source.read(None if self._packet_limit else self._skip)
+            packets = source.read(None if self._packet_limit else screen.check)
         except OSError as exc:
             log.error("capture failed: %s", exc)
             if self.config.flag("EXIT_AT_INTF_DOWN"):
@@ -360,12 +364,7 @@ class Daemon:
             log.exception("internal error reading a packet")
             self.refusals.count("internal_error")
             return 1
-        skipped = 0
-        for key, n in counted.items():
-            if n:
-                self._hold(self._muted[key], n)
-                counted[key] = 0
-                skipped += n
+        skipped = self._take_counts()
         if packets:
             try:
                 self.handle_all(packets, self.clock())
@@ -376,58 +375,46 @@ class Daemon:
     def handle_all(self, packets: list[Packet], now: float) -> None:
         """Decide a batch of packets; nothing in a packet can make this raise.
 
-        A flood repeats one refusal (the processor hands back the same object
-        for the same verdict): once it is over its log rate, the rest of the
-        batch's copies are counted in one go instead of one by one.
+        A flood repeats one refusal (the screen hands back the same object
+        for the same verdict): once it is over its log rate, the screen
+        counts the rest of its packets (``MUTED``), here and in capture.
         """
         if self._packet_limit:
             for packet in packets:
                 self.handle(packet, now)
             return
-        process, refusals = self.processor.process, self.refusals
-        muted: Refused | None = None
-        held = 0
+        process, refusals, screen = self.processor.process, self.refusals, self.processor.screen
         for packet in packets:
             try:
                 decision = process(packet, now)
             except Exception:  # the processor must not raise for packets; never let one kill us
                 self._internal_error(packet)
                 continue
-            if decision is muted:
-                held += 1
+            if decision is MUTED:  # past its log rate: the screen counted it
                 continue
             if isinstance(decision, Refused):
                 if refusals.admit(decision.reason.key):  # format only what gets logged
                     self._log_refusal(decision, packet)
-                    continue
-                if muted is not None and held:
-                    self._hold(muted, held)
-                muted, held = decision, 0
-                self._mute(decision)
+                else:
+                    screen.mute(decision)  # from now on, the screen counts such packets
+            elif isinstance(decision, Deferred):
+                self._defer(decision)
             elif isinstance(decision, Accepted | RunCommand | RunCycle):
                 self._accepted(decision, packet, now)
-        if muted is not None and held:
-            self._hold(muted, held)
+        self._take_counts()
 
-    def _mute(self, refused: Refused) -> None:
-        """From the next read on, capture only counts packets refused this way."""
-        key = id(refused)
-        # a flood's refusals are a few shared objects; one with details is new every time
-        # (and capture never sees it), so only a few are kept
-        if key not in self._muted and len(self._muted) < _MUTED_MAX:
-            self._muted[key] = refused
-            self._counted[key] = 0
+    def _take_counts(self) -> int:
+        """The packets the screen counted as muted, into the counters; how many."""
+        total = 0
+        for refused, n in self.processor.screen.counts():
+            self.refusals.hold(refused.reason.key, n)
+            total += n
+        return total
 
     def _unmute(self) -> None:
         """Every refusal's packets come through again (and may be logged, in a new window)."""
-        for key, n in self._counted.items():
-            if n:
-                self._hold(self._muted[key], n)
-        self._muted.clear()
-        self._counted.clear()
-
-    def _hold(self, refused: Refused, n: int) -> None:
-        self.refusals.hold(refused.reason.key, n)
+        for refused, n in self.processor.screen.release():
+            self.refusals.hold(refused.reason.key, n)
 
     def _internal_error(self, packet: Packet) -> None:
         log.exception("internal error on a packet from %s", packet.src)
@@ -443,6 +430,8 @@ class Daemon:
         if isinstance(decision, Refused):
             if self.refusals.admit(decision.reason.key):  # format only what gets logged
                 self._log_refusal(decision, packet)
+        elif isinstance(decision, Deferred):
+            self._defer(decision)
         elif isinstance(decision, Accepted | RunCommand | RunCycle):
             self._accepted(decision, packet, now)
         limit = self._packet_limit
@@ -451,6 +440,34 @@ class Daemon:
             if self._candidates >= limit:
                 log.info("packet limit (%d) reached", limit)
                 self.stop()
+
+    def _defer(self, deferred: Deferred) -> None:
+        """A GnuPG decryption for the worker pool; refused at once when its queue is full."""
+        if not self.gpg.submit(deferred, self._gpg_done):
+            self._refuse(Refused(Reason.GPG_BUSY), deferred.packet)
+
+    def _gpg_done(self, deferred: Deferred, outcome: GpgOutcome | Exception) -> None:
+        """On the loop: a GnuPG job is done; the pipeline goes on from there."""
+        packet = deferred.packet
+        if isinstance(outcome, Exception) and not isinstance(outcome, InvalidPacket):
+            log.error("internal error on a packet from %s: %s", packet.src, outcome)
+            self.refusals.count("internal_error")
+            return
+        try:
+            decision = deferred.resume(outcome)
+        except Exception:  # the processor must not raise for packets; never let one kill us
+            self._internal_error(packet)
+            return
+        if isinstance(decision, Refused):
+            self._refuse(decision, packet)
+        elif isinstance(decision, Deferred):
+            self._defer(decision)
+        elif isinstance(decision, Accepted | RunCommand | RunCycle):
+            self._accepted(decision, packet, self.clock())
+
+    def _refuse(self, decision: Refused, packet: Packet) -> None:
+        if self.refusals.admit(decision.reason.key):  # format only what gets logged
+            self._log_refusal(decision, packet)
 
     def _log_refusal(self, decision: Refused, packet: Packet) -> None:
         reason = decision.reason
@@ -652,6 +669,7 @@ class Daemon:
             self._reopen_capture(config)
         self.config = config
         self.stanzas = stanzas
+        self._unmute()
         self.processor = self._processor(config, stanzas)
         self.commands.timeout = command_timeout(config)
         log.info(
@@ -698,6 +716,8 @@ class Daemon:
             except FirewallError as exc:
                 log.error("firewall at exit: %s", exc)
         self._fw.shutdown(wait=True)
+        if self._loop is not None:
+            await self._loop.run_in_executor(None, self.gpg.shutdown)
         if self._loop is not None:  # pending cycle closes run now; running commands finish
             await self._loop.run_in_executor(None, self.commands.shutdown)
         else:

@@ -1,14 +1,23 @@
 """The packet pipeline: captured bytes in, a decision out (server-config.md, spa-protocol.md §8).
 
-Pure: no sockets, no firewall, no clock of its own (``now`` is passed in),
-so every decision can be tested exactly. The daemon feeds it what capture
-saw and applies what it returns.
+Pure: no sockets, no threads, no processes, no firewall, no clock of its
+own (``now`` is passed in), so every decision can be tested exactly. The
+daemon feeds it what capture saw and acts on what it returns. The one step
+that needs the outside world, GnuPG, is an action too: a GnuPG-sized packet
+a stanza must decrypt comes back as ``Deferred`` (the ``GpgJob`` to run, off
+the packet path, and where to resume with its outcome).
 
-Order, as fwknopd's: size (silently ignored outside 140..1500), prefix and
-charset pre-filter, HTTP extraction, SOURCE match; then each matching stanza
-in file order: DESTINATION, expiry, the HMAC (in the core, before anything
-is decrypted), decryption, the replay cache, GnuPG signer, packet age, allow
-IP, username, message type, ports. The first stanza that accepts wins.
+Order, as fwknopd's: size (silently ignored outside 140..1499), prefix and
+charset pre-filter, HTTP extraction, SOURCE match (the flood screen,
+``screen.py``); then each matching stanza in file order: DESTINATION,
+expiry, the HMAC (before anything is decrypted), decryption, the replay
+cache, GnuPG signer, packet age, allow IP, username, message type, ports.
+The first stanza that accepts wins.
+
+The HMAC of each candidate stanza is computed at most once per packet: the
+screen checks the candidates up to the first whose HMAC matches and hands
+over the core's ``MacMatch``; the stanzas go on from there, and decryption
+takes the match instead of checking again.
 
 Two deliberate differences, both invisible in the outcome:
 
@@ -23,40 +32,37 @@ Two deliberate differences, both invisible in the outcome:
 
 from __future__ import annotations
 
-import binascii
-import hmac
 import ipaddress
-from collections.abc import Callable, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import NamedTuple, Protocol
-
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives import hmac as crypto_hmac
+from functools import partial
 
 from fwknop_core import (
+    MIN_GPG_PACKET,
+    MIN_PACKET,
     EncryptionType,
-    GpgDecryption,
-    HmacKey,
-    HmacType,
     InvalidPacket,
+    MacMatch,
     MessageType,
     OpenedPacket,
     RejectReason,
-    RijndaelKey,
     SpaMessage,
     extract_http_spa,
     open_packet,
 )
-from fwknop_core.gpg import GnupgBackend, GpgBackend
 
 from .access import AccessStanza, GpgPolicy
 from .commands import cycle_values, substitute
 from .nat import NatSettings, plan
+from .screen import LONG_WAY, Candidates, Screen, refusal
 from .vocab import (
     MAX_WORDS,
     PROTO_NUMBERS,
     Accepted,
     Decision,
+    Deferred,
+    GpgJob,
+    GpgOutcome,
     Grant,
     IPAddress,
     NatError,
@@ -71,116 +77,14 @@ from .vocab import (
 
 __all__ = ["Processor", "Settings"]
 
-MIN_DATA = 140
-MAX_DATA = 1500
-MIN_GPG = 400
-_WIRE_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
-RIJNDAEL_PREFIX = b"U2FsdGVkX1"
-GPG_PREFIX = b"hQ"
 _ZERO = ipaddress.IPv4Address(0)  # the allow IP that means "the packet's source"
-
-
-# ranking for "the stanza that got furthest": later in the pipeline is more telling
-_RANK = {reason: rank for rank, reason in enumerate(Reason)}
 _CORE = {
     RejectReason.HMAC_MISMATCH: Reason.HMAC_MISMATCH,
     RejectReason.DECRYPT_FAILED: Reason.DECRYPT_FAILED,
     RejectReason.WRONG_ENCRYPTION_TYPE: Reason.NO_DECRYPTION,
     RejectReason.STALE: Reason.STALE,
 }
-
-
-# refusals without detail are made once: a flood gets the same objects back
-_TOO_SHORT = Refused(Reason.TOO_SHORT, silent=True)
-_TOO_LONG = Refused(Reason.TOO_LONG, silent=True)
-_NOT_SPA = Refused(Reason.NOT_SPA)
-_PREFIX_STUFFING = Refused(Reason.PREFIX_STUFFING)
-_NO_STANZA = Refused(Reason.NO_STANZA)
-_CANDIDATE_CACHE = 4096  # source addresses remembered with their matching stanzas
-
-
-class _Fail(NamedTuple):
-    """Why one stanza could not open a packet (returned, not raised: junk is the common case)."""
-
-    reason: Reason
-    detail: str = ""
-
-
-def _refusal(attempts: Sequence[tuple[int, Reason, str]]) -> Refused:
-    """What every candidate stanza's refusing gets: the weightiest reason, and all of them."""
-    best = max(attempts, key=lambda a: _RANK[a[1]])
-    return Refused(best[1], best[2], stanza=best[0], attempts=tuple(attempts))
-
-
-_HMAC_FAIL = _Fail(Reason.HMAC_MISMATCH)
-_EXPIRED = _Fail(Reason.EXPIRED_STANZA)
-
-_MIN_BODY = 36  # libfko's floor for the data in front of the HMAC (the core's MIN_ENCODED)
-_HASHES: dict[HmacType, type[hashes.HashAlgorithm]] = {
-    HmacType.MD5: hashes.MD5, HmacType.SHA1: hashes.SHA1, HmacType.SHA256: hashes.SHA256,
-    HmacType.SHA384: hashes.SHA384, HmacType.SHA512: hashes.SHA512,
-    HmacType.SHA3_256: hashes.SHA3_256, HmacType.SHA3_512: hashes.SHA3_512,
-}  # fmt: skip
-MacCheck = Callable[[bytes], bool]
-
-
-Keyed = tuple[crypto_hmac.HMAC, int]  # a keyed context, fed the prefix; the MAC's length
-
-
-def keyed_mac(key: HmacKey, kind: EncryptionType) -> Keyed:
-    """An HMAC context keyed with ``key`` and fed ``kind``'s wire prefix, and the MAC's length.
-
-    Copied per packet: the key schedule and the prefix are done once. Through
-    cryptography, three calls per packet where the core's ``HmacKey.mac``
-    makes a dozen, and every junk packet of a flood pays this once per stanza.
-    """
-    keyed = crypto_hmac.HMAC(key.secret, _HASHES[key.type]())
-    keyed.update(RIJNDAEL_PREFIX if kind is EncryptionType.RIJNDAEL else GPG_PREFIX)
-    return keyed, key.mac_length
-
-
-def mac_check(key: HmacKey, kind: EncryptionType) -> MacCheck:
-    """Whether wire data carries a valid HMAC for ``key``: the core's ``hmac_matches``, faster.
-
-    The same computation (HMAC of the restored prefix and the data before the
-    MAC, compared in constant time with the MAC as sent) on ``keyed_mac``'s
-    context. The core checks the HMAC again in ``open_packet`` before it
-    decrypts anything.
-    """
-    return _check_on(keyed_mac(key, kind))
-
-
-def _check_on(keyed_and_length: Keyed) -> MacCheck:
-    """``mac_check`` on a context from ``keyed_mac`` (only ever copied: it can be shared)."""
-    keyed, n = keyed_and_length
-    b2a, equal = binascii.b2a_base64, hmac.compare_digest
-
-    def check(data: bytes) -> bool:
-        if len(data) - n < _MIN_BODY:
-            return False
-        h = keyed.copy()
-        h.update(data[:-n])
-        return equal(b2a(h.finalize(), newline=False)[:n], data[-n:])
-
-    return check
-
-
-class Screener(Protocol):
-    """``Processor.screen``: the refusal of data turned away before decryption, or None."""
-
-    def __call__(self, data: bytes, src: IPAddress, *, inner: bool = False) -> Refused | None: ...
-
-
-class _Screen(NamedTuple):
-    """The cheap path for one set of candidate stanzas (those whose SOURCE matched)."""
-
-    candidates: tuple[AccessStanza, ...]
-    # for Rijndael-sized and GnuPG-sized data: the keyed HMAC of each candidate that can
-    # decrypt such data, and what a packet gets when all of them fail (the others refuse
-    # it before any HMAC); None where some candidate has to go the long way (no HMAC
-    # key, DESTINATION, expiry)
-    rijndael: tuple[tuple[Keyed, ...], Refused] | None
-    gpg: tuple[tuple[Keyed, ...], Refused] | None
+Steps = Generator[GpgJob, GpgOutcome, Decision]  # a packet's way through the stanzas
 
 
 class _NoReplay:
@@ -223,13 +127,6 @@ class Settings:
     nat: NatSettings = field(default_factory=NatSettings)  # what NAT the firewall does
 
 
-GpgFactory = Callable[[GpgPolicy], GpgBackend]
-
-
-def _gnupg(policy: GpgPolicy) -> GpgBackend:
-    return GnupgBackend(policy.home_dir, policy.exe)
-
-
 class Processor:
     """Decides one packet at a time against a fixed configuration (swap the object to reload)."""
 
@@ -238,34 +135,25 @@ class Processor:
         stanzas: Sequence[AccessStanza],
         settings: Settings,
         replay: ReplayStore | None = None,
-        gpg_factory: GpgFactory = _gnupg,
     ) -> None:
         self.stanzas = tuple(stanzas)
         self.settings = settings
-        self.replay = replay if replay is not None else _NoReplay()
-        self._gpg_factory = gpg_factory
-        self._gpg: dict[tuple[str, str], GpgBackend] = {}
+        self.replay: ReplayStore = replay if replay is not None else _NoReplay()
+        self.screen = Screen(self.stanzas, http=settings.http)
+        self._check = self.screen.check
         self._http = settings.http
-        self._by_source: dict[int, tuple[IPAddress, _Screen]] = {}
-        self._screens: dict[tuple[int, ...], _Screen] = {}
         self._plain: dict[tuple[int, Reason], Refused] = {}
-        self._keyed = {
-            s.number: (keyed_mac(s.hmac_key, EncryptionType.RIJNDAEL),
-                       keyed_mac(s.hmac_key, EncryptionType.GPG))
-            for s in self.stanzas if s.hmac_key is not None
-        }  # fmt: skip
-        # the same contexts, for the stanza-by-stanza path
-        self._macs = {n: (_check_on(r), _check_on(g)) for n, (r, g) in self._keyed.items()}
-        self.screen: Screener = self._screener()
 
     # -- the pipeline --------------------------------------------------------
 
     def process(self, packet: Packet, now: float) -> Decision:
         """Decide what ``packet`` gets; never raises for anything in the packet."""
         data, src = packet.payload, packet.src
-        refused = self.screen(data, src)
-        if refused is not None:
-            return refused
+        verdict = packet.screened
+        if verdict is None:
+            verdict = self._check(data, src)
+        if verdict is not LONG_WAY and type(verdict) is not MacMatch:
+            return verdict  # type: ignore[return-value] # a refusal (or MUTED)
         forwarded = None
         if self._http and data[:5].upper() == b"GET /":
             try:
@@ -275,145 +163,104 @@ class Processor:
             if http is None:
                 return Refused(Reason.NOT_SPA, "HTTP request without SPA data")
             data = http.data.encode("ascii")
-            if len(data) < MIN_DATA:
+            if len(data) < MIN_PACKET:
                 return Refused(Reason.TOO_SHORT, f"{len(data)} characters in the HTTP request")
-            refused = self.screen(data, src, inner=True)  # the SPA data inside: the same way
-            if refused is not None:
-                return refused
+            verdict = self._check(data, src, True)  # the SPA data inside: the same way
+            if verdict is not LONG_WAY and type(verdict) is not MacMatch:
+                return verdict  # type: ignore[return-value]
             if http.forwarded_for is not None:
                 forwarded = ipaddress.IPv4Address(http.forwarded_for)
-        return self._try_stanzas(self._candidates(src), data, packet, forwarded, now)
+        match = verdict if isinstance(verdict, MacMatch) else None
+        candidates = self.screen.candidates(src)
+        return self._run(self._steps(candidates, data, packet, forwarded, now, match=match), packet)
 
-    def _screener(self) -> Screener:
-        """``screen``: a closure over this processor's state (it runs for every packet)."""
-        by_source, screen_for, http = self._by_source, self._screen_for, self._http
-        b2a, equal = binascii.b2a_base64, hmac.compare_digest
+    def _run(self, steps: Steps, packet: Packet, outcome: GpgOutcome | None = None) -> Decision:
+        """Take ``steps`` to the decision, or to the GnuPG job it waits for."""
+        try:
+            job = next(steps) if outcome is None else steps.send(outcome)
+        except StopIteration as done:
+            decision: Decision = done.value
+            return decision
+        return Deferred(job, packet, partial(self._resume, steps, packet))
 
-        def screen(data: bytes, src: IPAddress, *, inner: bool = False) -> Refused | None:
-            """The refusal of data turned away before any decryption, or None to go the whole way.
+    def _resume(self, steps: Steps, packet: Packet, outcome: GpgOutcome) -> Decision:
+        return self._run(steps, packet, outcome)
 
-            What ``process`` returns for such a packet, and the same object each
-            time for the same verdict: the size, prefix and character checks,
-            the SOURCE match, and, for the common case of a flood, every
-            candidate stanza's HMAC failing, decided in one loop (exactly what
-            the stanza-by-stanza path would return). Capture calls this for
-            packets whose verdict is to be counted, not logged, to count them
-            without making a ``Packet`` of each. ``inner``: ``data`` came out of
-            an HTTP request already.
-            """
-            size = len(data)
-            if size < MIN_DATA:
-                return _TOO_SHORT
-            if size > MAX_DATA:
-                return _TOO_LONG
-            if http and not inner and data[:5].upper() == b"GET /":
-                return None  # the SPA data is inside: process() takes it out first
-            if data.startswith(RIJNDAEL_PREFIX) or (size > MIN_GPG and data.startswith(GPG_PREFIX)):
-                return _PREFIX_STUFFING
-            if data.translate(None, _WIRE_CHARS):
-                return _NOT_SPA
-            entry = by_source.get(id(src))
-            found = entry[1] if entry is not None and entry[0] is src else screen_for(src)
-            if not found.candidates:
-                return _NO_STANZA
-            check = found.rijndael if size < MIN_GPG else found.gpg
-            if check is None:
-                return None
-            macs, refused = check
-            for keyed, n in macs:  # mac_check's computation, inline: once per stanza
-                if size - n >= _MIN_BODY:
-                    h = keyed.copy()
-                    h.update(data[:-n])
-                    # b2a's newline is cut off with the padding: no keyword to parse
-                    if equal(b2a(h.finalize())[:n], data[-n:]):
-                        return None
-            return refused
-
-        return screen
-
-    def _candidates(self, src: IPAddress) -> tuple[AccessStanza, ...]:
-        """The stanzas whose SOURCE matches ``src``."""
-        entry = self._by_source.get(id(src))
-        screen = entry[1] if entry is not None and entry[0] is src else self._screen_for(src)
-        return screen.candidates
-
-    def _screen_for(self, src: IPAddress) -> _Screen:
-        """The cheap path for ``src``, remembered per address.
-
-        Keyed by the address object's identity: hashing an ipaddress object
-        runs Python code, and capture hands us one object per source anyway.
-        Each entry holds its address, so an identity is never reused while
-        it is in the cache; another object for the same address just misses.
-        """
-        found = tuple(s for s in self.stanzas if s.matches_source(src))
-        numbers = tuple(s.number for s in found)
-        screen = self._screens.get(numbers)
-        if screen is None:
-            screen = self._screens[numbers] = self._make_screen(found)
-        if len(self._by_source) >= _CANDIDATE_CACHE:
-            self._by_source.clear()  # a spoofed flood of many sources: start over
-        self._by_source[id(src)] = (src, screen)
-        return screen
-
-    def _make_screen(self, candidates: tuple[AccessStanza, ...]) -> _Screen:
-        if not candidates:
-            return _Screen(candidates, None, None)  # screen refuses these before any check
-
-        def checks(gpg_sized: bool) -> tuple[tuple[Keyed, ...], Refused] | None:
-            found = []
-            attempts: list[tuple[int, Reason, str]] = []
-            for stanza in candidates:
-                if stanza.destination is not None or stanza.expires_at is not None:
-                    return None  # this stanza refuses for another reason, or first
-                if (stanza.gpg if gpg_sized else stanza.key) is None:
-                    # it cannot decrypt such data and says so before any HMAC (a GnuPG
-                    # stanza, for Rijndael-sized junk): nothing to compute for it
-                    attempts.append((stanza.number, Reason.NO_DECRYPTION,
-                                     "GnuPG" if gpg_sized else "Rijndael"))  # fmt: skip
-                    continue
-                if stanza.hmac_key is None:
-                    return None
-                found.append(self._keyed[stanza.number][gpg_sized])
-                attempts.append((stanza.number, Reason.HMAC_MISMATCH, ""))
-            return tuple(found), _refusal(attempts)  # as the stanza-by-stanza path has it
-
-        return _Screen(candidates, checks(False), checks(True))
-
-    def _try_stanzas(
+    def _steps(
         self,
-        candidates: tuple[AccessStanza, ...],
+        candidates: Candidates,
         data: bytes,
         packet: Packet,
         forwarded: IPAddress | None,
         now: float,
-    ) -> Decision:
+        *,
+        match: MacMatch | None,
+    ) -> Steps:
+        """Each candidate stanza in turn, until one accepts (a generator: GnuPG is yielded)."""
         attempts: list[tuple[int, Reason, str]] = []
         replay_checked = False
         accepted: Accepted | RunCommand | None = None
-        for stanza in candidates:
-            opened = self._open(stanza, data, packet, now)
-            if isinstance(opened, _Fail):
-                attempts.append((stanza.number, opened.reason, opened.detail))
+        gpg_sized = len(data) >= MIN_GPG_PACKET
+        verifier = candidates.verifiers[gpg_sized]
+        # the place of the first candidate from here whose HMAC is known to match; those
+        # before it (with a key) are known not to: the screen, or an earlier ask, found it
+        known = match.index if match is not None else -1
+        for place, stanza in enumerate(candidates.stanzas):
+            number = stanza.number
+            if stanza.destination is not None and not stanza.matches_destination(
+                packet.dst or _ZERO
+            ):
+                attempts.append((number, Reason.DESTINATION, f"destination {packet.dst}"))
                 continue
+            if stanza.expires_at is not None and stanza.expired(now):
+                attempts.append((number, Reason.EXPIRED_STANZA, ""))
+                continue
+            if (stanza.gpg if gpg_sized else stanza.key) is None:
+                attempts.append(
+                    (number, Reason.NO_DECRYPTION, "GnuPG" if gpg_sized else "Rijndael")
+                )
+                continue
+            if stanza.hmac_key is not None:
+                if known < place:  # not asked this far yet: from here to the next match
+                    match = verifier.first_match(data, place)
+                    known = match.index if match is not None else len(candidates.stanzas)
+                if known != place:
+                    attempts.append((number, Reason.HMAC_MISMATCH, ""))
+                    continue
+                verified = match
+            else:
+                verified = None
+            outcome: GpgOutcome
+            if stanza.gpg is not None and gpg_sized:
+                outcome = yield _gpg_job(stanza.gpg, data, verified)
+            else:
+                outcome = _open_rijndael(stanza, data, verified)
+            if isinstance(outcome, InvalidPacket):
+                reason = _CORE.get(outcome.reason, Reason.MALFORMED)
+                # the core's own wording where ours is generic; never the same words twice
+                why = outcome.detail if reason is not Reason.MALFORMED else str(outcome)
+                attempts.append((number, reason, why))
+                continue
+            opened = outcome
             try:
                 if not replay_checked:
                     self._check_replay(packet, opened)
                     replay_checked = True
-                outcome = self._policy(stanza, opened, packet, forwarded, now)
+                decided = self._policy(stanza, opened, packet, forwarded, now)
             except _StopPacket as stop:
-                attempts.append((stanza.number, stop.reason, stop.detail))
+                attempts.append((number, stop.reason, stop.detail))
                 break
             except _StanzaFailed as failed:
-                attempts.append((stanza.number, failed.reason, failed.detail))
+                attempts.append((number, failed.reason, failed.detail))
                 continue
-            if isinstance(outcome, RunCycle):
-                return outcome  # a cycle runs even in --test mode, as fwknopd's do
+            if isinstance(decided, RunCycle):
+                return decided  # a cycle runs even in --test mode, as fwknopd's do
             if not self.settings.test_mode:
-                return outcome if isinstance(outcome, RunCommand) else Accepted(outcome, opened)
-            if isinstance(outcome, RunCommand):  # --test: logged, not run; the next stanza
-                accepted = accepted or replace(outcome, test_only=True)
+                return decided if isinstance(decided, RunCommand) else Accepted(decided, opened)
+            if isinstance(decided, RunCommand):  # --test: logged, not run; the next stanza
+                accepted = accepted or replace(decided, test_only=True)
             else:
-                accepted = accepted or Accepted(outcome, opened, test_only=True)
+                accepted = accepted or Accepted(decided, opened, test_only=True)
         if accepted is not None:
             return accepted
         if len(attempts) == 1 and not attempts[0][2]:
@@ -423,34 +270,7 @@ class Processor:
             if plain is None:
                 plain = self._plain[key] = Refused(key[1], stanza=key[0], attempts=(attempts[0],))
             return plain
-        return _refusal(attempts)
-
-    def _open(
-        self, stanza: AccessStanza, data: bytes, packet: Packet, now: float
-    ) -> OpenedPacket | _Fail:
-        if stanza.destination is not None and not stanza.matches_destination(packet.dst or _ZERO):
-            return _Fail(Reason.DESTINATION, f"destination {packet.dst}")
-        if stanza.expires_at is not None and stanza.expired(now):
-            return _EXPIRED
-        key: RijndaelKey | GpgDecryption
-        if stanza.key is not None and len(data) < MIN_GPG:
-            key, kind = stanza.key, EncryptionType.RIJNDAEL
-        elif stanza.gpg is not None and len(data) >= MIN_GPG:
-            key, kind = self._gpg_for(stanza.gpg), EncryptionType.GPG
-        else:
-            return _Fail(Reason.NO_DECRYPTION, "GnuPG" if len(data) >= MIN_GPG else "Rijndael")
-        # the HMAC first, as a plain check: junk is turned away without an exception
-        if stanza.hmac_key is not None and not self._macs[stanza.number][
-            kind is EncryptionType.GPG
-        ](data):
-            return _HMAC_FAIL
-        try:
-            # an IPv6 allow IP (our extension) is opened here and judged by policy below
-            return open_packet(data, key, hmac_key=stanza.hmac_key, allow_ipv6=True)
-        except InvalidPacket as failure:
-            reason = _CORE.get(failure.reason, Reason.MALFORMED)
-            # the core's own wording where ours is generic; never the same words twice
-            return _Fail(reason, failure.detail if reason is not Reason.MALFORMED else str(failure))
+        return refusal(attempts)
 
     def _check_replay(self, packet: Packet, opened: OpenedPacket) -> None:
         # fwknopd's digest of the text (its digest.cache holds those), and the message's:
@@ -467,13 +287,6 @@ class Processor:
         for digest in reversed(digests):  # the message's first: it covers every variant
             if not self.replay.add(digest, packet, keep_until):
                 raise _StopPacket(Reason.REPLAY)
-
-    def _gpg_for(self, policy: GpgPolicy) -> GpgDecryption:
-        slot = (policy.home_dir, policy.exe)
-        backend = self._gpg.get(slot)
-        if backend is None:
-            backend = self._gpg[slot] = self._gpg_factory(policy)
-        return GpgDecryption(backend, policy.decrypt_pw)
 
     def _policy(
         self,
@@ -591,6 +404,21 @@ class Processor:
             stanza.number,
             msg.username,
         )
+
+
+def _open_rijndael(stanza: AccessStanza, data: bytes, verified: MacMatch | None) -> GpgOutcome:
+    """The packet opened with the stanza's Rijndael key, or why it cannot be."""
+    assert stanza.key is not None  # noqa: S101 - only asked for stanzas with one
+    try:
+        # an IPv6 allow IP (our extension) is opened here and judged by policy later
+        return open_packet(data, stanza.key, verified=verified, allow_ipv6=True)
+    except InvalidPacket as failure:
+        return failure
+
+
+def _gpg_job(policy: GpgPolicy, data: bytes, verified: MacMatch | None) -> GpgJob:
+    """What decrypting ``data`` with the stanza's GnuPG settings takes (run off the packet path)."""
+    return GpgJob(data, policy.home_dir, policy.exe, policy.decrypt_pw, verified)
 
 
 def _check_signer(policy: GpgPolicy, opened: OpenedPacket) -> None:

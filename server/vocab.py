@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple, Protocol
 
-from fwknop_core import InvalidPacket, MessageType, OpenedPacket
+from fwknop_core import InvalidPacket, MacMatch, MessageType, OpenedPacket
 
 __all__ = [
     "MAX_WORDS",
@@ -243,7 +243,7 @@ class GpgJob:
     home_dir: str
     exe: str
     passphrase: str | None
-    verified: object = None  # fwknop_core.MacMatch
+    verified: MacMatch | None = None
 
     def __repr__(self) -> str:
         return f"GpgJob({len(self.data)} bytes, home {self.home_dir})"

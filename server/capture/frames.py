@@ -13,17 +13,17 @@ import mmap
 import struct
 from collections.abc import Callable
 
-from ..vocab import Packet
+from ..vocab import MUTED, Packet
 from .ring import IPV4_UDP, FastPath
 
 __all__ = [
     "LINK_OFFSETS",
-    "Verdict",
+    "Addresses",
+    "Check",
     "fast_path",
     "ip_parser",
     "network_layer",
     "parse_ip",
-    "parse_ip_at",
 ]
 
 DLT_NULL = 0
@@ -60,20 +60,33 @@ _PORTS = struct.Struct("!HH")
 _new_tuple = tuple.__new__
 _ADDRESS_CACHE = 4096
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-_addresses: dict[bytes, IPAddress] = {}
+Check = Callable[[bytes, IPAddress], object]  # the flood screen's (screen.py)
+Parse = Callable[[bytes | mmap.mmap, int, int], Packet | None]
 
 
-def _address(packed: bytes) -> IPAddress:
-    """The address object for ``packed`` (4 or 16 bytes); floods repeat a few, so remember them."""
-    found = _addresses.get(packed)
-    if found is None:
-        if len(_addresses) >= _ADDRESS_CACHE:
-            _addresses.clear()  # many sources (spoofed): start over rather than grow
-        found = _addresses[packed] = ipaddress.ip_address(packed)
-    return found
+class Addresses:
+    """The address object for each packed address a capture source sees, made once each.
+
+    A flood repeats a few sources, and making an ``ipaddress`` object costs
+    more than the rest of a junk packet's way; each source keeps its own.
+    ``known`` is read directly on the fast paths, and written only by ``make``.
+    """
+
+    def __init__(self, limit: int = _ADDRESS_CACHE) -> None:
+        self.known: dict[bytes, IPAddress] = {}
+        self.limit = limit
+
+    def make(self, packed: bytes) -> IPAddress:
+        """The address object for ``packed`` (4 or 16 bytes), remembered."""
+        found = self.known.get(packed)
+        if found is None:
+            if len(self.known) >= self.limit:
+                self.known.clear()  # many sources (spoofed): start over rather than grow
+            found = self.known[packed] = ipaddress.ip_address(packed)
+        return found
 
 
-def parse_ip(data: bytes) -> Packet | None:
+def parse_ip(data: bytes, addresses: Addresses | None = None) -> Packet | None:
     """The L4 payload and addresses of an IP packet; None if it carries no UDP/TCP/ICMP data."""
     if len(data) < 20:
         return None
@@ -103,25 +116,20 @@ def parse_ip(data: bytes) -> Packet | None:
         payload = data[start + 8 : end]
     else:
         return None
-    return Packet(payload, _address(src), _address(dst), proto, sport, dport)
+    address = ipaddress.ip_address if addresses is None else addresses.make
+    return Packet(payload, address(src), address(dst), proto, sport, dport)
 
 
-Verdict = Callable[[bytes, IPAddress], object]
+def ip_parser(check: Check | None = None, addresses: Addresses | None = None) -> Parse:
+    """``parse_ip`` of the packet at an offset in a buffer, screened by ``check`` if given.
 
-
-def ip_parser(
-    verdict: Verdict | None = None, counted: dict[int, int] | None = None
-) -> Callable[[bytes | mmap.mmap, int, int], Packet | None]:
-    """``parse_ip_at``, optionally counting instead of returning the packets already decided.
-
-    With ``verdict`` (the processor's ``screen``) and ``counted`` (verdict
-    ``id`` -> count), a packet whose verdict is a key of ``counted`` is
-    counted there and not returned: under a flood the daemon puts there the
-    refusals that are past their log rate, and their packets then cost no
-    ``Packet`` and no trip through the daemon's loop.
+    With ``check`` (the flood screen's), each packet's verdict travels in
+    ``Packet.screened``, and a packet the screen says is ``MUTED`` (counted
+    there) is not returned: under a flood its refusal is past its log rate,
+    and its packets then cost no ``Packet`` and no trip through the daemon.
     """
-    addresses, address, new, unpack = _addresses, _address, _new_tuple, IPV4_UDP.unpack_from
-    tally: dict[int, int] = counted if counted is not None else {}
+    cache = addresses if addresses is not None else Addresses()
+    known, address, new, unpack = cache.known, cache.make, _new_tuple, IPV4_UDP.unpack_from
 
     def parse_ip_at(buffer: bytes | mmap.mmap, offset: int, length: int) -> Packet | None:
         """``parse_ip`` of the ``length`` bytes at ``offset`` in ``buffer`` (the packet ring).
@@ -133,31 +141,32 @@ def ip_parser(
         if length >= 28:
             vihl, end, frag, proto, src, dst, sport, dport = unpack(buffer, offset)
             if vihl == 0x45 and proto == _UDP and not frag & 0x1FFF and end >= 28:
-                source = addresses.get(src) or address(src)
+                source = known.get(src) or address(src)
                 payload = buffer[offset + 28 : offset + (end if end < length else length)]
-                if verdict is not None:
-                    key = id(verdict(payload, source))  # id(None): never a key
-                    count = tally.get(key)
-                    if count is not None:
-                        tally[key] = count + 1
-                        return None
-                destination = addresses.get(dst) or address(dst)
+                verdict = None if check is None else check(payload, source)
+                if verdict is MUTED:
+                    return None
+                destination = known.get(dst) or address(dst)
                 # the tuple made directly: Packet(...) runs a Python-level __new__ per packet
-                return new(Packet, (payload, source, destination, _UDP, sport, dport, None))
-        return parse_ip(buffer[offset : offset + length])
+                return new(Packet, (payload, source, destination, _UDP, sport, dport, verdict))
+        packet = parse_ip(buffer[offset : offset + length], cache)
+        if packet is None or check is None:
+            return packet
+        verdict = check(packet.payload, packet.src)
+        return None if verdict is MUTED else packet._replace(screened=verdict)
 
     return parse_ip_at
 
 
-parse_ip_at = ip_parser()
+def fast_path(check: Check, addresses: Addresses) -> FastPath[Packet]:
+    """``RxRing.read``'s own IPv4 UDP path, screened by ``check`` (see ``ip_parser``)."""
+    known, address = addresses.known, addresses.make
 
+    def make(  # noqa: PLR0917 - positional: called for every packet the ring keeps
+        payload: bytes, source: IPAddress, dst: bytes, sport: int, dport: int, verdict: object
+    ) -> Packet:
+        destination = known.get(dst) or address(dst)
+        # the tuple made directly: Packet(...) runs a Python-level __new__ per packet
+        return _new_tuple(Packet, (payload, source, destination, _UDP, sport, dport, verdict))
 
-def _make_udp(payload: bytes, source: IPAddress, dst: bytes, sport: int, dport: int) -> Packet:
-    destination = _addresses.get(dst) or _address(dst)
-    # the tuple made directly: Packet(...) runs a Python-level __new__ per packet
-    return _new_tuple(Packet, (payload, source, destination, _UDP, sport, dport, None))
-
-
-def fast_path(verdict: Verdict, counted: dict[int, int]) -> FastPath[Packet]:
-    """``RxRing.read``'s own IPv4 UDP path, counting what ``counted`` mutes (see ``ip_parser``)."""
-    return FastPath(verdict, counted, _addresses, _address, _make_udp)
+    return FastPath(check, known, address, make)

@@ -26,14 +26,13 @@ import socket
 import struct
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
 
-from ..vocab import Packet
+from ..vocab import MUTED, Packet
 from . import libpcap
-from .frames import Verdict, fast_path, ip_parser, network_layer, parse_ip, parse_ip_at
+from .frames import Addresses, Check, Parse, fast_path, ip_parser, network_layer, parse_ip
 from .ring import FastPath, RxRing
 
-__all__ = ["Skip", "SniffSource", "UdpSource", "read_pcap_file"]
+__all__ = ["SniffSource", "UdpSource", "read_pcap_file"]
 
 log = logging.getLogger("fwknop_server.capture")
 
@@ -48,13 +47,6 @@ _SO_RCVBUFFORCE = 33
 _BATCH = 1024
 _MAX_READ = 65535
 _ADDRESS_CACHE = 4096
-
-
-class Skip(NamedTuple):
-    """Packets to count, not return: those whose ``verdict`` is a key (by id) of ``counted``."""
-
-    verdict: Verdict
-    counted: dict[int, int]
 
 
 def _attach_filter(sock: socket.socket, program: bytes) -> None:
@@ -115,21 +107,25 @@ class SniffSource:
         self.sock = sock
         self.any_direction = any_direction
         self.description = f"sniffing {interface} for '{bpf_filter}'"
-        self._skip: Skip | None = None
-        self._parse = parse_ip_at
+        self._addresses = Addresses()
+        self._check: Check | None = None
+        self._parse: Parse = ip_parser(None, self._addresses)
         self._fast: FastPath[Packet] | None = None
 
     def fileno(self) -> int:
         """The socket, for the event loop."""
         return self.sock.fileno()
 
-    def read(self, skip: Skip | None = None) -> list[Packet]:
-        """Every packet waiting (up to a batch), parsed, less what ``skip`` counts; never blocks."""
+    def read(self, check: Check | None = None) -> list[Packet]:
+        """Every packet waiting (up to a batch), parsed and screened by ``check``; never blocks.
+
+        What the screen mutes is counted there and left out.
+        """
         check_direction = not (self.any_direction or self._kernel_filters_direction)
-        if skip is not self._skip:
-            self._skip = skip
-            self._parse = parse_ip_at if skip is None else ip_parser(*skip)
-            self._fast = None if skip is None else fast_path(*skip)
+        if check is not self._check:
+            self._check = check
+            self._parse = ip_parser(check, self._addresses)
+            self._fast = None if check is None else fast_path(check, self._addresses)
         parse = self._parse
         if self.ring is not None:
             found = self.ring.read(_BATCH, parse, skip_outgoing=check_direction, fast=self._fast)
@@ -207,11 +203,13 @@ class UdpSource:
         """The socket, for the event loop."""
         return self.sock.fileno()
 
-    def read(self, skip: Skip | None = None) -> list[Packet]:
-        """Every datagram waiting (up to a batch), less those ``skip`` counts; never blocks."""
+    def read(self, check: Check | None = None) -> list[Packet]:
+        """Every datagram waiting (up to a batch), screened by ``check``; never blocks.
+
+        What the screen mutes is counted there and left out.
+        """
         packets = []
         recv = self.sock.recvfrom
-        verdict, counted = skip if skip is not None else (None, {})
         for _ in range(_BATCH):
             try:
                 data, addr = recv(_MAX_READ)
@@ -226,12 +224,9 @@ class UdpSource:
             src = self._addresses.get(addr[0])
             if src is None:
                 src = self._address(addr[0])
-            if verdict is not None:
-                key = id(verdict(data, src))  # id(None): never a key
-                if key in counted:
-                    counted[key] += 1
-                    continue
-            packets.append(Packet(data, src, None, 17, addr[1], self.port))
+            verdict = None if check is None else check(data, src)
+            if verdict is not MUTED:  # a muted one: the screen counted it
+                packets.append(Packet(data, src, None, 17, addr[1], self.port, verdict))
         return packets
 
     def close(self) -> None:

@@ -14,14 +14,17 @@ from fwknop_server.capture import libpcap
 from fwknop_server.capture.frames import (
     DLT_EN10MB,
     DLT_LINUX_SLL,
+    Addresses,
     fast_path,
     ip_parser,
     network_layer,
     parse_ip,
-    parse_ip_at,
 )
 from fwknop_server.capture.ring import RxRing
-from fwknop_server.capture.sources import Skip, UdpSource, read_pcap_file
+from fwknop_server.capture.sources import UdpSource, read_pcap_file
+from fwknop_server.vocab import MUTED
+
+parse_ip_at = ip_parser()
 
 SRC, DST = "198.18.0.2", "198.18.0.1"
 
@@ -139,36 +142,59 @@ def test_packets_read_in_place_from_the_ring_are_the_ones_parse_ip_makes() -> No
         assert parse_ip_at(buffer, 37, len(frame)) == parse_ip(frame), frame
 
 
-def test_packets_with_a_muted_verdict_are_counted_not_returned() -> None:
-    muted, other = object(), object()
-    verdicts = {b"junk": muted, b"logged": other, b"valid": None}
-    counted = {id(muted): 0}
-    parse = ip_parser(lambda payload, _src: verdicts[payload], counted)
-    for payload, kept in ((b"junk", False), (b"logged", True), (b"valid", True), (b"junk", False)):
-        frame = _ipv4(17, _udp(payload))
-        packet = parse(frame, 0, len(frame))
-        assert (packet is not None) == kept
-        assert packet is None or packet.payload == payload
-    assert counted == {id(muted): 2}
+class Screen:
+    """A flood screen's check: a verdict per payload; ``MUTED`` ones counted, as the real one."""
+
+    def __init__(self, verdicts: dict[bytes, object]) -> None:
+        self.verdicts = verdicts
+        self.muted = 0
+
+    def check(self, payload: bytes, _src: object) -> object:
+        verdict = self.verdicts.get(payload)
+        if verdict is MUTED:
+            self.muted += 1
+        return verdict
 
 
-def test_the_udp_server_counts_muted_packets_too() -> None:
+def test_packets_carry_their_verdict_and_muted_ones_are_left_out() -> None:
+    other, passed = object(), object()
+    screen = Screen({b"junk": MUTED, b"logged": other, b"valid": passed})
+    parse = ip_parser(screen.check)
+    for payload, kept in ((b"junk", None), (b"logged", other), (b"valid", passed), (b"junk", None)):
+        for frame in (_ipv4(17, _udp(payload)), _ipv4(6, _tcp(payload))):  # fast and slow path
+            packet = parse(frame, 0, len(frame))
+            assert (packet is None) == (kept is None)
+            assert packet is None or (packet.payload, packet.screened) == (payload, kept)
+    assert screen.muted == 4
+
+
+def test_each_source_keeps_its_own_address_objects() -> None:
+    mine, theirs = Addresses(), Addresses()
+    frame = _ipv4(17, _udp(b"spa"))
+    first = ip_parser(None, mine)(frame, 0, len(frame))
+    again = ip_parser(None, mine)(frame, 0, len(frame))
+    other = ip_parser(None, theirs)(frame, 0, len(frame))
+    assert first is not None and again is not None and other is not None
+    assert first.src is again.src and first.src == other.src and first.src is not other.src
+    assert set(mine.known) == {ipaddress.ip_address(SRC).packed, ipaddress.ip_address(DST).packed}
+
+
+def test_the_udp_server_screens_its_packets_too() -> None:
     source = UdpSource(0)
     port = source.sock.getsockname()[1]
-    muted = object()
-    counted = {id(muted): 0}
-    skip = Skip(lambda payload, _src: muted if payload.startswith(b"junk") else None, counted)
+    passed = object()
+    screen = Screen({b"junk1": MUTED, b"junk2": MUTED, b"spa": passed})
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
         for payload in (b"junk1", b"spa", b"junk2"):
             client.sendto(payload, ("127.0.0.1", port))
-        packets: list[bytes] = []
+        packets: list[tuple[bytes, object]] = []
         for _ in range(100):  # bounded: loopback delivers at once, but do not spin forever
-            packets += [p.payload for p in source.read(skip)]
-            if len(packets) + counted[id(muted)] == 3:
+            packets += [(p.payload, p.screened) for p in source.read(screen.check)]
+            if len(packets) + screen.muted == 3:
                 break
             time.sleep(0.01)
     source.close()
-    assert packets == [b"spa"] and counted == {id(muted): 2}
+    assert packets == [(b"spa", passed)] and screen.muted == 2
 
 
 def _ring(
@@ -222,7 +248,7 @@ def test_a_frame_the_kernel_skipped_is_passed_once_it_stays_empty() -> None:
     assert ring.holes == 1
 
 
-def test_the_rings_own_ipv4_udp_path_makes_what_parse_ip_makes_and_counts_what_is_muted() -> None:
+def test_the_rings_own_ipv4_udp_path_makes_what_parse_ip_makes_and_leaves_out_the_muted() -> None:
     frames = [
         _ipv4(17, _udp(b"junk")),
         _ipv4(17, _udp(b"spa", sport=1234)) + b"PADDING",
@@ -231,22 +257,17 @@ def test_the_rings_own_ipv4_udp_path_makes_what_parse_ip_makes_and_counts_what_i
         _ipv4(17, _udp(b"junk")),
         _ipv4(17, _udp(b"x" * 300)),
     ]
-    muted = object()
-    counted = {id(muted): 0}
-
-    def verdict(payload: bytes, _src: object) -> object:
-        return muted if payload == b"junk" else None
-
+    screen = Screen({b"junk": MUTED})
+    addresses = Addresses()
     ring = _ring([1] * len(frames), frame_size=512, frames=frames, net=80)
-    fast = ring.read(10, ip_parser(verdict, counted), skip_outgoing=False,
-                     fast=fast_path(verdict, counted))  # fmt: skip
+    fast = ring.read(10, ip_parser(screen.check, addresses), skip_outgoing=False,
+                     fast=fast_path(screen.check, addresses))  # fmt: skip
     expected = [p for p in map(parse_ip, frames) if p is not None and p.payload != b"junk"]
-    assert fast == expected and counted[id(muted)] == 2
+    assert fast == expected and screen.muted == 2
     # the same frames where the kernel put them at another offset, and without the fast path
-    counted[id(muted)] = 0
     ring = _ring([1] * len(frames), frame_size=512, frames=frames, net=96)
-    assert ring.read(10, ip_parser(verdict, counted), skip_outgoing=False) == expected
-    assert counted[id(muted)] == 2
+    assert ring.read(10, ip_parser(screen.check), skip_outgoing=False) == expected
+    assert screen.muted == 4
 
 
 def test_a_packet_that_makes_the_reader_raise_is_given_back_and_passed() -> None:
@@ -258,7 +279,7 @@ def test_a_packet_that_makes_the_reader_raise_is_given_back_and_passed() -> None
         return None
 
     ring = _ring([1, 1, 1], frame_size=512, frames=frames, net=80)
-    fast = fast_path(verdict, {})
+    fast = fast_path(verdict, Addresses())
     with pytest.raises(ValueError, match="a bug"):
         ring.read(10, parse_ip_at, skip_outgoing=False, fast=fast)
     assert ring.index == 2 and struct.unpack_from("I", ring.map, 512)[0] == 0

@@ -8,10 +8,10 @@ import logging
 from pathlib import Path
 
 import pytest
-from fwknop_server.capture.sources import Skip
+from fwknop_server.capture.frames import Check
 from fwknop_server.daemon import Daemon, Options, load
 from fwknop_server.firewall.logonly import LogOnly
-from fwknop_server.vocab import Packet
+from fwknop_server.vocab import MUTED, Packet
 
 from fwknop_core import HmacKey, RijndaelKey, SpaMessage, build_packet
 
@@ -100,7 +100,7 @@ def test_the_packet_limit_counts_candidates_and_stops(tmp_path: Path) -> None:
 
 
 class FakeSource:
-    """Hands out queued packets, counting those ``skip`` says to count, as the real sources do."""
+    """Hands out queued packets with their screen verdict, less the muted ones, as real ones do."""
 
     description = "fake"
 
@@ -111,15 +111,12 @@ class FakeSource:
     def fileno(self) -> int:
         return -1
 
-    def read(self, skip: Skip | None = None) -> list[Packet]:
+    def read(self, check: Check | None = None) -> list[Packet]:
         out = []
         for packet in self.queue:
-            if skip is not None:
-                key = id(skip.verdict(packet.payload, packet.src))
-                if key in skip.counted:
-                    skip.counted[key] += 1
-                    continue
-            out.append(packet)
+            verdict = None if check is None else check(packet.payload, packet.src)
+            if verdict is not MUTED:
+                out.append(packet._replace(screened=verdict))
         self.queue = []
         self.handed.append(len(out))
         return out

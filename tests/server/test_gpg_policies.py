@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from fwknop_server.access import load_access
+from fwknop_server.gpgpool import settle
 from fwknop_server.processor import Processor, Settings
 from fwknop_server.vocab import Accepted, Packet, Reason, Refused
 
@@ -172,7 +173,7 @@ def _decide(tmp_path: Path, text: str, wire: str, **load: str) -> Accepted | Ref
     path = tmp_path / "access.conf"
     path.write_text(text)
     processor = Processor(load_access([path], **load), Settings())
-    decision = processor.process(Packet(wire.encode(), SRC, DST), now=time.time())
+    decision = settle(processor.process(Packet(wire.encode(), SRC, DST), now=time.time()))
     assert isinstance(decision, Accepted | Refused)
     return decision
 

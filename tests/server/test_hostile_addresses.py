@@ -19,7 +19,8 @@ import pytest
 from fwknop_server.access import load_access
 from fwknop_server.daemon import Daemon, Options, load
 from fwknop_server.firewall.logonly import LogOnly
-from fwknop_server.processor import Accepted, Packet, Processor, Reason, Refused, Settings
+from fwknop_server.processor import Processor, Settings
+from fwknop_server.vocab import Accepted, Packet, Reason, Refused
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 

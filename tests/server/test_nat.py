@@ -32,6 +32,7 @@ from fwknop_server.firewall.nftables import Nftables
 from fwknop_server.firewall.nftnat import NftNat, find_forward_chain
 from fwknop_server.nat import NatPolicy, NatSettings, plan, resolve
 from fwknop_server.processor import Processor, Settings
+from fwknop_server.screen import LONG_WAY
 from fwknop_server.vocab import Accepted, Grant, NatGrant, Packet, Reason, Refused, Snat
 
 from fwknop_core import HmacKey, MessageType, NatAccess, RijndaelKey, SpaMessage, build_packet
@@ -650,14 +651,14 @@ def test_nat_command_and_gnupg_stanzas_keep_junk_on_the_cheap_path(tmp_path: Pat
     processor = Processor(load_access([path], nat_enabled=True), Settings())
     for size in (204, 300, 399, 400, 640):  # Rijndael-sized, then GnuPG-sized
         junk = ("8" + "A1b/" * 200)[:size].encode()
-        screened = processor.screen(junk, SRC)
-        assert screened is not None, size  # decided on the cheap path
-        slow = processor._try_stanzas(processor._candidates(SRC), junk, Packet(junk, SRC), None, 0)
+        screened = processor.screen.check(junk, SRC)
+        assert isinstance(screened, Refused), size  # decided on the cheap path
+        slow = processor.process(Packet(junk, SRC, screened=LONG_WAY), 0)
         assert screened == slow, size
         assert screened.reason is Reason.HMAC_MISMATCH
-        assert processor.screen(junk, SRC) is screened  # the same object: a flood is counted
-    rijndael_sized = processor.screen(b"8" + b"A" * 203, SRC)
-    assert rijndael_sized is not None
+        assert processor.screen.check(junk, SRC) is screened  # the same object: a flood is counted
+    rijndael_sized = processor.screen.check(b"8" + b"A" * 203, SRC)
+    assert isinstance(rijndael_sized, Refused)
     assert rijndael_sized.attempts[-1] == (4, Reason.NO_DECRYPTION, "Rijndael")
 
 

@@ -17,16 +17,21 @@ from typing import Any
 
 import pytest
 from fwknop_server.access import AccessStanza, GpgPolicy, load_access
-from fwknop_server.processor import MIN_DATA, MIN_GPG, Processor, Settings, mac_check
+from fwknop_server.gpgpool import settle
+from fwknop_server.processor import Processor, Settings
 from fwknop_server.replay import ReplayCache
+from fwknop_server.screen import LONG_WAY
 from fwknop_server.vocab import Accepted, Packet, Reason, Refused
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fwknop_core import (
+    MIN_GPG_PACKET,
+    MIN_PACKET,
     EncryptionType,
     HmacKey,
     HmacType,
+    MacMatch,
     RijndaelKey,
     SpaMessage,
     build_packet,
@@ -103,7 +108,7 @@ def test_every_vector_gets_fwknopds_decision(
     dst = None if "ENABLE_UDP_SERVER" in extra else DST
     # the server's clock: the packet's timestamp, less the offset the client was told to add
     timestamp = server["decoded_fields"]["timestamp"] - _client_offset(case["client_args"])
-    decision = processor.process(Packet(payload, SRC, dst, 17, 40000, 62201), now=timestamp)
+    decision = settle(processor.process(Packet(payload, SRC, dst, 17, 40000, 62201), now=timestamp))
     if case["id"] in NAT_IDS:
         assert isinstance(decision, Refused)
         assert decision.reason is Reason.NAT
@@ -182,7 +187,7 @@ def test_negative_cases_are_refused_for_fwknopds_reason(
     processor = Processor(stanzas, Settings(), replay=MemoryReplay())
     payload = case["sent_packet"].encode("latin-1")
     now = case["fields"]["timestamp"] if "fields" in case else NOW  # junk has no timestamp
-    decision = processor.process(Packet(payload, SRC, DST), now=now)
+    decision = settle(processor.process(Packet(payload, SRC, DST), now=now))
     assert isinstance(decision, Refused), decision
     assert decision.reason is NEGATIVE_REASONS[case_id]
     logged = " ".join(case["server"]["log_excerpt"])
@@ -375,7 +380,7 @@ def test_junk_failing_every_hmac_is_refused_as_the_long_way_would(tmp_path: Path
                               (3, Reason.HMAC_MISMATCH, ""))  # fmt: skip
     assert processor.process(junk, NOW) is first  # the flood case: no new object per packet
     # the same packet through the stanza-by-stanza path gives the same verdict
-    long_way = processor._try_stanzas(processor._candidates(SRC), junk.payload, junk, None, NOW)
+    long_way = processor.process(junk._replace(screened=LONG_WAY), NOW)
     assert long_way == first
     # a stanza with a check before the HMAC (DESTINATION) takes the long way, with its reason
     with_dest = _stanzas(_conf(KEY, HKEY, "DESTINATION 203.0.113.0/24"), tmp_path)
@@ -395,10 +400,9 @@ def test_the_servers_hmac_check_agrees_with_the_core(
 ) -> None:
     key = HmacKey(secret, hmac_type)
     kind = EncryptionType.GPG if gpg else EncryptionType.RIJNDAEL
-    check = mac_check(key, kind)
     prefix = b"hQ" if gpg else b"U2FsdGVkX1"
     signed = body + key.mac(prefix + body)
-    # and the screen, which does the same computation inline, for a stanza with this key
+    # the screen, for a stanza with this key
     stanza = AccessStanza(
         1, Path("access.conf"), 1, "ANY", (ipaddress.ip_network("0.0.0.0/0"),),
         key=None if gpg else KEY, hmac_key=key,
@@ -413,13 +417,13 @@ def test_the_servers_hmac_check_agrees_with_the_core(
         body,  # no MAC at all
     ):
         matches = hmac_matches(data, key, kind)
-        assert check(data) == matches, data
-        if len(data) >= MIN_DATA and (len(data) >= MIN_GPG) == gpg and not data.startswith(b"hQ"):
-            verdict = screen(data, SRC)
-            assert (verdict is None) == matches, data
-            assert verdict is None or verdict.reason is Reason.HMAC_MISMATCH
+        sized = len(data) >= MIN_PACKET and (len(data) >= MIN_GPG_PACKET) == gpg
+        if sized and not data.startswith(b"hQ"):
+            verdict = screen.check(data, SRC)
+            assert isinstance(verdict, MacMatch) == matches, data
+            assert isinstance(verdict, MacMatch) or verdict.reason is Reason.HMAC_MISMATCH
     if len(body) >= 36:  # libfko's floor for what the MAC covers
-        assert check(signed)
+        assert hmac_matches(signed, key, kind)
 
 
 def test_a_valid_packet_passes_the_cheap_path_and_is_opened(tmp_path: Path) -> None:

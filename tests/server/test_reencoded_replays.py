@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 from fwknop_server.access import AccessStanza, load_access
-from fwknop_server.processor import Accepted, Packet, Processor, Reason, Refused, Settings
+from fwknop_server.gpgpool import settle
+from fwknop_server.processor import Processor, Settings
 from fwknop_server.replay import ReplayCache
+from fwknop_server.vocab import Accepted, Packet, Reason, Refused
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -75,7 +77,7 @@ def _assert_never_granted(processor: Processor, variants: dict[str, str]) -> dic
     """Each variant, from the attacker's address: refused; the refusals by name."""
     refusals = {}
     for name, variant in variants.items():
-        decision = processor.process(Packet(variant.encode(), ATTACKER, DST), NOW)
+        decision = settle(processor.process(Packet(variant.encode(), ATTACKER, DST), NOW))
         assert isinstance(decision, Refused), (name, decision)
         refusals[name] = decision
     return refusals
@@ -101,7 +103,7 @@ RIJNDAEL_PACKETS = _rijndael_packets()
 def test_no_variant_of_a_rijndael_packet_is_granted_again(kind: str, tmp_path: Path) -> None:
     wire = RIJNDAEL_PACKETS[kind]
     processor, replay = _processor(f"SOURCE ANY\nKEY_BASE64 {KEY.to_base64()}\n", tmp_path)
-    first = processor.process(Packet(wire.encode(), SRC, DST), NOW)
+    first = settle(processor.process(Packet(wire.encode(), SRC, DST), NOW))
     assert isinstance(first, Accepted)
     assert first.grant.source == SRC
     variants = reencodings(wire, RIJNDAEL_PREFIX)
@@ -126,7 +128,7 @@ def test_no_variant_of_a_gnupg_packet_is_granted_again(homes: GpgHomes, tmp_path
     processor, _replay = _processor(conf, tmp_path)
     sender = GpgEncryption(GnupgBackend(str(homes.client)), SERVER_GPG_KEY, CLIENT_GPG_KEY)
     wire = build_packet(_message(), sender)
-    first = processor.process(Packet(wire.encode(), SRC, DST), NOW)
+    first = settle(processor.process(Packet(wire.encode(), SRC, DST), NOW))
     assert isinstance(first, Accepted)
     reencoded = _assert_never_granted(processor, reencodings(wire, GPG_PREFIX))
     for name, refused in reencoded.items():
@@ -158,7 +160,7 @@ def test_for_any_packet_no_variant_opens_twice(
         raise
     conf = f"SOURCE ANY\nKEY_BASE64 {key.to_base64()}\nENCRYPTION_MODE {mode.label}\n"
     processor, _replay = _processor(conf, tmp_path)
-    assert isinstance(processor.process(Packet(wire.encode(), SRC, DST), NOW), Accepted)
+    assert isinstance(settle(processor.process(Packet(wire.encode(), SRC, DST), NOW)), Accepted)
     variants = {f"{k}+{extra}": v + extra for k, v in reencodings(wire, RIJNDAEL_PREFIX).items()}
     variants["truncated_padding"] = truncated_padding(wire)
     variants["replay"] = wire
