@@ -48,7 +48,8 @@ from .config import Overrides, ServerConfig, load_server_config
 from .errors import ConfigError
 from .firewall import Firewall, FirewallError, Opening, make_firewall
 from .gpgpool import GpgPool
-from .nat import NatSettings, forwarding_problem, nat_settings, resolve
+from .nat import NatSettings, nat_settings
+from .nathost import forwarding_problem, resolve
 from .processor import Processor, Settings
 from .ratelog import RateLimitedLog
 from .replay import ReplayCache

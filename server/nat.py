@@ -3,8 +3,8 @@
 Pure: the stanza's NAT settings, fwknopd.conf's, and ``plan``, which turns an
 accepted request into a ``NatGrant`` (the forwarded or local access, the
 DNAT, the SNAT or MASQUERADE) that every backend makes in its own way.
-Resolving a NAT host name (``ENABLE_NAT_DNS``) is the one blocking step;
-``resolve`` does it, and the daemon calls it off the event loop.
+What NAT asks of the host (a NAT host name resolved, ``ENABLE_NAT_DNS``;
+whether it forwards at all) is ``nathost.py``'s, an edge of the daemon.
 
 What a request gets is what the real fwknopd 2.6.10 makes (checked against
 it in a namespace, argv by argv):
@@ -34,9 +34,7 @@ command without a chain, which fails).
 from __future__ import annotations
 
 import ipaddress
-import socket
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 
 from fwknop_core import MessageType, NatAccess
 
@@ -46,15 +44,12 @@ from .vocab import NatError, NatGrant, Snat
 __all__ = [
     "NatPolicy",
     "NatSettings",
-    "forwarding_problem",
     "nat_settings",
     "parse_force_nat",
     "plan",
-    "resolve",
 ]
 
 _ANY = ipaddress.IPv4Address(0)
-_IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,28 +100,6 @@ def nat_settings(config: ServerConfig) -> NatSettings:
         translate_ip=ipaddress.IPv4Address(translate) if translate else None,
         dns=config.flag("ENABLE_NAT_DNS"),
     )
-
-
-def forwarding_problem(settings: NatSettings, firewall_does_nat: bool, firewall: str) -> str | None:
-    """Why NAT requests will not work here (reads the kernel's ip_forward), or None."""
-    if not settings.enabled:
-        return None
-    if not firewall_does_nat:
-        return (
-            f"ENABLE_IPT_FORWARDING/ENABLE_IPT_LOCAL_NAT: the {firewall} firewall does no NAT; "
-            "NAT requests are refused"
-        )
-    if settings.forwarding:
-        try:
-            on = _IP_FORWARD.read_text().strip() != "0"
-        except OSError:
-            return None
-        if not on:
-            return (
-                "ENABLE_IPT_FORWARDING: this host does not forward (net.ipv4.ip_forward is 0): "
-                "forwarded NAT grants will not reach the internal hosts"
-            )
-    return None
 
 
 def parse_force_nat(text: str) -> tuple[ipaddress.IPv4Address, int]:
@@ -194,16 +167,3 @@ def _literal(host: str) -> ipaddress.IPv4Address | None:
         return ipaddress.IPv4Address(host)
     except ValueError:
         return None
-
-
-def resolve(grant: NatGrant) -> NatGrant:
-    """``grant`` with its host name resolved to IPv4 (blocking: DNS); ``NatError`` if not found."""
-    if grant.address is not None:
-        return grant
-    try:
-        found = socket.getaddrinfo(grant.host, None, socket.AF_INET, socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:
-        raise NatError(f"cannot resolve NAT host {grant.host!r}: {exc}") from None
-    if not found:
-        raise NatError(f"NAT host {grant.host!r} has no IPv4 address")
-    return replace(grant, address=ipaddress.IPv4Address(found[0][4][0]))

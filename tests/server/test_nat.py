@@ -30,7 +30,8 @@ from fwknop_server.firewall.iptables import Iptables
 from fwknop_server.firewall.logonly import LogOnly
 from fwknop_server.firewall.nftables import Nftables
 from fwknop_server.firewall.nftnat import NftNat, find_forward_chain
-from fwknop_server.nat import NatPolicy, NatSettings, plan, resolve
+from fwknop_server.nat import NatPolicy, NatSettings, plan
+from fwknop_server.nathost import resolve
 from fwknop_server.processor import Processor, Settings
 from fwknop_server.screen import LONG_WAY
 from fwknop_server.vocab import Accepted, Grant, NatGrant, Packet, Reason, Refused, Snat
@@ -620,7 +621,7 @@ def test_on_a_real_kernel_our_rules_are_the_ones_the_vectors_recorded(
 def test_nat_that_cannot_work_here_is_said_at_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import fwknop_server.nat as nat_module
+    import fwknop_server.nathost as nat_module
 
     forward = tmp_path / "ip_forward"
     monkeypatch.setattr(nat_module, "_IP_FORWARD", forward)
