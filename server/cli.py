@@ -29,7 +29,7 @@ from .errors import ConfigError
 
 if TYPE_CHECKING:
     from .access import AccessStanza
-    from .daemon import Options
+    from .settings import Options
 
 __all__ = ["ExitCode", "main"]
 
@@ -126,7 +126,7 @@ def _overrides(args: argparse.Namespace) -> Overrides:
 
 
 def _options(args: argparse.Namespace) -> Options:
-    from .daemon import Options  # noqa: PLC0415 - the daemon's imports are not needed for -K/-S
+    from .settings import Options  # noqa: PLC0415 - not needed for -K/-S
 
     access: tuple[Path, ...] | None = None
     if args.access_folder is not None:
@@ -243,7 +243,7 @@ def _control(args: argparse.Namespace, pid_file: Path) -> int:
 
 
 def _rotate(config: ServerConfig) -> None:
-    from .replay import rotate  # noqa: PLC0415
+    from .replay.sqlite import rotate  # noqa: PLC0415
 
     for name in ("REPLAY_DB_FILE", "DIGEST_FILE"):
         old = rotate(config.file(name))
@@ -252,18 +252,19 @@ def _rotate(config: ServerConfig) -> None:
 
 
 def _parse_digest_cache(config: ServerConfig) -> int:
-    from .daemon import settings_for  # noqa: PLC0415
-    from .replay import ReplayCache  # noqa: PLC0415
+    import dataclasses  # noqa: PLC0415
 
-    path = config.file("REPLAY_DB_FILE")
-    legacy = config.file("DIGEST_FILE")
-    cache = ReplayCache(
-        path,
-        max_age=settings_for(config, None, False).max_age,
-        legacy_file=legacy if legacy.exists() else None,
-    )
-    print(f"{path}: {len(cache)} digest(s) that could still be replayed")
-    cache.close()
+    from .replay import ReplaySettings, open_store  # noqa: PLC0415
+
+    try:
+        settings = ReplaySettings.from_config(config)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    store = open_store(dataclasses.replace(settings, enabled=True))
+    assert store is not None  # noqa: S101 - enabled
+    where = settings.url or settings.path
+    print(f"{where}: {len(store)} digest(s) that could still be replayed")
+    store.close()
     return ExitCode.OK
 
 
@@ -299,9 +300,10 @@ def _serve(args: argparse.Namespace) -> int:
     options = _options(args)
     warnings: list[str] = []
     try:
-        config, stanzas = load(options, warnings)
+        settings = load(options, warnings)
     except ConfigError as exc:
         return _fail(str(exc))
+    config, stanzas = settings.config, settings.stanzas
     for warning in warnings:
         log.warning("%s", warning)
     if args.exit_parse_config:
@@ -322,7 +324,7 @@ def _serve(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     try:
         log.info("Starting fwknopd (fwknop-tui %s)", __version__)
-        daemon = Daemon(options, config, stanzas)
+        daemon = Daemon(options, settings)
         return asyncio.run(daemon.run())
     except (FirewallError, OSError) as exc:
         log.error("%s", exc)

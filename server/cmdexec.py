@@ -55,6 +55,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .commands import split_words
+from .config import ServerConfig
 from .vocab import RunAs, RunCommand, RunCycle
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "CommandExecutor",
     "Outcome",
+    "command_timeout",
     "run_argv",
 ]
 
@@ -72,6 +74,12 @@ DEFAULT_TIMEOUT = 30.0
 _KEEP_OUTPUT = 512  # bytes of a command's output kept for the debug log
 _MAX_QUEUED = 64  # commands waiting for a worker; more are refused, not queued
 _POLL = 0.5  # seconds between checks whether a command that holds its output open has exited
+
+
+def command_timeout(config: ServerConfig) -> float:
+    """Seconds a command may run: ``CMD_EXEC_TIMEOUT``, else our default."""
+    timeout = config.optional_number("CMD_EXEC_TIMEOUT")
+    return DEFAULT_TIMEOUT if timeout is None else float(timeout)
 
 
 @dataclass(frozen=True, slots=True)

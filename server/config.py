@@ -31,6 +31,7 @@ refused with a message naming it, never silently ignored.
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -43,8 +44,13 @@ from .errors import Problems
 __all__ = [
     "DEFAULTS",
     "DEFAULT_CONF",
-    "FIREWALL_EXES",
+    "FIREWALL_TYPES",
+    "KEYS",
+    "ChainSpec",
+    "Key",
+    "Kind",
     "Overrides",
+    "Reload",
     "ServerConfig",
     "expand",
     "load_server_config",
@@ -55,129 +61,158 @@ DEFAULT_CONF = Path(DEFAULT_CONF_DIR) / "fwknopd.conf"
 DEFAULT_RUN_DIR = "/var/run/fwknop"
 _MAX_CHAIN_POS = 131071
 
-# name -> default value (None: unset). fwknopd keeps every value as a string.
-DEFAULTS: dict[str, str | None] = {
-    # capture and general
-    "PCAP_INTF": "eth0",
-    "PCAP_FILE": None,
-    "ENABLE_PCAP_PROMISC": "N",
-    "PCAP_FILTER": "udp port 62201",
-    "PCAP_DISPATCH_COUNT": "100",
-    "PCAP_LOOP_SLEEP": "100000",
-    "ENABLE_PCAP_ANY_DIRECTION": "N",
-    "EXIT_AT_INTF_DOWN": "Y",
-    "MAX_SNIFF_BYTES": "1500",
-    "ENABLE_SPA_PACKET_AGING": "Y",
-    "MAX_SPA_PACKET_AGE": "120",
-    "ENABLE_DIGEST_PERSISTENCE": "Y",
-    "RULES_CHECK_THRESHOLD": "20",
-    "CMD_EXEC_TIMEOUT": None,
-    "ENABLE_SPA_OVER_HTTP": "N",
-    "ENABLE_TCP_SERVER": "N",
-    "TCPSERV_PORT": "62201",
-    "ENABLE_UDP_SERVER": "N",
-    "UDPSERV_PORT": "62201",
-    "UDPSERV_SELECT_TIMEOUT": "500000",
-    "ENABLE_NFQ_CAPTURE": "N",
-    "NFQ_INTERFACE": None,
-    "NFQ_PORT": "62201",
-    "NFQ_TABLE": "mangle",
-    "NFQ_CHAIN": "FWKNOP_NFQ",
-    "NFQ_QUEUE_NUMBER": "1",
-    "NFQ_LOOP_SLEEP": "500000",
-    "LOCALE": None,
-    "SYSLOG_IDENTITY": "fwknopd",
-    "SYSLOG_FACILITY": "LOG_DAEMON",
-    "ENABLE_X_FORWARDED_FOR": "N",
-    "ENABLE_DESTINATION_RULE": "N",
-    "ENABLE_RULE_PREPEND": "N",
-    "ENABLE_NAT_DNS": "Y",
-    "FWKNOP_RUN_DIR": DEFAULT_RUN_DIR,
-    "FWKNOP_CONF_DIR": DEFAULT_CONF_DIR,
-    "ACCESS_FILE": "$FWKNOP_CONF_DIR/access.conf",
-    "ACCESS_FOLDER": None,
-    "FWKNOP_PID_FILE": "$FWKNOP_RUN_DIR/fwknopd.pid",
-    "DIGEST_FILE": "$FWKNOP_RUN_DIR/digest.cache",
-    "DIGEST_DB_FILE": "$FWKNOP_RUN_DIR/digest_db.cache",
-    "GPG_HOME_DIR": "/root/.gnupg",
-    "GPG_EXE": "/usr/bin/gpg",
-    "SUDO_EXE": "/usr/bin/sudo",
-    "FIREWALL_EXE": "/usr/sbin/iptables",
-    "VERBOSE": None,
-    "FAULT_INJECTION_TAG": None,
-    # iptables
-    "ENABLE_IPT_FORWARDING": "N",
-    "ENABLE_IPT_LOCAL_NAT": "N",
-    "ENABLE_IPT_SNAT": "N",
-    "SNAT_TRANSLATE_IP": None,
-    "ENABLE_IPT_OUTPUT": "N",
-    "FLUSH_IPT_AT_INIT": "Y",
-    "FLUSH_IPT_AT_EXIT": "Y",
-    "IPT_INPUT_ACCESS": "ACCEPT, filter, INPUT, 1, FWKNOP_INPUT, 1",
-    "IPT_OUTPUT_ACCESS": "ACCEPT, filter, OUTPUT, 1, FWKNOP_OUTPUT, 1",
-    "IPT_FORWARD_ACCESS": "ACCEPT, filter, FORWARD, 1, FWKNOP_FORWARD, 1",
-    "IPT_DNAT_ACCESS": "DNAT, nat, PREROUTING, 1, FWKNOP_PREROUTING, 1",
-    "IPT_SNAT_ACCESS": "SNAT, nat, POSTROUTING, 1, FWKNOP_POSTROUTING, 1",
-    "IPT_MASQUERADE_ACCESS": "MASQUERADE, nat, POSTROUTING, 1, FWKNOP_MASQUERADE, 1",
-    "ENABLE_IPT_COMMENT_CHECK": "Y",
-    # firewalld builds (FIREWALL_TYPE firewalld)
-    "ENABLE_FIREWD_FORWARDING": "N",
-    "ENABLE_FIREWD_LOCAL_NAT": "N",
-    "ENABLE_FIREWD_SNAT": "N",
-    "ENABLE_FIREWD_OUTPUT": "N",
-    "FLUSH_FIREWD_AT_INIT": "Y",
-    "FLUSH_FIREWD_AT_EXIT": "Y",
-    "FIREWD_INPUT_ACCESS": "ACCEPT, filter, INPUT, 1, FWKNOP_INPUT, 1",
-    "FIREWD_OUTPUT_ACCESS": "ACCEPT, filter, OUTPUT, 1, FWKNOP_OUTPUT, 1",
-    "FIREWD_FORWARD_ACCESS": "ACCEPT, filter, FORWARD, 1, FWKNOP_FORWARD, 1",
-    "FIREWD_DNAT_ACCESS": "DNAT, nat, PREROUTING, 1, FWKNOP_PREROUTING, 1",
-    "FIREWD_SNAT_ACCESS": "SNAT, nat, POSTROUTING, 1, FWKNOP_POSTROUTING, 1",
-    "FIREWD_MASQUERADE_ACCESS": "MASQUERADE, nat, POSTROUTING, 1, FWKNOP_MASQUERADE, 1",
-    "ENABLE_FIREWD_COMMENT_CHECK": "Y",
-    # ipfw and pf builds (FIREWALL_TYPE ipfw, pf)
-    "FLUSH_IPFW_AT_INIT": "Y",
-    "FLUSH_IPFW_AT_EXIT": "Y",
-    "IPFW_START_RULE_NUM": "10000",
-    "IPFW_MAX_RULES": "65535",
-    "IPFW_ACTIVE_SET_NUM": "1",
-    "IPFW_EXPIRE_SET_NUM": "2",
-    "IPFW_EXPIRE_PURGE_INTERVAL": "30",
-    "IPFW_ADD_CHECK_STATE": "N",
-    "PF_ANCHOR_NAME": "fwknop",
-    "PF_EXPIRE_INTERVAL": "30",
-    # ours
-    "FIREWALL_TYPE": None,
-    "NFT_TABLE": None,
-    "NFT_CHAIN": None,
-    "FLUSH_NFT_AT_INIT": "$FLUSH_IPT_AT_INIT",
-    "FLUSH_NFT_AT_EXIT": "$FLUSH_IPT_AT_EXIT",
-    "REPLAY_DB_FILE": "$FWKNOP_RUN_DIR/replay.sqlite",
-    "UDPSERV_RCVBUF": str(16 << 20),
-    "ENABLE_IP6TABLES": "N",
-}
 
-# integer settings: name -> (minimum, maximum)
-_RANGES: dict[str, tuple[int, int]] = {
-    "PCAP_DISPATCH_COUNT": (1, 8388608),
-    "PCAP_LOOP_SLEEP": (1, 8388608),
-    "MAX_SNIFF_BYTES": (1, 32768),
-    "MAX_SPA_PACKET_AGE": (1, 100000),
-    "RULES_CHECK_THRESHOLD": (0, 131071),
-    "TCPSERV_PORT": (1, 65535),
-    "UDPSERV_PORT": (1, 65535),
-    "UDPSERV_SELECT_TIMEOUT": (1, 8388608),
-    "NFQ_PORT": (1, 65535),
-    "NFQ_QUEUE_NUMBER": (0, 65535),
-    "NFQ_LOOP_SLEEP": (1, 8388608),
-    "IPFW_START_RULE_NUM": (0, _MAX_CHAIN_POS),
-    "IPFW_MAX_RULES": (1, _MAX_CHAIN_POS),
-    "IPFW_ACTIVE_SET_NUM": (0, 63),
-    "IPFW_EXPIRE_SET_NUM": (0, 63),
-    "IPFW_EXPIRE_PURGE_INTERVAL": (1, _MAX_CHAIN_POS),
-    "PF_EXPIRE_INTERVAL": (1, _MAX_CHAIN_POS),
-    "UDPSERV_RCVBUF": (65536, 1 << 30),
-    "CMD_EXEC_TIMEOUT": (1, 8388608),  # fwknopd 2.6.10 ignores it; our commands time out
+class Kind(enum.Enum):
+    """What a setting's value is: how it is checked at load, and read after."""
+
+    TEXT = "text"
+    FLAG = "flag"  # Y/N (fwknopd: anything starting with Y or y is yes)
+    NUMBER = "number"  # a whole number within the key's range
+    CHAIN = "chain"  # an IPT_*_ACCESS chain spec
+
+
+class Reload(enum.Enum):
+    """What a SIGHUP does with a changed value."""
+
+    LIVE = "live"  # taken at once (the pipeline, the access files, commands)
+    CAPTURE = "capture"  # capture is reopened with it
+    RESTART = "restart"  # read at start only (firewall, stores, files): a restart applies it
+    UNUSED = "unused"  # parsed and checked, and not used by this fwknopd
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One fwknopd.conf name: its default (None: unset), kind, range and reload behaviour."""
+
+    default: str | None
+    kind: Kind = Kind.TEXT
+    reload: Reload = Reload.LIVE
+    lo: int = 0
+    hi: int = 0
+
+
+def _flag(default: str, reload: Reload = Reload.LIVE) -> Key:
+    return Key(default, Kind.FLAG, reload)
+
+
+def _number(default: str | None, lo: int, hi: int, reload: Reload = Reload.LIVE) -> Key:
+    return Key(default, Kind.NUMBER, reload, lo, hi)
+
+
+def _chain(default: str, reload: Reload = Reload.RESTART) -> Key:
+    return Key(default, Kind.CHAIN, reload)
+
+
+_LIVE, _CAPTURE, _RESTART, _UNUSED = Reload.LIVE, Reload.CAPTURE, Reload.RESTART, Reload.UNUSED
+_SLEEP = 8388608  # the largest count or microseconds fwknopd takes for its loop settings
+_IPT = "filter, INPUT, 1, FWKNOP_INPUT, 1"
+
+# Every name fwknopd.conf may hold: the one place that knows each key's kind, default,
+# range and whether a SIGHUP applies it. fwknopd keeps every value as a string; so do we,
+# and each part of the daemon reads its own keys through ServerConfig's typed accessors.
+KEYS: dict[str, Key] = {
+    # capture and general
+    "PCAP_INTF": Key("eth0", reload=_CAPTURE),
+    "PCAP_FILE": Key(None, reload=_RESTART),
+    "ENABLE_PCAP_PROMISC": _flag("N", _CAPTURE),
+    "PCAP_FILTER": Key("udp port 62201", reload=_CAPTURE),
+    "PCAP_DISPATCH_COUNT": _number("100", 1, _SLEEP, _UNUSED),
+    "PCAP_LOOP_SLEEP": _number("100000", 1, _SLEEP, _UNUSED),
+    "ENABLE_PCAP_ANY_DIRECTION": _flag("N", _CAPTURE),
+    "EXIT_AT_INTF_DOWN": _flag("Y"),
+    "MAX_SNIFF_BYTES": _number("1500", 1, 32768, _UNUSED),
+    "ENABLE_SPA_PACKET_AGING": _flag("Y"),
+    "MAX_SPA_PACKET_AGE": _number("120", 1, 100000),
+    "ENABLE_DIGEST_PERSISTENCE": _flag("Y", _RESTART),
+    "RULES_CHECK_THRESHOLD": _number("20", 0, _MAX_CHAIN_POS, _RESTART),
+    "CMD_EXEC_TIMEOUT": _number(None, 1, _SLEEP),  # fwknopd 2.6.10 ignores it; we time out
+    "ENABLE_SPA_OVER_HTTP": _flag("N"),
+    "ENABLE_TCP_SERVER": _flag("N", _RESTART),
+    "TCPSERV_PORT": _number("62201", 1, 65535, _RESTART),
+    "ENABLE_UDP_SERVER": _flag("N", _CAPTURE),
+    "UDPSERV_PORT": _number("62201", 1, 65535, _CAPTURE),
+    "UDPSERV_SELECT_TIMEOUT": _number("500000", 1, _SLEEP, _UNUSED),
+    "ENABLE_NFQ_CAPTURE": _flag("N", _UNUSED),
+    "NFQ_INTERFACE": Key(None, reload=_UNUSED),
+    "NFQ_PORT": _number("62201", 1, 65535, _UNUSED),
+    "NFQ_TABLE": Key("mangle", reload=_UNUSED),
+    "NFQ_CHAIN": Key("FWKNOP_NFQ", reload=_UNUSED),
+    "NFQ_QUEUE_NUMBER": _number("1", 0, 65535, _UNUSED),
+    "NFQ_LOOP_SLEEP": _number("500000", 1, _SLEEP, _UNUSED),
+    "LOCALE": Key(None, reload=_UNUSED),
+    "SYSLOG_IDENTITY": Key("fwknopd", reload=_RESTART),
+    "SYSLOG_FACILITY": Key("LOG_DAEMON", reload=_RESTART),
+    "ENABLE_X_FORWARDED_FOR": _flag("N"),
+    "ENABLE_DESTINATION_RULE": _flag("N", _RESTART),
+    "ENABLE_RULE_PREPEND": _flag("N", _RESTART),
+    "ENABLE_NAT_DNS": _flag("Y"),
+    "FWKNOP_RUN_DIR": Key(DEFAULT_RUN_DIR, reload=_RESTART),
+    "FWKNOP_CONF_DIR": Key(DEFAULT_CONF_DIR),
+    "ACCESS_FILE": Key("$FWKNOP_CONF_DIR/access.conf"),
+    "ACCESS_FOLDER": Key(None),
+    "FWKNOP_PID_FILE": Key("$FWKNOP_RUN_DIR/fwknopd.pid", reload=_RESTART),
+    "DIGEST_FILE": Key("$FWKNOP_RUN_DIR/digest.cache", reload=_RESTART),
+    "DIGEST_DB_FILE": Key("$FWKNOP_RUN_DIR/digest_db.cache", reload=_UNUSED),
+    "GPG_HOME_DIR": Key("/root/.gnupg"),
+    "GPG_EXE": Key("/usr/bin/gpg"),
+    "SUDO_EXE": Key("/usr/bin/sudo"),
+    "FIREWALL_EXE": Key("/usr/sbin/iptables", reload=_RESTART),
+    "VERBOSE": Key(None, reload=_UNUSED),
+    "FAULT_INJECTION_TAG": Key(None, reload=_UNUSED),
+    # iptables
+    "ENABLE_IPT_FORWARDING": _flag("N", _RESTART),
+    "ENABLE_IPT_LOCAL_NAT": _flag("N", _RESTART),
+    "ENABLE_IPT_SNAT": _flag("N", _RESTART),
+    "SNAT_TRANSLATE_IP": Key(None),
+    "ENABLE_IPT_OUTPUT": _flag("N", _UNUSED),
+    "FLUSH_IPT_AT_INIT": _flag("Y", _RESTART),
+    "FLUSH_IPT_AT_EXIT": _flag("Y", _RESTART),
+    "IPT_INPUT_ACCESS": _chain(f"ACCEPT, {_IPT}"),
+    "IPT_OUTPUT_ACCESS": _chain("ACCEPT, filter, OUTPUT, 1, FWKNOP_OUTPUT, 1", _UNUSED),
+    "IPT_FORWARD_ACCESS": _chain("ACCEPT, filter, FORWARD, 1, FWKNOP_FORWARD, 1"),
+    "IPT_DNAT_ACCESS": _chain("DNAT, nat, PREROUTING, 1, FWKNOP_PREROUTING, 1"),
+    "IPT_SNAT_ACCESS": _chain("SNAT, nat, POSTROUTING, 1, FWKNOP_POSTROUTING, 1"),
+    "IPT_MASQUERADE_ACCESS": _chain("MASQUERADE, nat, POSTROUTING, 1, FWKNOP_MASQUERADE, 1"),
+    "ENABLE_IPT_COMMENT_CHECK": _flag("Y", _UNUSED),
+    # firewalld builds (FIREWALL_TYPE firewalld)
+    "ENABLE_FIREWD_FORWARDING": _flag("N", _RESTART),
+    "ENABLE_FIREWD_LOCAL_NAT": _flag("N", _RESTART),
+    "ENABLE_FIREWD_SNAT": _flag("N", _RESTART),
+    "ENABLE_FIREWD_OUTPUT": _flag("N", _UNUSED),
+    "FLUSH_FIREWD_AT_INIT": _flag("Y", _RESTART),
+    "FLUSH_FIREWD_AT_EXIT": _flag("Y", _RESTART),
+    "FIREWD_INPUT_ACCESS": _chain(f"ACCEPT, {_IPT}"),
+    "FIREWD_OUTPUT_ACCESS": _chain("ACCEPT, filter, OUTPUT, 1, FWKNOP_OUTPUT, 1", _UNUSED),
+    "FIREWD_FORWARD_ACCESS": _chain("ACCEPT, filter, FORWARD, 1, FWKNOP_FORWARD, 1", _UNUSED),
+    "FIREWD_DNAT_ACCESS": _chain("DNAT, nat, PREROUTING, 1, FWKNOP_PREROUTING, 1", _UNUSED),
+    "FIREWD_SNAT_ACCESS": _chain("SNAT, nat, POSTROUTING, 1, FWKNOP_POSTROUTING, 1", _UNUSED),
+    "FIREWD_MASQUERADE_ACCESS": _chain(
+        "MASQUERADE, nat, POSTROUTING, 1, FWKNOP_MASQUERADE, 1", _UNUSED
+    ),
+    "ENABLE_FIREWD_COMMENT_CHECK": _flag("Y", _UNUSED),
+    # ipfw and pf builds (FIREWALL_TYPE ipfw, pf)
+    "FLUSH_IPFW_AT_INIT": _flag("Y", _RESTART),
+    "FLUSH_IPFW_AT_EXIT": _flag("Y", _RESTART),
+    "IPFW_START_RULE_NUM": _number("10000", 0, _MAX_CHAIN_POS, _RESTART),
+    "IPFW_MAX_RULES": _number("65535", 1, _MAX_CHAIN_POS, _RESTART),
+    "IPFW_ACTIVE_SET_NUM": _number("1", 0, 63, _RESTART),
+    "IPFW_EXPIRE_SET_NUM": _number("2", 0, 63, _RESTART),
+    "IPFW_EXPIRE_PURGE_INTERVAL": _number("30", 1, _MAX_CHAIN_POS, _RESTART),
+    "IPFW_ADD_CHECK_STATE": _flag("N", _RESTART),
+    "PF_ANCHOR_NAME": Key("fwknop", reload=_RESTART),
+    "PF_EXPIRE_INTERVAL": _number("30", 1, _MAX_CHAIN_POS, _UNUSED),
+    # ours
+    "FIREWALL_TYPE": Key(None, reload=_RESTART),
+    "NFT_TABLE": Key(None, reload=_RESTART),
+    "NFT_CHAIN": Key(None, reload=_RESTART),
+    "FLUSH_NFT_AT_INIT": _flag("$FLUSH_IPT_AT_INIT", _RESTART),
+    "FLUSH_NFT_AT_EXIT": _flag("$FLUSH_IPT_AT_EXIT", _RESTART),
+    "REPLAY_DB_FILE": Key("$FWKNOP_RUN_DIR/replay.sqlite", reload=_RESTART),
+    "REPLAY_CACHE_URL": Key(None, reload=_RESTART),
+    "UDPSERV_RCVBUF": _number(str(16 << 20), 65536, 1 << 30, _CAPTURE),
+    "ENABLE_IP6TABLES": _flag("N", _RESTART),
 }
+DEFAULTS: dict[str, str | None] = {name: key.default for name, key in KEYS.items()}
 
 # names in fwknopd's sample file that fwknopd 2.6.10 itself ignores
 _LEGACY = frozenset(
@@ -203,15 +238,9 @@ NOT_YET: dict[str, str] = {
     "ENABLE_FIREWD_OUTPUT": "OUTPUT rules",
 }
 
-# FIREWALL_EXE when the file does not set it: each fwknopd build's own tool
-FIREWALL_EXES: dict[str, str] = {
-    "iptables": "/usr/sbin/iptables",
-    "firewalld": "/usr/bin/firewall-cmd",
-    "pf": "/sbin/pfctl",
-    "ipfw": "/sbin/ipfw",
-}
-
-_FIREWALL_TYPES = ("nftables", "iptables", "firewalld", "pf", "ipfw", "log")
+# FIREWALL_TYPE's values: the firewall registry's names (firewall/__init__.py; a test keeps
+# the two in step: this module is read before any backend is)
+FIREWALL_TYPES = ("nftables", "iptables", "firewalld", "pf", "ipfw", "log")
 _FACILITIES = ("LOG_DAEMON", *(f"LOG_LOCAL{i}" for i in range(8)))
 _EMBEDDED = re.compile(r"\$([A-Z_]+)")
 _CHAIN_FIELD = re.compile(r"^[A-Za-z0-9_]+$")
@@ -240,7 +269,12 @@ class Overrides:
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """The effective fwknopd.conf: typed views of what the daemon uses, and every raw value."""
+    """The effective fwknopd.conf: every value, checked, read through typed accessors.
+
+    Each accessor checks that the key is of its kind (``KEYS``): a part of
+    the daemon reads its own keys once, into typed frozen settings of its own
+    (``from_config``), and cannot read a key as what it is not.
+    """
 
     path: Path
     values: Mapping[str, str | None]
@@ -248,60 +282,76 @@ class ServerConfig:
 
     # -- typed views ---------------------------------------------------------
 
+    def _of(self, name: str, kind: Kind) -> str | None:
+        if KEYS[name].kind is not kind:
+            raise TypeError(f"{name} is a {KEYS[name].kind.value} setting, not a {kind.value}")
+        return self.values[name]
+
     def text(self, name: str) -> str | None:
         """The expanded string value of ``name`` (None when unset)."""
-        return self.values[name]
+        return self._of(name, Kind.TEXT)
 
     def flag(self, name: str) -> bool:
         """A boolean setting."""
-        value = self.values[name]
+        value = self._of(name, Kind.FLAG)
         return value is not None and is_yes(value)
 
     def required(self, name: str) -> str:
-        """The value of a setting that has a default (so is always set)."""
-        value = self.values[name]
+        """The value of a text setting that has a default (so is always set)."""
+        value = self._of(name, Kind.TEXT)
         if value is None:
             raise LookupError(f"{name} is not set")
         return value
 
     def number(self, name: str) -> int:
-        """An integer setting (validated at load)."""
-        return int(self.required(name))
+        """An integer setting (validated at load); ``LookupError`` when unset."""
+        value = self._of(name, Kind.NUMBER)
+        if value is None:
+            raise LookupError(f"{name} is not set")
+        return int(value)
+
+    def optional_number(self, name: str) -> int | None:
+        """An integer setting that may be unset."""
+        value = self._of(name, Kind.NUMBER)
+        return None if value is None else int(value)
 
     def file(self, name: str) -> Path:
         """A path setting."""
         return Path(self.required(name))
 
-    @property
-    def run_dir(self) -> Path:
-        """``FWKNOP_RUN_DIR``."""
-        return self.file("FWKNOP_RUN_DIR")
-
-    @property
-    def udp_server(self) -> bool:
-        """Capture with a UDP socket instead of sniffing."""
-        return self.flag("ENABLE_UDP_SERVER")
-
-    @property
-    def max_packet_age(self) -> int | None:
-        """Seconds a packet's timestamp may be off, or None when aging is off."""
-        if not self.flag("ENABLE_SPA_PACKET_AGING"):
-            return None
-        return self.number("MAX_SPA_PACKET_AGE")
-
     def chain(self, name: str) -> ChainSpec:
         """A parsed ``IPT_*_ACCESS`` chain spec (validated at load)."""
-        spec = _parse_chain(self.required(name))
+        spec = _parse_chain(self._of(name, Kind.CHAIN) or "")
         if spec is None:
             raise LookupError(f"{name} is not a chain spec")
         return spec
 
-    def firewall_exe(self, kind: str) -> str:
-        """``FIREWALL_EXE`` as set, else the tool of backend ``kind`` (``firewall-cmd``, ...)."""
+    def firewall_exe(self, default: str) -> str:
+        """``FIREWALL_EXE`` as set, else ``default`` (the backend's own tool)."""
         value = self.required("FIREWALL_EXE")
         if "FIREWALL_EXE" in self.origins or value != DEFAULTS["FIREWALL_EXE"]:
             return value
-        return FIREWALL_EXES.get(kind, value)
+        return default
+
+    @property
+    def max_packet_age(self) -> int | None:
+        """Seconds a packet's timestamp may be off, or None when aging is off.
+
+        Reading a capture file (``PCAP_FILE``), aging is off unless the file
+        turns it on itself: the packets are as old as the capture.
+        """
+        aging = self.flag("ENABLE_SPA_PACKET_AGING") and not (
+            self.text("PCAP_FILE") and "ENABLE_SPA_PACKET_AGING" not in self.origins
+        )
+        return self.number("MAX_SPA_PACKET_AGE") if aging else None
+
+    def changed(self, other: ServerConfig, reload: Reload) -> list[str]:
+        """The names of ``reload``'s kind whose value differs in ``other`` (a reload's new file)."""
+        return [
+            name
+            for name, key in KEYS.items()
+            if key.reload is reload and self.values[name] != other.values[name]
+        ]
 
     def where(self, name: str) -> str:
         """``file:line`` that set ``name``, or ``default``."""
@@ -397,21 +447,21 @@ def _validate(config: ServerConfig, problems: Problems) -> None:
         problems.add(origin[0] if origin else config.path, origin[1] if origin else None, message)
 
     values = config.values
-    for name, (lo, hi) in _RANGES.items():
+    for name, key in KEYS.items():
         value = values[name]
-        if value is None:
+        if value is None or key.kind is not Kind.NUMBER:
             continue
-        if not value.isascii() or not value.isdigit() or not lo <= int(value) <= hi:
-            bad(name, f"{name} must be a number from {lo} to {hi}, not {value!r}")
-    for name in DEFAULTS:
-        chain_value = values[name] if name.endswith("_ACCESS") else None
+        if not value.isascii() or not value.isdigit() or not key.lo <= int(value) <= key.hi:
+            bad(name, f"{name} must be a number from {key.lo} to {key.hi}, not {value!r}")
+    for name, key in KEYS.items():
+        chain_value = values[name] if key.kind is Kind.CHAIN else None
         if chain_value is not None and _parse_chain(chain_value) is None:
             bad(name, f"{name} must be 'target, table, from_chain, position, to_chain, position'")
     if values["SYSLOG_FACILITY"] not in _FACILITIES:
         bad("SYSLOG_FACILITY", f"SYSLOG_FACILITY must be one of {', '.join(_FACILITIES)}")
     fw_type = values["FIREWALL_TYPE"]
-    if fw_type is not None and fw_type.lower() not in _FIREWALL_TYPES:
-        bad("FIREWALL_TYPE", f"FIREWALL_TYPE must be one of {', '.join(_FIREWALL_TYPES)}")
+    if fw_type is not None and fw_type.lower() not in FIREWALL_TYPES:
+        bad("FIREWALL_TYPE", f"FIREWALL_TYPE must be one of {', '.join(FIREWALL_TYPES)}")
     table = values["NFT_TABLE"]
     if table is not None:
         family, _, name = table.partition(" ")

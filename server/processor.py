@@ -53,7 +53,8 @@ from fwknop_core import (
 
 from .access import AccessStanza, GpgPolicy
 from .commands import cycle_values, substitute
-from .nat import NatSettings, plan
+from .config import ServerConfig
+from .nat import NatSettings, nat_settings, plan
 from .screen import LONG_WAY, Candidates, Screen, refusal
 from .vocab import (
     MAX_WORDS,
@@ -99,6 +100,9 @@ class _NoReplay:
     def prune(self, now: float) -> int:
         return 0
 
+    def __len__(self) -> int:
+        return 0
+
     def close(self) -> None:
         return None
 
@@ -125,6 +129,28 @@ class Settings:
     ipv6_grants: bool = False  # whether the firewall can open for IPv6 sources
     sudo_exe: str = "/usr/bin/sudo"  # SUDO_EXE, for ENABLE_CMD_SUDO_EXEC
     nat: NatSettings = field(default_factory=NatSettings)  # what NAT the firewall does
+
+    @classmethod
+    def from_config(
+        cls,
+        config: ServerConfig,
+        *,
+        test_mode: bool = False,
+        ipv6_grants: bool = False,
+        nat_capable: bool = False,
+    ) -> Settings:
+        """The pipeline's view of fwknopd.conf, given what the firewall can open."""
+        return cls(
+            max_age=config.max_packet_age,
+            http=config.flag("ENABLE_SPA_OVER_HTTP"),
+            x_forwarded_for=config.flag("ENABLE_X_FORWARDED_FOR"),
+            destination_rule=config.flag("ENABLE_DESTINATION_RULE"),
+            test_mode=test_mode,
+            ipv6_grants=ipv6_grants,
+            sudo_exe=config.required("SUDO_EXE"),
+            # NAT requests are taken only where the firewall can serve them
+            nat=nat_settings(config) if nat_capable else NatSettings(),
+        )
 
 
 class Processor:

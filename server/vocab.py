@@ -283,6 +283,10 @@ class ReplayStore(Protocol):
         """Forget entries that can no longer be replayed; how many went."""
         ...
 
+    def __len__(self) -> int:
+        """How many digests the store holds."""
+        ...
+
     def close(self) -> None:
         """Write out what is pending and let go of files and connections."""
         ...

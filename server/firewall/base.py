@@ -18,8 +18,13 @@ import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
 from ..vocab import Grant, IPAddress, NatGrant
+
+if TYPE_CHECKING:
+    from ..config import ServerConfig
+    from .runner import Tools
 
 __all__ = ["Firewall", "FirewallError", "NatOpening", "Opening", "OpeningKey", "listed_opening"]
 
@@ -82,9 +87,17 @@ class NatOpening:
 
 
 class Firewall(abc.ABC):
-    """A firewall backend: start, open, expire, list, flush, stop."""
+    """A firewall backend: start, open, expire, list, flush, stop.
+
+    A backend is made from fwknopd.conf by its own ``from_config`` (it reads
+    its own keys, each marked ``Reload.RESTART`` in ``config.KEYS``: the
+    firewall is set up once, at start) and registered by name in
+    ``firewall/__init__.py``; ``probe`` says whether auto-detection may
+    choose it on this host.
+    """
 
     name: str = "abstract"
+    default_exe: ClassVar[str] = ""  # FIREWALL_EXE when fwknopd.conf does not set it
     supports_ipv6: bool = False
     # its calls are quick and in process (no command to fork): the daemon makes them on
     # its event loop, not on the firewall thread
@@ -96,6 +109,16 @@ class Firewall(abc.ABC):
         self.flush_at_exit = flush_at_exit
         self.open: dict[OpeningKey, Opening] = {}
         self.nat_open: dict[NatKey, NatOpening] = {}
+
+    @classmethod
+    @abc.abstractmethod
+    def from_config(cls, config: ServerConfig, tools: Tools) -> Firewall:
+        """The backend fwknopd.conf describes, made with ``tools`` (nothing is run yet)."""
+
+    @classmethod
+    def probe(cls, config: ServerConfig, tools: Tools) -> str | None:
+        """None if this host's input policy is this backend's (auto-detection), else why not."""
+        return "chosen by FIREWALL_TYPE only"
 
     # -- lifecycle -------------------------------------------------------------
 

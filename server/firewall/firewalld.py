@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import logging
 
-from .iptables import Iptables, IptablesRules
-from .runner import CommandRunner
+from ..config import ServerConfig
+from .iptables import Iptables
+from .iptrules import IptablesRules
+from .runner import CommandRunner, Tools
 
 __all__ = ["PASSTHROUGH", "Firewalld", "FirewalldRules"]
 
@@ -51,6 +53,22 @@ class Firewalld(Iptables):
     """The firewalld backend (``FIREWALL_TYPE firewalld``): direct rules as fwknopd makes them."""
 
     name = "firewalld"
+    default_exe = "/usr/bin/firewall-cmd"
+
+    @classmethod
+    def from_config(cls, config: ServerConfig, tools: Tools) -> Firewalld:
+        """``FIREWD_INPUT_ACCESS``, ``FLUSH_FIREWD_*``, ``ENABLE_RULE_PREPEND``."""
+        rules = FirewalldRules(
+            config.firewall_exe(cls.default_exe),
+            config.chain("FIREWD_INPUT_ACCESS"),
+            prepend=config.flag("ENABLE_RULE_PREPEND"),
+        )
+        return cls(
+            tools.run,
+            rules,
+            flush_at_init=config.flag("FLUSH_FIREWD_AT_INIT"),
+            flush_at_exit=config.flag("FLUSH_FIREWD_AT_EXIT"),
+        )
 
     def __init__(
         self,

@@ -35,9 +35,10 @@ import math
 import re
 from collections.abc import Iterable
 
+from ..config import ServerConfig
 from ..vocab import PROTO_NUMBERS
 from .base import Firewall, FirewallError, Opening, OpeningKey, listed_opening
-from .runner import CommandRunner, RunsCommands
+from .runner import CommandRunner, RunsCommands, Tools
 
 __all__ = ["Ipfw", "IpfwRules", "dynamic_rules", "parse_ipfw_rule"]
 
@@ -134,6 +135,26 @@ class Ipfw(Firewall, RunsCommands):
     """The ipfw backend (``FIREWALL_TYPE ipfw``): numbered rules, expired through a disabled set."""
 
     name = "ipfw"
+    default_exe = "/sbin/ipfw"
+
+    @classmethod
+    def from_config(cls, config: ServerConfig, tools: Tools) -> Ipfw:
+        """The ``IPFW_*`` rule numbers and sets, ``FLUSH_IPFW_*``."""
+        rules = IpfwRules(
+            config.firewall_exe(cls.default_exe),
+            active_set=config.number("IPFW_ACTIVE_SET_NUM"),
+            expire_set=config.number("IPFW_EXPIRE_SET_NUM"),
+        )
+        return cls(
+            tools.run,
+            rules,
+            start_number=config.number("IPFW_START_RULE_NUM"),
+            max_rules=config.number("IPFW_MAX_RULES"),
+            check_state=config.flag("IPFW_ADD_CHECK_STATE"),
+            purge_interval=config.number("IPFW_EXPIRE_PURGE_INTERVAL"),
+            flush_at_init=config.flag("FLUSH_IPFW_AT_INIT"),
+            flush_at_exit=config.flag("FLUSH_IPFW_AT_EXIT"),
+        )
 
     def __init__(
         self,

@@ -18,151 +18,48 @@ Every command is an argv list built by the pure functions below.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import re
-import shlex
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
 
-from ..config import ChainSpec
+from ..config import ServerConfig
 from .base import Firewall, FirewallError, NatOpening, Opening, OpeningKey
-from .runner import CommandRunner, RunsCommands
+from .iptnat import IptablesNat, iptables_nat
+from .iptrules import ChainKeeper, IptablesRules, anywhere, parse_rule
+from .runner import CommandRunner, Tools
 
-if TYPE_CHECKING:
-    from .iptnat import IptablesNat
-
-__all__ = ["Iptables", "IptablesRules"]
+__all__ = ["Iptables", "ip6tables_beside"]
 
 log = logging.getLogger("fwknop_server.firewall")
-
-_EXP = re.compile(r"_exp_(\d+)")
-_MAX_JUMP_DELETES = 32
-
-
-class IptablesRules:
-    """Pure argv builders for one chain spec (``IPT_INPUT_ACCESS``)."""
-
-    def __init__(self, exe: str, spec: ChainSpec, *, prepend: bool = False) -> None:
-        self.exe = exe
-        self.spec = spec
-        self.prepend = prepend
-
-    def _cmd(self, *args: str) -> list[str]:
-        return [self.exe, "-w", "-t", self.spec.table, *args]
-
-    def rule_spec(self, opening: Opening) -> list[str]:
-        """The match and target of an access rule (fwknopd's template)."""
-        dst = _anywhere(opening) if opening.destination is None else str(opening.destination)
-        return [
-            "-p", opening.proto,
-            "-s", str(opening.source),
-            "-d", dst,
-            "--dport", str(opening.port),
-            "-m", "comment", "--comment", f"_exp_{opening.expires}",
-            "-j", self.spec.target,
-        ]  # fmt: skip
-
-    def add(self, opening: Opening) -> list[str]:
-        """Append (or, with ENABLE_RULE_PREPEND, insert) an access rule."""
-        verb = "-I" if self.prepend else "-A"
-        return self._cmd(verb, self.spec.to_chain, *self.rule_spec(opening))
-
-    def append(self, rule_spec: Sequence[str]) -> list[str]:
-        """Append (or, with ENABLE_RULE_PREPEND, insert) a rule of any spec (NAT's)."""
-        return self._cmd("-I" if self.prepend else "-A", self.spec.to_chain, *rule_spec)
-
-    def delete(self, rule_spec: Sequence[str]) -> list[str]:
-        """Delete the rule with this spec."""
-        return self._cmd("-D", self.spec.to_chain, *rule_spec)
-
-    def list_chain(self) -> list[str]:
-        """``-S`` of our chain (rules as arguments)."""
-        return self._cmd("-S", self.spec.to_chain)
-
-    def new_chain(self) -> list[str]:
-        """Create our chain."""
-        return self._cmd("-N", self.spec.to_chain)
-
-    def check_jump(self) -> list[str]:
-        """Does the jump from the built-in chain exist?"""
-        return self._cmd("-C", self.spec.from_chain, "-j", self.spec.to_chain)
-
-    def add_jump(self) -> list[str]:
-        """Insert the jump at its configured position."""
-        return self._cmd(
-            "-I", self.spec.from_chain, str(self.spec.jump_position), "-j", self.spec.to_chain
-        )
-
-    def delete_jump(self) -> list[str]:
-        """Remove one jump rule."""
-        return self._cmd("-D", self.spec.from_chain, "-j", self.spec.to_chain)
-
-    def flush_chain(self) -> list[str]:
-        """Empty our chain."""
-        return self._cmd("-F", self.spec.to_chain)
-
-    def delete_chain(self) -> list[str]:
-        """Remove our (empty, unreferenced) chain."""
-        return self._cmd("-X", self.spec.to_chain)
-
-
-def _anywhere(opening: Opening) -> str:
-    """Any destination, in the IP version of the opening's source."""
-    return "::/0" if opening.source.version == 6 else "0.0.0.0/0"
-
-
-def rule_spec(line: str) -> list[str] | None:
-    """What follows ``-A CHAIN`` in an ``-S`` line (what ``-D CHAIN`` takes), else None."""
-    try:
-        args = shlex.split(line)
-    except ValueError:
-        return None
-    if len(args) < 3 or args[0] != "-A":
-        return None
-    return args[2:]
-
-
-def parse_rule(line: str) -> tuple[OpeningKey, int, list[str]] | None:
-    """An ``-S`` line of an access rule: (source, proto, port), expiry, and its spec."""
-    spec = rule_spec(line)
-    if spec is None:
-        return None
-    values = dict(zip(spec, [*spec[1:], ""], strict=True))
-    exp = _EXP.search(line)
-    if exp is None or "-s" not in values or "--dport" not in values or "-p" not in values:
-        return None
-    try:
-        source = ipaddress.ip_network(values["-s"], strict=False).network_address
-        port = int(values["--dport"])
-    except ValueError:
-        return None
-    return (source, values["-p"], port), int(exp.group(1)), spec
-
-
-class ChainKeeper(RunsCommands):
-    """Makes and removes a chain of ours with its jump (``Iptables``, and its NAT chains)."""
-
-    def _make_chain(self, rules: IptablesRules) -> None:
-        """Create the chain and its jump from the built-in chain, where they are missing."""
-        if not self._ok(rules.list_chain()):
-            self._must(rules.new_chain())
-        if not self._ok(rules.check_jump()):
-            self._must(rules.add_jump())
-
-    def _remove_chain(self, rules: IptablesRules) -> None:
-        """Remove the jump(s), flush and delete the chain."""
-        for _ in range(_MAX_JUMP_DELETES):
-            if not self._ok(rules.delete_jump()):
-                break
-        if self._ok(rules.flush_chain()):
-            self._ok(rules.delete_chain())
 
 
 class Iptables(Firewall, ChainKeeper):
     """The iptables backend (``FIREWALL_TYPE iptables``)."""
 
     name = "iptables"
+    default_exe = "/usr/sbin/iptables"
+
+    @classmethod
+    def from_config(cls, config: ServerConfig, tools: Tools) -> Iptables:
+        """``IPT_INPUT_ACCESS``, ``FLUSH_IPT_*``, ``ENABLE_RULE_PREPEND``, IPv6, the NAT chains."""
+        exe = config.firewall_exe(cls.default_exe)
+        spec, prepend = config.chain("IPT_INPUT_ACCESS"), config.flag("ENABLE_RULE_PREPEND")
+        rules = IptablesRules(exe, spec, prepend=prepend)
+        exe6 = ip6tables_beside(exe, tools.run) if config.flag("ENABLE_IP6TABLES") else None
+        return cls(
+            tools.run,
+            rules,
+            flush_at_init=config.flag("FLUSH_IPT_AT_INIT"),
+            flush_at_exit=config.flag("FLUSH_IPT_AT_EXIT"),
+            nat=iptables_nat(config, tools.run, rules),
+            rules6=IptablesRules(exe6, spec, prepend=prepend) if exe6 else None,
+        )
+
+    @classmethod
+    def probe(cls, config: ServerConfig, tools: Tools) -> str | None:
+        """Whether ``FIREWALL_EXE`` answers for INPUT (legacy iptables, or iptables-nft)."""
+        exe = config.firewall_exe(cls.default_exe)
+        status, _out, err = tools.run([exe, "-w", "-S", "INPUT"])
+        return None if status == 0 else err.strip() or f"{exe} exit {status}"
 
     def __init__(
         self,
@@ -246,7 +143,7 @@ class Iptables(Firewall, ChainKeeper):
             self._must(rules.add(opening))
             log.info(
                 "Added access rule to %s for %s -> %s %s/%d, expires at %d",
-                rules.spec.to_chain, opening.source, opening.destination or _anywhere(opening),
+                rules.spec.to_chain, opening.source, opening.destination or anywhere(opening),
                 opening.proto, opening.port, opening.expires,
             )  # fmt: skip
             if current is not None:
@@ -300,3 +197,20 @@ class Iptables(Firewall, ChainKeeper):
         if self.nat is not None:
             text = f"{text.rstrip()}\n{self.nat.listing()}\n"
         return text
+
+
+def ip6tables_beside(exe: str, run: CommandRunner) -> str | None:
+    """The ip6tables next to FIREWALL_EXE, if it answers (``ENABLE_IP6TABLES Y``)."""
+    head, sep, name = exe.rpartition("/")
+    if "iptables" not in name:
+        return None
+    exe6 = f"{head}{sep}{name.replace('iptables', 'ip6tables', 1)}"
+    try:
+        status, _out, err = run([exe6, "-w", "-t", "filter", "-S", "INPUT"])
+    except FirewallError as exc:
+        log.info("iptables: no IPv6 (%s)", exc)
+        return None
+    if status != 0:
+        log.info("iptables: no IPv6 (%s: %s)", exe6, err.strip() or f"exit {status}")
+        return None
+    return exe6

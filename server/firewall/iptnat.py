@@ -25,7 +25,7 @@ from ..config import ChainSpec, ServerConfig
 from ..nat import nat_settings
 from ..vocab import PROTO_NUMBERS
 from .base import FirewallError, NatKey, NatOpening
-from .iptables import ChainKeeper, IptablesRules, rule_spec
+from .iptrules import ChainKeeper, IptablesRules, rule_spec
 from .runner import CommandRunner
 
 __all__ = ["IptablesNat", "NatChains", "NatRule", "iptables_nat", "nat_rules"]

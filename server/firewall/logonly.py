@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
+from ..config import ServerConfig
 from .base import Firewall, NatOpening, Opening
+from .runner import Tools
 
 __all__ = ["LogOnly"]
 
@@ -18,6 +20,11 @@ class LogOnly(Firewall):
     supports_ipv6 = True
     in_process = True
     supports_nat = True
+
+    @classmethod
+    def from_config(cls, config: ServerConfig, tools: Tools) -> LogOnly:
+        """Nothing to read: nothing is ever flushed (nothing is ever opened)."""
+        return cls(flush_at_init=False, flush_at_exit=False)
 
     def start(self, now: float) -> None:
         """Nothing to prepare."""

@@ -47,14 +47,12 @@ outlives it (its NAT binding lives in conntrack), as with iptables.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .base import FirewallError, NatOpening, Opening
 from .nftchains import ChainRef, describe, filter_base_chains, objects, prefer_dropping
+from .nftrules import NftTarget
 from .runner import NftRunner
-
-if TYPE_CHECKING:
-    from .nftables import NftTarget
 
 __all__ = ["NAT_TABLE", "NftNat", "find_forward_chain"]
 

@@ -26,9 +26,10 @@ import logging
 import re
 from collections.abc import Iterable
 
+from ..config import ServerConfig
 from ..vocab import PROTO_NUMBERS
 from .base import Firewall, FirewallError, Opening, OpeningKey, listed_opening
-from .runner import CommandRunner, RunsCommands
+from .runner import CommandRunner, RunsCommands, Tools
 
 __all__ = ["Pf", "PfRules", "anchor_linked", "parse_pf_rule"]
 
@@ -86,6 +87,13 @@ class Pf(Firewall, RunsCommands):
     """The pf backend (``FIREWALL_TYPE pf``): one anchor, reloaded whole on every change."""
 
     name = "pf"
+    default_exe = "/sbin/pfctl"
+
+    @classmethod
+    def from_config(cls, config: ServerConfig, tools: Tools) -> Pf:
+        """``PF_ANCHOR_NAME`` (fwknopd's pf build has no FLUSH_*: start and exit empty it)."""
+        return cls(tools.run, PfRules(config.firewall_exe(cls.default_exe),
+                                      config.required("PF_ANCHOR_NAME")))  # fmt: skip
 
     def __init__(
         self,

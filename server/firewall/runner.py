@@ -18,6 +18,7 @@ import shlex
 import subprocess
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .base import FirewallError
@@ -31,6 +32,7 @@ __all__ = [
     "NftRunner",
     "RunsCommands",
     "SubprocessRunner",
+    "Tools",
     "nft",
 ]
 
@@ -170,3 +172,17 @@ def nft() -> NftRunner:
     except FirewallError as exc:
         log.info("%s; using the nft command instead", exc)
         return NftCommand()
+
+
+@dataclass
+class Tools:
+    """What a backend runs its commands with (tests inject recorders)."""
+
+    run: CommandRunner = field(default_factory=SubprocessRunner)
+    nft_run: NftRunner | None = None
+
+    def nft(self) -> NftRunner:
+        """The nft runner given, else the best one here (made once)."""
+        if self.nft_run is None:
+            self.nft_run = nft()
+        return self.nft_run

@@ -21,7 +21,7 @@ import pytest
 from fwknop_server.access import load_access
 from fwknop_server.cmdexec import DEFAULT_PATH, CommandExecutor, Outcome, run_argv
 from fwknop_server.commands import CommandPolicy, cycle_values, split_words, substitute
-from fwknop_server.daemon import Daemon, Options, command_timeout, load
+from fwknop_server.daemon import Daemon, Options, load
 from fwknop_server.errors import ConfigError
 from fwknop_server.firewall.logonly import LogOnly
 from fwknop_server.processor import Processor, Settings
@@ -179,9 +179,9 @@ def test_cmd_exec_timeout_is_range_checked(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"fwknopd.conf:3: CMD_EXEC_TIMEOUT must be a number"):
         load(options)
     conf.write_text(f"FWKNOP_RUN_DIR {tmp_path}\nFIREWALL_TYPE log\nCMD_EXEC_TIMEOUT 7\n")
-    assert command_timeout(load(options)[0]) == 7.0
+    assert load(options).command_timeout == 7.0
     conf.write_text(f"FWKNOP_RUN_DIR {tmp_path}\nFIREWALL_TYPE log\n")
-    assert command_timeout(load(options)[0]) == 30.0
+    assert load(options).command_timeout == 30.0
 
 
 # -- the processor's decisions -------------------------------------------------------
@@ -485,19 +485,17 @@ def test_the_daemon_hands_commands_and_cycles_to_its_executor(tmp_path: Path) ->
         + "ENABLE_CMD_EXEC Y\nENABLE_CMD_SUDO_EXEC Y\n"
     )
     options = Options(config_file=conf, access_paths=(access,))
-    config, stanzas = load(options)
     daemon = Daemon(
-        options, config, stanzas, firewall=LogOnly(flush_at_init=False, flush_at_exit=False),
+        options, load(options), firewall=LogOnly(flush_at_init=False, flush_at_exit=False),
         clock=lambda: NOW,
     )  # fmt: skip
     spawn = FakeSpawn()
-    daemon.commands = CommandExecutor(spawn=spawn)
+    daemon.dispatch.commands = daemon.commands = CommandExecutor(spawn=spawn)
 
     async def run() -> None:
-        daemon._loop = asyncio.get_running_loop()
-        daemon.commands.start(daemon._loop)
+        daemon.bind(asyncio.get_running_loop())
         cycle = _access("tcp/22")._replace(src=ipaddress.ip_address("198.18.0.3"))
-        daemon.handle_all([_command("id -u"), cycle, _access("tcp/22")], NOW)
+        daemon.dispatch.handle_all([_command("id -u"), cycle, _access("tcp/22")], NOW)
         daemon.commands.shutdown()
 
     asyncio.run(run())

@@ -29,19 +29,16 @@ def _daemon(tmp_path: Path) -> Daemon:
         f"SOURCE ANY\nKEY_BASE64 {KEY.to_base64()}\nHMAC_KEY_BASE64 {HKEY.to_base64()}\n"
     )
     options = Options(config_file=conf, access_paths=(access,))
-    config, stanzas = load(options)
     firewall = LogOnly(flush_at_init=False, flush_at_exit=False)
-    return Daemon(options, config, stanzas, firewall=firewall, clock=lambda: NOW)
+    return Daemon(options, load(options), firewall=firewall, clock=lambda: NOW)
 
 
 def _handle_all(daemon: Daemon, packets: list[Packet]) -> None:
     """``handle_all`` on a running event loop, as the daemon calls it."""
 
     async def run() -> None:
-        daemon._loop = asyncio.get_running_loop()
-        daemon.handle_all(packets, NOW)
-        if daemon._expiry is not None:
-            daemon._expiry.cancel()
+        daemon.bind(asyncio.get_running_loop())
+        daemon.dispatch.handle_all(packets, NOW)
 
     asyncio.run(run())
 
@@ -88,7 +85,7 @@ def test_a_flood_batch_is_counted_in_full_and_logged_at_the_rate_limit(
 
 def test_the_packet_limit_counts_candidates_and_stops(tmp_path: Path) -> None:
     daemon = _daemon(tmp_path)
-    daemon._packet_limit = 3
+    daemon.dispatch.packet_limit = 3
     stopped: list[bool] = []
     daemon.stop = lambda: stopped.append(True)  # type: ignore[method-assign]
     junk = Packet(b"8" + b"A" * 203, SRC)
@@ -133,16 +130,15 @@ def test_once_a_refusal_is_past_its_log_rate_capture_counts_its_packets(
     junk = Packet(b"8" + b"A" * 203, SRC, None, 17, 40000, 62201)
 
     async def run() -> None:
-        daemon._loop = asyncio.get_running_loop()
+        daemon.bind(asyncio.get_running_loop())
+        read = daemon.dispatch.read
         source.queue = [junk] * 25
-        assert daemon._read(source) == 25  # logged up to the burst, then muted
+        assert read(source) == 25  # logged up to the burst, then muted
         source.queue = [junk] * 500 + [_valid(22)] + [junk] * 500
-        assert daemon._read(source) == 1001  # the junk counted by capture, the knock handled
-        daemon._unmute()  # a second later: they come through again, and are refused as before
+        assert read(source) == 1001  # the junk counted by capture, the knock handled
+        daemon.dispatch.unmute()  # a second later: they come through again, refused as before
         source.queue = [junk] * 3
-        assert daemon._read(source) == 3
-        if daemon._expiry is not None:
-            daemon._expiry.cancel()
+        assert read(source) == 3
 
     with caplog.at_level(logging.INFO, "fwknop_server"):
         asyncio.run(run())

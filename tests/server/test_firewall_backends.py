@@ -21,7 +21,7 @@ from fwknop_server.errors import ConfigError
 from fwknop_server.firewall import FirewallError, Opening, make_firewall
 from fwknop_server.firewall.firewalld import Firewalld, FirewalldRules
 from fwknop_server.firewall.ipfw import Ipfw, IpfwRules, dynamic_rules, parse_ipfw_rule
-from fwknop_server.firewall.iptables import IptablesRules
+from fwknop_server.firewall.iptrules import IptablesRules
 from fwknop_server.firewall.pf import Pf, PfRules, anchor_linked, parse_pf_rule
 from fwknop_server.firewall.runner import SubprocessRunner
 from fwknop_server.vocab import Grant
@@ -568,12 +568,14 @@ def test_the_spec_defaults_of_the_firewalld_ipfw_and_pf_settings(tmp_path: Path)
         "PF_ANCHOR_NAME": "fwknop", "PF_EXPIRE_INTERVAL": "30",
     }  # fmt: skip
     assert {name: config.values[name] for name in expected} == expected
-    assert config.firewall_exe("firewalld") == "/usr/bin/firewall-cmd"
-    assert config.firewall_exe("pf") == "/sbin/pfctl"
-    assert config.firewall_exe("ipfw") == "/sbin/ipfw"
-    assert config.firewall_exe("iptables") == "/usr/sbin/iptables"
-    mine = _config(tmp_path, "FIREWALL_EXE /opt/bin/firewall-cmd\n")
-    assert mine.firewall_exe("firewalld") == "/opt/bin/firewall-cmd"
+    # FIREWALL_EXE, when unset, is each backend's own tool
+    tools = {"firewalld": "/usr/bin/firewall-cmd", "pf": "/sbin/pfctl", "ipfw": "/sbin/ipfw",
+             "iptables": "/usr/sbin/iptables"}  # fmt: skip
+    for kind, exe in tools.items():
+        made = make_firewall(_config(tmp_path, f"FIREWALL_TYPE {kind}\n"), run=Recorder())
+        assert made.rules.exe == exe, kind  # type: ignore[attr-defined]
+    mine = _config(tmp_path, "FIREWALL_TYPE firewalld\nFIREWALL_EXE /opt/bin/firewall-cmd\n")
+    assert make_firewall(mine, run=Recorder()).rules.exe == "/opt/bin/firewall-cmd"  # type: ignore[attr-defined]
 
 
 def test_bad_values_are_file_and_line_errors(tmp_path: Path) -> None:

@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 from fwknop_server.config import ChainSpec
 from fwknop_server.firewall import FirewallError, Opening
-from fwknop_server.firewall.iptables import Iptables, IptablesRules, parse_rule
+from fwknop_server.firewall.iptables import Iptables
+from fwknop_server.firewall.iptrules import IptablesRules, parse_rule
 from fwknop_server.firewall.netlink import ElementCommand, acknowledgements, batch, element_key
-from fwknop_server.firewall.nftables import Nftables, NftTarget, find_input_chain
+from fwknop_server.firewall.nftables import Nftables
+from fwknop_server.firewall.nftrules import NftTarget, find_input_chain
 from fwknop_server.vocab import Grant
 
 from fwknop_core import MessageType

@@ -20,8 +20,8 @@ V4 = ipaddress.ip_address("198.18.0.2")
 def _config(tmp_path: Path, extra: str = "") -> object:
     (tmp_path / "fwknopd.conf").write_text(f"FIREWALL_TYPE iptables\n{extra}")
     (tmp_path / "access.conf").write_text("SOURCE ANY\nKEY_BASE64 a2V5a2V5a2V5a2V5\n")
-    config, _ = load(Options(tmp_path / "fwknopd.conf", access_paths=(tmp_path / "access.conf",)))
-    return config
+    options = Options(tmp_path / "fwknopd.conf", access_paths=(tmp_path / "access.conf",))
+    return load(options).config
 
 
 def test_without_the_setting_ip6tables_is_never_run(tmp_path: Path) -> None:

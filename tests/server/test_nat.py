@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from fwknop_server.access import load_access
 from fwknop_server.config import load_server_config
-from fwknop_server.daemon import Daemon, Options, load, settings_for
+from fwknop_server.daemon import Daemon, Options, load
 from fwknop_server.errors import ConfigError
 from fwknop_server.firewall import make_firewall
 from fwknop_server.firewall.base import FirewallError, NatOpening
@@ -93,8 +93,9 @@ def _packet(access: str, nat: str | None, local: bool, *, timeout: int = 0) -> P
 
 def _decide(tmp_path: Path, case: tuple[Any, ...], firewall: Any) -> Accepted | Refused:
     conf, stanza, access, nat, local, _expected = case
-    config, stanzas = _setup(tmp_path, conf, stanza)
-    processor = Processor(stanzas, settings_for(config, firewall, False))
+    settings = _setup(tmp_path, conf, stanza)
+    pipeline = settings.pipeline_for(ipv6=firewall.supports_ipv6, nat=firewall.supports_nat)
+    processor = Processor(settings.stanzas, pipeline)
     decision = processor.process(_packet(access, nat, local), now=NOW)
     assert isinstance(decision, Accepted | Refused)
     return decision
@@ -117,7 +118,7 @@ def test_our_iptables_rules_are_the_ones_fwknopd_made(
 ) -> None:
     conf, _stanza, _access, _nat, _local, expected = FWKNOPD[case]
     run = Recorder()
-    config, _stanzas = _setup(tmp_path, conf, "")
+    config = _setup(tmp_path, conf, "").config
     firewall = make_firewall(config, run=run)
     assert isinstance(firewall, Iptables) and firewall.supports_nat
     decision = _decide(tmp_path, FWKNOPD[case], firewall)
@@ -147,7 +148,7 @@ def _fields(grant: Grant) -> dict[str, Any]:
 @pytest.mark.parametrize("case", list(REFUSED))
 def test_requests_fwknopd_refused_are_refused(case: str, tmp_path: Path) -> None:
     conf, stanza, access, nat, local, reason = REFUSED[case]
-    config, _ = _setup(tmp_path, conf, stanza)
+    config = _setup(tmp_path, conf, stanza).config
     firewall = make_firewall(config, run=Recorder())
     decision = _decide(tmp_path, (conf, stanza, access, nat, local, None), firewall)
     assert isinstance(decision, Refused) and decision.reason is reason
@@ -157,7 +158,7 @@ def test_fwknopds_log_lines_name_the_access_ports(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     run = Recorder()
-    config, _ = _setup(tmp_path, FWD + SNAT_ON, "")
+    config = _setup(tmp_path, FWD + SNAT_ON, "").config
     firewall = make_firewall(config, run=run)
     decision = _decide(tmp_path, _with("nat-port", FWD + SNAT_ON), firewall)
     assert isinstance(decision, Accepted)
@@ -177,7 +178,7 @@ def test_fwknopds_log_lines_name_the_access_ports(
 
 def test_the_nat_chains_are_made_at_start_as_fwknopd_makes_them(tmp_path: Path) -> None:
     run = Recorder(fail=("-S", "-C"))  # nothing exists yet
-    config, _ = _setup(tmp_path, FWD + SNAT_ON + "FLUSH_IPT_AT_INIT N\n", "")
+    config = _setup(tmp_path, FWD + SNAT_ON + "FLUSH_IPT_AT_INIT N\n", "").config
     firewall = make_firewall(config, run=run)
     firewall.start(NOW)
     made = [" ".join(argv[4:]) for argv in run.calls if argv[4] in ("-N", "-I")]
@@ -191,18 +192,18 @@ def test_the_nat_chains_are_made_at_start_as_fwknopd_makes_them(tmp_path: Path) 
     assert {argv[3] for argv in run.calls if "FWKNOP_PREROUTING" in argv} == {"nat"}
     # without ENABLE_IPT_SNAT the SNAT chains wait for a stanza that forces SNAT
     run = Recorder(fail=("-S", "-C"))
-    config, _ = _setup(tmp_path, FWD + "FLUSH_IPT_AT_INIT N\n", "")
+    config = _setup(tmp_path, FWD + "FLUSH_IPT_AT_INIT N\n", "").config
     make_firewall(config, run=run).start(NOW)
     assert not [a for a in run.calls if "FWKNOP_POSTROUTING" in a]
     run = Recorder(fail=("-S", "-C"))
-    config, _ = _setup(tmp_path, "FLUSH_IPT_AT_INIT N\n", "")
+    config = _setup(tmp_path, "FLUSH_IPT_AT_INIT N\n", "").config
     make_firewall(config, run=run).start(NOW)
     assert not [a for a in run.calls if "FWKNOP_FORWARD" in a]  # no NAT: no NAT chains
 
 
 def test_a_nat_grant_expires_and_is_renewed_as_a_whole(tmp_path: Path) -> None:
     run = Recorder()
-    config, _ = _setup(tmp_path, FWD + SNAT_ON, "")
+    config = _setup(tmp_path, FWD + SNAT_ON, "").config
     firewall = make_firewall(config, run=run)
     decision = _decide(tmp_path, _with("nat-port", FWD + SNAT_ON), firewall)
     assert isinstance(decision, Accepted)
@@ -224,7 +225,7 @@ def test_a_nat_grant_expires_and_is_renewed_as_a_whole(tmp_path: Path) -> None:
 
 def test_a_nat_grant_is_made_whole_or_not_at_all(tmp_path: Path) -> None:
     run = Recorder(fail=("MASQUERADE",))
-    config, _ = _setup(tmp_path, FWD + SNAT_ON, "")
+    config = _setup(tmp_path, FWD + SNAT_ON, "").config
     firewall = make_firewall(config, run=run)
     decision = _decide(tmp_path, _with("nat-port", FWD + SNAT_ON), firewall)
     assert isinstance(decision, Accepted)
@@ -237,7 +238,7 @@ def test_a_nat_grant_is_made_whole_or_not_at_all(tmp_path: Path) -> None:
 
 def test_flushing_removes_the_nat_chains_too(tmp_path: Path) -> None:
     run = Recorder(fail=("-D",))  # no jump rules left to delete
-    config, _ = _setup(tmp_path, FWD + SNAT_ON, "")
+    config = _setup(tmp_path, FWD + SNAT_ON, "").config
     make_firewall(config, run=run).flush()
     flushed = [argv[5] for argv in run.calls if argv[4] == "-X"]
     assert flushed == [
@@ -267,7 +268,7 @@ def test_the_deep_scan_removes_expired_nat_rules_left_by_anyone(tmp_path: Path) 
             return 0, "", ""
 
     run = Chains()
-    config, _ = _setup(tmp_path, FWD, "")
+    config = _setup(tmp_path, FWD, "").config
     firewall = make_firewall(config, run=run)
     firewall.housekeeping(NOW)
     deleted = [argv for argv in run.calls if "-D" in argv]
@@ -336,10 +337,10 @@ def test_the_stanzas_nat_settings_are_checked_as_fwknopd_checks_them(tmp_path: P
 
 
 def test_nat_refusals(tmp_path: Path) -> None:
-    config, stanzas = _setup(tmp_path, FWD, FORCE)
+    settings = _setup(tmp_path, FWD, FORCE)
+    stanzas = settings.stanzas
     # a backend without NAT takes no NAT request, and no FORCE_NAT stanza grants anything
-    no_nat = _NoNat(flush_at_init=False, flush_at_exit=False)
-    without = Processor(stanzas, settings_for(config, no_nat, False))
+    without = Processor(stanzas, settings.pipeline_for(ipv6=False, nat=False))
     refused = without.process(_packet("tcp/22", None, False), now=NOW)
     assert isinstance(refused, Refused) and refused.reason is Reason.NAT
     refused = without.process(_packet("tcp/22", "198.18.0.50,22", False), now=NOW)
@@ -380,8 +381,9 @@ def _vector_grant(case: dict[str, Any], tmp_path: Path) -> Grant:
     )
     (tmp_path / "access.conf").write_text(server["access_conf"])
     options = Options(tmp_path / "fwknopd.conf", access_paths=(tmp_path / "access.conf",))
-    config, stanzas = load(options)
-    settings = settings_for(config, LogOnly(flush_at_init=False, flush_at_exit=False), False)
+    loaded = load(options)
+    stanzas = loaded.stanzas
+    settings = loaded.pipeline_for(ipv6=True, nat=True)  # the log backend's
     processor = Processor(stanzas, settings)
     timestamp = server["decoded_fields"]["timestamp"]
     decision = processor.process(
@@ -421,7 +423,7 @@ HOST = [
 
 def _nft(tmp_path: Path, conf: str) -> tuple[Nftables, NftRecorder]:
     run = NftRecorder(HOST)
-    config, _ = _setup(tmp_path, conf + "FLUSH_NFT_AT_INIT N\n", "", firewall="nftables")
+    config = _setup(tmp_path, conf + "FLUSH_NFT_AT_INIT N\n", "", firewall="nftables").config
     firewall = make_firewall(config, nft_run=run)
     assert isinstance(firewall, Nftables) and firewall.supports_nat
     firewall._netlink = None  # every transaction through the recorder
@@ -449,7 +451,7 @@ def test_nftables_nat_objects_are_made_in_our_table_and_the_hosts_forward_chain(
 
 def test_a_flush_at_start_does_not_list_the_ruleset_again_for_nat(tmp_path: Path) -> None:
     run = NftRecorder(HOST)
-    config, _ = _setup(tmp_path, FWD + "FLUSH_NFT_AT_INIT Y\n", "", firewall="nftables")
+    config = _setup(tmp_path, FWD + "FLUSH_NFT_AT_INIT Y\n", "", firewall="nftables").config
     firewall = make_firewall(config, nft_run=run)
     firewall._netlink = None
     firewall.start(NOW)
@@ -533,16 +535,15 @@ def test_a_nat_host_name_is_resolved_off_the_event_loop(
     )
     (tmp_path / "access.conf").write_text(STANZA)
     options = Options(tmp_path / "fwknopd.conf", access_paths=(tmp_path / "access.conf",))
-    config, stanzas = load(options)
     firewall = LogOnly(flush_at_init=False, flush_at_exit=False)
-    daemon = Daemon(options, config, stanzas, firewall=firewall, clock=lambda: NOW)
+    daemon = Daemon(options, load(options), firewall=firewall, clock=lambda: NOW)
     resolved_on: list[str] = []
 
     async def run() -> None:
-        daemon._loop = asyncio.get_running_loop()
+        daemon.bind(asyncio.get_running_loop())
         packets = [_packet("tcp/22", "localhost,22", False),
                    _packet("tcp/23", "no-such-host.invalid,22", False)]  # fmt: skip
-        daemon.handle_all(packets, NOW)
+        daemon.dispatch.handle_all(packets, NOW)
         assert firewall.nat_open == {}  # not yet: the names are being looked up
         for _ in range(200):
             if firewall.nat_open and "nat_host" in daemon.refusals.counts:
@@ -561,11 +562,16 @@ def test_a_nat_host_name_is_resolved_off_the_event_loop(
 
 
 def test_a_backend_without_nat_refuses_nat_requests(tmp_path: Path) -> None:
-    config = load_server_config(_conf(tmp_path, "FIREWALL_TYPE log\n" + FWD))
-    assert settings_for(config, _NoNat(flush_at_init=False, flush_at_exit=False),
-                        False).nat == NatSettings()  # fmt: skip
-    assert settings_for(config, LogOnly(flush_at_init=False, flush_at_exit=False),
-                        False).nat.forwarding  # fmt: skip
+    (tmp_path / "access.conf").write_text(STANZA)
+    options = Options(
+        _conf(tmp_path, "FIREWALL_TYPE log\n" + FWD), access_paths=(tmp_path / "access.conf",)
+    )
+    without = Daemon(options, load(options), firewall=_NoNat(flush_at_init=False,
+                                                             flush_at_exit=False))  # fmt: skip
+    assert without.processor.settings.nat == NatSettings()
+    logging_only = Daemon(options, load(options),
+                          firewall=LogOnly(flush_at_init=False, flush_at_exit=False))  # fmt: skip
+    assert logging_only.processor.settings.nat.forwarding
 
 
 def _conf(tmp_path: Path, text: str) -> Path:
@@ -670,9 +676,8 @@ def test_a_reload_that_changes_nat_says_it_needs_a_restart(
     conf.write_text(f"FWKNOP_RUN_DIR {tmp_path}/run\nFIREWALL_TYPE log\n")
     (tmp_path / "access.conf").write_text(STANZA)
     options = Options(conf, access_paths=(tmp_path / "access.conf",))
-    config, stanzas = load(options)
     no_nat = _NoNat(flush_at_init=False, flush_at_exit=False)
-    daemon = Daemon(options, config, stanzas, firewall=no_nat, clock=lambda: NOW)
+    daemon = Daemon(options, load(options), firewall=no_nat, clock=lambda: NOW)
     conf.write_text(f"FWKNOP_RUN_DIR {tmp_path}/run\nFIREWALL_TYPE log\n{FWD}")
     (tmp_path / "access.conf").write_text(STANZA + FORCE)
     with caplog.at_level(logging.WARNING, "fwknop_server"):

@@ -19,7 +19,7 @@ import pytest
 from fwknop_server.access import AccessStanza, GpgPolicy, load_access
 from fwknop_server.gpgpool import settle
 from fwknop_server.processor import Processor, Settings
-from fwknop_server.replay import ReplayCache
+from fwknop_server.replay.sqlite import ReplayCache
 from fwknop_server.screen import LONG_WAY
 from fwknop_server.vocab import Accepted, Packet, Reason, Refused
 from hypothesis import HealthCheck, given, settings
@@ -62,6 +62,9 @@ class MemoryReplay:
 
     def prune(self, now: float) -> int:
         return 0
+
+    def __len__(self) -> int:
+        return len(self.digests)
 
     def close(self) -> None:
         return None

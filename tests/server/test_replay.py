@@ -7,7 +7,7 @@ import sqlite3
 import stat
 from pathlib import Path
 
-from fwknop_server.replay import ReplayCache, journal_path, rotate
+from fwknop_server.replay.sqlite import ReplayCache, journal_path, rotate
 from fwknop_server.vocab import Packet
 
 PACKET = Packet(b"x", ipaddress.ip_address("198.18.0.2"), ipaddress.ip_address("198.18.0.1"))

@@ -35,7 +35,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from .vocab import Packet
+from ..vocab import Packet
 
 __all__ = ["ReplayCache", "rotate"]
 

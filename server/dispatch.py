@@ -1,0 +1,287 @@
+"""From captured packets to what is done about them: decide each, then act on the decision.
+
+The pipeline (``processor.py``) decides without I/O; this is where its
+decisions meet the edges: a refusal is counted and logged at a bounded rate
+(``ratelog.py``), and once past that rate muted, so the flood screen counts
+its packets from then on, in capture itself; a grant goes to the firewall
+(``firewall/driver.py``), a command or cycle to the command runner
+(``cmdexec.py``), a GnuPG decryption to its worker pool (``gpgpool.py``),
+a NAT host name to DNS on a worker thread (``nathost.py``). Nothing in a
+packet can make any of this raise: a bug is logged and counted as an
+internal error, and reading goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+
+from fwknop_core import InvalidPacket
+
+from .capture import Source
+from .cmdexec import CommandExecutor
+from .firewall.driver import FirewallDriver
+from .gpgpool import GpgPool
+from .nathost import resolve
+from .processor import Processor
+from .ratelog import RateLimitedLog
+from .vocab import (
+    MUTED,
+    Accepted,
+    Decision,
+    Deferred,
+    GpgOutcome,
+    Grant,
+    NatError,
+    NatGrant,
+    Packet,
+    Reason,
+    Refused,
+    RunCommand,
+    RunCycle,
+    proto_name,
+)
+
+__all__ = ["Dispatcher"]
+
+log = logging.getLogger("fwknop_server")
+
+
+class Dispatcher:
+    """Decides packets with the current ``processor`` and acts on each decision."""
+
+    def __init__(
+        self,
+        processor: Processor,
+        firewall: FirewallDriver,
+        commands: CommandExecutor,
+        gpg: GpgPool,
+        *,
+        clock: Callable[[], float] = time.time,
+        packet_limit: int = 0,
+        on_limit: Callable[[], None] = lambda: None,
+        on_capture_error: Callable[[OSError], None] = lambda _exc: None,
+    ) -> None:
+        self.processor = processor
+        self.firewall = firewall
+        self.commands = commands
+        self.gpg = gpg
+        self.clock = clock
+        self.refusals = RateLimitedLog(logging.getLogger("fwknop_server.refused"))
+        self.packet_limit = packet_limit  # -C: stop after this many candidate packets
+        self._on_limit = on_limit
+        self._on_capture_error = on_capture_error
+        self._candidates = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Act on ``loop`` (the daemon's event loop): DNS workers, GnuPG outcomes."""
+        self._loop = loop
+
+    def use(self, processor: Processor) -> None:
+        """Decide with ``processor`` from now on (a reload); the old screen's counts are kept."""
+        self.unmute()  # the muted refusals belong to the screen they came from
+        self.processor = processor
+
+    # -- reading ---------------------------------------------------------------------
+
+    def read(self, source: Source) -> int:
+        """Read and decide every packet waiting; how many there were (muted ones too)."""
+        screen = self.processor.screen
+        try:
+            # with -C every packet is decided one by one: capture mutes nothing
+            packets = source.read(None if self.packet_limit else screen.check)
+        except OSError as exc:
+            log.error("capture failed: %s", exc)
+            self._on_capture_error(exc)
+            return 0
+        except Exception:  # a packet capture could not take apart: skipped, reading goes on
+            log.exception("internal error reading a packet")
+            self.refusals.count("internal_error")
+            return 1
+        muted = self._take_counts()
+        if packets:
+            try:
+                self.handle_all(packets, self.clock())
+            except Exception:  # a bug here must not stop capture: reading goes on
+                log.exception("internal error handling %d packet(s)", len(packets))
+        return len(packets) + muted
+
+    def handle_all(self, packets: list[Packet], now: float) -> None:
+        """Decide a batch of packets; nothing in a packet can make this raise.
+
+        A flood repeats one refusal (the screen hands back the same object
+        for the same verdict): once it is over its log rate, the screen
+        counts the rest of its packets (``MUTED``), here and in capture.
+        """
+        if self.packet_limit:
+            for packet in packets:
+                self.handle(packet, now)
+            return
+        process, refusals, screen = self.processor.process, self.refusals, self.processor.screen
+        for packet in packets:
+            try:
+                decision = process(packet, now)
+            except Exception:  # the processor must not raise for packets; never let one kill us
+                self._internal_error(packet)
+                continue
+            if decision is MUTED:  # past its log rate: the screen counted it
+                continue
+            if isinstance(decision, Refused):
+                if refusals.admit(decision.reason.key):  # format only what gets logged
+                    self._log_refusal(decision, packet)
+                else:
+                    screen.mute(decision)  # from now on, the screen counts such packets
+            else:
+                self._act(decision, packet, now)
+        self._take_counts()
+
+    def handle(self, packet: Packet, now: float) -> None:
+        """Decide one packet and act on it; nothing in a packet can make this raise."""
+        try:
+            decision = self.processor.process(packet, now)
+        except Exception:  # the processor must not raise for packets; never let one kill us
+            self._internal_error(packet)
+            return
+        self._act(decision, packet, now)
+        limit = self.packet_limit
+        # what -C counts: every packet with a payload that reached the pipeline
+        if limit and not (isinstance(decision, Refused) and decision.silent):
+            self._candidates += 1
+            if self._candidates >= limit:
+                log.info("packet limit (%d) reached", limit)
+                self._on_limit()
+
+    # -- acting on decisions ---------------------------------------------------------
+
+    def _act(self, decision: Decision, packet: Packet, now: float) -> None:
+        if isinstance(decision, Refused):
+            if self.refusals.admit(decision.reason.key):  # format only what gets logged
+                self._log_refusal(decision, packet)
+        elif isinstance(decision, Deferred):
+            self._defer(decision)
+        elif isinstance(decision, Accepted):
+            self._grant(decision, packet, now)
+        elif isinstance(decision, RunCommand):  # on a worker thread, never here
+            self.refusals.count("test_mode" if decision.test_only else "command")
+            self.commands.run(decision)
+        elif isinstance(decision, RunCycle):
+            self.refusals.count("cycle")
+            self.commands.cycle(decision)
+
+    def _defer(self, deferred: Deferred) -> None:
+        """A GnuPG decryption for the worker pool; refused at once when its queue is full."""
+        if not self.gpg.submit(deferred, self._gpg_done):
+            self._act(Refused(Reason.GPG_BUSY), deferred.packet, self.clock())
+
+    def _gpg_done(self, deferred: Deferred, outcome: GpgOutcome | Exception) -> None:
+        """On the loop: a GnuPG job is done; the pipeline goes on from there."""
+        packet = deferred.packet
+        if isinstance(outcome, Exception) and not isinstance(outcome, InvalidPacket):
+            log.error("internal error on a packet from %s: %s", packet.src, outcome)
+            self.refusals.count("internal_error")
+            return
+        try:
+            decision = deferred.resume(outcome)
+        except Exception:  # the processor must not raise for packets; never let one kill us
+            self._internal_error(packet)
+            return
+        self._act(decision, packet, self.clock())
+
+    def _grant(self, decision: Accepted, packet: Packet, now: float) -> None:
+        grant = decision.grant
+        ports = ",".join(f"{p}/{n}" for p, n in grant.ports)
+        if decision.test_only:
+            self.refusals.count("test_mode")
+            log.info(
+                "(stanza #%d) SPA packet from %s for %s %s: --test mode, not opening",
+                grant.stanza,
+                packet.src,
+                grant.source,
+                ports,
+            )
+            return
+        if grant.nat is not None and grant.nat.address is None:
+            self._resolve_nat(decision, packet, now)  # and back here once it is resolved
+            return
+        self.refusals.count("granted")
+        # an in-process backend opens before anything else is done, logging too
+        if self.firewall.grant(grant, now):
+            _log_grant(grant, packet, ports)
+
+    def _resolve_nat(self, decision: Accepted, packet: Packet, now: float) -> None:
+        """A NAT host name (ENABLE_NAT_DNS): looked up on a worker, never on the loop."""
+        assert self._loop is not None and decision.grant.nat is not None  # noqa: S101
+        nat = decision.grant.nat
+
+        def done(future: asyncio.Future[NatGrant]) -> None:
+            exc = future.exception()
+            if exc is not None:
+                why = str(exc) if isinstance(exc, NatError) else f"{type(exc).__name__}: {exc}"
+                log.warning("refused SPA packet from %s (stanza #%d): %s",
+                            packet.src, decision.grant.stanza, why)  # fmt: skip
+                self.refusals.count("nat_host")
+                return
+            resolved = dataclasses.replace(decision.grant, nat=future.result())
+            log.info("Resolved NAT IP in SPA message: %s is %s", nat.host,
+                     future.result().address)  # fmt: skip
+            self._grant(dataclasses.replace(decision, grant=resolved), packet, now)
+
+        self._loop.run_in_executor(None, resolve, nat).add_done_callback(done)
+
+    # -- counting ----------------------------------------------------------------------
+
+    def _take_counts(self) -> int:
+        """The packets the screen counted as muted, into the counters; how many."""
+        total = 0
+        for refused, n in self.processor.screen.counts():
+            self.refusals.hold(refused.reason.key, n)
+            total += n
+        return total
+
+    def unmute(self) -> None:
+        """Every refusal's packets come through again (and may be logged, in a new window)."""
+        for refused, n in self.processor.screen.release():
+            self.refusals.hold(refused.reason.key, n)
+
+    def _internal_error(self, packet: Packet) -> None:
+        log.exception("internal error on a packet from %s", packet.src)
+        self.refusals.count("internal_error")
+
+    def _log_refusal(self, decision: Refused, packet: Packet) -> None:
+        reason = decision.reason
+        where = f" (stanza #{decision.stanza})" if decision.stanza else ""
+        detail = f": {decision.detail}" if decision.detail else ""
+        # fwknopd logs nothing for a packet of the wrong size; we do, but as information
+        # (any stray datagram is one), rate-limited like every other refusal
+        log.log(
+            logging.INFO if decision.silent else logging.WARNING,
+            "refused SPA packet from %s %s/%d%s: %s%s",
+            packet.src, proto_name(packet.proto), packet.dport, where, reason.text, detail,
+        )  # fmt: skip
+        if len(decision.attempts) > 1:
+            for number, why, text in decision.attempts:
+                log.debug("  stanza #%d: %s%s", number, why.text, f": {text}" if text else "")
+
+
+def _log_grant(grant: Grant, packet: Packet, ports: str) -> None:
+    nat, how = grant.nat, ""
+    if nat is not None and nat.local:
+        how = f", local NAT to {nat.target}:{nat.nat_port}"
+    elif nat is not None and not nat.forward_all:
+        how = f", forwarded to {nat.target}:{nat.nat_port}"
+    elif nat is not None:
+        how = f", forwarding all (DNAT to {nat.target})" if nat.dnat else ", forwarding all"
+    log.info(
+        "SPA packet from %s (user %s, stanza #%d): opening %s for %s for %d s%s",
+        packet.src,
+        grant.username,
+        grant.stanza,
+        ports,
+        grant.source,
+        grant.timeout,
+        how,
+    )

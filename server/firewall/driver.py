@@ -1,0 +1,136 @@
+"""The firewall on the event loop: where each call runs, and the timers that close grants.
+
+An in-process backend (libnftables, netlink) is called on the loop, so the
+rule is in place before the packet is even logged; one that runs commands
+(iptables, ...) on a thread of its own, so a slow command never holds up
+the packet path, its calls in the order they were made. Expiry runs on a
+timer set for the moment the next grant is due; the periodic housekeeping
+(``RULES_CHECK_THRESHOLD``) where the backend's calls run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..vocab import Grant
+from .base import Firewall, FirewallError, Opening
+
+__all__ = ["FirewallDriver"]
+
+log = logging.getLogger("fwknop_server")
+
+
+class FirewallDriver:
+    """Runs ``firewall``'s calls where they belong and closes its grants on time."""
+
+    def __init__(self, firewall: Firewall, clock: Callable[[], float] = time.time) -> None:
+        self.firewall = firewall
+        self.clock = clock
+        self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="firewall")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._expiry: asyncio.TimerHandle | None = None
+        self._expiry_at: float | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Set timers on ``loop`` (the daemon's event loop)."""
+        self._loop = loop
+
+    async def call(self, fn: Callable[..., Any], *args: object) -> Any:
+        """Run a firewall call where the backend's calls run: here, or on the firewall thread."""
+        if self.firewall.in_process:
+            return fn(*args)
+        assert self._loop is not None  # noqa: S101 - start() comes first
+        return await self._loop.run_in_executor(self._thread, fn, *args)
+
+    async def drain(self) -> None:
+        """Until every call made so far is done."""
+        await self.call(lambda: None)
+
+    def grant(self, grant: Grant, now: float) -> bool:
+        """Open ``grant``; False if an in-process backend failed at once (it says why)."""
+        decided = time.monotonic()
+        if not self.firewall.in_process:
+            future = self._thread.submit(self._grant, grant, now, decided)
+            future.add_done_callback(self._done)
+            return True
+        try:
+            self.firewall.grant(grant, now)
+        except Exception as exc:  # a failed grant must not stop capture
+            log.error("firewall: %s", exc)
+            return False
+        opened = time.monotonic()
+        self.schedule_expiry()
+        log.debug("firewall: %s opened %.2f ms after the decision", grant.source,
+                  (opened - decided) * 1000)  # fmt: skip
+        return True
+
+    def _grant(self, grant: Grant, now: float, decided: float) -> list[Opening]:
+        """On the firewall thread: open, and say how long it took from the decision."""
+        openings = self.firewall.grant(grant, now)
+        log.debug(
+            "firewall: %s opened %.2f ms after the decision",
+            grant.source,
+            (time.monotonic() - decided) * 1000,
+        )
+        return openings
+
+    def _done(self, future: concurrent.futures.Future[Any]) -> None:
+        """A call on the firewall thread is done: say if it failed, set the expiry timer."""
+        exc = future.exception()
+        if exc is not None:
+            log.error("firewall: %s", exc)
+            return
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.schedule_expiry)
+
+    # -- timers --------------------------------------------------------------------
+
+    def schedule_expiry(self) -> None:
+        """Set the timer for the next grant due, if it is sooner than the one set."""
+        due = self.firewall.next_expiry()
+        if due is None or (self._expiry_at is not None and self._expiry_at <= due):
+            return
+        if self._expiry is not None:
+            self._expiry.cancel()
+        assert self._loop is not None  # noqa: S101 - only called while running
+        self._expiry_at = due
+        self._expiry = self._loop.call_later(max(0.0, due - self.clock()), self._expire)
+
+    def _expire(self) -> None:
+        self._expiry = None
+        self._expiry_at = None
+        if self.firewall.in_process:
+            try:
+                self.firewall.expire(self.clock())
+            except FirewallError as exc:
+                log.error("firewall: %s", exc)
+            self.schedule_expiry()
+            return
+        self._thread.submit(self.firewall.expire, self.clock()).add_done_callback(self._done)
+
+    def housekeeping(self) -> None:
+        """The backend's periodic care (``RULES_CHECK_THRESHOLD``), where its calls run."""
+        if self.firewall.in_process:
+            try:
+                self.firewall.housekeeping(self.clock())
+            except FirewallError as exc:
+                log.error("firewall: %s", exc)
+            return
+        self._thread.submit(self.firewall.housekeeping, self.clock())
+
+    async def stop(self, *, close: bool) -> None:
+        """Cancel the timer; ``close``: the backend's stop (FLUSH_*_AT_EXIT); end the thread."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        if close:
+            try:
+                await self.call(self.firewall.stop)
+            except FirewallError as exc:
+                log.error("firewall at exit: %s", exc)
+        self._thread.shutdown(wait=True)

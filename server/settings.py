@@ -1,0 +1,96 @@
+"""Both configuration files, loaded once into typed, frozen settings: what a daemon runs on.
+
+``load`` reads fwknopd.conf (``config.py``: every key's kind, default and
+reload behaviour) and access.conf (``access.py``), and each part of the
+daemon reads its own keys into its own frozen settings, once
+(``CaptureSettings``, ``ReplaySettings``, ``NatSettings``, the pipeline's
+``Settings``; each firewall backend reads its own when it is made). The
+daemon then works from these, never from the file by key. A SIGHUP loads
+anew and swaps the whole; what ``Reload`` marks for a restart is named.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .access import AccessStanza, load_access
+from .capture import CaptureSettings
+from .cmdexec import command_timeout
+from .config import Overrides, ServerConfig, load_server_config
+from .nat import NatSettings, nat_settings
+from .processor import Settings
+from .replay import ReplaySettings
+
+__all__ = ["Options", "ServerSettings", "load"]
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the command line decided."""
+
+    config_file: Path
+    overrides: Overrides = field(default_factory=Overrides)
+    access_paths: tuple[Path, ...] | None = None  # -a / --access-folder
+    test_mode: bool = False
+    packet_limit: int = 0  # -C
+    foreground: bool = True
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Everything a daemon runs on, typed: each part's settings, and the stanzas."""
+
+    config: ServerConfig  # the file as read: for -D, and for what a reload changed
+    stanzas: tuple[AccessStanza, ...]
+    capture: CaptureSettings
+    replay: ReplaySettings
+    nat: NatSettings
+    pipeline: Settings  # before the firewall says what it can open (pipeline_for)
+    command_timeout: float  # CMD_EXEC_TIMEOUT, else our default
+    exit_at_intf_down: bool  # EXIT_AT_INTF_DOWN
+    rules_check: bool  # RULES_CHECK_THRESHOLD > 0: the periodic firewall scan
+
+    @classmethod
+    def from_config(
+        cls, config: ServerConfig, stanzas: tuple[AccessStanza, ...], *, test_mode: bool = False
+    ) -> ServerSettings:
+        """Each part's settings from ``config``; ``ConfigError`` where one cannot be had."""
+        return cls(
+            config=config,
+            stanzas=stanzas,
+            capture=CaptureSettings.from_config(config),
+            replay=ReplaySettings.from_config(config, test_mode=test_mode),
+            nat=nat_settings(config),
+            pipeline=Settings.from_config(config, test_mode=test_mode),
+            command_timeout=command_timeout(config),
+            exit_at_intf_down=config.flag("EXIT_AT_INTF_DOWN"),
+            rules_check=config.number("RULES_CHECK_THRESHOLD") > 0,
+        )
+
+    def pipeline_for(self, *, ipv6: bool, nat: bool) -> Settings:
+        """The pipeline's settings for a firewall that can (or cannot) open for IPv6, or NAT."""
+        # NAT requests are taken only where the firewall can serve them
+        return dataclasses.replace(
+            self.pipeline, ipv6_grants=ipv6, nat=self.nat if nat else NatSettings()
+        )
+
+
+def load(options: Options, warnings: list[str] | None = None) -> ServerSettings:
+    """Both files, validated, as settings; ``ConfigError`` with every problem."""
+    config = load_server_config(options.config_file, options.overrides, warnings=warnings)
+    if options.access_paths is not None:
+        paths: tuple[Path, ...] = options.access_paths
+    elif config.text("ACCESS_FOLDER"):
+        paths = (config.file("ACCESS_FOLDER"),)
+    else:
+        paths = (config.file("ACCESS_FILE"),)
+    stanzas = load_access(
+        paths,
+        gpg_home_dir=config.required("GPG_HOME_DIR"),
+        gpg_exe=config.required("GPG_EXE"),
+        warnings=warnings,
+        nat_enabled=nat_settings(config).enabled,
+    )
+    return ServerSettings.from_config(config, stanzas, test_mode=options.test_mode)
