@@ -1,4 +1,4 @@
-"""fwknop's HMAC, written once: keying, making the MAC, and checking wire data against keys.
+"""fwknop's HMAC checks, written once: wire data against one key or many, each computed once.
 
 The MAC covers the wire data with its encryption prefix restored
 (``U2FsdGVkX1`` for Rijndael, ``hQ`` for GnuPG) and travels at the end of
@@ -11,11 +11,6 @@ against a whole set of keys in one call, says which key matched, and never
 computes the MAC of one key twice for the same packet. What it returns on a
 match (``MacMatch``) is what ``open_packet`` takes as "already verified
 with this key", so opening does not compute the MAC again either.
-
-Keyed states are ``cryptography``'s HMAC objects: copying one and
-finalizing the copy are one C call each, where ``hmac.HMAC`` (and
-``_hashlib`` under it) copies the state once more to make a digest, and a
-flood pays that for every packet and stanza.
 """
 
 from __future__ import annotations
@@ -24,40 +19,14 @@ import binascii
 import hmac
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives import hmac as crypto_hmac
+from ._keys import HmacKey
+from ._primitives import Keyed
+from ._types import EncryptionType
 
-from ._types import EncryptionType, HmacType
-
-if TYPE_CHECKING:
-    from ._keys import HmacKey
-
-__all__ = ["MIN_ENCODED", "WIRE_PREFIXES", "HmacVerifier", "MacMatch", "keyed"]
+__all__ = ["MIN_ENCODED", "HmacVerifier", "MacMatch"]
 
 MIN_ENCODED = 36  # libfko's floor for encoded and encrypted strings (what the MAC covers)
-WIRE_PREFIXES = {EncryptionType.RIJNDAEL: b"U2FsdGVkX1", EncryptionType.GPG: b"hQ"}
-
-
-_HASHES: dict[HmacType, type[hashes.HashAlgorithm]] = {
-    HmacType.MD5: hashes.MD5, HmacType.SHA1: hashes.SHA1, HmacType.SHA256: hashes.SHA256,
-    HmacType.SHA384: hashes.SHA384, HmacType.SHA512: hashes.SHA512,
-    HmacType.SHA3_256: hashes.SHA3_256, HmacType.SHA3_512: hashes.SHA3_512,
-}  # fmt: skip
-
-
-class Keyed(Protocol):
-    """A keyed HMAC state: copied for each message, never fed one itself."""
-
-    def copy(self) -> Keyed: ...
-    def update(self, data: bytes, /) -> None: ...
-    def finalize(self) -> bytes: ...
-
-
-def keyed(secret: bytes, hmac_type: HmacType) -> Keyed:
-    """A keyed HMAC state for ``secret`` (the key schedule done once)."""
-    return crypto_hmac.HMAC(secret, _HASHES[hmac_type]())
 
 
 @dataclass(frozen=True, slots=True, repr=False)

@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 
 from ._b64 import b64_decode_padded
 from ._errors import UsageError
-from ._hmac import WIRE_PREFIXES, Keyed, keyed
-from ._primitives import legacy_key
+from ._primitives import Keyed, keyed, legacy_key
 from ._types import EncryptionMode, EncryptionType, HmacType
 
 __all__ = ["GeneratedKeys", "HmacKey", "RijndaelKey", "generate_keys"]
@@ -110,9 +109,9 @@ class HmacKey:
         state = keyed(self.secret, self.type)
         object.__setattr__(self, "_keyed", state)
         prefixed = {}
-        for encryption, prefix in WIRE_PREFIXES.items():
+        for encryption in EncryptionType:
             prefixed[encryption] = state.copy()
-            prefixed[encryption].update(prefix)
+            prefixed[encryption].update(encryption.wire_prefix)
         object.__setattr__(self, "_prefixed", prefixed)
 
     def mac(self, *parts: bytes) -> bytes:

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 from ._b64 import ALPHABET, b64s_decode, b64s_decode_strict, b64s_encode, noncanonical
 from ._errors import InvalidPacket, RejectReason, UsageError
-from ._hmac import MIN_ENCODED, WIRE_PREFIXES, HmacVerifier, MacMatch
+from ._hmac import MIN_ENCODED, HmacVerifier, MacMatch
 from ._keys import HmacKey, RijndaelKey
 from ._message import SpaMessage
 from ._primitives import (
@@ -76,8 +76,8 @@ __all__ = [
     "size_problem",
 ]
 
-RIJNDAEL_PREFIX = WIRE_PREFIXES[EncryptionType.RIJNDAEL]
-GPG_PREFIX = WIRE_PREFIXES[EncryptionType.GPG]
+RIJNDAEL_PREFIX = EncryptionType.RIJNDAEL.wire_prefix
+GPG_PREFIX = EncryptionType.GPG.wire_prefix
 MIN_PACKET = 140  # fwknopd silently ignores shorter payloads
 MAX_PACKET = 1500  # libfko refuses strings of 1500 characters or more
 MIN_GPG_PACKET = 400  # the length rule telling GnuPG from Rijndael
@@ -417,7 +417,7 @@ def open_packet(
         if not isinstance(key, GpgDecryption):
             raise TypeError("key must be a RijndaelKey or a GpgDecryption")
         encryption = EncryptionType.GPG
-    prefix = WIRE_PREFIXES[encryption]
+    prefix = encryption.wire_prefix
     mac = None
     if hmac_key is not None or verified is not None:
         match = _verified(wire, encryption, hmac_key, verified)

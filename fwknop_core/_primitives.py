@@ -1,25 +1,35 @@
-"""Hazardous material: the OpenSSL-compatible KDF, AES modes, digests, HMAC.
+"""Hazardous material: the OpenSSL-compatible KDF, AES modes, digests, keyed HMAC states.
 
 Only ``_packet``, ``_keys`` and ``_knockseq`` import this module. Everything here is a
 plain function over bytes; nothing validates protocol rules.
+
+HMAC states are ``cryptography``'s: copying one and finalizing the copy are
+one C call each, where ``hmac.HMAC`` (and ``_hashlib`` under it) copies the
+state once more to make a digest, and a server under a flood pays that for
+every packet and stanza (``_hmac.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
+from typing import Protocol
 
 from cryptography.hazmat.decrepit.ciphers import modes as decrepit_modes
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hmac as crypto_hmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from ._b64 import b64s_encode
-from ._types import DigestType, EncryptionMode
+from ._types import DigestType, EncryptionMode, HmacType
 
 __all__ = [
     "SALTED",
+    "Keyed",
     "aes_decrypt",
     "aes_encrypt",
     "derive_key_iv",
     "digest_b64",
+    "keyed",
     "legacy_key",
     "lenient_unpad",
     "pkcs7_pad",
@@ -91,3 +101,23 @@ def lenient_unpad(data: bytes) -> bytes:
 def digest_b64(kind: DigestType, data: bytes) -> str:
     """Unpadded base64 of ``kind``'s hash of ``data`` (the inner digest)."""
     return b64s_encode(hashlib.new(kind.hashlib_name, data).digest())
+
+
+_HMAC_HASHES: dict[HmacType, type[hashes.HashAlgorithm]] = {
+    HmacType.MD5: hashes.MD5, HmacType.SHA1: hashes.SHA1, HmacType.SHA256: hashes.SHA256,
+    HmacType.SHA384: hashes.SHA384, HmacType.SHA512: hashes.SHA512,
+    HmacType.SHA3_256: hashes.SHA3_256, HmacType.SHA3_512: hashes.SHA3_512,
+}  # fmt: skip
+
+
+class Keyed(Protocol):
+    """A keyed HMAC state: copied for each message, never fed one itself."""
+
+    def copy(self) -> Keyed: ...
+    def update(self, data: bytes, /) -> None: ...
+    def finalize(self) -> bytes: ...
+
+
+def keyed(secret: bytes, hmac_type: HmacType) -> Keyed:
+    """A keyed HMAC state for ``secret`` (the key schedule done once)."""
+    return crypto_hmac.HMAC(secret, _HMAC_HASHES[hmac_type]())

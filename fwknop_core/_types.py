@@ -206,6 +206,11 @@ class EncryptionType(enum.IntEnum):
         """Name as fwknop prints it."""
         return "Rijndael" if self is EncryptionType.RIJNDAEL else "GPG"
 
+    @property
+    def wire_prefix(self) -> bytes:
+        """What the client strips from the front of the base64 (and the HMAC covers again)."""
+        return b"U2FsdGVkX1" if self is EncryptionType.RIJNDAEL else b"hQ"
+
 
 class EncryptionMode(enum.IntEnum):
     """Cipher mode (``-M`` / ``ENCRYPTION_MODE``); must match on both ends."""

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from fwknop_core import _hmac, _keys
+from fwknop_core import _keys, _primitives
 
 
 class Counting:
@@ -15,7 +15,7 @@ class Counting:
 
     made = 0
 
-    def __init__(self, state: _hmac.Keyed) -> None:
+    def __init__(self, state: _primitives.Keyed) -> None:
         self.state = state
 
     def copy(self) -> Counting:
@@ -32,7 +32,7 @@ class Counting:
 @contextmanager
 def counting_macs(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[Counting]]:
     """While inside, keys made by the core count their MACs in ``Counting.made``."""
-    real = _hmac.keyed
+    real = _primitives.keyed
     with monkeypatch.context() as patch:
         patch.setattr(_keys, "keyed", lambda secret, kind: Counting(real(secret, kind)))
         Counting.made = 0
