@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from ..vocab import Grant, IPAddress, NatGrant
+from .errors import FirewallError
 
 if TYPE_CHECKING:
     from ..config import ServerConfig
@@ -45,10 +46,6 @@ def listed_opening(match: re.Match[str] | None) -> tuple[OpeningKey, int] | None
     except ValueError:
         return None
     return (source, _PROTO_NAMES[match["proto"]], int(match["port"])), int(match["exp"])
-
-
-class FirewallError(Exception):
-    """A firewall command failed or the firewall is not set up as needed."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from ..vocab import PROTO_NUMBERS
-from .base import FirewallError
+from .errors import FirewallError
 
 __all__ = ["ElementCommand", "NftNetlink", "batch", "element_key"]
 

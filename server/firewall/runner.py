@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .base import FirewallError
+from .errors import FirewallError
 from .netlink import ElementCommand
 
 __all__ = [
