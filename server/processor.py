@@ -205,6 +205,8 @@ class Processor:
         try:
             job = next(steps) if outcome is None else steps.send(outcome)
         except StopIteration as done:
+            if done.value is None:  # a finished generator says nothing more
+                raise RuntimeError("a deferred decision was resumed twice") from None
             decision: Decision = done.value
             return decision
         return Deferred(job, packet, partial(self._resume, steps, packet))

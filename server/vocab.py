@@ -254,7 +254,7 @@ GpgOutcome = OpenedPacket | InvalidPacket
 
 @dataclass(frozen=True, slots=True)
 class Deferred:
-    """A decision that needs ``job`` done first (off the packet path): ``resume`` its outcome."""
+    """A decision waiting for ``job`` (run off the packet path): ``resume`` its outcome, once."""
 
     job: GpgJob
     packet: Packet
