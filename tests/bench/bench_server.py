@@ -25,6 +25,13 @@ server), in a network namespace pair of its own:
 * CPU per 1000 junk packets: the daemon's user+system time over a flood of
   known size, from /proc (from an idle daemon until it is idle again).
 * memory: resident size before, during and after a 10-second flood.
+* ``--gnupg-flood``, instead of the above: a GnuPG stanza without an HMAC
+  key beside the knocks' stanza, so every GnuPG-sized packet must go to gpg
+  to be judged; GnuPG-sized junk at ``--gnupg-rate`` (1,000) a second with a
+  valid Rijndael knock every 100 ms: the knocks' packet -> rule times and
+  losses under that flood, the daemon's CPU (its own threads: the gpg
+  processes it starts are not counted) and its counters (our fwknopd's
+  GnuPG workers take what they can and refuse the rest as ``gpg_busy``).
 
 The daemon runs on CPU 0, everything of the benchmark's (sender, monitor,
 this script, and the kernel's receive work for the sender's packets) on the
@@ -49,6 +56,7 @@ import os
 import queue
 import random
 import re
+import signal
 import socket
 import statistics
 import string
@@ -88,6 +96,14 @@ STANZA = (
 # --stanzas full: the knocks' stanza first, then a NAT and a GnuPG stanza (keys of their
 # own) that every packet's source matches too: junk is screened against each of them
 FULL_CONF = "ENABLE_IPT_FORWARDING Y;\nENABLE_IPT_LOCAL_NAT Y;\n"
+
+
+def gnupg_stanzas(gnupg: Path) -> str:
+    """STANZA, then a GnuPG stanza for any source with no HMAC key: gpg judges GnuPG junk."""
+    return STANZA + (
+        f"SOURCE ANY\nGPG_HOME_DIR {gnupg}\nGPG_DECRYPT_ID {SERVER_GPG_KEY}\n"
+        f"GPG_ALLOW_NO_PW Y\nGPG_REMOTE_ID {CLIENT_GPG_KEY[-8:]}\n"
+    )
 
 
 def full_stanzas(gnupg: Path) -> str:
@@ -308,9 +324,9 @@ class Daemon:
         return 0
 
 
-def junk_packets(count: int = 2048) -> list[bytes]:
+def junk_packets(count: int = 2048, length: int = 204) -> list[bytes]:
     rng = random.Random(7)
-    return [b"8" + bytes(rng.choice(B64) for _ in range(203)) for _ in range(count)]
+    return [b"8" + bytes(rng.choice(B64) for _ in range(length - 1)) for _ in range(count)]
 
 
 def latency(
@@ -420,7 +436,13 @@ def flood(
 
 @contextmanager
 def running(
-    name: str, host: str, udp: bool, root: Path, stanzas: str | None = None
+    name: str,
+    host: str,
+    udp: bool,
+    root: Path,
+    stanzas: str | None = None,
+    *,
+    conf: str = FULL_CONF,
 ) -> Iterator[tuple[Daemon, socket.socket, Monitor]]:
     """``name``'s daemon on a host whose default-drop policy is in ``host`` (nftables/iptables)."""
     with net_pair("bn") as pair:
@@ -428,7 +450,7 @@ def running(
         policy(pair.server, allow_udp=[62201] if udp else [])
         daemon = Daemon(name, udp, pair, root / f"{name}-{host}-{'udp' if udp else 'pcap'}")
         if stanzas is not None:
-            daemon.stanzas, daemon.conf_extra = stanzas, FULL_CONF
+            daemon.stanzas, daemon.conf_extra = stanzas, conf
         monitor = Monitor(pair)
         daemon.start()
         sock = socket_in(pair.client.name)
@@ -494,6 +516,55 @@ def measure(
     return out
 
 
+def measure_gnupg(
+    name: str, host: str, udp: bool, root: Path, args: argparse.Namespace
+) -> dict[str, object]:
+    """Rijndael knocks under a flood of GnuPG-sized junk that a GnuPG stanza must decrypt."""
+    root.mkdir(parents=True, exist_ok=True)
+    junk = root / "gnupg-junk.txt"
+    junk.write_bytes(b"".join(p + b"\n" for p in junk_packets(512, 700)))
+    sender = sender_binary(root)
+    homes = root / "gnupg"
+    if not homes.exists():
+        build_homes(homes)
+    out: dict[str, object] = {}
+    with running(name, host, udp, root, gnupg_stanzas(homes / "srv"), conf="") as (
+        daemon,
+        sock,
+        mon,
+    ):
+        out["quiet"], _printed = latency(daemon, sock, mon, 10)
+        daemon.wait_idle()
+        cpu0 = daemon.cpu_seconds()
+        result = flood(daemon, args.gnupg_rate, args.gnupg_seconds, junk=junk, sender=sender)
+        granted = mon.drain(settle=3.0)
+        daemon.wait_idle(limit=60.0)
+        out["cpu_s"] = daemon.cpu_seconds() - cpu0
+        out["flood"] = result
+        out["lost"] = sum(1 for port, _at in result.valid if port not in granted)
+        out["under"] = [(mon.seen[p] - at) * 1000 for p, at in result.valid if p in mon.seen]
+        if name == "ours" and daemon.proc is not None:  # the counters, into the log (SIGUSR1)
+            daemon.proc.send_signal(signal.SIGUSR1)
+            time.sleep(0.5)
+        log = (daemon.workdir / "daemon.log").read_text(errors="replace")
+        counters = [line for line in log.splitlines() if "counters:" in line]
+        out["counters"] = counters[-1].split("counters:", 1)[1].strip() if counters else ""
+    return out
+
+
+def report_gnupg(label: str, r: dict[str, object]) -> None:
+    """One row: knocks' rule times quiet and under the GnuPG flood, losses, CPU, counters."""
+    quiet, under, result = r["quiet"], r["under"], r["flood"]
+    assert isinstance(quiet, list) and isinstance(under, list) and isinstance(result, Flood)
+    med = f"{statistics.median(quiet):.2f} ms" if quiet else "n/a"
+    umed = f"{statistics.median(under):.2f} ms" if under else "n/a"
+    p90 = f"{statistics.quantiles(under, n=10)[-1]:.1f} ms" if len(under) >= 10 else "n/a"
+    print(f"{label:<24}{med:>12}{umed:>12}{p90:>10}{r['lost']:>4} of {len(result.valid):<5}"
+          f"{result.rate:>9,.0f} pps{r['cpu_s']:>8.1f} s", flush=True)  # fmt: skip
+    if r["counters"]:
+        print(f"    counters: {r['counters']}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--knocks", type=int, default=40)
@@ -507,6 +578,11 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/fwknopd-bench"))
     parser.add_argument("--stanzas", choices=["one", "full"], default="one",
                         help="full: NAT and GnuPG stanzas after the knocks' one")  # fmt: skip
+    parser.add_argument("--gnupg-flood", action="store_true",
+                        help="instead: Rijndael knocks under GnuPG-sized junk for a GnuPG stanza "
+                             "without an HMAC key")  # fmt: skip
+    parser.add_argument("--gnupg-rate", type=int, default=1_000)
+    parser.add_argument("--gnupg-seconds", type=float, default=10.0)
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root: the benchmark makes network namespaces")
@@ -515,6 +591,20 @@ def main() -> None:
     # each daemon on the host it is made for: ours detects the firewall from the policy,
     # the C fwknopd only knows iptables; ours on iptables too, for a like-for-like row
     setups = [("ours", "nftables"), ("ours", "iptables"), ("c", "iptables")]
+    if args.gnupg_flood:
+        print(f"{'':<24}{'rule quiet':>12}{'under flood':>12}{'p90':>10}{'lost':>13}"
+              f"{'GnuPG junk':>13}{'CPU':>8}", flush=True)  # fmt: skip
+        for name, host in setups:
+            if (args.only and name != args.only) or host not in args.hosts:
+                continue
+            for udp in (mode == "udp" for mode in args.modes):
+                label = f"{name}/{host} {'UDP' if udp else 'sniff'}"
+                try:
+                    report_gnupg(label, measure_gnupg(name, host, udp, args.workdir, args))
+                except (RuntimeError, OSError) as exc:
+                    print(f"{label:<24}failed: {str(exc).splitlines()[-1:]}", flush=True)
+        print(f"load average after: {Path('/proc/loadavg').read_text().split()[:3]}")
+        return
     header = f"{'':<24}{'rule median':>12}{'p90':>8}{'no loss at':>14}{'CPU/1000 at 100k':>18}"
     print(f"{header}{'at 10k':>9}{'RSS start/max/end KiB':>26}", flush=True)
     for name, host in setups:
