@@ -19,6 +19,8 @@ Names fwknopd does not have, all optional:
 ``FLUSH_NFT_AT_INIT``    like ``FLUSH_IPT_AT_INIT`` for the nftables backend
 ``FLUSH_NFT_AT_EXIT``    (both default to the ``FLUSH_IPT_*`` values).
 ``REPLAY_DB_FILE``       the SQLite replay cache, ``$FWKNOP_RUN_DIR/replay.sqlite``.
+``REPLAY_CACHE_URL``     the replay store by URL (``sqlite:///path``); unset, the
+                         SQLite cache above. ``replay/`` lists the stores there are.
 ``UDPSERV_RCVBUF``       receive buffer of the UDP server socket in bytes (16 MiB).
 ``ENABLE_IP6TABLES``     Y: the iptables backend also opens for IPv6 sources, with
                          the same chain in the ip6tables beside ``FIREWALL_EXE``

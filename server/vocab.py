@@ -75,7 +75,7 @@ class Reason(enum.Enum):
     """Why a packet was not granted; ``value`` is the counter name, ``text`` the log wording."""
 
     TOO_SHORT = ("too_short", "packet shorter than 140 bytes")
-    TOO_LONG = ("too_long", "packet longer than 1500 bytes")
+    TOO_LONG = ("too_long", "packet of 1500 bytes or more")
     NOT_SPA = ("not_spa", "data is not an SPA message (characters outside base64)")
     PREFIX_STUFFING = ("prefix_stuffing", "data is not a valid SPA message format")
     FORWARDED_FOR = ("forwarded_for", "X-Forwarded-For is not an IPv4 address")
