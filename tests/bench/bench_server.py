@@ -565,6 +565,30 @@ def report_gnupg(label: str, r: dict[str, object]) -> None:
         print(f"    counters: {r['counters']}", flush=True)
 
 
+Measure = Callable[[str, str, bool, Path, argparse.Namespace], dict[str, object]]
+
+
+def run_setups(
+    args: argparse.Namespace,
+    measure_one: Measure,
+    report_one: Callable[[str, dict[str, object]], None],
+) -> None:
+    """Each daemon on the host it is made for, in each capture mode asked for: measure, report.
+
+    Ours detects the firewall from the policy, the C fwknopd only knows
+    iptables; ours on iptables too, for a like-for-like row.
+    """
+    for name, host in (("ours", "nftables"), ("ours", "iptables"), ("c", "iptables")):
+        if (args.only and name != args.only) or host not in args.hosts:
+            continue
+        for udp in (mode == "udp" for mode in args.modes):
+            label = f"{name}/{host} {'UDP' if udp else 'sniff'}"
+            try:
+                report_one(label, measure_one(name, host, udp, args.workdir, args))
+            except (RuntimeError, OSError) as exc:  # one setup failing must not lose the rest
+                print(f"{label:<24}failed: {str(exc).splitlines()[-1:]}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--knocks", type=int, default=40)
@@ -588,34 +612,15 @@ def main() -> None:
         sys.exit("run as root: the benchmark makes network namespaces")
     os.sched_setaffinity(0, {BENCH_CPU})  # the monitor and senders inherit it: off CPU 0
     print(f"load average before: {Path('/proc/loadavg').read_text().split()[:3]}", flush=True)
-    # each daemon on the host it is made for: ours detects the firewall from the policy,
-    # the C fwknopd only knows iptables; ours on iptables too, for a like-for-like row
-    setups = [("ours", "nftables"), ("ours", "iptables"), ("c", "iptables")]
     if args.gnupg_flood:
         print(f"{'':<24}{'rule quiet':>12}{'under flood':>12}{'p90':>10}{'lost':>13}"
               f"{'GnuPG junk':>13}{'CPU':>8}", flush=True)  # fmt: skip
-        for name, host in setups:
-            if (args.only and name != args.only) or host not in args.hosts:
-                continue
-            for udp in (mode == "udp" for mode in args.modes):
-                label = f"{name}/{host} {'UDP' if udp else 'sniff'}"
-                try:
-                    report_gnupg(label, measure_gnupg(name, host, udp, args.workdir, args))
-                except (RuntimeError, OSError) as exc:
-                    print(f"{label:<24}failed: {str(exc).splitlines()[-1:]}", flush=True)
+        run_setups(args, measure_gnupg, report_gnupg)
         print(f"load average after: {Path('/proc/loadavg').read_text().split()[:3]}")
         return
     header = f"{'':<24}{'rule median':>12}{'p90':>8}{'no loss at':>14}{'CPU/1000 at 100k':>18}"
     print(f"{header}{'at 10k':>9}{'RSS start/max/end KiB':>26}", flush=True)
-    for name, host in setups:
-        if (args.only and name != args.only) or host not in args.hosts:
-            continue
-        for udp in (mode == "udp" for mode in args.modes):
-            label = f"{name}/{host} {'UDP' if udp else 'sniff'}"
-            try:
-                report(label, measure(name, host, udp, args.workdir, args))
-            except (RuntimeError, OSError) as exc:  # one setup failing must not lose the rest
-                print(f"{label:<24}failed: {str(exc).splitlines()[-1:]}", flush=True)
+    run_setups(args, measure, report)
     print(f"load average after: {Path('/proc/loadavg').read_text().split()[:3]}")
     print("\ngoals for ours (sniffing, the default): median <= 2 ms, no loss at >= 100,000 pps, "
           "<= 8 ms CPU per 1000 junk, RSS flat")  # fmt: skip
