@@ -82,8 +82,8 @@ class Daemon:
             on_limit=lambda: self.stop(),  # noqa: PLW0108 - whatever stop is then
             on_capture_error=self._capture_failed,
         )
-        self.source: Source | None = None
-        self._reader: Reader | None = None
+        # each capture source open, read by its Reader: the SPA source first (see _listen)
+        self._readers: list[Reader] = []
         self._tcp: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -93,6 +93,11 @@ class Daemon:
     def config(self) -> ServerConfig:
         """fwknopd.conf as last loaded."""
         return self.settings.config
+
+    @property
+    def source(self) -> Source | None:
+        """The SPA capture source, while one is open."""
+        return self._readers[0].source if self._readers else None
 
     @property
     def processor(self) -> Processor:
@@ -144,16 +149,16 @@ class Daemon:
         if capture.pcap_file:
             await self._read_file(Path(capture.pcap_file), capture.bpf_filter)
         else:
-            self._listen(open_source(capture))
+            source = open_source(capture)
+            self._listen(source, self.dispatch.read)
             if capture.tcp_server:
                 self._tcp = await tcp_server(capture.tcp_port)
-            assert self.source is not None  # noqa: S101 - _listen set it
             log.info(
                 "Starting fwknopd main event loop: %s, firewall %s",
-                self.source.description,
+                source.description,
                 self.firewall.name,
             )
-            sdnotify.notify(f"READY=1\nSTATUS={self.source.description}")
+            sdnotify.notify(f"READY=1\nSTATUS={source.description}")
             self._every(_PRUNE_EVERY, self._prune)
             self._every(_UNMUTE_EVERY, self.dispatch.unmute)
             if self.settings.rules_check:
@@ -162,15 +167,18 @@ class Daemon:
         await self._shutdown()
         return self.exit_status
 
-    def _listen(self, source: Source) -> None:
-        """Read ``source`` from now on (instead of the one before, which is closed)."""
+    def _listen(self, source: Source, read: Callable[[Source], int], *, replace: int = -1) -> None:
+        """Read ``source`` with ``read`` from now on (instead of reader ``replace``, closed)."""
         assert self._loop is not None  # noqa: S101 - only while running
-        if self._reader is not None and self.source is not None:
-            self._reader.stop()
-            self.source.close()
-        self.source = source
-        self._reader = Reader(self._loop, source, self.dispatch.read)
-        self._reader.start()
+        reader = Reader(self._loop, source, read)
+        if replace >= 0:
+            old = self._readers[replace]
+            old.stop()
+            old.source.close()
+            self._readers[replace] = reader
+        else:
+            self._readers.append(reader)
+        reader.start()
 
     async def _read_file(self, path: Path, bpf_filter: str) -> None:
         """``--pcap-file``: every packet of the file, decided and acted on, then done."""
@@ -252,7 +260,7 @@ class Daemon:
         except OSError as exc:
             log.error("keeping the old capture: %s", exc)
             return
-        self._listen(source)
+        self._listen(source, self.dispatch.read, replace=0)
         log.info("capture is now %s", source.description)
 
     def log_counters(self) -> None:
@@ -265,10 +273,10 @@ class Daemon:
     async def _shutdown(self) -> None:
         if self._tcp is not None:
             self._tcp.close()
-        if self._reader is not None and self.source is not None:
-            self._reader.stop()
-            self.source.close()
-            self.source = None
+        for reader in self._readers:
+            reader.stop()
+            reader.source.close()
+        self._readers.clear()
         await self.driver.stop(close=not self.options.test_mode)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.gpg.shutdown)

@@ -258,11 +258,9 @@ class Processor:
                 verified = match
             else:
                 verified = None
-            outcome: GpgOutcome
-            if stanza.gpg is not None and gpg_sized:
-                outcome = yield _gpg_job(stanza.gpg, data, verified)
-            else:
-                outcome = _open_rijndael(stanza, data, verified)
+            opening = _open(stanza, data, verified, gpg_sized=gpg_sized)
+            # GnuPG runs off the packet path: the job goes out, its outcome comes back here
+            outcome = (yield opening) if isinstance(opening, GpgJob) else opening
             if isinstance(outcome, InvalidPacket):
                 reason = _CORE.get(outcome.reason, Reason.MALFORMED)
                 # the core's own wording where ours is generic; never the same words twice
@@ -434,19 +432,23 @@ class Processor:
         )
 
 
-def _open_rijndael(stanza: AccessStanza, data: bytes, verified: MacMatch | None) -> GpgOutcome:
-    """The packet opened with the stanza's Rijndael key, or why it cannot be."""
-    assert stanza.key is not None  # noqa: S101 - only asked for stanzas with one
+def _open(
+    stanza: AccessStanza, data: bytes, verified: MacMatch | None, *, gpg_sized: bool
+) -> GpgOutcome | GpgJob:
+    """How ``stanza`` opens ``data`` (its HMAC checked): opened, refused, or a GnuPG job to run.
+
+    The one place a packet's format meets a stanza's keys; a new kind of
+    packet is opened here too.
+    """
+    if gpg_sized and stanza.gpg is not None:
+        policy = stanza.gpg
+        return GpgJob(data, policy.home_dir, policy.exe, policy.decrypt_pw, verified)
+    assert stanza.key is not None  # noqa: S101 - the loop asks only stanzas that have one
     try:
         # an IPv6 allow IP (our extension) is opened here and judged by policy later
         return open_packet(data, stanza.key, verified=verified, allow_ipv6=True)
     except InvalidPacket as failure:
         return failure
-
-
-def _gpg_job(policy: GpgPolicy, data: bytes, verified: MacMatch | None) -> GpgJob:
-    """What decrypting ``data`` with the stanza's GnuPG settings takes (run off the packet path)."""
-    return GpgJob(data, policy.home_dir, policy.exe, policy.decrypt_pw, verified)
 
 
 def _check_signer(policy: GpgPolicy, opened: OpenedPacket) -> None:
