@@ -108,9 +108,8 @@ def _daemon(tmp_path: Path) -> Daemon:
     access = tmp_path / "access.conf"
     access.write_text(STANZA)
     options = Options(config_file=conf, access_paths=(access,))
-    config, stanzas = load(options)
     firewall = LogOnly(flush_at_init=False, flush_at_exit=False)
-    return Daemon(options, config, stanzas, firewall=firewall, clock=lambda: NOW)
+    return Daemon(options, load(options), firewall=firewall, clock=lambda: NOW)
 
 
 def test_two_thousand_bad_requests_are_counted_and_logged_at_the_rate_without_a_traceback(
@@ -124,13 +123,11 @@ def test_two_thousand_bad_requests_are_counted_and_logged_at_the_rate_without_a_
     leading_zero = Packet(_wire("198.017.0.2", "9" * 16).encode(), SRC, None, 17, 40000, 62201)
 
     async def run() -> None:
-        daemon._loop = asyncio.get_running_loop()
-        daemon.handle_all(bad, NOW)
+        daemon.bind(asyncio.get_running_loop())
+        daemon.dispatch.handle_all(bad, NOW)
         for packet in bad[:50]:
-            daemon.handle(packet, NOW)
-        daemon.handle(leading_zero, NOW)
-        if daemon._expiry is not None:
-            daemon._expiry.cancel()
+            daemon.dispatch.handle(packet, NOW)
+        daemon.dispatch.handle(leading_zero, NOW)
 
     with caplog.at_level(logging.DEBUG, "fwknop_server"):
         asyncio.run(run())

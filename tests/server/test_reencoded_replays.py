@@ -18,7 +18,7 @@ import pytest
 from fwknop_server.access import AccessStanza, load_access
 from fwknop_server.gpgpool import settle
 from fwknop_server.processor import Processor, Settings
-from fwknop_server.replay import ReplayCache
+from fwknop_server.replay.sqlite import ReplayCache
 from fwknop_server.vocab import Accepted, Packet, Reason, Refused
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
