@@ -39,8 +39,8 @@ from .vocab import MUTED, IPAddress, Muted, Reason, Refused
 __all__ = ["LONG_WAY", "Candidates", "Screen", "Verdict", "refusal"]
 
 _WIRE_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
-_RIJNDAEL_PREFIX = b"U2FsdGVkX1"
-_GPG_PREFIX = b"hQ"
+_RIJNDAEL_PREFIX = EncryptionType.RIJNDAEL.wire_prefix
+_GPG_PREFIX = EncryptionType.GPG.wire_prefix
 _CANDIDATE_CACHE = 4096  # source addresses remembered with their matching stanzas
 _MUTED_MAX = 64  # refusals muted at a time
 
@@ -130,8 +130,8 @@ class Screen:
         self.http = http
         self._by_source: dict[int, tuple[IPAddress, Candidates]] = {}
         self._sets: dict[tuple[int, ...], Candidates] = {}
-        self._own: set[int] = {id(r) for r in (_TOO_SHORT, _TOO_LONG, _NOT_SPA, _PREFIX_STUFFING)}
-        self._own.add(id(_NO_STANZA))
+        # what mute takes: the screen's own verdicts, the only refusals that come back as such
+        self._own = {id(r) for r in (_TOO_SHORT, _TOO_LONG, _NOT_SPA, _PREFIX_STUFFING, _NO_STANZA)}
         self._muted: dict[int, Refused] = {}
         self._counts: dict[int, int] = {}  # id of a muted refusal -> packets since last asked
         self.check: Check = self._checker()
@@ -232,10 +232,6 @@ class Screen:
         if key in self._own and key not in self._muted and len(self._muted) < _MUTED_MAX:
             self._muted[key] = refused
             self._counts[key] = 0
-
-    def muted_total(self) -> int:
-        """Packets counted as muted since they were last taken (``counts``)."""
-        return sum(self._counts.values())
 
     def counts(self) -> list[tuple[Refused, int]]:
         """Packets counted for each muted refusal since the last call; they stay muted."""
