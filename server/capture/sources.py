@@ -47,6 +47,12 @@ _SO_RCVBUFFORCE = 33
 _BATCH = 1024
 _MAX_READ = 65535
 _ADDRESS_CACHE = 4096
+_new_tuple = tuple.__new__
+
+
+def _unscreened(_data: bytes, _src: object) -> None:
+    """No screen: every packet goes to the pipeline, which screens it itself."""
+    return
 
 
 def _attach_filter(sock: socket.socket, program: bytes) -> None:
@@ -208,8 +214,16 @@ class UdpSource:
 
         What the screen mutes is counted there and left out.
         """
-        packets = []
-        recv = self.sock.recvfrom
+        packets: list[Packet] = []
+        # what every datagram needs, looked up once per batch (a flood reads many)
+        recv, known, address, append = (
+            self.sock.recvfrom,
+            self._addresses.get,
+            self._address,
+            packets.append,
+        )
+        port, muted, new = self.port, MUTED, _new_tuple
+        screen = check if check is not None else _unscreened
         for _ in range(_BATCH):
             try:
                 data, addr = recv(_MAX_READ)
@@ -221,12 +235,11 @@ class UdpSource:
                 if exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH):
                     continue
                 raise
-            src = self._addresses.get(addr[0])
-            if src is None:
-                src = self._address(addr[0])
-            verdict = None if check is None else check(data, src)
-            if verdict is not MUTED:  # a muted one: the screen counted it
-                packets.append(Packet(data, src, None, 17, addr[1], self.port, verdict))
+            src = known(addr[0]) or address(addr[0])
+            verdict = screen(data, src)
+            if verdict is not muted:  # a muted one: the screen counted it
+                # the tuple made directly: Packet(...) runs a Python-level __new__ per packet
+                append(new(Packet, (data, src, None, 17, addr[1], port, verdict)))
         return packets
 
     def close(self) -> None:
