@@ -2,6 +2,12 @@
 
 Called by absolute path (``/usr/sbin/fwknopd``): our own ``fwknopd`` shadows
 it inside the virtualenv.
+
+It is a slow partner: it polls pcap in a sleep loop and runs several
+``iptables`` processes per grant, one packet at a time, so on a loaded
+machine a queue of packets takes minutes. Wait on its log (``wait_log``,
+``packets_seen``; ``log_size`` as the progress of ``wait_for``), and where a
+test queues many packets give them a ``MAX_SPA_PACKET_AGE`` to match.
 """
 
 from __future__ import annotations
@@ -9,10 +15,10 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import time
 from pathlib import Path
 
-from .netns import Netns, stop_process, wait_for
+from .netns import Netns, stop_process
+from .wait import DEADLINE, START, LogFile, wait_for
 
 FWKNOPD = "/usr/sbin/fwknopd"
 FWKNOP = "/usr/bin/fwknop"
@@ -38,6 +44,7 @@ class RealFwknopd:
         self.conf = self.dir / "fwknopd.conf"
         self.access = self.dir / "access.conf"
         self.logfile = self.dir / "fwknopd.log"
+        self.logs = LogFile(self.logfile)
         self._write(
             self.conf,
             (
@@ -55,8 +62,8 @@ class RealFwknopd:
         path.write_text(text)
         path.chmod(0o600)
 
-    def start(self, *, timeout: float = 30) -> RealFwknopd:
-        """Start it and wait for its main loop."""
+    def start(self, *, timeout: float = START) -> RealFwknopd:
+        """Start it and wait for its main loop (pcap is open and filtered by then)."""
         log = self.logfile.open("wb")
         self.proc = self.ns.popen(
             [FWKNOPD, "-c", str(self.conf), "-a", str(self.access), "-f", "-v", "-v"],
@@ -70,12 +77,29 @@ class RealFwknopd:
             raise RuntimeError(f"fwknopd did not start:\n{self.log()}")
         if self.proc.poll() is not None:
             raise RuntimeError(f"fwknopd exited {self.proc.returncode}:\n{self.log()}")
-        time.sleep(0.2)  # pcap is open once the loop runs; let the first dispatch happen
         return self
 
     def log(self) -> str:
         """Everything it has logged so far."""
-        return self.logfile.read_text(errors="replace") if self.logfile.exists() else ""
+        return self.logs.text()
+
+    def log_size(self) -> int:
+        """Bytes logged so far: its sign of life while it works through a queue."""
+        return self.logs.size()
+
+    def running(self) -> bool:
+        """Whether it is still running."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_log(
+        self, text: str, *, since: int = 0, count: int = 1, timeout: float = DEADLINE
+    ) -> bool:
+        """Wait until it has logged ``text`` (``count`` times after the mark ``since``)."""
+        return self.logs.wait(text, since=since, count=count, timeout=timeout, alive=self.running)
+
+    def packets_seen(self) -> int:
+        """Packets it has taken to its first stanza (every stanza of our tests matches ANY)."""
+        return self.logs.count("(stanza #1) SPA Packet from IP: ")
 
     def stop(self) -> None:
         """SIGTERM it (by PID) and wait."""

@@ -7,7 +7,10 @@ teardown, before the namespaces go. Names are unique per process, so tests
 can run in parallel (pytest-xdist).
 
 Helpers here are shared by every end-to-end test (core interop, server,
-client); add to them rather than writing another.
+client); add to them rather than writing another. Waits follow
+``tests/helpers/wait.py``: ``wait_open``/``wait_closed`` for a port (one
+probe process polling inside the client namespace), ``wait_for`` for the
+rest (re-exported here).
 """
 
 from __future__ import annotations
@@ -18,13 +21,14 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from .wait import DEADLINE, wait_for  # noqa: F401 - wait_for: tests import it from here too
 
 HELPERS = Path(__file__).resolve().parent
 SERVER_IP = "198.18.0.1"
@@ -99,14 +103,18 @@ class Netns:
         )
 
     def stop_all(self) -> None:
-        """Stop every process we started here: SIGTERM, then SIGKILL after 5 s."""
+        """Stop every process we started here: SIGTERM, then SIGKILL (see ``stop_process``)."""
         for proc in self.procs:
             stop_process(proc)
         self.procs.clear()
 
 
-def stop_process(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
-    """Stop one process we started, by its PID."""
+def stop_process(proc: subprocess.Popen[bytes], grace: float = DEADLINE) -> None:
+    """Stop one process we started, by its PID: SIGTERM, SIGKILL if it is not gone in ``grace`` s.
+
+    The grace is generous: a daemon's clean exit (revoking grants, flushing
+    its chains, one ``iptables`` process at a time) is what tests check.
+    """
     if proc.poll() is not None:
         return
     with suppress(ProcessLookupError):
@@ -133,7 +141,11 @@ class NetPair:
     client_ip6: str = CLIENT_IP6
 
     def tcp_open(self, port: int, *, host: str | None = None, timeout: float = 1.0) -> bool:
-        """Whether a TCP connect from the client to the server's ``port`` succeeds."""
+        """Whether a TCP connect from the client to the server's ``port`` succeeds now.
+
+        For a port that should be closed (no knock yet, or the knock's refusal
+        already logged); to wait for a change, use ``wait_open``/``wait_closed``.
+        """
         res = self.client.python(
             "tcp_probe.py", host or self.server_ip, str(port), str(timeout), timeout=timeout + 30
         )
@@ -143,6 +155,21 @@ class NetPair:
         """Send ``data`` over one TCP connection from the client namespace (an HTTP request)."""
         res = self.client.python("send_tcp.py", host or self.server_ip, str(port), stdin=data)
         assert res.returncode == 0, res.stderr.decode()
+
+    def _probe_until(self, state: str, port: int, host: str | None, timeout: float) -> bool:
+        res = self.client.python(
+            "tcp_probe.py", host or self.server_ip, str(port), "0.5", state, str(timeout),
+            timeout=timeout + 60,
+        )  # fmt: skip
+        return res.returncode == 0
+
+    def wait_open(self, port: int, *, host: str | None = None, timeout: float = DEADLINE) -> bool:
+        """Whether a TCP connect to the server's ``port`` succeeds within ``timeout`` s."""
+        return self._probe_until("open", port, host, timeout)
+
+    def wait_closed(self, port: int, *, host: str | None = None, timeout: float = DEADLINE) -> bool:
+        """Whether TCP connects to the server's ``port`` fail again within ``timeout`` s."""
+        return self._probe_until("closed", port, host, timeout)
 
     def listen_tcp(self, *ports: int) -> subprocess.Popen[bytes]:
         """Start TCP listeners on the server (all addresses) that accept and close."""
@@ -253,17 +280,6 @@ def listen_tcp_in(ns: Netns, ports: Sequence[int]) -> subprocess.Popen[bytes]:
     line = proc.stdout.readline()  # "ready" once every port is bound
     assert line.strip() == b"ready", line
     return proc
-
-
-def wait_for(predicate: object, *, timeout: float, interval: float = 0.05) -> bool:
-    """Poll ``predicate()`` until true or ``timeout`` seconds pass (bounded)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():  # type: ignore[operator]
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
 
 
 INTERNAL_IP = "198.51.100.2"

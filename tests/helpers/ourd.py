@@ -1,4 +1,9 @@
-"""Our fwknopd (the installed console script), run in a namespace with its own files."""
+"""Our fwknopd (the installed console script), run in a namespace with its own files.
+
+Wait on what it logs: ``wait_log`` (with a ``mark()`` to skip what was
+logged before, ``count`` for the n-th time), deadlines from
+``tests/helpers/wait.py``.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .netns import Netns, stop_process, wait_for
+from .netns import Netns, stop_process
+from .wait import DEADLINE, START, LogFile, wait_for
 
 FWKNOPD = str(Path(sys.executable).parent / "fwknopd")
 
@@ -42,6 +48,7 @@ class OurFwknopd:
         self.conf = self.dir / "fwknopd.conf"
         self.access = self.dir / "access.conf"
         self.logfile = self.dir / "fwknopd.log"
+        self.logs = LogFile(self.logfile)
         firewall_line = f"FIREWALL_TYPE {firewall}\n" if firewall else ""
         write_private(
             self.conf,
@@ -61,6 +68,7 @@ class OurFwknopd:
         daemon.ns, daemon.dir, daemon.conf, daemon.access = ns, workdir, conf, access
         workdir.mkdir(parents=True, exist_ok=True)
         daemon.logfile = workdir / "ours.log"
+        daemon.logs = LogFile(daemon.logfile)
         daemon.args, daemon.env, daemon.proc = list(args), None, None
         return daemon
 
@@ -68,9 +76,9 @@ class OurFwknopd:
         """The command line, for tests that run fwknopd's actions (-K, --fw-list ...)."""
         return [FWKNOPD, "-c", str(self.conf), "-a", str(self.access), *extra]
 
-    def start(self, *, timeout: float = 30, ready: str = "main event loop") -> OurFwknopd:
+    def start(self, *, timeout: float = START, ready: str = "main event loop") -> OurFwknopd:
         """Start it (foreground) and wait until it says ``ready``."""
-        offset = self.logfile.stat().st_size if self.logfile.exists() else 0
+        offset = self.logs.mark()
         log = self.logfile.open("ab")
         env = {**os.environ, **(self.env or {})}
         self.proc = self.ns.popen(
@@ -93,11 +101,24 @@ class OurFwknopd:
 
     def log(self) -> str:
         """Everything it has logged so far (all runs)."""
-        return self.logfile.read_text(errors="replace") if self.logfile.exists() else ""
+        return self.logs.text()
 
-    def wait_log(self, text: str, *, timeout: float = 15) -> bool:
-        """Wait until ``text`` appears in the log."""
-        return wait_for(lambda: text in self.log(), timeout=timeout)
+    def mark(self) -> int:
+        """A position in the log: ``wait_log(..., since=mark)`` looks only after it."""
+        return self.logs.mark()
+
+    def running(self) -> bool:
+        """Whether it is still running."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_log(
+        self, text: str, *, since: int = 0, count: int = 1, timeout: float = DEADLINE
+    ) -> bool:
+        """Wait until ``text`` appears in the log (``count`` times after ``since``).
+
+        Gives up early if the daemon has exited and the text is not there.
+        """
+        return self.logs.wait(text, since=since, count=count, timeout=timeout, alive=self.running)
 
     def signal(self, sig: signal.Signals) -> None:
         """Send a signal to it, by PID."""
@@ -115,7 +136,7 @@ class OurFwknopd:
         """SIGKILL: no clean-up at all."""
         assert self.proc is not None
         self.proc.kill()
-        self.proc.wait(timeout=10)
+        self.proc.wait(timeout=DEADLINE)
 
 
 def nft_set(ns: Netns, name: str = "fwknop_in4") -> str:

@@ -1,0 +1,131 @@
+"""Waiting in tests: on an event, with a deadline of seconds that holds on a loaded machine.
+
+The suite runs beside other work (CI runners, several engineers on two
+cores): a daemon may take seconds to start, the real C fwknopd polls pcap
+in a sleep loop and runs several ``iptables`` processes per grant. So:
+
+* Wait for something the system under test does (a log line, a rule, a
+  file, a socket that answers), never for a fixed time. ``wait_for`` polls
+  a predicate until it holds; it returns as soon as it does, so a generous
+  deadline costs nothing when things go well.
+* Deadlines are seconds of margin, not the time a quiet machine needs:
+  ``DEADLINE`` (30 s) for a reaction (a grant, a log line, an exit),
+  ``START`` (60 s) for a daemon to come up.
+* When the partner works through a queue (many packets to a real fwknopd),
+  pass ``progress`` (say, the length of its log): the deadline then counts
+  from the last sign of life, so a slow machine is waited for and a stuck
+  daemon still fails.
+* An absence check ("this packet opened nothing") first waits for the event
+  proving the system had its chance (the daemon's log line for that packet,
+  or a later packet's grant), then asserts; never "nothing within N s".
+* Time that must pass (a grant's lifetime) is a lower bound: make the grant
+  long enough that the checks made while it is open fit in it on a slow
+  machine, and wait for its end with a deadline.
+
+``LogFile`` follows a daemon's log for ``wait``/``count`` with a mark, so a
+test waits for the line of *this* packet rather than any earlier one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["DEADLINE", "START", "LogFile", "wait_for", "wait_for_async"]
+
+DEADLINE = 30.0  # seconds for a reaction of the system under test
+START = 60.0  # seconds for a daemon (or a tmux, a keyring, a firewalld) to come up
+
+
+def wait_for(
+    predicate: Callable[[], object],
+    *,
+    timeout: float = DEADLINE,
+    interval: float = 0.05,
+    progress: Callable[[], object] | None = None,
+) -> bool:
+    """Poll ``predicate()`` until true; False after ``timeout`` s (without progress, if given).
+
+    With ``progress``, the deadline restarts whenever ``progress()`` returns
+    a new value, up to ten times ``timeout`` in all.
+    """
+    start = time.monotonic()
+    deadline = start + timeout
+    limit = start + 10 * timeout
+    seen = progress() if progress is not None else None
+    while True:
+        if predicate():
+            return True
+        now = time.monotonic()
+        if progress is not None and (value := progress()) != seen:
+            seen, deadline = value, min(now + timeout, limit)
+        if now >= deadline:
+            return False
+        time.sleep(interval)
+
+
+async def wait_for_async(
+    predicate: Callable[[], object], *, timeout: float = DEADLINE, interval: float = 0.02
+) -> bool:
+    """``wait_for`` inside an event loop: the loop keeps running while we wait."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(interval)
+
+
+class LogFile:
+    """A log a process writes, read whole each time; ``mark()`` so waits skip older lines."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def text(self) -> str:
+        """Everything written so far."""
+        try:
+            return self.path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def size(self) -> int:
+        """Bytes written so far (a sign of life for ``wait_for(progress=...)``)."""
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def mark(self) -> int:
+        """A position: ``wait``/``count`` with ``since=`` look only at what comes after it."""
+        return len(self.text())
+
+    def count(self, text: str, *, since: int = 0) -> int:
+        """How often ``text`` appears (after ``since``)."""
+        return self.text()[since:].count(text)
+
+    def wait(
+        self,
+        text: str,
+        *,
+        since: int = 0,
+        count: int = 1,
+        timeout: float = DEADLINE,
+        alive: Callable[[], bool] | None = None,
+    ) -> bool:
+        """Wait until ``text`` appears ``count`` times after ``since``; False on the deadline.
+
+        ``alive`` (the writer is still running) ends the wait early once it is
+        false and the text is still missing.
+        """
+
+        def seen() -> bool:
+            return self.count(text, since=since) >= count
+
+        def settled() -> bool:
+            return seen() or (alive is not None and not alive())
+
+        return wait_for(settled, timeout=timeout) and seen()
