@@ -83,7 +83,13 @@ def test_real_fwknopd_grants_our_gnupg_packets(homes: GpgHomes, tmp_path: Path) 
     access = "".join(_stanza(k, s, homes.server) for k, s in combos)
     with net_pair("fg") as pair:
         server = RealFwknopd(
-            pair.server, tmp_path / "srv", interface=pair.server_if, access_conf=access
+            pair.server,
+            tmp_path / "srv",
+            interface=pair.server_if,
+            access_conf=access,
+            # each packet may cost a gpg run per stanza: on a loaded machine the last one is
+            # handled minutes after it was built
+            conf_extra="MAX_SPA_PACKET_AGE 3600;\n",
         ).start()
         pair.send_udp(packets, interval=0.3)
 
@@ -95,7 +101,12 @@ def test_real_fwknopd_grants_our_gnupg_packets(homes: GpgHomes, tmp_path: Path) 
             }
 
         wanted = {_port(k, s) for k, s in combos}
-        wait_for(lambda: wanted <= granted(), timeout=120, interval=0.5)
+        wait_for(
+            lambda: server.packets_seen() >= len(packets) and wanted <= granted(),
+            timeout=60,
+            interval=0.5,
+            progress=server.log_size,
+        )
         got, log = granted(), server.log()
         server.stop()
     missing = sorted(wanted - got)

@@ -10,7 +10,6 @@ ordinary size with the same keys, and shows only the second one handled.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -37,7 +36,7 @@ from fwknop_core._primitives import (
     pkcs7_pad,
 )
 from tests.helpers.cfwknopd import RealFwknopd, fwknop_test_packet
-from tests.helpers.netns import CLIENT_IP, net_pair, wait_for
+from tests.helpers.netns import CLIENT_IP, net_pair
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns]
 KEY = RijndaelKey(b"k" * 32)
@@ -69,11 +68,9 @@ def _odd_then_normal(
             conf_extra=conf_extra,
         ).start()
         pair.send_udp(packets, interval=0.2)
-        assert wait_for(
-            lambda: any(f"--dport {granted_port}" in r for r in server.iptables_rules()),
-            timeout=20,
-        )
-        time.sleep(0.5)  # let anything the first packet caused reach the log
+        # fwknopd takes packets in order: once the last one's rule is logged, the others
+        # have been handled (and logged) before it
+        assert server.wait_log(f"tcp/{granted_port}, expires at"), server.log()
         rules, log = server.iptables_rules(), server.log()
         server.stop()
     return rules, log
