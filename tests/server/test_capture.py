@@ -24,6 +24,8 @@ from fwknop_server.capture.ring import RxRing
 from fwknop_server.capture.sources import UdpSource, read_pcap_file
 from fwknop_server.vocab import MUTED
 
+from tests.helpers.wait import wait_for
+
 parse_ip_at = ip_parser()
 
 SRC, DST = "198.18.0.2", "198.18.0.1"
@@ -188,11 +190,12 @@ def test_the_udp_server_screens_its_packets_too() -> None:
         for payload in (b"junk1", b"spa", b"junk2"):
             client.sendto(payload, ("127.0.0.1", port))
         packets: list[tuple[bytes, object]] = []
-        for _ in range(100):  # bounded: loopback delivers at once, but do not spin forever
-            packets += [(p.payload, p.screened) for p in source.read(screen.check)]
-            if len(packets) + screen.muted == 3:
-                break
-            time.sleep(0.01)
+
+        def all_read() -> bool:
+            packets.extend((p.payload, p.screened) for p in source.read(screen.check))
+            return len(packets) + screen.muted == 3
+
+        wait_for(all_read, interval=0.01)  # loopback delivers at once; bounded all the same
     source.close()
     assert packets == [(b"spa", passed)] and screen.muted == 2
 

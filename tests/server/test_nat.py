@@ -40,6 +40,7 @@ from fwknop_core import HmacKey, MessageType, NatAccess, RijndaelKey, SpaMessage
 from tests.helpers.netns import NetPair, net_pair
 from tests.helpers.recorder import Recorder
 from tests.helpers.vectors import vectors
+from tests.helpers.wait import wait_for_async
 
 KEY, HKEY = RijndaelKey(b"n" * 32), HmacKey(b"m" * 64)
 STANZA = f"SOURCE ANY\nKEY_BASE64 {KEY.to_base64()}\nHMAC_KEY_BASE64 {HKEY.to_base64()}\n"
@@ -545,10 +546,10 @@ def test_a_nat_host_name_is_resolved_off_the_event_loop(
                    _packet("tcp/23", "no-such-host.invalid,22", False)]  # fmt: skip
         daemon.dispatch.handle_all(packets, NOW)
         assert firewall.nat_open == {}  # not yet: the names are being looked up
-        for _ in range(200):
-            if firewall.nat_open and "nat_host" in daemon.refusals.counts:
-                break
-            await asyncio.sleep(0.02)
+        # a resolver that gets no answer for the .invalid name retries for seconds
+        await wait_for_async(
+            lambda: firewall.nat_open and "nat_host" in daemon.refusals.counts, timeout=60
+        )
         resolved_on.append("done")
 
     with caplog.at_level(logging.INFO, "fwknop_server"):
