@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,8 +28,12 @@ from tests.helpers.netns import (
     wait_for,
 )
 from tests.helpers.ourd import OurFwknopd
+from tests.helpers.wait import DEADLINE
 
 pytestmark = REAL_KNOCK_MARKS
+# seconds a slow command may run, and a cycle stays open: what the test checks meanwhile
+# (a second knock, a probe) must fit in it on a loaded machine
+SLOW = 15
 
 KEYS = generate_keys()
 STANZA = "SOURCE ANY\n" + stanza_keys(KEYS)
@@ -93,7 +96,7 @@ def test_the_real_clients_server_cmd_runs_as_the_configured_user(
     out = scripts / "out" / "who"
     command = f"{scripts}/rec.sh {out} 'a b' $HOME"
     _knock(pair, tmp_path, "--server-cmd", command)
-    assert wait_for(lambda: _records(out), timeout=15), server.log()
+    assert wait_for(lambda: _records(out)), server.log()
     (line,) = _records(out)
     # as nobody, its group only, nothing in the environment (but what sh sets itself, as
     # under the real fwknopd), in /, the words split as fwknopd splits them
@@ -139,17 +142,16 @@ def test_a_slow_command_never_delays_other_packets_and_is_killed_on_time(
         pair,
         tmp_path,
         STANZA + "ENABLE_CMD_EXEC Y\n",
-        conf_extra="CMD_EXEC_TIMEOUT 4\n",
+        conf_extra=f"CMD_EXEC_TIMEOUT {SLOW}\n",
     )
     _knock(pair, tmp_path, "--server-cmd", "/bin/sleep 60")
     assert server.wait_log("Running command '/bin/sleep 60'")
-    started = time.monotonic()
     _knock(pair, tmp_path, "-A", "tcp/22")  # while the command runs
-    assert wait_for(lambda: pair.tcp_open(22, timeout=0.5), timeout=10)
-    assert time.monotonic() - started < 4  # well before the command ended
-    assert "CMD_EXEC: command" not in server.log()  # it is still running
+    assert pair.wait_open(22)
+    assert "CMD_EXEC: command" not in server.log()  # opened while the command still runs
     assert server.wait_log(
-        "[198.18.0.2] (stanza #1) CMD_EXEC: command timed out after 4 s and was killed"
+        f"[198.18.0.2] (stanza #1) CMD_EXEC: command timed out after {SLOW} s and was killed",
+        timeout=SLOW + DEADLINE,
     )
     procs = pair.server.run(["ps", "-eo", "args"]).stdout.decode()
     assert "/bin/sleep 60" not in procs
@@ -175,7 +177,7 @@ def test_a_command_cycle_opens_the_firewall_and_closes_it_on_its_timer(
             STANZA
             + f"CMD_CYCLE_OPEN {nft.replace('VERB', 'add')}\n"
             + f"CMD_CYCLE_CLOSE {nft.replace('VERB', 'delete')}\n"
-            + "CMD_CYCLE_TIMER 3\n"
+            + f"CMD_CYCLE_TIMER {SLOW}\n"
             # a second cycle stanza for another source records its variables
             + f"SOURCE 198.18.0.0/24\n{stanza_keys(KEYS)}"
             + f"CMD_CYCLE_OPEN {scripts}/rec.sh {out} open $IP $PORT $PROTO $CLIENT_TIMEOUT\n"
@@ -184,13 +186,13 @@ def test_a_command_cycle_opens_the_firewall_and_closes_it_on_its_timer(
     )
     assert not pair.tcp_open(22)
     _knock(pair, tmp_path, "-A", "tcp/22")
-    assert wait_for(lambda: pair.tcp_open(22, timeout=0.5), timeout=10), server.log()
+    assert pair.wait_open(22), server.log()
     where = "[198.18.0.2] (stanza #1)"
     assert server.wait_log(
-        f"{where} Running CMD_CYCLE_CLOSE command in 3 seconds: "
+        f"{where} Running CMD_CYCLE_CLOSE command in {SLOW} seconds: "
         "/usr/sbin/nft delete element inet filter cycle { 198.18.0.2 . 22 }"
     )
-    assert wait_for(lambda: not pair.tcp_open(22, timeout=0.5), timeout=10)
+    assert pair.wait_closed(22, timeout=SLOW + DEADLINE)
     assert server.wait_log(f"{where} CMD_CYCLE_CLOSE: command returned 0, pid_status: 0")
     assert "nft: " not in server.log()  # neither nft command complained
     # the variables, from another address of the second stanza's network (spoofed), asking
@@ -199,8 +201,10 @@ def test_a_command_cycle_opens_the_firewall_and_closes_it_on_its_timer(
         pair.client, tmp_path / "home", SERVER_IP, "-A", "udp/53", "-f", "3", "-s",
         "-P", "udpraw", "-Q", "198.18.0.9", keys=key_args(KEYS),
     )  # fmt: skip
-    assert wait_for(lambda: len(_records(out)) == 2, timeout=15), server.log()
+    assert wait_for(lambda: len(_records(out)) == 2), server.log()
     opened, closed = _records(out)
     assert opened.split(": ", 1)[1] == "[open] [198.18.0.9] [53] [17] [3]"
     assert closed.split(": ", 1)[1] == "[close] [198.18.0.9] [53]"
-    assert 2.5 <= float(closed.split()[0]) - float(opened.split()[0]) < 6
+    # on its timer: not before, and not at some other timeout (FW_ACCESS_TIMEOUT is 30 s);
+    # the margin above is for two shell scripts starting on a loaded machine
+    assert 2.5 <= float(closed.split()[0]) - float(opened.split()[0]) < 15

@@ -38,8 +38,12 @@ from tests.helpers.netns import (
 )
 from tests.helpers.ourd import OurFwknopd, nft_set
 from tests.helpers.vectors import CLIENT_GPG_KEY, SERVER_GPG_KEY
+from tests.helpers.wait import DEADLINE
 
 pytestmark = REAL_KNOCK_MARKS
+# seconds a grant that the test inspects while it is open lasts: the checks made meanwhile
+# (a probe, an --fw-list process) must fit in it on a loaded machine
+SHORT_GRANT = 10
 
 KEYS = generate_keys()
 KEY_ARGS = [
@@ -67,14 +71,16 @@ def knock(pair: NetPair, home: Path, *args: str, keys: list[str] = KEY_ARGS) -> 
     return res.stdout.decode() + res.stderr.decode()
 
 
-def opens(pair: NetPair, port: int = 22, *, timeout: float = 10, host: str | None = None) -> bool:
+def opens(
+    pair: NetPair, port: int = 22, *, timeout: float = DEADLINE, host: str | None = None
+) -> bool:
     """Whether the port becomes reachable from the client within ``timeout``."""
-    return wait_for(lambda: pair.tcp_open(port, timeout=0.5, host=host), timeout=timeout)
+    return pair.wait_open(port, host=host, timeout=timeout)
 
 
-def closes(pair: NetPair, port: int = 22, *, timeout: float = 15) -> bool:
+def closes(pair: NetPair, port: int = 22, *, timeout: float = SHORT_GRANT + DEADLINE) -> bool:
     """Whether the port stops being reachable within ``timeout``."""
-    return wait_for(lambda: not pair.tcp_open(port, timeout=0.5), timeout=timeout)
+    return pair.wait_closed(port, timeout=timeout)
 
 
 @pytest.fixture
@@ -93,14 +99,14 @@ def test_the_real_client_opens_a_port_for_the_access_timeout(
         pair.server,
         tmp_path,
         interface=pair.server_if,
-        access_conf=STANZA + "FW_ACCESS_TIMEOUT 4\n",
+        access_conf=STANZA + f"FW_ACCESS_TIMEOUT {SHORT_GRANT}\n",
         firewall=None,  # detected: the policy decides
     ).start()
     assert f"firewall: {backend} (detected" in server.log()
     assert not pair.tcp_open(22)
     knock(pair, tmp_path / "home", "-A", "tcp/22")
     assert opens(pair)
-    assert server.wait_log("opening tcp/22 for 198.18.0.2 for 4 s")
+    assert server.wait_log(f"opening tcp/22 for 198.18.0.2 for {SHORT_GRANT} s")
     listing = subprocess.run(
         pair.server.argv(server.command("--fw-list")), capture_output=True, text=True, check=True
     ).stdout
@@ -127,19 +133,19 @@ def test_replayed_packets_are_refused_also_after_a_restart(pair: NetPair, tmp_pa
     server.stop()
     server.start()
     pair.send_udp([wire])
-    assert wait_for(lambda: server.log().count("replayed packet") == 2, timeout=15)
+    assert server.wait_log("replayed packet", count=2)
     assert server.log().count("opening tcp/22") == 1
     # a daemon killed right after a grant: the digest was on disk before the rule
     second, _fields = fwknop_test_packet(
         ["-A", "tcp/22", "-a", CLIENT_IP, "-D", SERVER_IP, *KEY_ARGS], tmp_path / "home"
     )
     pair.send_udp([second])
-    assert wait_for(lambda: server.log().count("opening tcp/22") == 2, timeout=15)
+    assert server.wait_log("opening tcp/22", count=2)
     server.kill()
     server.start()
     assert "digest(s) recovered from" in server.log()
     pair.send_udp([second])
-    assert wait_for(lambda: server.log().count("replayed packet") == 3, timeout=15)
+    assert server.wait_log("replayed packet", count=3)
     assert server.log().count("opening tcp/22") == 2
 
 
@@ -189,7 +195,7 @@ def test_fwknopds_own_files_start_unchanged_and_its_digests_are_kept(
     c = RealFwknopd(pair.server, tmp_path / "c", interface=pair.server_if, access_conf=STANZA)
     c.start()
     pair.send_udp([first])
-    assert wait_for(lambda: any("--dport 22" in r for r in c.iptables_rules()), timeout=20)
+    assert c.wait_log("tcp/22, expires at"), c.log()
     c.stop()
     assert (tmp_path / "c" / "digest.cache").exists()
     ours = OurFwknopd.on_files(pair.server, tmp_path / "ours", c.conf, c.access).start()
@@ -215,7 +221,7 @@ def test_a_killed_daemons_grant_still_expires_on_time(pair: NetPair, tmp_path: P
         pair.server,
         tmp_path,
         interface=pair.server_if,
-        access_conf=STANZA + "FW_ACCESS_TIMEOUT 4\n",
+        access_conf=STANZA + f"FW_ACCESS_TIMEOUT {SHORT_GRANT}\n",
     ).start()
     knock(pair, tmp_path / "home", "-A", "tcp/22")
     assert opens(pair)
@@ -326,7 +332,7 @@ def test_systemd_readiness_reload_and_stop(pair: NetPair, tmp_path: Path) -> Non
     notify_path = tmp_path / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(notify_path))
-    sock.settimeout(20)
+    sock.settimeout(DEADLINE)
     server = OurFwknopd(
         pair.server, tmp_path, interface=pair.server_if, access_conf=STANZA,
         env={"NOTIFY_SOCKET": str(notify_path)},
@@ -368,7 +374,7 @@ def test_status_restart_and_kill_find_the_daemon_by_its_pid_file(
     assert server.wait_log("Got SIGHUP. Re-reading configs.")
     killed = action("-K")
     assert killed.stdout.strip() == f"Killed fwknopd (pid={server.proc.pid})."
-    assert server.proc.wait(timeout=15) == 0
+    assert server.proc.wait(timeout=DEADLINE) == 0
     assert action("-S").returncode == 1
 
 
@@ -391,7 +397,7 @@ def test_gnupg_packets_from_the_real_client(pair: NetPair, tmp_path: Path) -> No
             "--gpg-home-dir", str(homes.client), "--key-base64-hmac", KEYS.hmac.to_base64(),
         ]  # fmt: skip
         knock(pair, tmp_path / "home", "-A", "tcp/22", keys=gpg)
-        assert opens(pair, timeout=20)
+        assert opens(pair)
     finally:
         stop_agents(homes)
 
@@ -428,19 +434,22 @@ def test_a_restart_keeps_valid_grants_and_drops_expired_ones(
     pair.listen_tcp(22, 2222)
     keep = "FLUSH_IPT_AT_INIT N\nFLUSH_IPT_AT_EXIT N\n"  # fwknopd's names; nftables follows them
     short = STANZA.replace("SOURCE ANY", "SOURCE ANY\nOPEN_PORTS tcp/22,tcp/2222") + (
-        "FW_ACCESS_TIMEOUT 3\nMAX_FW_TIMEOUT 120\n"
+        f"FW_ACCESS_TIMEOUT {SHORT_GRANT}\nMAX_FW_TIMEOUT 120\n"
     )
     server = OurFwknopd(
         pair.server, tmp_path, interface=pair.server_if, access_conf=short, conf_extra=keep,
         firewall=backend,
     ).start()  # fmt: skip
     home = tmp_path / "home"
-    knock(pair, home, "-A", "tcp/22")  # 3 s
     knock(pair, home, "-A", "tcp/2222", "-f", "90")  # 90 s
-    assert opens(pair, 22) and opens(pair, 2222)
+    assert opens(pair, 2222)
+    knock(pair, home, "-A", "tcp/22")  # SHORT_GRANT: the daemon must stop before it ends
+    assert server.wait_log(f"opening tcp/22 for 198.18.0.2 for {SHORT_GRANT} s")
+    granted_by = time.time()
     assert server.stop() == 0
     assert pair.tcp_open(2222)  # not flushed at exit
-    time.sleep(4)  # the short grant runs out while no daemon runs
+    # the short grant runs out while no daemon runs (its expiry is a whole second)
+    time.sleep(max(0.0, granted_by + SHORT_GRANT + 1.5 - time.time()))
     # nftables closes it on time by itself; an iptables rule waits for a daemon to remove it
     assert pair.tcp_open(22) is (backend == "iptables")
     server.start()
@@ -474,11 +483,11 @@ def test_background_mode_detaches_and_is_found_by_its_pid_file(
     pid = 0
     try:
         assert started.returncode == 0  # the parent returns once it has forked
-        assert wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), timeout=15)
+        assert wait_for(lambda: pid_file.exists() and pid_file.read_text().strip())
         pid = int(pid_file.read_text())
         assert action("-S").stdout.strip() == f"Detected fwknopd is running (pid={pid})."
         assert action("-K").stdout.strip() == f"Killed fwknopd (pid={pid})."
-        assert wait_for(lambda: not pid_file.exists(), timeout=15)
+        assert wait_for(lambda: not pid_file.exists())
         assert action("-S").returncode == 1
     finally:  # it detached from us: stop it by its PID if a check above failed
         if not pid and pid_file.exists():
@@ -495,5 +504,5 @@ def test_the_daemon_exits_when_its_interface_goes_away(pair: NetPair, tmp_path: 
     server.start()
     assert server.proc is not None
     pair.server.run(["ip", "link", "del", pair.server_if])
-    assert server.proc.wait(timeout=15) == 1
+    assert server.proc.wait(timeout=DEADLINE) == 1
     assert "capture failed: [Errno 100] Network is down" in server.log()

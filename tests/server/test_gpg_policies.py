@@ -28,7 +28,7 @@ from fwknop_server.vocab import Accepted, Packet, Reason, Refused
 from tests.helpers.cfwknopd import fwknop_test_packet
 from tests.helpers.gpghome import GpgHomes, _gpg, build_homes, stop_agents
 from tests.helpers.knock import real_knock
-from tests.helpers.netns import CLIENT_IP, SERVER_IP, NetPair, drop_policy_nft, net_pair, wait_for
+from tests.helpers.netns import CLIENT_IP, SERVER_IP, NetPair, drop_policy_nft, net_pair
 from tests.helpers.ourd import OurFwknopd
 from tests.helpers.vectors import (
     CLIENT_GPG_FPR,
@@ -278,10 +278,10 @@ def test_the_daemon_refuses_unsigned_packets_until_the_policy_allows_them(
     ), server.log()
     assert not pair.tcp_open(2222)
     knock(22, *signer)
-    assert wait_for(lambda: pair.tcp_open(22, timeout=0.5), timeout=30), server.log()
+    assert pair.wait_open(22), server.log()
     server.access.write_text(_stanza("GPG_DISABLE_SIG Y\n", home))
     server.signal(signal.SIGHUP)
     assert server.wait_log("configuration reloaded")
     knock(2222)
-    assert wait_for(lambda: pair.tcp_open(2222, timeout=0.5), timeout=30), server.log()
+    assert pair.wait_open(2222), server.log()
     shutil.rmtree(client_home)

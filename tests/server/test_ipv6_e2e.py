@@ -23,7 +23,6 @@ from tests.helpers.netns import (
     drop_policy_iptables,
     drop_policy_nft,
     net_pair,
-    wait_for,
 )
 from tests.helpers.ourclient import OurClient
 from tests.helpers.ourd import OurFwknopd, nft_set
@@ -73,7 +72,7 @@ def test_our_client_and_server_over_ipv6_with_an_ipv6_allow_ip(
         assert b"C fwknopd 2.6 refuses an IPv6 allow IP" in refused.stderr
         sent = client.run(["send", "v6"], ns=pair.client)
         assert sent.returncode == 0, sent.stderr
-        assert wait_for(lambda: pair.tcp_open(22, host=SERVER_IP6, timeout=0.5), timeout=10)
+        assert pair.wait_open(22, host=SERVER_IP6)
         assert server.wait_log(f"opening tcp/22 for {CLIENT_IP6}")
         if backend == "nftables":
             assert f"{CLIENT_IP6} . tcp . 22" in nft_set(pair.server, "fwknop_in6")
