@@ -2,6 +2,9 @@
 
 ``tui`` builds an app on those; ``wait_until`` lets a Pilot test wait for a
 worker (keyring, sending, the demo server) without sleeping a fixed time.
+Pilot itself waits for the app's message queues, not for a quiet CPU
+(``tests/helpers/pilot.py``): keys pressed one after the other reach the
+widget the previous ones gave the focus to, on a loaded machine too.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from fwknop_tui.wallet import Wallet
 from fwknop_tui.wallet.profiles import ProfileStore
 from fwknop_tui.wallet.secrets import MemoryStore
 from tests.helpers.environment import private_client_env
+from tests.helpers.pilot import use_settled_idle
+from tests.helpers.wait import DEADLINE
 
 # 2026-11-30 12:00:00 UTC: snapshots show times relative to this
 FIXED_NOW = 1796040000.0
@@ -72,6 +77,12 @@ def private_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
 
 @pytest.fixture(autouse=True)
+def settled_pilot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pilot waits until the app has handled what it was sent (see tests/helpers/pilot.py)."""
+    use_settled_idle(monkeypatch)
+
+
+@pytest.fixture(autouse=True)
 def still_cursor() -> Iterator[None]:
     """Inputs do not blink, so snapshots do not depend on when they are taken."""
     from .scenarios import hold_cursors
@@ -88,7 +99,7 @@ def tui(tmp_path: Path) -> Tui:
 
 
 async def wait_until(
-    pilot: Pilot[Any], check: Callable[[], object], *, timeout: float = 20.0, what: str = ""
+    pilot: Pilot[Any], check: Callable[[], object], *, timeout: float = DEADLINE, what: str = ""
 ) -> None:
     """Let the app run until ``check()`` is true (workers finish in their own threads)."""
     deadline = time.monotonic() + timeout
