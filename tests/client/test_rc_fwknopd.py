@@ -22,7 +22,7 @@ import pytest
 
 from fwknop_core import HmacKey, HmacType, RijndaelKey
 from tests.helpers.cfwknopd import FWKNOP, RealFwknopd
-from tests.helpers.netns import CLIENT_IP, SERVER_IP, drop_policy_iptables, net_pair, wait_for
+from tests.helpers.netns import CLIENT_IP, SERVER_IP, drop_policy_iptables, net_pair
 from tests.helpers.ourclient import OurClient
 from tests.helpers.secret_service import SecretServiceSession
 
@@ -184,6 +184,7 @@ def test_rc_files_round_trip_with_the_real_client(
         server = RealFwknopd(
             pair.server, tmp_path / "srv", interface=pair.server_if, access_conf=access
         ).start()
+        sent_at = time.time()
         sent = {
             name: client.run(["send", name], ns=pair.client)
             for name in ("ctr-box", "legacy-box", "gui-box")
@@ -197,12 +198,10 @@ def test_rc_files_round_trip_with_the_real_client(
             timeout=60,
             check=False,
         )
-        wait_for(
-            lambda: all(pair.tcp_open(p, timeout=0.5) for p in ports), timeout=30, interval=0.5
-        )
+        server.wait_granted(*ports)
         after = [pair.tcp_open(p, timeout=1) for p in ports]
         rules, log = server.iptables_rules(), server.log()
-        sent_at = time.time()
+        collected_at = time.time()
         server.stop()
     for name, res in sent.items():
         assert res.returncode == 0, f"{name}: {res.stderr.decode()}"
@@ -214,5 +213,9 @@ def test_rc_files_round_trip_with_the_real_client(
         for r in rules
         if (m := re.search(r"--dport (\d+) -m comment --comment _exp_(\d+)", r))
     }
-    assert 60 <= expiry[40101] - sent_at <= 125  # FW_TIMEOUT 120 from the real client's rc
-    assert 180 <= expiry[40103] - sent_at <= 245  # CLIENT_TIMEOUT 240, the fwknop-gui alias
+    # FW_TIMEOUT 120 from the real client's rc; CLIENT_TIMEOUT 240, the fwknop-gui alias;
+    # granted (at whole seconds) between the sends and the collection of the rules
+    for port, timeout in ((40101, 120), (40103, 240)):
+        assert sent_at + timeout - 1 <= expiry[port] <= collected_at + timeout + 1, (
+            port, expiry[port] - sent_at, collected_at - sent_at,
+        )  # fmt: skip

@@ -97,6 +97,20 @@ class RealFwknopd:
         """Wait until it has logged ``text`` (``count`` times after the mark ``since``)."""
         return self.logs.wait(text, since=since, count=count, timeout=timeout, alive=self.running)
 
+    def wait_granted(self, *ports: int, proto: str = "tcp", timeout: float = DEADLINE) -> bool:
+        """Wait until it has logged a rule for each of ``ports`` (logged once the rule is in).
+
+        The deadline counts from its last log line: a queue of packets ahead
+        of these is waited for as long as it keeps working through it.
+        """
+        wanted = [f"{proto}/{port}, expires at" for port in ports]
+        return wait_for(
+            lambda: all(w in self.log() for w in wanted),
+            timeout=timeout,
+            interval=0.2,
+            progress=self.log_size,
+        )
+
     def packets_seen(self) -> int:
         """Packets it has taken to its first stanza (every stanza of our tests matches ANY)."""
         return self.logs.count("(stanza #1) SPA Packet from IP: ")

@@ -15,12 +15,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from .netns import stop_process, wait_for
+from .netns import stop_process
+from .wait import START, wait_for
 
 PASSWORD = "fwknop-tui-test-keyring"
 
@@ -70,7 +70,7 @@ class SecretServiceSession:
             env=self.env,
         )
         self.procs.append(bus)
-        if not wait_for(self.bus.exists, timeout=20):
+        if not wait_for(self.bus.exists, timeout=START):
             raise RuntimeError("dbus-daemon did not create its socket")
         keyring = subprocess.Popen(
             ["gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets"],
@@ -83,13 +83,14 @@ class SecretServiceSession:
         assert keyring.stdin is not None
         keyring.stdin.write(PASSWORD.encode())
         keyring.stdin.close()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+
+        def answers() -> bool:
             probe = self.run(["secret-tool", "search", "service", "fwknop-tui-probe"], check=False)
-            if probe.returncode in (0, 1) and b"org.freedesktop" not in probe.stderr:
-                return self
-            time.sleep(0.2)
-        raise RuntimeError("gnome-keyring did not come up on the session bus")
+            return probe.returncode in (0, 1) and b"org.freedesktop" not in probe.stderr
+
+        if not wait_for(answers, timeout=START, interval=0.2):
+            raise RuntimeError("gnome-keyring did not come up on the session bus")
+        return self
 
     def run(
         self,

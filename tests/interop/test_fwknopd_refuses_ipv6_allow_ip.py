@@ -33,7 +33,7 @@ def test_the_c_fwknopd_refuses_an_ipv6_allow_ip(
         pair.send_udp([build_packet(ipv6, keys.rijndael, hmac_key=keys.hmac)])
         pair.send_udp([build_packet(ipv4, keys.rijndael, hmac_key=keys.hmac)])
         # taken in order: the IPv4 packet's rule logged means the IPv6 one was handled
-        assert server.wait_log("tcp/22, expires at"), server.log()
+        assert server.wait_granted(22), server.log()
         rules = "\n".join(server.iptables_rules())
         server.stop()
     assert "2222" not in rules and "2001:db8" not in rules

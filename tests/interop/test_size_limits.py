@@ -70,7 +70,7 @@ def _odd_then_normal(
         pair.send_udp(packets, interval=0.2)
         # fwknopd takes packets in order: once the last one's rule is logged, the others
         # have been handled (and logged) before it
-        assert server.wait_log(f"tcp/{granted_port}, expires at"), server.log()
+        assert server.wait_granted(granted_port), server.log()
         rules, log = server.iptables_rules(), server.log()
         server.stop()
     return rules, log

@@ -195,7 +195,7 @@ def test_fwknopds_own_files_start_unchanged_and_its_digests_are_kept(
     c = RealFwknopd(pair.server, tmp_path / "c", interface=pair.server_if, access_conf=STANZA)
     c.start()
     pair.send_udp([first])
-    assert c.wait_log("tcp/22, expires at"), c.log()
+    assert c.wait_granted(22), c.log()
     c.stop()
     assert (tmp_path / "c" / "digest.cache").exists()
     ours = OurFwknopd.on_files(pair.server, tmp_path / "ours", c.conf, c.access).start()
