@@ -24,6 +24,10 @@ in a sleep loop and runs several ``iptables`` processes per grant. So:
 
 ``LogFile`` follows a daemon's log for ``wait``/``count`` with a mark, so a
 test waits for the line of *this* packet rather than any earlier one.
+``wait_process_idle`` waits until a program (a TUI in a terminal) has
+handled its input: none of its threads runs or waits for a CPU. A process
+the scheduler has not got to yet counts as busy, so load does not fool it
+the way "it used little CPU lately" would.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["DEADLINE", "START", "LogFile", "wait_for", "wait_for_async"]
+__all__ = ["DEADLINE", "START", "LogFile", "wait_for", "wait_for_async", "wait_process_idle"]
 
 DEADLINE = 30.0  # seconds for a reaction of the system under test
 START = 60.0  # seconds for a daemon (or a tmux, a keyring, a firewalld) to come up
@@ -77,6 +81,30 @@ async def wait_for_async(
         if time.monotonic() >= deadline:
             return False
         await asyncio.sleep(interval)
+
+
+def _runnable(pid: int) -> bool:
+    """Whether a thread of ``pid`` is running or waiting for a CPU (state R)."""
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            state = stat.read_text().rpartition(")")[2].split()[0]
+        except (OSError, IndexError):
+            continue  # the thread ended meanwhile
+        if state == "R":
+            return True
+    return False
+
+
+def wait_process_idle(pid: int, *, timeout: float = DEADLINE, calm: int = 3) -> bool:
+    """Wait until no thread of ``pid`` is runnable ``calm`` times in a row, 10 ms apart."""
+    seen = 0
+
+    def settled() -> bool:
+        nonlocal seen
+        seen = 0 if _runnable(pid) else seen + 1
+        return seen >= calm
+
+    return wait_for(settled, timeout=timeout, interval=0.01)
 
 
 class LogFile:

@@ -113,6 +113,34 @@ async def wait_until(
 Waiter = Callable[[Pilot[Any], Callable[[], object]], Awaitable[None]]
 
 
+def notifications(app: Any) -> list[str]:
+    """What ``app`` notifies from now on, as "title: message": an event a test can wait for."""
+    seen: list[str] = []
+    notify = app.notify
+
+    def recorded(message: str, *args: Any, **kwargs: Any) -> Any:
+        seen.append(f"{kwargs.get('title', '')}: {message}")
+        return notify(message, *args, **kwargs)
+
+    app.notify = recorded
+    return seen
+
+
+def palette_choice(app: Any) -> str | None:
+    """The command the open palette has highlighted, once its search is over (else None)."""
+    from textual.command import CommandList, CommandPalette
+
+    screen = app.screen
+    if not isinstance(screen, CommandPalette) or any(w.node is screen for w in app.workers):
+        return None
+    listing = screen.query_one(CommandList)
+    if listing.highlighted is None:
+        return None
+    option = listing.get_option_at_index(listing.highlighted)
+    hit = getattr(option, "hit", None)
+    return str(getattr(hit, "text", None) or option.prompt)
+
+
 def text_of(widget: Any, width: int = 200) -> str:
     """The plain text a Static shows (Rich renderables and Textual content alike)."""
     from rich.console import Console

@@ -17,15 +17,15 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from fwknop_core import generate_keys
 from tests.helpers.cfwknopd import RealFwknopd
-from tests.helpers.netns import NetPair, drop_policy_iptables, net_pair, wait_for
+from tests.helpers.netns import NetPair, drop_policy_iptables, net_pair
 from tests.helpers.secret_service import SecretServiceSession
+from tests.helpers.wait import DEADLINE, wait_for, wait_process_idle
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns, pytest.mark.keyring, pytest.mark.slow]
 
@@ -73,31 +73,41 @@ class Tmux:
         self._tmux("set-option", "-s", "escape-time", "0")
 
     def keys(self, *keys: str) -> None:
-        """Named keys (Enter, Tab, Escape, C-s ...)."""
+        """Named keys (Enter, Tab, Escape, C-s ...), each handled before the next is sent."""
         for key in keys:
             self._tmux("send-keys", key)
-            time.sleep(0.25)
+            self.settle()
 
     def settle(self) -> None:
-        """Let the app finish what the last keys started (a tab switch) before the next key."""
-        time.sleep(0.5)
+        """Wait until the app has handled what it was sent (a key moving the focus, say).
+
+        A key that reaches a Textual app while the focus change of the one
+        before is still queued goes to the old widget; the app's threads all
+        sleeping is the sign that nothing is queued.
+        """
+        # a second command: the server has written the keys to the pane by the time it answers
+        pid = int(self._tmux("display-message", "-p", "#{pane_pid}").stdout)
+        assert wait_process_idle(pid), f"the app is still busy; the screen shows:\n{self.screen()}"
 
     def type(self, text: str) -> None:
         """Literal text, as typed."""
         self._tmux("send-keys", "-l", text)
-        time.sleep(0.2)
+        self.settle()
 
     def screen(self) -> str:
         return self._tmux("capture-pane", "-p", check=False).stdout
 
-    def wait(self, text: str, timeout: float = 30) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    def wait(self, text: str, timeout: float = DEADLINE) -> str:
+        shown = ""
+
+        def showing() -> bool:
+            nonlocal shown
             shown = self.screen()
-            if text in shown:
-                return shown
-            time.sleep(0.2)
-        raise AssertionError(f"{text!r} never appeared; the screen shows:\n{self.screen()}")
+            return text in shown
+
+        if not wait_for(showing, timeout=timeout, interval=0.2):
+            raise AssertionError(f"{text!r} never appeared; the screen shows:\n{shown}")
+        return shown
 
     def kill(self) -> None:
         self._tmux("kill-server", check=False)
@@ -156,14 +166,14 @@ def test_typing_a_profile_in_a_real_terminal_then_knocking_the_real_fwknopd(
             tmux.keys("C-s")
             tmux.wait("lab: saved")
             tmux.keys("k")
-            shown = tmux.wait("the port answered", timeout=45)
+            shown = tmux.wait("the port answered", timeout=2 * DEADLINE)
             assert "verify" in shown
             assert keys.rijndael.to_base64() not in shown
         finally:
             screen = tmux.screen()
             tmux.kill()
         assert pair.tcp_open(22), f"the port did not open; TUI screen:\n{screen}"
-        assert wait_for(lambda: "198.18.0.2" in "\n".join(server.iptables_rules()), timeout=5)
+        assert "198.18.0.2" in "\n".join(server.iptables_rules())  # the port is open: it is there
         server.stop()
     text = (config / "profiles.toml").read_text()
     assert "198.18.0.1:22" in text and keys.rijndael.to_base64() not in text
