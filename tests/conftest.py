@@ -3,6 +3,10 @@
 In CI (``CI`` set) an end-to-end test that skips is a failure: a missing
 fwknop binary, namespace support, keyring or gpg must break the run rather
 than quietly shrink it. Locally such tests skip with the reason.
+
+Hypothesis runs without its per-example deadline (200 ms) and its "too
+slow" health check: both time the machine, and the suite must hold on a
+loaded one (tests assert behaviour; speed lives in tests/bench).
 """
 
 from __future__ import annotations
@@ -12,11 +16,15 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.helpers.cfwknopd import real_fwknop_missing
 from tests.helpers.netns import unavailable_reason
 from tests.helpers.secret_service import SecretServiceSession, secret_service
 from tests.helpers.secret_service import unavailable_reason as no_secret_service
+
+settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("suite")
 
 END_TO_END_MARKERS = ("interop", "netns", "keyring", "gpg")
 IN_CI = bool(os.environ.get("CI"))
