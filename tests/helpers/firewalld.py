@@ -22,7 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .netns import Netns, stop_process, wait_for
+from .netns import Netns, stop_process
+from .wait import DEADLINE, START, wait_for
 
 FIREWALLD = "/usr/sbin/firewalld"
 FIREWALL_CMD = "/usr/bin/firewall-cmd"
@@ -74,7 +75,7 @@ class PrivateFirewalld:
 
 @contextmanager
 def private_firewalld(
-    ns: Netns, workdir: Path, *, backend: str = "iptables", timeout: float = 60
+    ns: Netns, workdir: Path, *, backend: str = "iptables", timeout: float = START
 ) -> Iterator[PrivateFirewalld]:
     """Start dbus-daemon and firewalld for ``ns``; stop both (firewalld first) after."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -122,5 +123,5 @@ def private_firewalld(
     finally:
         for proc in (firewalld, bus):
             if proc is not None:
-                stop_process(proc, grace=15)
+                stop_process(proc, grace=DEADLINE)  # firewalld cleans up on exit: let it
         shutil.rmtree(sockdir, ignore_errors=True)
