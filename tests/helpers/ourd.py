@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .netns import Netns, stop_process
-from .wait import DEADLINE, START, LogFile, wait_for
+from .wait import DEADLINE, START, LogFile, LoggingDaemon, wait_for
 
 FWKNOPD = str(Path(sys.executable).parent / "fwknopd")
 
@@ -27,7 +27,7 @@ def write_private(path: Path, text: str) -> Path:
     return path
 
 
-class OurFwknopd:
+class OurFwknopd(LoggingDaemon):
     """One foreground ``fwknopd`` of ours in ``ns``."""
 
     def __init__(
@@ -98,27 +98,6 @@ class OurFwknopd:
             res = self.ns.run(self.command("-f", *self.args, *extra), check=False, timeout=timeout)
             log.write(res.stdout + res.stderr)
         return res.returncode
-
-    def log(self) -> str:
-        """Everything it has logged so far (all runs)."""
-        return self.logs.text()
-
-    def mark(self) -> int:
-        """A position in the log: ``wait_log(..., since=mark)`` looks only after it."""
-        return self.logs.mark()
-
-    def running(self) -> bool:
-        """Whether it is still running."""
-        return self.proc is not None and self.proc.poll() is None
-
-    def wait_log(
-        self, text: str, *, since: int = 0, count: int = 1, timeout: float = DEADLINE
-    ) -> bool:
-        """Wait until ``text`` appears in the log (``count`` times after ``since``).
-
-        Gives up early if the daemon has exited and the text is not there.
-        """
-        return self.logs.wait(text, since=since, count=count, timeout=timeout, alive=self.running)
 
     def signal(self, sig: signal.Signals) -> None:
         """Send a signal to it, by PID."""

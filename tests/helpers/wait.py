@@ -12,9 +12,10 @@ in a sleep loop and runs several ``iptables`` processes per grant. So:
   ``DEADLINE`` (30 s) for a reaction (a grant, a log line, an exit),
   ``START`` (60 s) for a daemon to come up.
 * When the partner works through a queue (many packets to a real fwknopd),
-  pass ``progress`` (say, the length of its log): the deadline then counts
-  from the last sign of life, so a slow machine is waited for and a stuck
-  daemon still fails.
+  pass ``progress`` (say, the packets it has taken): the deadline then
+  counts from the last sign of progress, so a slow machine is waited for and
+  a stuck daemon still fails. (Not the size of its log: a daemon that logs
+  while idle would never be stuck.)
 * An absence check ("this packet opened nothing") first waits for the event
   proving the system had its chance (the daemon's log line for that packet,
   or a later packet's grant), then asserts; never "nothing within N s".
@@ -23,7 +24,8 @@ in a sleep loop and runs several ``iptables`` processes per grant. So:
   machine, and wait for its end with a deadline.
 
 ``LogFile`` follows a daemon's log for ``wait``/``count`` with a mark, so a
-test waits for the line of *this* packet rather than any earlier one.
+test waits for the line of *this* packet rather than any earlier one;
+``LoggingDaemon`` gives a daemon helper (ours, the C fwknopd) its log waits.
 ``wait_process_idle`` waits until a program (a TUI in a terminal) has
 handled its input: none of its threads runs or waits for a CPU. A process
 the scheduler has not got to yet counts as busy, so load does not fool it
@@ -33,11 +35,20 @@ the way "it used little CPU lately" would.
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["DEADLINE", "START", "LogFile", "wait_for", "wait_for_async", "wait_process_idle"]
+__all__ = [
+    "DEADLINE",
+    "START",
+    "LogFile",
+    "LoggingDaemon",
+    "wait_for",
+    "wait_for_async",
+    "wait_process_idle",
+]
 
 DEADLINE = 30.0  # seconds for a reaction of the system under test
 START = 60.0  # seconds for a daemon (or a tmux, a keyring, a firewalld) to come up
@@ -120,13 +131,6 @@ class LogFile:
         except FileNotFoundError:
             return ""
 
-    def size(self) -> int:
-        """Bytes written so far (a sign of life for ``wait_for(progress=...)``)."""
-        try:
-            return self.path.stat().st_size
-        except FileNotFoundError:
-            return 0
-
     def mark(self) -> int:
         """A position: ``wait``/``count`` with ``since=`` look only at what comes after it."""
         return len(self.text())
@@ -157,3 +161,31 @@ class LogFile:
             return seen() or (alive is not None and not alive())
 
         return wait_for(settled, timeout=timeout) and seen()
+
+
+class LoggingDaemon:
+    """A daemon a test started, logging to ``logs``: read its log and wait for its lines."""
+
+    logs: LogFile
+    proc: subprocess.Popen[bytes] | None
+
+    def log(self) -> str:
+        """Everything it has logged so far (all runs)."""
+        return self.logs.text()
+
+    def mark(self) -> int:
+        """A position in the log: ``wait_log(..., since=mark)`` looks only after it."""
+        return self.logs.mark()
+
+    def running(self) -> bool:
+        """Whether it is still running."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_log(
+        self, text: str, *, since: int = 0, count: int = 1, timeout: float = DEADLINE
+    ) -> bool:
+        """Wait until ``text`` appears in the log (``count`` times after ``since``).
+
+        Gives up early if the daemon has exited and the text is not there.
+        """
+        return self.logs.wait(text, since=since, count=count, timeout=timeout, alive=self.running)

@@ -7,9 +7,11 @@ asking for its own port, and sends them from a client namespace. The proof
 is the rule fwknopd puts in iptables for that port (or, for a command
 message, the file the command creates), not its log.
 
-fwknopd handles the queue one packet at a time, running several iptables
-processes for each: on a loaded machine that takes minutes. The wait lasts
-as long as its log keeps growing, and the packets may be that old.
+fwknopd handles one packet at a time, running several iptables processes
+for each, and its capture drops packets that arrive while a backlog waits:
+the packets are fed to it as fast as it takes them (``RealFwknopd.feed``),
+the wait lasts as long as it keeps taking them, and the packets (built
+before it starts) may be minutes old by then.
 """
 
 from __future__ import annotations
@@ -212,7 +214,7 @@ def run_against_fwknopd(hmac_type: HmacType | None) -> Outcome:
             conf_extra=conf_extra,
         ).start()
         sent_at = time.time()
-        pair.send_udp(packets, interval=0.02)
+        server.feed(pair, packets)
         expected = [(c, t) for c in combos for t in TYPES]
 
         def done() -> bool:
@@ -221,7 +223,7 @@ def run_against_fwknopd(hmac_type: HmacType | None) -> Outcome:
             rules = server.iptables_rules()
             return all(_evidence(c, t, rules, cmd_dir) for c, t in expected)
 
-        wait_for(done, timeout=60, interval=0.5, progress=server.log_size)
+        wait_for(done, timeout=60, interval=0.5, progress=server.packets_seen)
         collected_at = time.time()
         rules = server.iptables_rules()
         log = server.log()

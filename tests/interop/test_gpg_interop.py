@@ -91,7 +91,7 @@ def test_real_fwknopd_grants_our_gnupg_packets(homes: GpgHomes, tmp_path: Path) 
             # handled minutes after it was built
             conf_extra="MAX_SPA_PACKET_AGE 3600;\n",
         ).start()
-        pair.send_udp(packets, interval=0.3)
+        server.feed(pair, packets)
 
         def granted() -> set[int]:
             return {
@@ -105,7 +105,7 @@ def test_real_fwknopd_grants_our_gnupg_packets(homes: GpgHomes, tmp_path: Path) 
             lambda: server.packets_seen() >= len(packets) and wanted <= granted(),
             timeout=60,
             interval=0.5,
-            progress=server.log_size,
+            progress=server.packets_seen,
         )
         got, log = granted(), server.log()
         server.stop()
