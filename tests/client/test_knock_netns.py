@@ -23,9 +23,11 @@ from fwknop_core import KnockKey, parse_shared_sequence
 from tests.helpers import lkdecode
 from tests.helpers.netns import HELPERS, NetPair, drop_policy_nft, net_pair
 from tests.helpers.ourclient import OurClient
+from tests.helpers.wait import read_lines_until
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow, pytest.mark.usefixtures("namespaces")]
 NET = (ipaddress.ip_network("198.18.0.0/24"),)
+END = b"end of capture"  # a datagram sent last: once it is captured, every knock before it is
 
 
 def _capture(pair: NetPair, count: int) -> subprocess.Popen[bytes]:
@@ -38,10 +40,15 @@ def _capture(pair: NetPair, count: int) -> subprocess.Popen[bytes]:
     return proc
 
 
-def _captured(proc: subprocess.Popen[bytes]) -> list[tuple[float, bytes]]:
-    out, _ = proc.communicate(timeout=120)
-    lines = [line.split() for line in out.decode().splitlines()]
-    return [(float(t), bytes.fromhex(h)) for t, h in lines]
+def _captured(pair: NetPair, proc: subprocess.Popen[bytes]) -> list[tuple[float, bytes]]:
+    """What the capture saw up to the end marker (sent now, after the client exited)."""
+    assert proc.stdout is not None
+    pair.send_udp([END.decode()], port=9)
+    lines = read_lines_until(proc.stdout, lambda line: END.hex() in line)
+    proc.terminate()
+    proc.wait(timeout=30)
+    assert lines and END.hex() in lines[-1], f"the capture never saw the end marker: {lines}"
+    return [(float(t), bytes.fromhex(h)) for t, h in (line.split() for line in lines[:-1])]
 
 
 def test_encrypted_sequence_on_the_wire_decodes_and_is_granted(tmp_path: Path) -> None:
@@ -57,8 +64,7 @@ def test_encrypted_sequence_on_the_wire_decodes_and_is_granted(tmp_path: Path) -
             ns=pair.client,
         )  # fmt: skip
         assert res.returncode == 0, res.stderr.decode()
-        cap.terminate()
-        packets = _captured(cap)
+        packets = _captured(pair, cap)
     knocks = [parse_knock(ip, t) for t, ip in packets]
     assert all(k is not None for k in knocks)
     assert len(knocks) == 32
@@ -88,8 +94,7 @@ def test_shared_sequence_on_the_wire_is_granted(tmp_path: Path) -> None:
             ns=pair.client,
         )
         assert res.returncode == 0, res.stderr.decode()
-        cap.terminate()
-        packets = _captured(cap)
+        packets = _captured(pair, cap)
     knocks = [k for t, ip in packets if (k := parse_knock(ip, t)) is not None]
     assert [(k.proto, k.port) for k in knocks] == [(6, 5501), (17, 5502), (1, None), (6, 5504)]
     rule = SharedRule(

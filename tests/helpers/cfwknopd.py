@@ -61,6 +61,7 @@ class RealFwknopd(LoggingDaemon):
         )
         self._write(self.access, access_conf)
         self.proc: subprocess.Popen[bytes] | None = None
+        self.fed: int | None = None  # packets sent through feed, counted from what it had taken
 
     @staticmethod
     def _write(path: Path, text: str) -> None:
@@ -111,12 +112,21 @@ class RealFwknopd(LoggingDaemon):
             progress=self.packets_seen,
         )
 
-    def feed(self, pair: NetPair, packets: Sequence[str], *, window: int = 4) -> None:
-        """Send ``packets`` from the client namespace, at most ``2 * window`` ahead of it."""
-        base = self.packets_seen()
+    def feed(
+        self, pair: NetPair, packets: Sequence[str], *, window: int = 4, source: str | None = None
+    ) -> None:
+        """Send ``packets`` from the client namespace (from ``source``), a few at a time.
+
+        Each few go once it has taken all but ``window`` of what was fed to
+        it so far (this call and earlier ones).
+        """
+        if self.fed is None:
+            self.fed = self.packets_seen()
         for start in range(0, len(packets), window):
-            self.wait_taken(base + start - window)
-            pair.send_udp(packets[start : start + window])
+            self.wait_taken(self.fed - window)
+            chunk = packets[start : start + window]
+            pair.send_udp(chunk, source=source)
+            self.fed += len(chunk)
 
     def stop(self) -> None:
         """SIGTERM it (by PID) and wait."""

@@ -26,7 +26,9 @@ in a sleep loop and runs several ``iptables`` processes per grant. So:
 ``LogFile`` follows a daemon's log for ``wait``/``count`` with a mark, so a
 test waits for the line of *this* packet rather than any earlier one;
 ``LoggingDaemon`` gives a daemon helper (ours, the C fwknopd) its log waits.
-``wait_process_idle`` waits until a program (a TUI in a terminal) has
+``read_lines_until`` reads a helper process's output up to the line that
+shows it has seen what the test waits for (a capture up to a sentinel
+packet sent last). ``wait_process_idle`` waits until a program (a TUI in a terminal) has
 handled its input: none of its threads runs or waits for a CPU. A process
 the scheduler has not got to yet counts as busy, so load does not fool it
 the way "it used little CPU lately" would.
@@ -35,16 +37,20 @@ the way "it used little CPU lately" would.
 from __future__ import annotations
 
 import asyncio
+import os
+import select
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 __all__ = [
     "DEADLINE",
     "START",
     "LogFile",
     "LoggingDaemon",
+    "read_lines_until",
     "wait_for",
     "wait_for_async",
     "wait_process_idle",
@@ -116,6 +122,32 @@ def wait_process_idle(pid: int, *, timeout: float = DEADLINE, calm: int = 3) -> 
         return seen >= calm
 
     return wait_for(settled, timeout=timeout, interval=0.01)
+
+
+def read_lines_until(
+    stream: IO[bytes], done: Callable[[str], bool], *, timeout: float = DEADLINE
+) -> list[str]:
+    """Lines of a child's output pipe, read until one makes ``done`` true (or EOF, or timeout).
+
+    Reads the pipe itself: call it before anything has read ahead of the
+    lines it should return (a ``readline`` of a "ready" printed first is fine).
+    """
+    fd = stream.fileno()
+    lines: list[str] = []
+    pending = b""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        if not select.select([fd], [], [], left)[0]:
+            break
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        *complete, pending = (pending + chunk).split(b"\n")
+        for raw in complete:
+            lines.append(raw.decode(errors="replace"))
+            if done(lines[-1]):
+                return lines
+    return lines
 
 
 class LogFile:

@@ -78,7 +78,11 @@ def _ours(pair: NetPair, tmp_path: Path, conf_extra: str = "") -> OurFwknopd:
 
 
 def _c_rule_for(c: RealFwknopd, address: str) -> bool:
-    return wait_for(lambda: any(f"-s {address}/32" in r for r in c.iptables_rules()), timeout=30)
+    return wait_for(
+        lambda: any(f"-s {address}/32" in r for r in c.iptables_rules()),
+        interval=0.5,
+        progress=c.packets_seen,
+    )
 
 
 def test_the_real_client_sends_a_leading_zero_as_typed_and_fwknopd_opens_the_octal_address(
