@@ -19,6 +19,7 @@ from fwknop_tui.wallet.profiles import Profile
 from tests.helpers.netns import SERVER_IP, drop_policy_nft, net_pair
 from tests.helpers.ourclient import OurClient
 from tests.helpers.ourd import OurFwknopd
+from tests.helpers.wait import wait_for
 
 KEYS = generate_keys()
 PROFILE_KEYS = ProfileKeys(KEYS.rijndael, KEYS.hmac)
@@ -139,7 +140,13 @@ def test_a_port_opened_while_the_probe_waited_is_not_called_open_before() -> Non
         probe = pair.client.popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
         assert probe.stdout is not None
         assert probe.stdout.readline() == b"started\n"
-        time.sleep(1.5)  # past the first SYN's retransmission timeout, by design of the test
+        # the kernel retransmits the first SYN (after its 1 s timeout): only then open the port
+        assert wait_for(
+            lambda: (
+                "retrans:"
+                in pair.client.run(["ss", "-tin", "dst", f"{SERVER_IP}:2222"]).stdout.decode()
+            )
+        )
         pair.server.run(["nft", "add", "rule", "inet", "filter", "input", "tcp", "dport",
                          "2222", "accept"])  # fmt: skip
         assert probe.stdout.readline() == b"False\n"

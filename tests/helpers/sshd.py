@@ -14,7 +14,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .netns import Netns, wait_for
+from .netns import Netns
+from .wait import START, wait_for
 
 SSHD = "/usr/sbin/sshd"
 SSH = "/usr/bin/ssh"
@@ -74,7 +75,7 @@ class Sshd:
         self.log = self.dir / "sshd.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, *, timeout: float = 30) -> Sshd:
+    def start(self, *, timeout: float = START) -> Sshd:
         """Start it in the foreground (by PID, in its namespace) and wait until it listens."""
         # sshd's privilege separation needs this empty root-owned directory, as its service has
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
