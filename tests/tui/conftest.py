@@ -113,17 +113,9 @@ async def wait_until(
 Waiter = Callable[[Pilot[Any], Callable[[], object]], Awaitable[None]]
 
 
-def notifications(app: Any) -> list[str]:
-    """What ``app`` notifies from now on, as "title: message": an event a test can wait for."""
-    seen: list[str] = []
-    notify = app.notify
-
-    def recorded(message: str, *args: Any, **kwargs: Any) -> Any:
-        seen.append(f"{kwargs.get('title', '')}: {message}")
-        return notify(message, *args, **kwargs)
-
-    app.notify = recorded
-    return seen
+def notices(app: Any) -> list[str]:
+    """The notifications ``app`` shows now, as "title: message" (an event to wait for)."""
+    return [f"{n.title}: {n.message}" for n in app._notifications]
 
 
 def palette_choice(app: Any) -> str | None:

@@ -13,11 +13,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from tests.helpers.wait import wait_for
 
 pytestmark = [pytest.mark.slow]
 
@@ -65,12 +66,8 @@ def _find(root: int, match: Callable[[str], bool]) -> int | None:
 
 
 def _wait(check: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    if not wait_for(check, timeout=timeout, interval=0.1):
+        raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.parametrize("how", ["closed terminal", "SIGKILL"])

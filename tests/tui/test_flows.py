@@ -19,7 +19,7 @@ from fwknop_tui.wallet.keys import encode_stored
 from fwknop_tui.wallet.profiles import Profile
 from fwknop_tui.wallet.secrets import MemoryStore
 
-from .conftest import Tui, notifications, text_of, wait_until
+from .conftest import Tui, notices, text_of, wait_until
 
 SIZE = (140, 44)
 
@@ -305,7 +305,6 @@ async def test_a_damaged_profiles_file_is_reported_and_never_overwritten(tui: Tu
     path.parent.mkdir(parents=True)
     path.write_text("[profiles.home]\nhost = \n")
     app = tui.app()
-    notes = notifications(app)
     async with app.run_test(size=SIZE) as pilot:
         main = main_of(app)
         assert main.problems and str(path) in main.problems[0]
@@ -315,7 +314,9 @@ async def test_a_damaged_profiles_file_is_reported_and_never_overwritten(tui: Tu
         editor.query_one("#f-host", Input).value = "h"
         await pilot.press("ctrl+s")
         await wait_until(
-            pilot, lambda: any(n.startswith("Failed: saving new") for n in notes), what="refusal"
+            pilot,
+            lambda: any(n.startswith("Failed: saving new") for n in notices(app)),
+            what="refusal",
         )
     assert path.read_text() == "[profiles.home]\nhost = \n"
 

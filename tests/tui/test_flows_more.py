@@ -19,7 +19,7 @@ from fwknop_tui.ui.settings import Settings, load_settings
 from fwknop_tui.ui.widgets.qr_code import QrCode
 from fwknop_tui.ui.widgets.secret_input import SecretInput
 
-from .conftest import Tui, notifications, palette_choice, press_button, text_of, wait_until
+from .conftest import Tui, notices, palette_choice, press_button, text_of, wait_until
 from .test_flows import SIZE, add_profile, main_of
 
 
@@ -31,7 +31,6 @@ async def test_share_warns_first_then_draws_a_qr_code_that_decodes_to_the_keys(
     add_profile(tui, "home")
     expected = tui.wallet.share_text("home")
     app = tui.app()
-    notes = notifications(app)
     async with app.run_test(size=(140, 60)) as pilot:
         await pilot.press("s")
         screen = app.screen
@@ -45,7 +44,9 @@ async def test_share_warns_first_then_draws_a_qr_code_that_decodes_to_the_keys(
         out = tmp_path / "share.png"
         screen.query_one("#export-path", Input).value = str(out)
         await press_button(pilot, "#png")
-        await wait_until(pilot, lambda: any(n.startswith("Saved: ") for n in notes), what="the PNG")
+        await wait_until(
+            pilot, lambda: any(n.startswith("Saved: ") for n in notices(app)), what="the PNG"
+        )
         assert out.stat().st_mode & 0o777 == 0o600
         decoded = subprocess.run(
             ["zbarimg", "--raw", "-q", str(out)], capture_output=True, check=True, timeout=60
@@ -159,7 +160,6 @@ async def test_import_share_refuses_to_replace_keys_unless_asked(tui: Tui) -> No
     add_profile(tui, "home")
     before = tui.secrets.get_many("home", ["rijndael"])
     app = tui.app()
-    notes = notifications(app)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("i")
         screen = app.screen
@@ -169,7 +169,9 @@ async def test_import_share_refuses_to_replace_keys_unless_asked(tui: Tui) -> No
         screen.query_one("#share-text", SecretInput).value = generate_keys().as_text()
         await press_button(pilot, "#share-import")
         refused = "Failed: importing keys"
-        await wait_until(pilot, lambda: any(n.startswith(refused) for n in notes), what=refused)
+        await wait_until(
+            pilot, lambda: any(n.startswith(refused) for n in notices(app)), what=refused
+        )
         assert isinstance(app.screen, ImportScreen)
     assert tui.secrets.get_many("home", ["rijndael"]) == before
 

@@ -22,12 +22,8 @@ from fwknop_tui.ui.widgets.knock_log import KnockLog
 from fwknop_tui.ui.widgets.profile_table import ProfileTable
 from fwknop_tui.ui.widgets.qr_code import QrCode
 
-from .conftest import FIXED_NOW, Tui, press_button, text_of, wait_until
+from .conftest import FIXED_NOW, Tui, notices, press_button, text_of, wait_until
 from .test_flows import SIZE, add_profile, main_of
-
-
-def notices(app: object) -> list[str]:
-    return [n.message for n in app._notifications]  # type: ignore[attr-defined]
 
 
 async def _open_editor(pilot: object, key: str = "n") -> EditorScreen:
@@ -78,8 +74,7 @@ async def test_enter_on_the_delete_question_keeps_the_profile(tui: Tui) -> None:
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="question")
         await pilot.pause()
         await pilot.press("enter")
-        await pilot.pause(0.3)
-        assert isinstance(app.screen, MainScreen)
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), what="the list")
     assert tui.wallet.names() == ["home"]
 
 
@@ -182,7 +177,7 @@ async def test_the_stanza_is_written_to_a_0600_file_even_over_a_0644_one(
         await wait_until(pilot, lambda: isinstance(app.screen, StanzaScreen), what="stanza")
         screen = app.screen
         await pilot.press("c")
-        assert any("OSC 52" in n for n in notices(app))
+        await wait_until(pilot, lambda: any("OSC 52" in n for n in notices(app)), what="OSC 52")
         screen.query_one("#stanza-path", Input).value = str(out)
         await press_button(pilot, "#write")
         await wait_until(pilot, lambda: out.read_text() != "old", what="the file")
@@ -198,7 +193,7 @@ async def test_a_broken_profiles_file_keeps_a_banner_with_file_and_line(tui: Tui
     app = tui.app()
     async with app.run_test(size=SIZE) as pilot:
         main = main_of(app)
-        await pilot.pause(0.2)
+        await wait_until(pilot, lambda: main.query_one("#banner", Static).display, what="banner")
         banner = main.query_one("#banner", Static)
         assert banner.display and f"{path}:2" in text_of(banner)
         assert any(f"{path}:2" in line for line in main.query_one(KnockLog).plain_lines)
@@ -267,9 +262,12 @@ async def test_a_knock_on_a_demo_whose_server_died_is_not_reported_sent(tui: Tui
         assert app.demo is not None
         app.demo.stop()  # the server dies under the TUI
         await pilot.press("k")
-        await pilot.pause(0.3)
+        await wait_until(
+            pilot,
+            lambda: any("demo's fwknopd is not running" in n for n in notices(app)),
+            what="the refusal",
+        )
         assert main.last["demo"] is first, "a knock was sent to a dead demo"
-        assert any("demo's fwknopd is not running" in n for n in notices(app))
 
 
 async def test_no_screenshot_is_taken_of_a_screen_that_shows_keys(tui: Tui, tmp_path: Path) -> None:
@@ -287,9 +285,10 @@ async def test_no_screenshot_is_taken_of_a_screen_that_shows_keys(tui: Tui, tmp_
         assert "Screenshot" not in {c.title for c in app.get_system_commands(app.screen)}
         assert app.deliver_screenshot(path=str(shots)) is None
         app.action_screenshot(path=str(shots))
-        await pilot.pause(0.3)
+        await wait_until(
+            pilot, lambda: any("no screenshot" in n for n in notices(app)), what="the refusal"
+        )
         assert list(shots.iterdir()) == []
-        assert any("no screenshot" in n for n in notices(app))
         await pilot.press("escape")
         await pilot.pause()
         app.action_screenshot(path=str(shots))  # the main screen holds no key: allowed

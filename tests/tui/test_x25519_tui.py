@@ -19,7 +19,7 @@ from fwknop_tui.ui.widgets.profile_detail import summary_lines
 from fwknop_tui.ui.widgets.qr_code import QrCode
 from fwknop_tui.wallet.profiles import Profile
 
-from .conftest import Tui, notifications, press_button, text_of, wait_until
+from .conftest import Tui, notices, press_button, text_of, wait_until
 from .test_flows import SIZE, main_of
 
 SERVER = X25519PrivateKey(bytes(range(32)))
@@ -121,7 +121,6 @@ async def test_share_of_an_x25519_profile_is_its_public_key_with_no_warning(
     expected = tui.wallet.share_text("home")
     assert expected.split() == ["CLIENT_PUBLIC_KEY", key.public_key.to_text()]
     app = tui.app()
-    notes = notifications(app)
     async with app.run_test(size=(140, 60)) as pilot:
         await pilot.press("s")
         screen = app.screen
@@ -135,7 +134,9 @@ async def test_share_of_an_x25519_profile_is_its_public_key_with_no_warning(
         out = tmp_path / "public.png"
         screen.query_one("#export-path", Input).value = str(out)
         await press_button(pilot, "#png")
-        await wait_until(pilot, lambda: any(n.startswith("Saved: ") for n in notes), what="the PNG")
+        await wait_until(
+            pilot, lambda: any(n.startswith("Saved: ") for n in notices(app)), what="the PNG"
+        )
         decoded = subprocess.run(
             ["zbarimg", "--raw", "-q", str(out)], capture_output=True, check=True, timeout=60
         ).stdout.decode()
