@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from fwknop_server.vocab import Accepted, Deferred, Packet, Reason, Refused
 
 from fwknop_core import HmacKey, MacMatch, RijndaelKey, SpaMessage, build_packet
 from tests.helpers.maccount import counting_macs
+from tests.helpers.wait import wait_for
 
 NOW = 1_795_268_000
 KEY = RijndaelKey(b"k" * 32)
@@ -49,11 +49,12 @@ def _captured(payloads: list[bytes], processor: Processor) -> list[Packet]:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
         for payload in payloads:
             client.sendto(payload, ("127.0.0.1", port))
-        for _ in range(200):  # bounded: loopback delivers at once, but do not spin forever
-            packets += source.read(processor.screen.check)
-            if len(packets) == len(payloads):
-                break
-            time.sleep(0.01)
+
+        def all_read() -> bool:
+            packets.extend(source.read(processor.screen.check))
+            return len(packets) == len(payloads)
+
+        wait_for(all_read, interval=0.01)  # loopback delivers at once; bounded all the same
     source.close()
     return packets
 
