@@ -9,8 +9,11 @@ and line of the offending setting, and never quotes a key.
 
 from __future__ import annotations
 
+import errno
 import hmac
 import ipaddress
+import os
+import stat
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,7 +29,7 @@ from .commands import (
     lookup_user,
     split_words,
 )
-from .confsyntax import Setting, is_yes, read_settings
+from .confsyntax import Invalid, Setting, is_yes, read_settings, shown_name, whole_number
 from .errors import Problems
 from .nat import NatPolicy, parse_force_nat
 from .vocab import MAX_WORDS, PROTO_NUMBERS, RunAs
@@ -124,11 +127,12 @@ def parse_ports(text: str) -> frozenset[tuple[str, int]]:
         proto, sep, port = item.partition("/")
         proto = proto.strip().lower()
         port = port.strip()
-        if not sep or proto not in PROTO_NUMBERS or not port.isdigit():
+        number = whole_number(port)
+        if not sep or proto not in PROTO_NUMBERS or number is None:
             raise ValueError(f"{item!r} is not proto/port")
-        if not 0 <= int(port) <= 65535:
+        if not 0 <= number <= 65535:
             raise ValueError(f"{item!r}: port out of range")
-        ports.add((proto, int(port)))
+        ports.add((proto, number))
     return frozenset(ports)
 
 
@@ -204,9 +208,47 @@ class _Draft:
         self.settings[setting.name] = setting
 
 
+def _raw(text: str) -> bytes:
+    """A value's bytes as they are in the file (a passphrase need not be UTF-8)."""
+    return text.encode("utf-8", "surrogateescape")
+
+
 def _files_in(folder: Path) -> list[Path]:
     # fwknopd takes directory order; we sort, so the result does not depend on the filesystem
     return sorted(p for p in folder.iterdir() if p.name.endswith(".conf") and p.is_file())
+
+
+_INVALID = "invalid access file entry: {} (a name, then blanks, then its value)"
+
+
+def _read(path: Path) -> str:
+    """The text of a configuration file; ``OSError`` if it is not a regular file or unreadable.
+
+    The bytes of a value are kept as they are (``surrogateescape``): fwknopd
+    takes a passphrase as the bytes of its line, whatever they are.
+    """
+    with path.open("rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        return file.read().decode("utf-8", errors="surrogateescape")
+
+
+def _unreadable(exc: OSError) -> str:
+    """Why a file could not be read, as a problem says it."""
+    return (
+        exc.strerror
+        if exc.errno == errno.EINVAL and exc.strerror
+        else (f"cannot read: {exc.strerror or exc}")
+    )
+
+
+def _settings(path: Path, text: str, problems: Problems) -> list[Setting]:
+    """The settings of an access file; each line that is not NAME VALUE is a problem."""
+    invalid: list[Invalid] = []
+    settings = list(read_settings(path, text, invalid))
+    for line in invalid:
+        problems.add(line.path, line.line, _INVALID.format(line.name))
+    return settings
 
 
 def _walk(
@@ -214,11 +256,11 @@ def _walk(
 ) -> None:
     """Read ``path`` into ``drafts``; ``current`` holds the stanza being read."""
     try:
-        text = path.read_text(encoding="utf-8", errors="surrogateescape")
+        text = _read(path)
     except OSError as exc:
-        problems.add(path, None, f"cannot read: {exc.strerror or exc}")
+        problems.add(path, None, _unreadable(exc))
         return
-    for setting in read_settings(path, text):
+    for setting in _settings(path, text, problems):
         name = setting.name
         if name in ("%include", "%include_folder"):
             if depth >= _MAX_INCLUDE_DEPTH:
@@ -238,15 +280,13 @@ def _walk(
                 problems.add(path, setting.line, "%include_keys outside a stanza")
                 continue
             try:
-                keys_text = Path(setting.value).read_text(encoding="utf-8")
+                keys_text = _read(Path(setting.value))
             except OSError as exc:
                 problems.add(
-                    path,
-                    setting.line,
-                    f"%include_keys: cannot read {setting.value}: {exc.strerror or exc}",
+                    path, setting.line, f"%include_keys: {setting.value}: {_unreadable(exc)}"
                 )
                 continue
-            for key_setting in read_settings(Path(setting.value), keys_text):
+            for key_setting in _settings(Path(setting.value), keys_text, problems):
                 if key_setting.name in _KEY_NAMES:
                     draft.set(key_setting)
         elif name == "SOURCE":
@@ -344,10 +384,11 @@ class _StanzaReader:
         v = self.value(name)
         if v is None:
             return default
-        if not v.lstrip("-").isdigit() or int(v) > _MAX_TIMER:
+        number = whole_number(v[1:] if v.startswith("-") else v)
+        if number is None or number > _MAX_TIMER:
             self.bad(name, f"{name} must be a number of seconds up to {_MAX_TIMER}")
             return default
-        return int(v) if int(v) >= 1 else default
+        return number if number >= 1 and not v.startswith("-") else default
 
     def id_list(self, name: str) -> frozenset[str]:
         return frozenset(p.strip() for p in (self.value(name) or "").split(",") if p.strip())
@@ -382,7 +423,7 @@ class _StanzaReader:
             try:
                 if name == "KEY_BASE64":
                     return RijndaelKey.from_base64(text, mode)
-                return RijndaelKey.from_passphrase(text, mode)
+                return RijndaelKey.from_passphrase(_raw(text), mode)
             except UsageError as exc:
                 text = str(exc)
                 self.bad(name, text if text.startswith(name) else f"{name}: {text}")
@@ -404,7 +445,7 @@ class _StanzaReader:
             try:
                 if name == "HMAC_KEY_BASE64":
                     return HmacKey.from_base64(text, kind)
-                return HmacKey.from_passphrase(text, kind)
+                return HmacKey.from_passphrase(_raw(text), kind)
             except UsageError as exc:
                 text = str(exc)
                 self.bad(name, text if text.startswith(name) else f"{name}: {text}")
@@ -413,6 +454,9 @@ class _StanzaReader:
 
     def gpg_policy(self, gpg_home_dir: str, gpg_exe: str) -> GpgPolicy | None:
         password = self._key_text("GPG_DECRYPT_PW")
+        if password is not None and _raw(password).decode("utf-8", "replace") != password:
+            self.bad("GPG_DECRYPT_PW", "GPG_DECRYPT_PW is not UTF-8 text")  # gpg takes text
+            password = None
         if password is None and not self.flag("GPG_ALLOW_NO_PW"):
             return None
         home = self.value("GPG_HOME_DIR") or gpg_home_dir
@@ -446,10 +490,11 @@ class _StanzaReader:
 
     def expiry(self) -> float | None:
         if (epoch := self.value("ACCESS_EXPIRE_EPOCH")) is not None:
-            if not epoch.isdigit():
+            seconds = whole_number(epoch)
+            if seconds is None:
                 self.bad("ACCESS_EXPIRE_EPOCH", "ACCESS_EXPIRE_EPOCH must be Unix seconds")
                 return None
-            return float(epoch)
+            return float(seconds)
         if (date := self.value("ACCESS_EXPIRE")) is not None:
             try:
                 parsed = time.strptime(date, "%m/%d/%Y")
@@ -550,10 +595,11 @@ class _StanzaReader:
         closing = self.value("CMD_CYCLE_CLOSE")
         timer = 0
         if (text := self.value("CMD_CYCLE_TIMER")) is not None:
-            if not text.isdigit() or not 1 <= int(text) <= _MAX_TIMER:
+            number = whole_number(text)
+            if number is None or not 1 <= number <= _MAX_TIMER:
                 self.bad("CMD_CYCLE_TIMER", f"CMD_CYCLE_TIMER must be 1..{_MAX_TIMER} seconds")
             else:
-                timer = int(text)
+                timer = number
         if opened is None:
             if closing is not None:
                 self.bad("CMD_CYCLE_CLOSE", "CMD_CYCLE_CLOSE needs CMD_CYCLE_OPEN")
@@ -586,7 +632,7 @@ def _build(
     r = _StanzaReader(draft, problems)
     if warnings is not None:
         warnings.extend(
-            f"{st.path}:{st.line}: ignoring unknown access parameter {st.name}"
+            f"{st.path}:{st.line}: ignoring unknown access parameter {shown_name(st.name)}"
             for st in draft.settings.values()
             if st.name not in KNOWN_NAMES
         )

@@ -40,7 +40,7 @@ def lookup_user(name: str) -> tuple[int, int] | None:
     """(uid, primary gid) of a user name, or None when there is no such user."""
     try:
         entry = pwd.getpwnam(name)
-    except KeyError:
+    except (KeyError, ValueError):  # ValueError: a NUL in the name, which no user has
         return None
     return entry.pw_uid, entry.pw_gid
 
@@ -49,7 +49,7 @@ def lookup_group(name: str) -> int | None:
     """The gid of a group name, else of a user's primary group (fwknopd's lookup), else None."""
     try:
         return grp.getgrnam(name).gr_gid
-    except KeyError:
+    except (KeyError, ValueError):
         user = lookup_user(name)
         return None if user is None else user[1]
 

@@ -40,7 +40,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .confsyntax import Setting, is_yes, read_settings
+from .confsyntax import Invalid, Setting, is_yes, read_settings, shown_name
 from .errors import Problems
 
 __all__ = [
@@ -396,13 +396,13 @@ def expand(values: Mapping[str, str | None], name: str, seen: tuple[str, ...] = 
     return base + value[match.end() :]
 
 
-def _read(path: Path, problems: Problems) -> list[Setting]:
+def _read(path: Path, problems: Problems, invalid: list[Invalid]) -> list[Setting]:
     try:
         text = path.read_text(encoding="utf-8", errors="surrogateescape")
     except OSError as exc:
         problems.add(path, None, f"cannot read: {exc.strerror or exc}")
         return []
-    return list(read_settings(path, text))
+    return list(read_settings(path, text, invalid))
 
 
 def load_server_config(
@@ -421,13 +421,21 @@ def load_server_config(
     raw: dict[str, str | None] = dict(DEFAULTS)
     origins: dict[str, tuple[Path, int]] = {}
     for source in (path, *overrides.override_files):
-        for setting in _read(source, problems):
+        invalid: list[Invalid] = []
+        for setting in _read(source, problems, invalid):
             if setting.name in DEFAULTS:
                 raw[setting.name] = setting.value
                 origins[setting.name] = (setting.path, setting.line)
             elif warnings is not None:
                 why = "fwknopd 2.6 ignores it too" if setting.name in _LEGACY else "unknown"
-                warnings.append(f"{setting.path}:{setting.line}: ignoring {setting.name} ({why})")
+                name = shown_name(setting.name)
+                warnings.append(f"{setting.path}:{setting.line}: ignoring {name} ({why})")
+        if warnings is not None:  # fwknopd skips such a line too, and goes on
+            warnings.extend(
+                f"{line.path}:{line.line}: invalid config file entry, skipped: {line.name} "
+                "(a name, then blanks, then its value)"
+                for line in invalid
+            )
     raw.update(overrides.values)
     values: dict[str, str | None] = {}
     for name, unexpanded in raw.items():

@@ -6,23 +6,53 @@ non-blank character is ``#`` or ``;`` is a comment, but a ``#`` later in a
 line is part of the value. fwknopd 2.6.10 keeps trailing whitespace in a
 value; we strip it, as later fwknopd versions do, because a key with an
 invisible trailing space is never what an administrator meant.
+
+A line that is not a name and a value (``HMAC_KEY_BASE64:<key>``, with no
+blank after the colon, or a name alone) is ``Invalid``: fwknopd refuses such
+an access.conf ("Invalid access file entry") and skips such a fwknopd.conf
+line with a warning; each loader decides. Its text is never shown: a key
+glued to its name is still a key. Only ``shown_name`` of it is, the name as
+far as it can be told from a value.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Setting", "is_yes", "read_settings"]
+__all__ = [
+    "SECRET_NAMES",
+    "Invalid",
+    "Setting",
+    "is_yes",
+    "read_settings",
+    "shown_name",
+    "whole_number",
+]
+
+# names whose value is key material: never printed, wherever it turns up
+SECRET_NAMES = ("HMAC_KEY_BASE64", "HMAC_KEY", "KEY_BASE64", "KEY", "GPG_DECRYPT_PW")
+_NAME_CHARS = re.compile(r"[A-Za-z0-9_%]*")
+_MAX_SHOWN = 64
 
 
 @dataclass(frozen=True, slots=True)
 class Setting:
-    """One ``NAME VALUE`` line and where it came from."""
+    """One ``NAME VALUE`` line and where it came from (its repr leaves the value out)."""
 
     name: str
-    value: str
+    value: str = field(repr=False)
+    path: Path
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """A line that is not ``NAME VALUE``: where it is, and its name as far as it can be shown."""
+
+    name: str  # shown_name of the line's first word: never any of its value
     path: Path
     line: int
 
@@ -32,13 +62,38 @@ def is_yes(value: str) -> bool:
     return value[:1] in ("Y", "y")
 
 
-def read_settings(path: Path, text: str) -> Iterator[Setting]:
-    """Every setting in ``text`` (the contents of ``path``), in order."""
+def shown_name(word: str) -> str:
+    """What of a line's first word may be printed: its leading name characters, never a value.
+
+    ``HMAC_KEY_BASE64:c2Vj...`` shows as ``HMAC_KEY_BASE64...``, and a key
+    written against a secret-bearing name (``KEYsecret``) as ``KEY...``: the
+    rest may be key material. Only ASCII letters, digits, ``_`` and ``%``
+    are ever shown, so a message stays one printable line.
+    """
+    name = _NAME_CHARS.match(word)[0][:_MAX_SHOWN]  # type: ignore[index] # always matches
+    upper = name.upper()
+    for secret in SECRET_NAMES:  # longest first: HMAC_KEY_BASE64 before HMAC_KEY
+        if upper.startswith(secret):
+            name = name[: len(secret)]
+            break
+    return name if name == word else f"{name}..."
+
+
+def whole_number(text: str) -> int | None:
+    """``text`` as a whole number if it is one in ASCII digits (``²`` is a digit, not a number)."""
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def read_settings(path: Path, text: str, invalid: list[Invalid]) -> Iterator[Setting]:
+    """Every setting in ``text`` (of ``path``), in order; lines that are none to ``invalid``."""
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line[0] in "#;\0":
             continue
         name, *rest = line.split(None, 1)
         value = rest[0].split(";", 1)[0].strip() if rest else ""
+        if not value:  # a name alone, or glued to its value: fwknopd's "invalid entry"
+            invalid.append(Invalid(shown_name(name), path, number))
+            continue
         name = name.rstrip(":")
         yield Setting(name, value, path, number)

@@ -26,7 +26,7 @@ def test_line_syntax_quirks(tmp_path: Path) -> None:
         "\tSYSLOG_IDENTITY\tfwknopd-#2\n"
         "VERBOSE 1   \n"
     )
-    settings = {s.name: (s.value, s.line) for s in read_settings(Path("x"), text)}
+    settings = {s.name: (s.value, s.line) for s in read_settings(Path("x"), text, [])}
     assert settings == {
         "PCAP_INTF": ("eth1", 4),
         "PCAP_FILTER": ("udp port 40000", 5),  # the name's ':' is dropped, value ends at ';'
