@@ -64,16 +64,25 @@ class CommandPolicy:
     run_as: RunAs | None = None
 
     def argv(self, command: str, sudo_exe: str) -> tuple[str, ...]:
-        """The argv for ``command``: its words, after the sudo prefix when sudo is on."""
-        prefix: list[str] = []
-        if self.sudo:
-            prefix.append(sudo_exe)
-            if self.sudo_user and not self.sudo_user.lower().startswith("root"):
-                prefix += ["-u", self.sudo_user]
-            if self.sudo_group and not self.sudo_group.lower().startswith("root"):
-                prefix += ["-g", self.sudo_group]
-        # one string split once, as fwknopd builds it: SUDO_EXE may carry options of its own
-        return split_words(" ".join((*prefix, command)))
+        """The argv for ``command``: its words, after the sudo prefix when sudo is on.
+
+        The client's words come after ``--``, which ends sudo's options: fwknopd
+        puts none there, so a command ``-u root sh`` is sudo's ``-u root``.
+        """
+        words = split_words(command)
+        if not self.sudo or not words:
+            return words
+        prefix = [sudo_exe]
+        if self.sudo_user and not self.sudo_user.lower().startswith("root"):
+            prefix += ["-u", self.sudo_user]
+        if self.sudo_group and not self.sudo_group.lower().startswith("root"):
+            prefix += ["-g", self.sudo_group]
+        # the prefix is split once, as fwknopd builds it: SUDO_EXE may carry options of its own
+        return (*split_words(" ".join(prefix)), "--", *words)
+
+    def words(self, argv: tuple[str, ...]) -> int:
+        """How many words fwknopd would run for ``argv`` (our ``--`` is not one of them)."""
+        return len(argv) - (1 if self.sudo and argv else 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +93,17 @@ class CyclePolicy:
     close: str | None  # None: CMD_CYCLE_CLOSE NONE
     timer: int  # seconds (0 only when there is no close command and no timer)
 
+    def close_after(self, client_timeout: int) -> int:
+        """Seconds until the close command: the client's timeout, but never past the timer.
+
+        fwknopd takes the client's timeout as it comes (up to 18 hours), so a
+        client could keep what the open command did in place for a day; the
+        timer is the administrator's word for how long that may be.
+        """
+        if not client_timeout:
+            return self.timer
+        return min(client_timeout, self.timer) if self.timer else client_timeout
+
 
 def cycle_values(
     *,
@@ -93,11 +113,9 @@ def cycle_values(
     proto: int,
     port: int,
     timestamp: int,
-    client_timeout: int,
-    timer: int,
+    wait: int,
 ) -> dict[str, str]:
-    """What each cycle variable stands for (server-config.md §3.5)."""
-    wait = client_timeout or timer
+    """What each cycle variable stands for (server-config.md §3.5); ``wait``: its close delay."""
     return {
         "IP": str(source),
         "SRC": str(source),

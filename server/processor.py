@@ -341,15 +341,19 @@ class Processor:
             raise _StanzaFailed(Reason.USERNAME, f"username {msg.username!r}")
         if msg.message_type.has_nat and not self.settings.nat.allows(msg.message_type):
             raise _StanzaFailed(Reason.NAT, msg.message_type.label)
-        if stanza.cycle is not None:
-            return self._cycle(stanza, msg, source, packet)
         if msg.message_type is MessageType.COMMAND:
+            if stanza.cycle is not None:
+                raise _StanzaFailed(Reason.CYCLE, "a command message")
             return self._command(stanza, msg, source, packet)
         requested = tuple((a.proto, a.port) for a in msg.access)
+        # a cycle's commands open what the client asked for too: the same ports are allowed
+        # (fwknopd skips these checks for a cycle stanza)
         if stanza.restrict_ports and any(r in stanza.restrict_ports for r in requested):
             raise _StanzaFailed(Reason.PORTS, _ports_text(requested))
         if stanza.open_ports is not None and not all(r in stanza.open_ports for r in requested):
             raise _StanzaFailed(Reason.PORTS, _ports_text(requested))
+        if stanza.cycle is not None:
+            return self._cycle(stanza, msg, source, packet)
         nat = None
         if stanza.nat is not None or msg.message_type.has_nat:
             nat = self._nat(stanza, msg, requested[0], source)
@@ -394,9 +398,9 @@ class Processor:
             raise _StanzaFailed(Reason.COMMAND)
         command = msg.command or ""
         argv = policy.argv(command, self.settings.sudo_exe)
-        if not argv or len(argv) > MAX_WORDS:
+        if not argv or policy.words(argv) > MAX_WORDS:
             # fwknopd takes the packet and runs nothing: no other stanza gets it
-            raise _StopPacket(Reason.COMMAND_WORDS, f"{len(argv)} words")
+            raise _StopPacket(Reason.COMMAND_WORDS, f"{policy.words(argv)} words")
         return RunCommand(
             command, argv, policy.run_as, source, packet.src, stanza.number, msg.username
         )
@@ -407,9 +411,8 @@ class Processor:
         """A command cycle stanza: its open and close commands for this request (§3.5)."""
         cycle = stanza.cycle
         assert cycle is not None  # noqa: S101 - only called for cycle stanzas
-        if not msg.access:
-            raise _StanzaFailed(Reason.CYCLE, "a command message")
         first = msg.access[0]  # fwknopd's variables take the first proto/port only
+        wait = cycle.close_after(msg.client_timeout)
         values = cycle_values(
             source=source,
             packet_src=packet.src,
@@ -417,14 +420,13 @@ class Processor:
             proto=PROTO_NUMBERS.get(first.proto, 0),
             port=first.port,
             timestamp=msg.timestamp,
-            client_timeout=msg.client_timeout,
-            timer=cycle.timer,
+            wait=wait,
         )
         close = None if cycle.close is None else substitute(cycle.close, values)
         return RunCycle(
             substitute(cycle.open, values),
             close,
-            msg.client_timeout or cycle.timer,
+            wait,
             source,
             packet.src,
             stanza.number,

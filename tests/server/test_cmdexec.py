@@ -78,17 +78,17 @@ def test_commands_are_split_on_whitespace_only_as_fwknopd_splits_them() -> None:
 def test_cycle_substitutions_are_fwknopds() -> None:
     values = cycle_values(
         source=SRC, packet_src=SRC, packet_dst=DST, proto=6, port=22,
-        timestamp=1796157841, client_timeout=0, timer=3,
+        timestamp=1796157841, wait=3,
     )  # fmt: skip
     # what the real fwknopd ran for this template (timestamp 1796157841, CMD_CYCLE_TIMER 3)
     assert substitute(OPEN, values) == (
         "/tmp/exp/rec.sh open 198.18.0.2 198.18.0.2 198.18.0.2 198.18.0.1 22 6 1796157844 3 "
         "FOO  x 198.18.0.2X 22"
     )
-    # the client's timeout wins over the timer, in $TIMEOUT and $CLIENT_TIMEOUT
+    # the close delay, in $TIMEOUT and $CLIENT_TIMEOUT
     with_timeout = cycle_values(
         source=SRC, packet_src=ipaddress.ip_address("203.0.113.7"), packet_dst=None,
-        proto=17, port=53, timestamp=1000, client_timeout=5, timer=3,
+        proto=17, port=53, timestamp=1000, wait=5,
     )  # fmt: skip
     assert substitute("$TIMEOUT $CLIENT_TIMEOUT $PKT_SRC $DST $PROTO", with_timeout) == (
         "1005 5 203.0.113.7 0.0.0.0 17"
@@ -98,14 +98,25 @@ def test_cycle_substitutions_are_fwknopds() -> None:
 def test_the_sudo_prefix_leaves_root_out() -> None:
     sudo = CommandPolicy(sudo=True, sudo_user="nobody", sudo_group="daemon")
     assert sudo.argv("id -u", "/usr/bin/sudo") == (
-        "/usr/bin/sudo", "-u", "nobody", "-g", "daemon", "id", "-u",
+        "/usr/bin/sudo", "-u", "nobody", "-g", "daemon", "--", "id", "-u",
     )  # fmt: skip
-    assert CommandPolicy(sudo=True).argv("id  -u", "/s") == ("/s", "id", "-u")
+    assert CommandPolicy(sudo=True).argv("id  -u", "/s -n") == ("/s", "-n", "--", "id", "-u")
     assert CommandPolicy(sudo=True, sudo_user="root", sudo_group="Root").argv("id", "/s") == (
         "/s",
+        "--",
         "id",
     )
     assert CommandPolicy().argv("echo fwknop-spec-test", "/s") == ("echo", "fwknop-spec-test")
+    assert CommandPolicy(sudo=True).argv("  ", "/s") == ()
+
+
+def test_the_clients_words_are_never_sudo_options() -> None:
+    # fwknopd 2.6.10 runs "sudo -u nobody -u root /bin/sh": sudo's last -u wins, and the
+    # client's command runs as root; after "--" sudo takes "-u" for the program to run
+    sudo = CommandPolicy(sudo=True, sudo_user="nobody")
+    assert sudo.argv("-u root /bin/sh", "/usr/bin/sudo") == (
+        "/usr/bin/sudo", "-u", "nobody", "--", "-u", "root", "/bin/sh",
+    )  # fmt: skip
 
 
 # -- access.conf -------------------------------------------------------------------
@@ -225,7 +236,7 @@ def test_sudo_and_the_user_end_up_in_the_decision(tmp_path: Path) -> None:
     assert isinstance(decision, RunCommand)
     # the real fwknopd: "Running command '/tmp/exp/rec.sh -u daemon id -u' setuid/setgid
     # user/group to nobody/nobody (UID=65534,GID=65534)" with SUDO_EXE /tmp/exp/rec.sh
-    assert decision.argv == ("/opt/sudo", "-u", "daemon", "id", "-u")
+    assert decision.argv == ("/opt/sudo", "-u", "daemon", "--", "id", "-u")
     assert decision.run_as == RunAs(65534, 65534, "nobody", None)
 
 
@@ -247,8 +258,10 @@ def test_a_command_of_more_than_28_words_is_not_run_and_stops_the_packet(tmp_pat
     refused = processor.process(_command("/x " + " ".join("b" * 28)), now=NOW)
     assert isinstance(refused, Refused) and refused.reason is Reason.COMMAND_WORDS
     assert [a[0] for a in refused.attempts] == [1]  # no other stanza was tried
-    # with sudo, its prefix counts too
+    # with sudo, its prefix counts too (our "--" does not: fwknopd has none)
     sudo = _load(tmp_path, STANZA + "ENABLE_CMD_EXEC Y\nENABLE_CMD_SUDO_EXEC Y\n")
+    fits = Processor(sudo, Settings()).process(_command("/x " + " ".join("c" * 26)), now=NOW)
+    assert isinstance(fits, RunCommand) and len(fits.argv) == MAX_WORDS + 1
     too_long = Processor(sudo, Settings()).process(_command("/x " + " ".join("c" * 27)), now=NOW)
     assert isinstance(too_long, Refused) and too_long.reason is Reason.COMMAND_WORDS
 
@@ -257,12 +270,12 @@ def test_a_cycle_stanza_runs_its_commands_for_an_access_request(tmp_path: Path) 
     stanzas = _load(
         tmp_path,
         STANZA + f"CMD_CYCLE_OPEN {OPEN}\nCMD_CYCLE_CLOSE /c $IP $PORT $CLIENT_TIMEOUT\n"
-        "CMD_CYCLE_TIMER 3\nOPEN_PORTS tcp/80\n",
+        "CMD_CYCLE_TIMER 3\n",
     )
     for test_mode in (False, True):  # cycles run in --test mode too, as fwknopd's do
         processor = Processor(stanzas, Settings(test_mode=test_mode))
         decision = processor.process(_access("tcp/22,udp/53"), now=NOW + 1)
-        # OPEN_PORTS does not apply to a cycle; the first proto/port is the one used
+        # the first proto/port is the one used
         assert decision == RunCycle(
             f"/tmp/exp/rec.sh open 198.18.0.2 198.18.0.2 198.18.0.2 198.18.0.1 22 6 {NOW + 3} 3 "
             "FOO  x 198.18.0.2X 22",
@@ -273,12 +286,39 @@ def test_a_cycle_stanza_runs_its_commands_for_an_access_request(tmp_path: Path) 
             1,
             "u",
         )
-    timed = Processor(stanzas, Settings()).process(_access("udp/53", timeout=5), now=NOW)
-    assert isinstance(timed, RunCycle)
-    assert timed.close_after == 5 and timed.close_text == "/c 198.18.0.2 53 5"
+    timed = Processor(stanzas, Settings()).process(_access("udp/53", timeout=2), now=NOW)
+    assert isinstance(timed, RunCycle)  # the client may ask for less than the timer
+    assert timed.close_after == 2 and timed.close_text == "/c 198.18.0.2 53 2"
     # 0.0.0.0 (the client's -s): the packet's source stands in for $IP
     zero = Processor(stanzas, Settings()).process(_access("tcp/22", allow="0.0.0.0"), now=NOW)
     assert isinstance(zero, RunCycle) and zero.close_text == "/c 198.18.0.2 22 3"
+
+
+def test_a_cycle_closes_no_later_than_its_timer(tmp_path: Path) -> None:
+    # fwknopd 2.6.10 waits the client's timeout (up to 65536 s) before the close command
+    stanzas = _load(
+        tmp_path, STANZA + "CMD_CYCLE_OPEN /o $CLIENT_TIMEOUT $TIMEOUT\nCMD_CYCLE_CLOSE /c\n"
+        "CMD_CYCLE_TIMER 30\n",
+    )  # fmt: skip
+    decision = Processor(stanzas, Settings()).process(_access("tcp/22", timeout=65536), NOW)
+    assert isinstance(decision, RunCycle)
+    assert decision.close_after == 30 and decision.open_text == f"/o 30 {NOW + 30}"
+    # with CMD_CYCLE_CLOSE NONE there is nothing to close, and no timer to cap the variables
+    (none,) = _load(tmp_path, STANZA + "CMD_CYCLE_OPEN /o $CLIENT_TIMEOUT\nCMD_CYCLE_CLOSE NONE\n")
+    assert none.cycle is not None and none.cycle.close_after(500) == 500
+
+
+def test_a_cycle_opens_only_ports_its_stanza_allows(tmp_path: Path) -> None:
+    # fwknopd 2.6.10 skips OPEN_PORTS and RESTRICT_PORTS for a cycle stanza
+    stanzas = _load(
+        tmp_path, STANZA + "CMD_CYCLE_OPEN /o $PORT\nCMD_CYCLE_CLOSE /c\nCMD_CYCLE_TIMER 3\n"
+        "OPEN_PORTS tcp/22, tcp/80\nRESTRICT_PORTS tcp/80\n",
+    )  # fmt: skip
+    processor = Processor(stanzas, Settings())
+    assert isinstance(processor.process(_access("tcp/22"), NOW), RunCycle)
+    for spec in ("tcp/23", "tcp/22,udp/53", "tcp/80"):
+        refused = processor.process(_access(spec), NOW)
+        assert isinstance(refused, Refused) and refused.reason is Reason.PORTS, spec
 
 
 def test_a_command_message_to_a_cycle_stanza_is_refused(tmp_path: Path) -> None:
@@ -500,7 +540,7 @@ def test_the_daemon_hands_commands_and_cycles_to_its_executor(tmp_path: Path) ->
     asyncio.run(run())
     assert sorted(c[0] for c in spawn.calls) == [
         ("/o", "198.18.0.2"),  # the allow IP in the packet (198.18.0.2), sent from .3
-        ("/opt/sudo", "id", "-u"),
+        ("/opt/sudo", "--", "id", "-u"),
     ]
     assert daemon.refusals.counts == {"command": 1, "cycle": 1, "granted": 1}
     assert (SRC, "tcp", 22) in daemon.firewall.open  # access requests still open ports

@@ -112,6 +112,25 @@ def test_the_real_clients_server_cmd_runs_as_the_configured_user(
     assert server.stop() == 0
 
 
+def test_the_clients_words_come_after_sudos_options(
+    pair: NetPair, tmp_path: Path, scripts: Path
+) -> None:
+    # SUDO_EXE is a recorder: what sudo would have been given, word for word
+    out = scripts / "out" / "sudo"
+    server = _server(
+        pair,
+        tmp_path,
+        STANZA + "ENABLE_CMD_EXEC Y\nENABLE_CMD_SUDO_EXEC Y\nCMD_SUDO_EXEC_USER nobody\n",
+        firewall="log",
+        conf_extra=f"SUDO_EXE {scripts}/rec.sh {out}\n",
+    )
+    _knock(pair, tmp_path, "--server-cmd", "-u root /bin/sh")
+    assert wait_for(lambda: _records(out), timeout=15), server.log()
+    (line,) = _records(out)
+    # fwknopd 2.6.10 gives sudo "-u nobody -u root /bin/sh": the last -u wins, root
+    assert line.split(": ", 1)[1] == "[-u] [nobody] [--] [-u] [root] [/bin/sh]"
+
+
 def test_an_unauthorised_command_is_refused_and_logged(
     pair: NetPair, tmp_path: Path, scripts: Path
 ) -> None:
@@ -196,15 +215,16 @@ def test_a_command_cycle_opens_the_firewall_and_closes_it_on_its_timer(
     assert server.wait_log(f"{where} CMD_CYCLE_CLOSE: command returned 0, pid_status: 0")
     assert "nft: " not in server.log()  # neither nft command complained
     # the variables, from another address of the second stanza's network (spoofed), asking
-    # for its own timeout and for the packet's source address (-s) to be opened
+    # for a timeout of its own (longer than CMD_CYCLE_TIMER, which caps it: fwknopd would wait
+    # the client's 900 s) and for the packet's source address (-s) to be opened
     real_knock(
-        pair.client, tmp_path / "home", SERVER_IP, "-A", "udp/53", "-f", "3", "-s",
+        pair.client, tmp_path / "home", SERVER_IP, "-A", "udp/53", "-f", "900", "-s",
         "-P", "udpraw", "-Q", "198.18.0.9", keys=key_args(KEYS),
     )  # fmt: skip
     assert wait_for(lambda: len(_records(out)) == 2), server.log()
     opened, closed = _records(out)
-    assert opened.split(": ", 1)[1] == "[open] [198.18.0.9] [53] [17] [3]"
+    assert opened.split(": ", 1)[1] == "[open] [198.18.0.9] [53] [17] [2]"
     assert closed.split(": ", 1)[1] == "[close] [198.18.0.9] [53]"
-    # on its timer: not before, and not at some other timeout (FW_ACCESS_TIMEOUT is 30 s);
-    # the margin above is for two shell scripts starting on a loaded machine
-    assert 2.5 <= float(closed.split()[0]) - float(opened.split()[0]) < 15
+    # on its timer (CMD_CYCLE_TIMER, 2 s): not before, and not at the client's 900 s or at
+    # FW_ACCESS_TIMEOUT's 30 s; the margin above is for two shell scripts on a loaded machine
+    assert 1.5 <= float(closed.split()[0]) - float(opened.split()[0]) < 15
