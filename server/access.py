@@ -227,6 +227,8 @@ def _read(path: Path) -> str:
     The bytes of a value are kept as they are (``surrogateescape``): fwknopd
     takes a passphrase as the bytes of its line, whatever they are.
     """
+    if "\0" in str(path):  # no file has such a name; open() would raise ValueError
+        raise OSError(errno.ENOENT, "no such file (a NUL in its name)")
     with path.open("rb") as file:
         if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
             raise OSError(errno.EINVAL, "not a regular file")

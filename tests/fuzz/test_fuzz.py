@@ -1,7 +1,7 @@
 """Run each atheris fuzz target for a bounded number of inputs (CI runs this).
 
-``FWKNOP_FUZZ_RUNS`` sets the count of the packet opener and the knock collector;
-a longer run of any target outside CI is ``python tests/fuzz/fuzz_X.py -runs=N dir/``.
+``FWKNOP_FUZZ_RUNS`` sets the count of the packet opener and the knock collector (and half
+of it the server's pipeline's); a longer run of any target outside CI is ``python tests/fuzz/fuzz_X.py -runs=N dir/``.
 """
 
 from __future__ import annotations
@@ -15,14 +15,16 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 RUNS = int(os.environ.get("FWKNOP_FUZZ_RUNS", "60000"))
-# target -> (runs, max_len): the packet opener and the knock collector are fast; the
-# client's parsers are slower
+# target -> (runs, max_len): the packet opener, the server's pipeline and the knock collector
+# are fast; the client's parsers and the server's (a pair of files per input) are slower
 TARGETS = {
     "fuzz_open": (RUNS, 1600),
     "fuzz_knock": (RUNS, 4096),
     "fuzz_profiles": (10000, 2000),
     "fuzz_rc": (10000, 2000),
     "fuzz_share": (20000, 1000),
+    "fuzz_server": (RUNS // 2, 2000),
+    "fuzz_config": (5000, 2000),
 }
 
 
