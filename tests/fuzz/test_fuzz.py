@@ -1,7 +1,8 @@
 """Run each atheris fuzz target for a bounded number of inputs (CI runs this).
 
-``FWKNOP_FUZZ_RUNS`` sets the count of the packet opener and the knock collector (and half
-of it the server's pipeline's); a longer run of any target outside CI is ``python tests/fuzz/fuzz_X.py -runs=N dir/``.
+``FWKNOP_FUZZ_RUNS`` sets the count of the packet opener and the knock collector (and half of
+it the server's pipeline's); a longer run of any target outside CI is
+``python tests/fuzz/fuzz_X.py -runs=N dir/``.
 """
 
 from __future__ import annotations
