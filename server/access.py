@@ -5,6 +5,12 @@ tried in file order. ``%include``, ``%include_folder`` and ``%include_keys``
 work as in fwknopd. Keys become ``fwknop_core`` key objects at load time, so
 the packet path never parses text. Every problem is reported with the file
 and line of the offending setting, and never quotes a key.
+
+``CLIENT_PUBLIC_KEY`` is ours (the x25519 mode, docs/x25519-spa.md): a
+client's ``x25519-pub:`` key. A stanza may name several, on lines of their
+own or separated by commas, so a client can rotate its key with an overlap;
+a stanza with only client keys is complete. Only public keys go here: a
+private key pasted by mistake is refused by name (and not quoted).
 """
 
 from __future__ import annotations
@@ -19,7 +25,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fwknop_core import EncryptionMode, HmacKey, HmacType, RijndaelKey, UsageError
+from fwknop_core import (
+    EncryptionMode,
+    HmacKey,
+    HmacType,
+    RijndaelKey,
+    UsageError,
+    X25519PublicKey,
+)
 
 from .commands import (
     MAX_CYCLE_LEN,
@@ -36,6 +49,7 @@ from .vocab import MAX_WORDS, PROTO_NUMBERS, RunAs
 
 __all__ = [
     "AccessStanza",
+    "ClientKey",
     "GpgPolicy",
     "Network",
     "load_access",
@@ -62,8 +76,11 @@ _KEY_NAMES = frozenset(
         "GPG_IGNORE_SIG_VERIFY_ERROR",
         "GPG_REMOTE_ID",
         "GPG_FINGERPRINT_ID",
+        "CLIENT_PUBLIC_KEY",
     }
 )
+# names a stanza may hold more than once: every line counts (the others: the last one wins)
+_REPEATED = frozenset({"CLIENT_PUBLIC_KEY"})
 _OTHER_NAMES = frozenset(
     {
         "SOURCE",
@@ -150,6 +167,19 @@ class GpgPolicy:
     fingerprints: frozenset[str]
 
 
+@dataclass(frozen=True, slots=True)
+class ClientKey:
+    """An x25519 client's public key, and the ``CLIENT_PUBLIC_KEY`` line that named it."""
+
+    public: X25519PublicKey
+    path: Path
+    line: int
+
+    def where(self) -> str:
+        """``file:line``."""
+        return f"{self.path}:{self.line}"
+
+
 @dataclass(frozen=True, slots=True, repr=False)
 class AccessStanza:
     """One access stanza: whom it applies to, its keys, and what it allows."""
@@ -173,6 +203,7 @@ class AccessStanza:
     command_exec: CommandPolicy | None = None  # ENABLE_CMD_EXEC Y
     cycle: CyclePolicy | None = None  # CMD_CYCLE_OPEN: commands instead of firewall rules
     nat: NatPolicy | None = None  # FORCE_NAT, FORCE_SNAT, ... (None: none of them)
+    client_keys: tuple[ClientKey, ...] = ()  # CLIENT_PUBLIC_KEY: x25519 clients, in file order
 
     def __repr__(self) -> str:
         return f"AccessStanza(#{self.number} {self.path}:{self.line} SOURCE {self.source_text})"
@@ -203,9 +234,12 @@ class _Draft:
     path: Path
     line: int
     settings: dict[str, Setting] = field(default_factory=dict)
+    repeated: dict[str, list[Setting]] = field(default_factory=dict)
 
     def set(self, setting: Setting) -> None:
         self.settings[setting.name] = setting
+        if setting.name in _REPEATED:
+            self.repeated.setdefault(setting.name, []).append(setting)
 
 
 def _raw(text: str) -> bytes:
@@ -432,6 +466,23 @@ class _StanzaReader:
             return None
         return None
 
+    def client_keys(self) -> tuple[ClientKey, ...]:
+        """Every ``CLIENT_PUBLIC_KEY`` (each line may hold several, comma-separated), once each."""
+        found: dict[X25519PublicKey, ClientKey] = {}
+        for setting in self.draft.repeated.get("CLIENT_PUBLIC_KEY", ()):
+            for text in setting.value.split(","):
+                if text.strip() == _CHANGEME:
+                    message = f"CLIENT_PUBLIC_KEY is still {_CHANGEME}: put the client's key here"
+                    self.problems.add(setting.path, setting.line, message)
+                    continue
+                try:
+                    public = X25519PublicKey.from_text(text)
+                except UsageError as exc:  # its words never quote the text
+                    self.problems.add(setting.path, setting.line, f"CLIENT_PUBLIC_KEY: {exc}")
+                    continue
+                found.setdefault(public, ClientKey(public, setting.path, setting.line))
+        return tuple(found.values())
+
     def hmac_key(self) -> HmacKey | None:
         kind = HmacType.SHA256
         if (type_text := self.value("HMAC_DIGEST_TYPE")) is not None:
@@ -646,12 +697,14 @@ def _build(
             "the HMAC key must not be the same as the encryption key",
         )
     gpg = r.gpg_policy(gpg_home_dir, gpg_exe)
-    if key is None and gpg is None and len(problems.items) == before:
+    client_keys = r.client_keys()
+    named = "CLIENT_PUBLIC_KEY" in r.s  # a bad one is reported as such, not as no keys at all
+    if key is None and gpg is None and not named and len(problems.items) == before:
         problems.add(
             draft.path,
             draft.line,
             "no keys for this stanza: set KEY or KEY_BASE64, or GPG_DECRYPT_PW or "
-            "GPG_ALLOW_NO_PW for GnuPG",
+            "GPG_ALLOW_NO_PW for GnuPG, or CLIENT_PUBLIC_KEY for x25519",
         )
     stanza = AccessStanza(
         number=number,
@@ -673,6 +726,7 @@ def _build(
         command_exec=r.command_policy(),
         cycle=r.cycle_policy(),
         nat=r.nat_policy(nat_enabled),
+        client_keys=client_keys,
     )
     if len(problems.items) != before:
         return None

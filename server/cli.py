@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fwknop_core import HmacType, UsageError, generate_keys
+from fwknop_core import HmacType, UsageError, X25519PublicKey, generate_keys
 
 from . import __version__
 from .config import DEFAULT_CONF, Overrides, ServerConfig, describe, load_server_config
@@ -311,8 +311,12 @@ def _serve(args: argparse.Namespace) -> int:
         return ExitCode.OK
     if args.dump_config:
         print("\n".join(describe(config)))
+        ids: dict[X25519PublicKey, str] = {}
+        if settings.x25519 is not None:  # public keys: what clients are given, nothing secret
+            print(f"{'x25519 server public key':<28}{settings.x25519.server.to_text()}")
+            ids = {c.shared.client: c.shared.key_id_text for c in settings.x25519}
         for stanza in stanzas:
-            print(_describe_stanza(stanza))
+            print(_describe_stanza(stanza, ids))
         return ExitCode.OK
     if not args.foreground:
         _daemonize()
@@ -333,7 +337,7 @@ def _serve(args: argparse.Namespace) -> int:
         pid.release()
 
 
-def _describe_stanza(stanza: AccessStanza) -> str:
+def _describe_stanza(stanza: AccessStanza, key_ids: dict[X25519PublicKey, str]) -> str:
     lines = [
         f"\nstanza #{stanza.number} ({stanza.path}:{stanza.line})",
         f"  SOURCE                    {stanza.source_text}",
@@ -352,6 +356,10 @@ def _describe_stanza(stanza: AccessStanza) -> str:
             f"  GnuPG                     home {stanza.gpg.home_dir}, signatures "
             f"{'required' if stanza.gpg.require_sig else 'not required'}"
         )
+    lines.extend(
+        f"  CLIENT_PUBLIC_KEY         {c.public.to_text()} (key id {key_ids.get(c.public, '?')})"
+        for c in stanza.client_keys
+    )
     if stanza.open_ports is not None:
         ports = ", ".join(f"{p}/{n}" for p, n in sorted(stanza.open_ports))
         lines.append(f"  OPEN_PORTS                {ports}")

@@ -25,6 +25,10 @@ Names fwknopd does not have, all optional:
 ``ENABLE_IP6TABLES``     Y: the iptables backend also opens for IPv6 sources, with
                          the same chain in the ip6tables beside ``FIREWALL_EXE``
                          (N, as fwknopd, which never touches ip6tables).
+``SERVER_PRIVATE_KEY_FILE`` the x25519 mode's server key (docs/x25519-spa.md; made by
+                         ``fwknopd --key-gen-server``), ``$FWKNOP_CONF_DIR/server_x25519.key``;
+                         read when a stanza names a ``CLIENT_PUBLIC_KEY`` (or when
+                         set here), again on every SIGHUP.
 
 Features a later version implements (``ENABLE_IPT_OUTPUT``, NFQUEUE, NAT
 through firewalld) are parsed, and a configuration that turns one on is
@@ -213,6 +217,7 @@ KEYS: dict[str, Key] = {
     "REPLAY_CACHE_URL": Key(None, reload=_RESTART),
     "UDPSERV_RCVBUF": _number(str(16 << 20), 65536, 1 << 30, _CAPTURE),
     "ENABLE_IP6TABLES": _flag("N", _RESTART),
+    "SERVER_PRIVATE_KEY_FILE": Key("$FWKNOP_CONF_DIR/server_x25519.key"),
 }
 DEFAULTS: dict[str, str | None] = {name: key.default for name, key in KEYS.items()}
 

@@ -113,7 +113,9 @@ class Daemon:
         pipeline = self.settings.pipeline_for(
             ipv6=self.firewall.supports_ipv6, nat=self.firewall.supports_nat
         )
-        return Processor(self.settings.stanzas, pipeline, replay=self.replay)
+        return Processor(
+            self.settings.stanzas, pipeline, replay=self.replay, keyring=self.settings.x25519
+        )
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """Put every part on ``loop`` (``run`` does it first; tests that decide packets too)."""

@@ -19,6 +19,14 @@ screen checks the candidates up to the first whose HMAC matches and hands
 over the core's ``MacMatch``; the stanzas go on from there, and decryption
 takes the match instead of checking again.
 
+An x25519 packet (our own format, docs/x25519-spa.md) comes from the
+screen already matched to the stanzas that name its client's key and take
+its source, and (unless one of them has a DESTINATION or an expiry to
+check first) already opened by its one AEAD verification. From there it
+goes the way a decrypted fwknop packet goes: the same replay store (its
+digest is over the wire text, which has one spelling), packet age, and
+each of those stanzas' policy in file order.
+
 Two deliberate differences, both invisible in the outcome:
 
 * fwknopd looks the replay digest up before the stanza loop; we look it up
@@ -36,6 +44,7 @@ import ipaddress
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
+from typing import Any
 
 from fwknop_core import (
     MIN_GPG_PACKET,
@@ -47,15 +56,18 @@ from fwknop_core import (
     OpenedPacket,
     RejectReason,
     SpaMessage,
+    X25519Keyring,
+    X25519Opened,
     extract_http_spa,
     open_packet,
+    replay_digest,
 )
 
 from .access import AccessStanza, GpgPolicy
 from .commands import cycle_values, substitute
 from .config import ServerConfig
 from .nat import NatSettings, nat_settings, plan
-from .screen import LONG_WAY, Candidates, Screen, refusal
+from .screen import LONG_WAY, Candidates, Screen, X25519Way, refusal
 from .vocab import (
     MAX_WORDS,
     PROTO_NUMBERS,
@@ -86,6 +98,31 @@ _CORE = {
     RejectReason.STALE: Reason.STALE,
 }
 Steps = Generator[GpgJob, GpgOutcome, Decision]  # a packet's way through the stanzas
+Opened = OpenedPacket | X25519Opened[Any]  # what a stanza's policy judges
+
+
+def _gate(stanza: AccessStanza, packet: Packet, now: float) -> tuple[Reason, str] | None:
+    """Why ``stanza`` cannot take ``packet`` whatever it holds (DESTINATION, expiry), or None."""
+    if stanza.destination is not None and not stanza.matches_destination(packet.dst or _ZERO):
+        return Reason.DESTINATION, f"destination {packet.dst}"
+    if stanza.expires_at is not None and stanza.expired(now):
+        return Reason.EXPIRED_STANZA, ""
+    return None
+
+
+class _Tally:
+    """A packet's way through its stanzas: each refusal, the --test taker, replay done or not."""
+
+    __slots__ = ("accepted", "attempts", "forwarded", "now", "packet", "replay_checked", "stopped")
+
+    def __init__(self, packet: Packet, forwarded: IPAddress | None, now: float) -> None:
+        self.packet = packet
+        self.forwarded = forwarded  # the X-Forwarded-For address of an HTTP request
+        self.now = now
+        self.attempts: list[tuple[int, Reason, str]] = []
+        self.accepted: Accepted | RunCommand | None = None
+        self.replay_checked = False
+        self.stopped = False  # a refusal that ends the packet: no further stanza is tried
 
 
 class _NoReplay:
@@ -161,11 +198,14 @@ class Processor:
         stanzas: Sequence[AccessStanza],
         settings: Settings,
         replay: ReplayStore | None = None,
+        *,
+        keyring: X25519Keyring[AccessStanza] | None = None,
     ) -> None:
         self.stanzas = tuple(stanzas)
         self.settings = settings
         self.replay: ReplayStore = replay if replay is not None else _NoReplay()
-        self.screen = Screen(self.stanzas, http=settings.http)
+        # keyring: the x25519 clients of these stanzas (serverkey.client_keyring), derived once
+        self.screen = Screen(self.stanzas, http=settings.http, keyring=keyring)
         self._check = self.screen.check
         self._http = settings.http
         self._plain: dict[tuple[int, Reason], Refused] = {}
@@ -178,7 +218,10 @@ class Processor:
         verdict = packet.screened
         if verdict is None:
             verdict = self._check(data, src)
-        if verdict is not LONG_WAY and type(verdict) is not MacMatch:
+        kind = type(verdict)
+        if verdict is not LONG_WAY and kind is not MacMatch:
+            if kind is X25519Way:
+                return self._x25519(verdict, data, packet, None, now)  # type: ignore[arg-type]
             return verdict  # type: ignore[return-value] # a refusal (or MUTED)
         forwarded = None
         if self._http and data[:5].upper() == b"GET /":
@@ -191,11 +234,13 @@ class Processor:
             data = http.data.encode("ascii")
             if len(data) < MIN_PACKET:
                 return Refused(Reason.TOO_SHORT, f"{len(data)} characters in the HTTP request")
-            verdict = self._check(data, src, True)  # the SPA data inside: the same way
-            if verdict is not LONG_WAY and type(verdict) is not MacMatch:
-                return verdict  # type: ignore[return-value]
             if http.forwarded_for is not None:
                 forwarded = ipaddress.IPv4Address(http.forwarded_for)
+            verdict = self._check(data, src, True)  # the SPA data inside: the same way
+            if type(verdict) is X25519Way:
+                return self._x25519(verdict, data, packet, forwarded, now)
+            if verdict is not LONG_WAY and type(verdict) is not MacMatch:
+                return verdict  # type: ignore[return-value]
         match = verdict if isinstance(verdict, MacMatch) else None
         candidates = self.screen.candidates(src)
         return self._run(self._steps(candidates, data, packet, forwarded, now, match=match), packet)
@@ -225,9 +270,7 @@ class Processor:
         match: MacMatch | None,
     ) -> Steps:
         """Each candidate stanza in turn, until one accepts (a generator: GnuPG is yielded)."""
-        attempts: list[tuple[int, Reason, str]] = []
-        replay_checked = False
-        accepted: Accepted | RunCommand | None = None
+        tally = _Tally(packet, forwarded, now)
         gpg_sized = len(data) >= MIN_GPG_PACKET
         verifier = candidates.verifiers[gpg_sized]
         # the place of the first candidate from here whose HMAC is known to match; those
@@ -235,16 +278,12 @@ class Processor:
         known = match.index if match is not None else -1
         for place, stanza in enumerate(candidates.stanzas):
             number = stanza.number
-            if stanza.destination is not None and not stanza.matches_destination(
-                packet.dst or _ZERO
-            ):
-                attempts.append((number, Reason.DESTINATION, f"destination {packet.dst}"))
-                continue
-            if stanza.expires_at is not None and stanza.expired(now):
-                attempts.append((number, Reason.EXPIRED_STANZA, ""))
+            gated = _gate(stanza, packet, now)
+            if gated is not None:
+                tally.attempts.append((number, *gated))
                 continue
             if (stanza.gpg if gpg_sized else stanza.key) is None:
-                attempts.append(
+                tally.attempts.append(
                     (number, Reason.NO_DECRYPTION, "GnuPG" if gpg_sized else "Rijndael")
                 )
                 continue
@@ -253,7 +292,7 @@ class Processor:
                     match = verifier.first_match(data, place)
                     known = match.index if match is not None else len(candidates.stanzas)
                 if known != place:
-                    attempts.append((number, Reason.HMAC_MISMATCH, ""))
+                    tally.attempts.append((number, Reason.HMAC_MISMATCH, ""))
                     continue
                 verified = match
             else:
@@ -265,30 +304,91 @@ class Processor:
                 reason = _CORE.get(outcome.reason, Reason.MALFORMED)
                 # the core's own wording where ours is generic; never the same words twice
                 why = outcome.detail if reason is not Reason.MALFORMED else str(outcome)
-                attempts.append((number, reason, why))
+                tally.attempts.append((number, reason, why))
                 continue
-            opened = outcome
-            try:
-                if not replay_checked:
-                    self._check_replay(packet, opened)
-                    replay_checked = True
-                decided = self._policy(stanza, opened, packet, forwarded, now)
-            except _StopPacket as stop:
-                attempts.append((number, stop.reason, stop.detail))
+            decided = self._decide(tally, stanza, outcome, outcome.replay_digests)
+            if decided is not None:
+                return decided
+            if tally.stopped:
                 break
-            except _StanzaFailed as failed:
-                attempts.append((number, failed.reason, failed.detail))
-                continue
-            if isinstance(decided, RunCycle):
-                return decided  # a cycle runs even in --test mode, as fwknopd's do
-            if not self.settings.test_mode:
-                return decided if isinstance(decided, RunCommand) else Accepted(decided, opened)
-            if isinstance(decided, RunCommand):  # --test: logged, not run; the next stanza
-                accepted = accepted or replace(decided, test_only=True)
-            else:
-                accepted = accepted or Accepted(decided, opened, test_only=True)
-        if accepted is not None:
-            return accepted
+        return self._finish(tally)
+
+    def _x25519(
+        self,
+        way: X25519Way,
+        data: bytes,
+        packet: Packet,
+        forwarded: IPAddress | None,
+        now: float,
+    ) -> Decision:
+        """An x25519 packet of a known client: the stanzas naming its key, after one AEAD.
+
+        The screen found the stanzas (SOURCE) and, when none of them has a
+        DESTINATION or an expiry, opened the packet; otherwise those are
+        checked here first, and the packet is opened once for all of them.
+        """
+        tally = _Tally(packet, forwarded, now)
+        route, opened = way.route, way.opened
+        stanzas = route.owners
+        if opened is None:
+            live = []
+            for stanza in stanzas:
+                gated = _gate(stanza, packet, now)
+                if gated is None:
+                    live.append(stanza)
+                else:
+                    tally.attempts.append((stanza.number, *gated))
+            if not live:
+                return self._finish(tally)
+            try:
+                opened = route.client.open(data)  # the one AEAD verification
+            except InvalidPacket as failure:
+                return route.failed(failure)
+            stanzas = tuple(live)
+        digests = (replay_digest(data),)  # the wire as received: it has one spelling only
+        for stanza in stanzas:
+            decided = self._decide(tally, stanza, opened, digests)
+            if decided is not None:
+                return decided
+            if tally.stopped:
+                break
+        return self._finish(tally)
+
+    def _decide(
+        self, tally: _Tally, stanza: AccessStanza, opened: Opened, digests: tuple[str, ...]
+    ) -> Accepted | RunCommand | RunCycle | None:
+        """A packet ``stanza`` could open: replay (once per packet), then its policy.
+
+        The decision to return now, or None to try the next stanza (none,
+        when ``tally.stopped``); what was refused is in ``tally.attempts``.
+        """
+        try:
+            if not tally.replay_checked:
+                self._check_replay(tally.packet, digests, opened.message.timestamp)
+                tally.replay_checked = True
+            decided = self._policy(stanza, opened, tally.packet, tally.forwarded, tally.now)
+        except _StopPacket as stop:
+            tally.attempts.append((stanza.number, stop.reason, stop.detail))
+            tally.stopped = True
+            return None
+        except _StanzaFailed as failed:
+            tally.attempts.append((stanza.number, failed.reason, failed.detail))
+            return None
+        if isinstance(decided, RunCycle):
+            return decided  # a cycle runs even in --test mode, as fwknopd's do
+        if not self.settings.test_mode:
+            return decided if isinstance(decided, RunCommand) else Accepted(decided, opened)
+        if isinstance(decided, RunCommand):  # --test: logged, not run; the next stanza
+            tally.accepted = tally.accepted or replace(decided, test_only=True)
+        else:
+            tally.accepted = tally.accepted or Accepted(decided, opened, test_only=True)
+        return None
+
+    def _finish(self, tally: _Tally) -> Decision:
+        """What a packet gets once no stanza accepted it outright (``--test``: the first taker)."""
+        if tally.accepted is not None:
+            return tally.accepted
+        attempts = tally.attempts
         if len(attempts) == 1 and not attempts[0][2]:
             # the flood case (one stanza, a bare reason): the same object every time
             key = (attempts[0][0], attempts[0][1])
@@ -298,10 +398,10 @@ class Processor:
             return plain
         return refusal(attempts)
 
-    def _check_replay(self, packet: Packet, opened: OpenedPacket) -> None:
-        # fwknopd's digest of the text (its digest.cache holds those), and the message's:
-        # the same for a GnuPG packet re-framed into other text that gpg still opens
-        digests = opened.replay_digests
+    def _check_replay(self, packet: Packet, digests: tuple[str, ...], timestamp: int) -> None:
+        # a fwknop packet has two: fwknopd's digest of the text (its digest.cache holds
+        # those), and the message's, the same for a GnuPG packet re-framed into other text
+        # that gpg still opens; an x25519 packet has one spelling, so one digest
         if self.settings.test_mode:  # --test: decide, remember nothing
             if any(self.replay.seen(digest) for digest in digests):
                 raise _StopPacket(Reason.REPLAY)
@@ -309,7 +409,7 @@ class Processor:
         # remembered before the policy checks, as fwknopd does, for as long as the
         # packet could still pass the age check; each looked up and recorded in one step
         age = self.settings.max_age
-        keep_until = opened.message.timestamp + age + 1 if age is not None else float("inf")
+        keep_until = timestamp + age + 1 if age is not None else float("inf")
         for digest in reversed(digests):  # the message's first: it covers every variant
             if not self.replay.add(digest, packet, keep_until):
                 raise _StopPacket(Reason.REPLAY)
@@ -317,13 +417,17 @@ class Processor:
     def _policy(
         self,
         stanza: AccessStanza,
-        opened: OpenedPacket,
+        opened: Opened,
         packet: Packet,
         forwarded: IPAddress | None,
         now: float,
     ) -> Grant | RunCommand | RunCycle:
         msg = opened.message
-        if stanza.gpg is not None and opened.encryption_type is EncryptionType.GPG:
+        if (
+            stanza.gpg is not None
+            and type(opened) is OpenedPacket
+            and opened.encryption_type is EncryptionType.GPG
+        ):
             _check_signer(stanza.gpg, opened)
         age = self.settings.max_age
         if age is not None:

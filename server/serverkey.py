@@ -2,7 +2,9 @@
 
 The file (docs/x25519-spa.md §8) holds one ``x25519-priv:`` line and, as a
 comment, the public key to give clients. ``fwknopd --key-gen-server`` makes
-it; the daemon reads it at config load (``SERVER_PRIVATE_KEY_FILE``).
+it; the daemon reads it at config load (``SERVER_PRIVATE_KEY_FILE``), when
+``client_keyring`` derives every client's packet key once, for the whole
+life of that configuration (a SIGHUP builds a new keyring with the new one).
 
 Writing: the key goes to a temporary file in the same directory, opened
 ``O_EXCL`` with mode 0600 (whatever the umask) so no byte of it is ever
@@ -26,13 +28,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from fwknop_core import UsageError, X25519PrivateKey
+from fwknop_core import UsageError, X25519Keyring, X25519PrivateKey, X25519SharedKey
 
-from .config import DEFAULT_CONF_DIR
-from .errors import ConfigError, Problem
+from .access import AccessStanza, ClientKey
+from .config import DEFAULT_CONF_DIR, ServerConfig
+from .errors import ConfigError, Problem, Problems
 
 __all__ = [
     "DEFAULT_SERVER_KEY_FILE",
+    "client_keyring",
     "key_gen_server",
     "read_server_key",
     "server_key_text",
@@ -144,6 +148,60 @@ def read_server_key(path: Path) -> X25519PrivateKey:
     if found is None:
         raise _problem(path, f"holds no {_PRIVATE_PREFIX} line")
     return found[1]
+
+
+def client_keyring(
+    config: ServerConfig, stanzas: tuple[AccessStanza, ...]
+) -> X25519Keyring[AccessStanza] | None:
+    """Every stanza's x25519 clients by key id, each client's key derived once; ``ConfigError``.
+
+    None when no stanza names a ``CLIENT_PUBLIC_KEY`` and fwknopd.conf does
+    not name a server key file: such a server has no x25519 clients (and
+    needs no key file). A stanza keeps its place among a key's owners, so
+    the stanzas that share a client key are tried in file order.
+    """
+    named = [(client, stanza) for stanza in stanzas for client in stanza.client_keys]
+    explicit = "SERVER_PRIVATE_KEY_FILE" in config.origins
+    if not named and not explicit:
+        return None
+    path = config.file("SERVER_PRIVATE_KEY_FILE")
+    try:
+        server = read_server_key(path)
+    except ConfigError as exc:
+        if explicit or not named:
+            raise
+        first = named[0][0]
+        raise ConfigError(
+            [
+                *exc.problems,
+                Problem(
+                    first.path,
+                    first.line,
+                    "CLIENT_PUBLIC_KEY needs the server's x25519 key: make it with fwknopd "
+                    "--key-gen-server, or name it in fwknopd.conf (SERVER_PRIVATE_KEY_FILE)",
+                ),
+            ]
+        ) from None
+    try:
+        return X25519Keyring(server, [(client.public, stanza) for client, stanza in named])
+    except UsageError:
+        pass
+    # which key(s): the keyring's own words quote keys; these name the lines instead
+    problems = Problems()
+    by_id: dict[bytes, ClientKey] = {}
+    for client, _stanza in named:
+        try:
+            ident = X25519SharedKey.for_server(server, client.public).key_id
+        except UsageError:
+            why = "is not a usable X25519 public key (a low-order point): ask for the real one"
+            problems.add(client.path, client.line, f"CLIENT_PUBLIC_KEY {why}")
+            continue
+        first = by_id.setdefault(ident, client)
+        if first.public != client.public:  # the same key in two stanzas is fine
+            problems.add(client.path, client.line, "CLIENT_PUBLIC_KEY has the same key id as "
+                         f"the key at {first.where()}: drop one of them")  # fmt: skip
+    problems.raise_if_any()
+    raise AssertionError("the keyring refused keys that each derive")  # pragma: no cover
 
 
 def key_gen_server(

@@ -7,6 +7,9 @@ daemon reads its own keys into its own frozen settings, once
 ``Settings``; each firewall backend reads its own when it is made). The
 daemon then works from these, never from the file by key. A SIGHUP loads
 anew and swaps the whole; what ``Reload`` marks for a restart is named.
+The x25519 clients' keys are derived here too, once per load
+(``serverkey.client_keyring``): a SIGHUP that adds a ``CLIENT_PUBLIC_KEY``
+swaps in a keyring that knows it, and open grants stay.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fwknop_core import X25519Keyring
+
 from .access import AccessStanza, load_access
 from .capture import CaptureSettings
 from .cmdexec import command_timeout
@@ -22,6 +27,7 @@ from .config import Overrides, ServerConfig, load_server_config
 from .nat import NatSettings, nat_settings
 from .processor import Settings
 from .replay import ReplaySettings
+from .serverkey import client_keyring
 
 __all__ = ["Options", "ServerSettings", "load"]
 
@@ -51,10 +57,17 @@ class ServerSettings:
     command_timeout: float  # CMD_EXEC_TIMEOUT, else our default
     exit_at_intf_down: bool  # EXIT_AT_INTF_DOWN
     rules_check: bool  # RULES_CHECK_THRESHOLD > 0: the periodic firewall scan
+    # the x25519 clients (CLIENT_PUBLIC_KEY), each client's key derived once; None: there are none
+    x25519: X25519Keyring[AccessStanza] | None = None
 
     @classmethod
     def from_config(
-        cls, config: ServerConfig, stanzas: tuple[AccessStanza, ...], *, test_mode: bool = False
+        cls,
+        config: ServerConfig,
+        stanzas: tuple[AccessStanza, ...],
+        *,
+        test_mode: bool = False,
+        x25519: X25519Keyring[AccessStanza] | None = None,
     ) -> ServerSettings:
         """Each part's settings from ``config``; ``ConfigError`` where one cannot be had."""
         return cls(
@@ -67,6 +80,7 @@ class ServerSettings:
             command_timeout=command_timeout(config),
             exit_at_intf_down=config.flag("EXIT_AT_INTF_DOWN"),
             rules_check=config.number("RULES_CHECK_THRESHOLD") > 0,
+            x25519=x25519,
         )
 
     def pipeline_for(self, *, ipv6: bool, nat: bool) -> Settings:
@@ -93,4 +107,6 @@ def load(options: Options, warnings: list[str] | None = None) -> ServerSettings:
         warnings=warnings,
         nat_enabled=nat_settings(config).enabled,
     )
-    return ServerSettings.from_config(config, stanzas, test_mode=options.test_mode)
+    return ServerSettings.from_config(
+        config, stanzas, test_mode=options.test_mode, x25519=client_keyring(config, stanzas)
+    )

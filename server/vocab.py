@@ -14,9 +14,9 @@ import enum
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final, NamedTuple, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
-from fwknop_core import InvalidPacket, MacMatch, MessageType, OpenedPacket
+from fwknop_core import InvalidPacket, MacMatch, MessageType, OpenedPacket, X25519Opened
 
 __all__ = [
     "MAX_WORDS",
@@ -78,12 +78,15 @@ class Reason(enum.Enum):
     TOO_LONG = ("too_long", "packet of 1500 bytes or more")
     NOT_SPA = ("not_spa", "data is not an SPA message (characters outside base64)")
     PREFIX_STUFFING = ("prefix_stuffing", "data is not a valid SPA message format")
+    X25519_VERSION = ("x25519_version", "x25519 packet of a format version this server lacks")
+    UNKNOWN_KEY_ID = ("unknown_key_id", "x25519 packet with a key id no stanza names")
     FORWARDED_FOR = ("forwarded_for", "X-Forwarded-For is not an IPv4 address")
     NO_STANZA = ("no_stanza", "no access stanza for this source address")
     DESTINATION = ("destination", "destination does not match any stanza")
     EXPIRED_STANZA = ("expired_stanza", "access stanza has expired")
     NO_DECRYPTION = ("no_decryption", "no stanza can decrypt this kind of packet")
     HMAC_MISMATCH = ("hmac", "HMAC mismatch")
+    AEAD = ("aead", "x25519 packet failed authentication (wrong key or tampered)")
     GPG_BUSY = ("gpg_busy", "GnuPG decryption queue is full")
     DECRYPT_FAILED = ("decrypt", "decryption failed (wrong key or mode)")
     MALFORMED = ("malformed", "decrypted data is invalid")
@@ -182,7 +185,7 @@ class Accepted:
     """A packet that opens access (``grant``); ``test_only`` in ``--test`` mode."""
 
     grant: Grant
-    opened: OpenedPacket = field(repr=False)
+    opened: OpenedPacket | X25519Opened[Any] = field(repr=False)
     test_only: bool = False
 
 

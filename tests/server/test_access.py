@@ -129,7 +129,7 @@ def test_every_problem_named_with_its_line_and_never_the_key(tmp_path: Path) -> 
         f"{path}:14: ENCRYPTION_MODE 'pcbc' is not CBC, CTR, CFB, OFB, ECB, legacy or Asymmetric",
         f"{path}:15: FW_ACCESS_TIMEOUT must be a number of seconds up to 8388608",
         f"{path}:16: no keys for this stanza: set KEY or KEY_BASE64, or GPG_DECRYPT_PW or "
-        "GPG_ALLOW_NO_PW for GnuPG",
+        "GPG_ALLOW_NO_PW for GnuPG, or CLIENT_PUBLIC_KEY for x25519",
         f"{path}:19: KEY: Rijndael key must be 1..32 bytes, not 33",
     ]
     assert "secretsecret" not in str(info.value)
