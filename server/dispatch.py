@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from fwknop_core import InvalidPacket
+from fwknop_core import InvalidPacket, X25519Opened
 
 from .capture import Source
 from .cmdexec import CommandExecutor
@@ -210,7 +210,9 @@ class Dispatcher:
         self.refusals.count("granted")
         # an in-process backend opens before anything else is done, logging too
         if self.firewall.grant(grant, now):
-            _log_grant(grant, packet, ports)
+            opened = decision.opened
+            key_id = opened.key_id if isinstance(opened, X25519Opened) else None
+            _log_grant(grant, packet, ports, key_id)
 
     def _resolve_nat(self, decision: Accepted, packet: Packet, now: float) -> None:
         """A NAT host name (ENABLE_NAT_DNS): looked up on a worker, never on the loop."""
@@ -267,7 +269,9 @@ class Dispatcher:
                 log.debug("  stanza #%d: %s%s", number, why.text, f": {text}" if text else "")
 
 
-def _log_grant(grant: Grant, packet: Packet, ports: str) -> None:
+def _log_grant(grant: Grant, packet: Packet, ports: str, key_id: str | None) -> None:
+    # an x25519 packet names its client's key (not secret): which of a rotation's keys is in use
+    via = f", x25519 key id {key_id}" if key_id else ""
     nat, how = grant.nat, ""
     if nat is not None and nat.local:
         how = f", local NAT to {nat.target}:{nat.nat_port}"
@@ -276,10 +280,11 @@ def _log_grant(grant: Grant, packet: Packet, ports: str) -> None:
     elif nat is not None:
         how = f", forwarding all (DNAT to {nat.target})" if nat.dnat else ", forwarding all"
     log.info(
-        "SPA packet from %s (user %s, stanza #%d): opening %s for %s for %d s%s",
+        "SPA packet from %s (user %s, stanza #%d%s): opening %s for %s for %d s%s",
         packet.src,
         grant.username,
         grant.stanza,
+        via,
         ports,
         grant.source,
         grant.timeout,

@@ -212,4 +212,6 @@ def test_a_reload_that_adds_a_client_key_lets_it_in_and_keeps_open_grants(
         asyncio.run(run())
     assert {(SRC, "tcp", 22), (SRC, "tcp", 23)} <= set(firewall.open)
     assert "1 grant(s) stay open" in caplog.text
+    bobs_id = X25519SharedKey.for_server(SERVER, BOB.public_key).key_id_text
+    assert f"(user u, stanza #1, x25519 key id {bobs_id}): opening tcp/23" in caplog.text
     assert daemon.refusals.counts == {"granted": 2, "unknown_key_id": 1}
