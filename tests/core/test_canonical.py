@@ -11,6 +11,7 @@ digest of its message too, which no re-framing changes.
 
 from __future__ import annotations
 
+import binascii
 from typing import Any
 
 import pytest
@@ -95,6 +96,21 @@ def test_the_strict_decoder_takes_only_what_the_encoder_writes(text: bytes, why:
 @given(st.binary(max_size=300))
 def test_the_strict_decoder_takes_back_everything_the_encoder_writes(data: bytes) -> None:
     assert b64s_decode_strict(b64s_encode(data).encode()) == data
+
+
+@given(st.binary(min_size=1, max_size=64), st.sampled_from(ALPHABET))
+def test_the_strict_decoder_takes_a_last_character_only_where_the_encoder_writes_it(
+    data: bytes, last: str
+) -> None:
+    text = b64s_encode(data).encode()
+    changed = text[:-1] + last.encode()
+    try:
+        decoded = b64s_decode_strict(changed)
+    except ValueError as refused:
+        assert "unused bits" in str(refused)
+        assert b64s_encode(binascii.a2b_base64(changed + b"=" * (-len(changed) % 4))) != changed
+    else:
+        assert b64s_encode(decoded).encode() == changed
 
 
 # -- Rijndael -----------------------------------------------------------------------
