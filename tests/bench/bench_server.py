@@ -422,10 +422,11 @@ def socket_drops(pair: NetPair) -> int:
 
 def flood(
     daemon: Daemon, rate: int, seconds: float, *, junk: Path, sender: Path,
-    on_tick: Callable[[], None] | None = None,
+    on_tick: Callable[[], None] | None = None, knocks: bool = True,
 ) -> Flood:  # fmt: skip
-    """Junk at ``rate`` pps for ``seconds`` from the C sender, one valid packet every 100 ms."""
-    count = int(seconds * 10) + 1
+    """Junk at ``rate`` pps for ``seconds`` from the C sender, one valid packet every 100 ms
+    (none without ``knocks``)."""
+    count = int(seconds * 10) + 1 if knocks else 0
     valid = [daemon.valid_packet() for _ in range(count)]
     valid_file = daemon.workdir / "valid.txt"
     valid_file.write_bytes(b"".join(packet + b"\n" for _port, packet in valid))
@@ -462,12 +463,18 @@ def running(
     stanzas: str | None = None,
     *,
     conf: str = FULL_CONF,
+    make: type[Daemon] = Daemon,
+    tag: str = "",
 ) -> Iterator[tuple[Daemon, socket.socket, Monitor]]:
-    """``name``'s daemon on a host whose default-drop policy is in ``host`` (nftables/iptables)."""
+    """``name``'s daemon on a host whose default-drop policy is in ``host`` (nftables/iptables).
+
+    ``make``: the daemon's class (one whose knocks are of another kind); ``tag`` names its
+    working directory apart from other setups of the same daemon and host.
+    """
     with net_pair("bn") as pair:
         policy = drop_policy_nft if host == "nftables" else drop_policy_iptables
         policy(pair.server, allow_udp=[62201] if udp else [])
-        daemon = Daemon(name, udp, pair, root / f"{name}-{host}-{'udp' if udp else 'pcap'}")
+        daemon = make(name, udp, pair, root / f"{name}-{host}-{'udp' if udp else 'pcap'}{tag}")
         if stanzas is not None:
             daemon.stanzas, daemon.conf_extra = stanzas, conf
         monitor = Monitor(pair)
