@@ -1,8 +1,10 @@
 """The x25519 mode's configuration: CLIENT_PUBLIC_KEY in access.conf, SERVER_PRIVATE_KEY_FILE.
 
 Problems name the file and line and never quote a key; the keyring is built
-once per load (each client's key derived once) and a reload that adds a
-client key lets it in without a restart, open grants kept.
+once per load (each client's key derived once); a reload that adds a client
+key lets it in, one that removes a key refuses it, without a restart and with
+open grants kept; a reload whose key file is open to others is refused and
+the running keys stay. The server key and the derived keys never reach a log.
 """
 
 from __future__ import annotations
@@ -188,25 +190,33 @@ def test_dump_config_shows_the_public_keys_and_their_ids(
 # -- SIGHUP ------------------------------------------------------------------------------------
 
 
+def _daemon(tmp_path: Path, access: str) -> tuple[Daemon, LogOnly]:
+    options = _files(tmp_path, access)
+    firewall = LogOnly(flush_at_init=False, flush_at_exit=False)
+    return Daemon(options, load(options), firewall=firewall, clock=lambda: NOW), firewall
+
+
+def _knock(key: X25519PrivateKey, port: int, *, tamper: bool = False) -> Packet:
+    message = SpaMessage.access_request("198.18.0.2", f"tcp/{port}", username="u", now=NOW)
+    shared = X25519SharedKey.for_client(key, SERVER.public_key)
+    data = build_x25519_packet(message, shared).encode()
+    if tamper:  # the last character of the sealed part: a bad tag (still canonical base64)
+        data = data[:-2] + (b"A" if data[-2:-1] != b"A" else b"Q") + data[-1:]
+    return Packet(data, SRC, None, 17, 1, 62201)
+
+
 def test_a_reload_that_adds_a_client_key_lets_it_in_and_keeps_open_grants(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    options = _files(tmp_path, f"SOURCE ANY\nCLIENT_PUBLIC_KEY {A}\n")
-    firewall = LogOnly(flush_at_init=False, flush_at_exit=False)
-    daemon = Daemon(options, load(options), firewall=firewall, clock=lambda: NOW)
-
-    def knock(key: X25519PrivateKey, port: int) -> Packet:
-        message = SpaMessage.access_request("198.18.0.2", f"tcp/{port}", username="u", now=NOW)
-        shared = X25519SharedKey.for_client(key, SERVER.public_key)
-        return Packet(build_x25519_packet(message, shared).encode(), SRC, None, 17, 1, 62201)
+    daemon, firewall = _daemon(tmp_path, f"SOURCE ANY\nCLIENT_PUBLIC_KEY {A}\n")
 
     async def run() -> None:
         daemon.bind(asyncio.get_running_loop())
-        daemon.dispatch.handle_all([knock(ALICE, 22), knock(BOB, 23)], NOW)
+        daemon.dispatch.handle_all([_knock(ALICE, 22), _knock(BOB, 23)], NOW)
         assert (SRC, "tcp", 22) in firewall.open and (SRC, "tcp", 23) not in firewall.open
         (tmp_path / "access.conf").write_text(f"SOURCE ANY\nCLIENT_PUBLIC_KEY {A}, {B}\n")
         daemon.reload()
-        daemon.dispatch.handle_all([knock(BOB, 23)], NOW)
+        daemon.dispatch.handle_all([_knock(BOB, 23)], NOW)
 
     with caplog.at_level(logging.INFO, "fwknop_server"):
         asyncio.run(run())
@@ -215,3 +225,80 @@ def test_a_reload_that_adds_a_client_key_lets_it_in_and_keeps_open_grants(
     bobs_id = X25519SharedKey.for_server(SERVER, BOB.public_key).key_id_text
     assert f"(user u, stanza #1, x25519 key id {bobs_id}): opening tcp/23" in caplog.text
     assert daemon.refusals.counts == {"granted": 2, "unknown_key_id": 1}
+
+
+def test_a_reload_that_removes_a_client_key_refuses_it_and_keeps_its_open_grant(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    daemon, firewall = _daemon(tmp_path, f"SOURCE ANY\nCLIENT_PUBLIC_KEY {A}, {B}\n")
+
+    async def run() -> None:
+        daemon.bind(asyncio.get_running_loop())
+        daemon.dispatch.handle_all([_knock(ALICE, 22), _knock(BOB, 23)], NOW)
+        assert {(SRC, "tcp", 22), (SRC, "tcp", 23)} <= set(firewall.open)
+        (tmp_path / "access.conf").write_text(f"SOURCE ANY\nCLIENT_PUBLIC_KEY {A}\n")
+        daemon.reload()
+        daemon.dispatch.handle_all([_knock(BOB, 24), _knock(ALICE, 25)], NOW)
+
+    with caplog.at_level(logging.INFO, "fwknop_server"):
+        asyncio.run(run())
+    assert "configuration reloaded: 1 access stanza(s); 2 grant(s) stay open" in caplog.text
+    assert {(SRC, "tcp", 22), (SRC, "tcp", 23), (SRC, "tcp", 25)} == set(firewall.open)
+    assert daemon.refusals.counts == {"granted": 3, "unknown_key_id": 1}
+    keyring = daemon.settings.x25519
+    assert keyring is not None and [c.shared.client for c in keyring] == [ALICE.public_key]
+
+
+def test_a_reload_with_the_key_file_open_to_others_is_refused_and_the_running_keys_stay(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    daemon, firewall = _daemon(tmp_path, f"SOURCE ANY\nCLIENT_PUBLIC_KEY {A}\n")
+    key_file = tmp_path / "server.key"
+
+    async def run() -> None:
+        daemon.bind(asyncio.get_running_loop())
+        key_file.chmod(0o640)
+        (tmp_path / "access.conf").write_text(f"SOURCE ANY\nCLIENT_PUBLIC_KEY {A}, {B}\n")
+        daemon.reload()
+        daemon.dispatch.handle_all([_knock(ALICE, 22), _knock(BOB, 23)], NOW)
+
+    with caplog.at_level(logging.INFO, "fwknop_server"):
+        asyncio.run(run())
+    assert (
+        f"reload refused, keeping the running configuration: {key_file}: is open to other "
+        f"users (mode 0640): chmod 600 {key_file}"
+    ) in caplog.text
+    assert set(firewall.open) == {(SRC, "tcp", 22)}  # alice, by the keyring that was running
+    assert daemon.refusals.counts == {"granted": 1, "unknown_key_id": 1}
+
+
+def test_the_server_key_and_the_derived_keys_never_reach_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    daemon, _firewall = _daemon(tmp_path, f"SOURCE ANY\nCLIENT_PUBLIC_KEY {A}\n")
+    key_file = tmp_path / "server.key"
+    shared = X25519SharedKey.for_server(SERVER, ALICE.public_key)
+    secrets = [SERVER.to_text()[12:], SERVER.secret.hex(), shared.key.hex(),
+               base64.b64encode(shared.key).decode()]  # fmt: skip
+
+    async def run() -> None:
+        daemon.bind(asyncio.get_running_loop())
+        good = _knock(ALICE, 22)
+        junk = Packet(b"~1" + b"A" * 200, SRC, None, 17, 1, 62201)
+        daemon.dispatch.handle_all([good, good, _knock(ALICE, 23, tamper=True), junk], NOW)
+        daemon.reload()  # a good reload, then one the key file's mode refuses
+        key_file.chmod(0o604)
+        daemon.reload()
+        key_file.write_text("x25519-priv:not a key\n")
+        key_file.chmod(0o600)
+        daemon.reload()
+
+    with caplog.at_level(logging.DEBUG):
+        asyncio.run(run())
+    assert daemon.refusals.counts == {
+        "granted": 1, "replay": 1, "aead": 1, "unknown_key_id": 1}  # fmt: skip
+    assert caplog.text.count("reload refused") == 2 and "configuration reloaded" in caplog.text
+    out, err = capsys.readouterr()
+    for secret in secrets:
+        assert secret not in caplog.text + out + err
+        assert all(secret not in repr(r.args) for r in caplog.records)
