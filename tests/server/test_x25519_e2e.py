@@ -13,7 +13,8 @@ In namespaces on a real kernel, behind a default-drop policy (nftables, and
 iptables): a TCP connect fails before each knock and succeeds after it;
 the same packet sent again is refused as a replay; a client not yet in
 access.conf is refused, and after a SIGHUP that adds its stanza it gets in
-without a restart, while the grants already open stay open.
+without a restart, while the grants already open stay open; after a SIGHUP
+that takes its stanza out again, it is refused.
 """
 
 from __future__ import annotations
@@ -145,5 +146,15 @@ def test_our_client_knocks_in_x25519_mode_while_the_real_client_knocks_with_rijn
         assert sent.returncode == 0, sent.stderr.decode()
         assert opens(pair, 24)
         assert pair.tcp_open(22) and pair.tcp_open(23)  # the grants before the reload stay
+
+        # bob's key taken out again: refused at the next knock, no restart
+        server.access.write_text(access)
+        mark = server.mark()
+        server.signal(signal.SIGHUP)
+        assert server.wait_log("configuration reloaded", since=mark)
+        sent = client.run(["send", "bob"], ns=pair.client)
+        assert sent.returncode == 0, sent.stderr.decode()
+        assert server.wait_log(REFUSED_UNKNOWN, since=mark)
+        assert pair.tcp_open(22)
         assert "x25519-priv" not in server.log()
         assert server.stop() == 0
