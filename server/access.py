@@ -221,10 +221,13 @@ class AccessStanza:
         return self.expires_at is not None and now >= self.expires_at
 
     def timeout_for(self, client_timeout: int) -> int:
-        """Seconds to keep access open: the client's wish capped by MAX_FW_TIMEOUT, else ours."""
-        if client_timeout > 0:
-            return min(client_timeout, self.max_fw_timeout)
-        return self.fw_access_timeout
+        """Seconds to keep access open: the client's wish, else ours, capped by MAX_FW_TIMEOUT.
+
+        fwknopd 2.6.10 warns that it honors MAX_FW_TIMEOUT over a longer
+        FW_ACCESS_TIMEOUT, then opens for FW_ACCESS_TIMEOUT; we do what it says.
+        """
+        wanted = client_timeout if client_timeout > 0 else self.fw_access_timeout
+        return min(wanted, self.max_fw_timeout)
 
 
 @dataclass
@@ -742,6 +745,11 @@ def _build(
                 f"{where.path}:{where.line}: GPG_DISABLE_SIG: unsigned GnuPG packets are "
                 "accepted (GPG_REQUIRE_SIG should really be enabled)"
             )
+    if warnings is not None and stanza.max_fw_timeout < stanza.fw_access_timeout:
+        warnings.append(  # fwknopd's words
+            f"{draft.path}:{draft.line}: Warning: MAX_FW_TIMEOUT < FW_ACCESS_TIMEOUT, honoring "
+            f"MAX_FW_TIMEOUT for stanza source: '{stanza.source_text}' (#{number})"
+        )
     if warnings is not None and not stanza.require_source_address:
         warnings.append(
             f"{draft.path}:{draft.line}: REQUIRE_SOURCE_ADDRESS not enabled for access stanza "

@@ -144,7 +144,11 @@ def _options(args: argparse.Namespace) -> Options:
 
 
 def _setup_logging(args: argparse.Namespace, config: ServerConfig | None) -> None:
-    level = logging.DEBUG if args.verbose else logging.INFO
+    from .loglines import TRACE  # noqa: PLC0415 - only once logging is set up
+
+    logging.addLevelName(TRACE, "TRACE")
+    # -v: debugging; -v -v: fwknopd's packet dumps too
+    level = TRACE if args.verbose > 1 else logging.DEBUG if args.verbose else logging.INFO
     root = logging.getLogger()
     root.setLevel(level)
     for handler in list(root.handlers):
@@ -308,6 +312,7 @@ def _serve(args: argparse.Namespace) -> int:
         log.warning("%s", warning)
     if args.exit_parse_config:
         print(f"configuration is valid: {len(stanzas)} access stanza(s)")
+        sys.stderr.write("Configs parsed, exiting.\n")  # fwknopd's words, on stderr as its
         return ExitCode.OK
     if args.dump_config:
         print("\n".join(describe(config)))

@@ -148,6 +148,10 @@ class Daemon:
         if problem is not None:
             log.warning("%s", problem)
         capture = self.settings.capture
+        if not capture.udp_server:  # fwknopd's words, which scripts wait for
+            if not capture.pcap_file:
+                log.info("Sniffing interface: %s", capture.interface)
+            log.info("PCAP filter is: '%s'", capture.bpf_filter)
         if capture.pcap_file:
             await self._read_file(Path(capture.pcap_file), capture.bpf_filter)
         else:

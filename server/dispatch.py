@@ -25,6 +25,7 @@ from .capture import Source
 from .cmdexec import CommandExecutor
 from .firewall.driver import FirewallDriver
 from .gpgpool import GpgPool
+from .loglines import TRACE, granted_lines, refusal_lines
 from .nathost import resolve
 from .processor import Processor
 from .ratelog import RateLimitedLog
@@ -42,7 +43,6 @@ from .vocab import (
     Refused,
     RunCommand,
     RunCycle,
-    proto_name,
 )
 
 __all__ = ["Dispatcher"]
@@ -152,7 +152,7 @@ class Dispatcher:
         if limit and not (isinstance(decision, Refused) and decision.silent):
             self._candidates += 1
             if self._candidates >= limit:
-                log.info("packet limit (%d) reached", limit)
+                log.info("* Incoming packet count limit of %d reached", limit)
                 self._on_limit()
 
     # -- acting on decisions ---------------------------------------------------------
@@ -164,11 +164,14 @@ class Dispatcher:
         elif isinstance(decision, Deferred):
             self._defer(decision)
         elif isinstance(decision, Accepted):
+            self._log_taken(decision, packet)
             self._grant(decision, packet, now)
         elif isinstance(decision, RunCommand):  # on a worker thread, never here
+            self._log_taken(decision, packet)
             self.refusals.count("test_mode" if decision.test_only else "command")
             self.commands.run(decision)
         elif isinstance(decision, RunCycle):
+            self._log_taken(decision, packet)
             self.refusals.count("cycle")
             self.commands.cycle(decision)
 
@@ -254,19 +257,19 @@ class Dispatcher:
         self.refusals.count("internal_error")
 
     def _log_refusal(self, decision: Refused, packet: Packet) -> None:
-        reason = decision.reason
-        where = f" (stanza #{decision.stanza})" if decision.stanza else ""
-        detail = f": {decision.detail}" if decision.detail else ""
-        # fwknopd logs nothing for a packet of the wrong size; we do, but as information
-        # (any stray datagram is one), rate-limited like every other refusal
-        log.log(
-            logging.INFO if decision.silent else logging.WARNING,
-            "refused SPA packet from %s %s/%d%s: %s%s",
-            packet.src, proto_name(packet.proto), packet.dport, where, reason.text, detail,
-        )  # fmt: skip
-        if len(decision.attempts) > 1:
-            for number, why, text in decision.attempts:
-                log.debug("  stanza #%d: %s%s", number, why.text, f": {text}" if text else "")
+        for level, line in refusal_lines(decision, packet, trace=log.isEnabledFor(TRACE)):
+            log.log(level, "%s", line)
+
+    @staticmethod
+    def _log_taken(decision: Accepted | RunCommand | RunCycle, packet: Packet) -> None:
+        """fwknopd's lines for a packet a stanza takes (and the stanzas before it refused)."""
+        opened = decision.opened if isinstance(decision, Accepted) else None
+        stanza = decision.grant.stanza if isinstance(decision, Accepted) else decision.stanza
+        lines = granted_lines(
+            packet, decision.attempts, stanza, opened, trace=log.isEnabledFor(TRACE)
+        )
+        for level, line in lines:
+            log.log(level, "%s", line)
 
 
 def _log_grant(grant: Grant, packet: Packet, ports: str, key_id: str | None) -> None:

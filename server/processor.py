@@ -72,6 +72,7 @@ from .vocab import (
     MAX_WORDS,
     PROTO_NUMBERS,
     Accepted,
+    Attempt,
     Decision,
     Deferred,
     GpgJob,
@@ -113,13 +114,23 @@ def _gate(stanza: AccessStanza, packet: Packet, now: float) -> tuple[Reason, str
 class _Tally:
     """A packet's way through its stanzas: each refusal, the --test taker, replay done or not."""
 
-    __slots__ = ("accepted", "attempts", "forwarded", "now", "packet", "replay_checked", "stopped")
+    __slots__ = (
+        "accepted",
+        "attempts",
+        "first_opened",
+        "forwarded",
+        "now",
+        "packet",
+        "replay_checked",
+        "stopped",
+    )
 
     def __init__(self, packet: Packet, forwarded: IPAddress | None, now: float) -> None:
         self.packet = packet
         self.forwarded = forwarded  # the X-Forwarded-For address of an HTTP request
         self.now = now
-        self.attempts: list[tuple[int, Reason, str]] = []
+        self.attempts: list[Attempt] = []
+        self.first_opened: Opened | None = None  # for -v -v's dump
         self.accepted: Accepted | RunCommand | None = None
         self.replay_checked = False
         self.stopped = False  # a refusal that ends the packet: no further stanza is tried
@@ -302,8 +313,11 @@ class Processor:
             outcome = (yield opening) if isinstance(opening, GpgJob) else opening
             if isinstance(outcome, InvalidPacket):
                 reason = _CORE.get(outcome.reason, Reason.MALFORMED)
-                # the core's own wording where ours is generic; never the same words twice
-                why = outcome.detail if reason is not Reason.MALFORMED else str(outcome)
+                # where ours is generic: fwknopd's words for it, which the core knows (its
+                # fko error), else the core's own; never the same words twice
+                why = outcome.detail
+                if reason is Reason.MALFORMED:
+                    why = outcome.reason.fwknop_text or str(outcome)
                 tally.attempts.append((number, reason, why))
                 continue
             decided = self._decide(tally, stanza, outcome, outcome.replay_digests)
@@ -362,6 +376,7 @@ class Processor:
         The decision to return now, or None to try the next stanza (none,
         when ``tally.stopped``); what was refused is in ``tally.attempts``.
         """
+        tally.first_opened = tally.first_opened or opened
         try:
             if not tally.replay_checked:
                 self._check_replay(tally.packet, digests, opened.message.timestamp)
@@ -374,14 +389,20 @@ class Processor:
         except _StanzaFailed as failed:
             tally.attempts.append((stanza.number, failed.reason, failed.detail))
             return None
+        before = tuple(tally.attempts)  # fwknopd logs these refusals, then this stanza's grant
         if isinstance(decided, RunCycle):
-            return decided  # a cycle runs even in --test mode, as fwknopd's do
+            # a cycle runs even in --test mode, as fwknopd's do
+            return replace(decided, attempts=before)
         if not self.settings.test_mode:
-            return decided if isinstance(decided, RunCommand) else Accepted(decided, opened)
+            if isinstance(decided, RunCommand):
+                return replace(decided, attempts=before)
+            return Accepted(decided, opened, attempts=before)
         if isinstance(decided, RunCommand):  # --test: logged, not run; the next stanza
-            tally.accepted = tally.accepted or replace(decided, test_only=True)
+            tally.accepted = tally.accepted or replace(decided, test_only=True, attempts=before)
         else:
-            tally.accepted = tally.accepted or Accepted(decided, opened, test_only=True)
+            tally.accepted = tally.accepted or Accepted(
+                decided, opened, test_only=True, attempts=before
+            )
         return None
 
     def _finish(self, tally: _Tally) -> Decision:
@@ -389,6 +410,8 @@ class Processor:
         if tally.accepted is not None:
             return tally.accepted
         attempts = tally.attempts
+        if tally.first_opened is not None:
+            return refusal(attempts, opened=tally.first_opened)
         if len(attempts) == 1 and not attempts[0][2]:
             # the flood case (one stanza, a bare reason): the same object every time
             key = (attempts[0][0], attempts[0][1])
@@ -433,7 +456,7 @@ class Processor:
         if age is not None:
             delta = abs(int(now) - msg.timestamp)
             if delta > age:
-                raise _StanzaFailed(Reason.STALE, f"time difference is {delta} seconds")
+                raise _StanzaFailed(Reason.STALE, f"{delta} seconds")
         allow = ipaddress.ip_address(msg.allow_address)  # 198.017.0.2 is 198.15.0.2, as fwknopd
         if allow == _ZERO:
             if stanza.require_source_address:
@@ -442,7 +465,10 @@ class Processor:
         else:
             source = allow
         if stanza.require_username is not None and msg.username != stanza.require_username:
-            raise _StanzaFailed(Reason.USERNAME, f"username {msg.username!r}")
+            raise _StanzaFailed(
+                Reason.USERNAME,
+                f"({msg.username}) does not match required username: {stanza.require_username}",
+            )
         if msg.message_type.has_nat and not self.settings.nat.allows(msg.message_type):
             raise _StanzaFailed(Reason.NAT, msg.message_type.label)
         if msg.message_type is MessageType.COMMAND:

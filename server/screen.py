@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from fwknop_core import (
     MAX_PACKET,
@@ -45,6 +45,7 @@ from fwknop_core import (
     HmacVerifier,
     InvalidPacket,
     MacMatch,
+    OpenedPacket,
     RejectReason,
     X25519Client,
     X25519Keyring,
@@ -52,7 +53,7 @@ from fwknop_core import (
 )
 
 from .access import AccessStanza
-from .vocab import MUTED, IPAddress, Muted, Reason, Refused
+from .vocab import MUTED, Attempt, IPAddress, Muted, Reason, Refused
 
 __all__ = [
     "LONG_WAY",
@@ -106,10 +107,12 @@ class LongWay(enum.Enum):
 LONG_WAY: Final = LongWay.LONG_WAY
 
 
-def refusal(attempts: Sequence[tuple[int, Reason, str]]) -> Refused:
+def refusal(
+    attempts: Sequence[Attempt], *, opened: OpenedPacket | X25519Opened[Any] | None = None
+) -> Refused:
     """What a packet every candidate stanza refused gets: the weightiest reason, and all of them."""
     best = max(attempts, key=lambda a: _RANK[a[1]])
-    return Refused(best[1], best[2], stanza=best[0], attempts=tuple(attempts))
+    return Refused(best[1], best[2], stanza=best[0], attempts=tuple(attempts), opened=opened)
 
 
 FirstMatch = Callable[[bytes, int], MacMatch | None]
@@ -196,7 +199,7 @@ def _candidates(stanzas: tuple[AccessStanza, ...]) -> Candidates:
         keys = [s.hmac_key if (s.gpg if gpg_sized else s.key) is not None else None
                 for s in stanzas]  # fmt: skip
         verifier = HmacVerifier(keys, EncryptionType.GPG if gpg_sized else EncryptionType.RIJNDAEL)
-        attempts: list[tuple[int, Reason, str]] = []
+        attempts: list[Attempt] = []
         for stanza in stanzas:
             if stanza.destination is not None or stanza.expires_at is not None:
                 return verifier, None  # this stanza refuses for another reason, or first

@@ -23,6 +23,7 @@ __all__ = [
     "MUTED",
     "PROTO_NUMBERS",
     "Accepted",
+    "Attempt",
     "Decision",
     "Deferred",
     "GpgJob",
@@ -72,40 +73,120 @@ class Packet(NamedTuple):
 
 
 class Reason(enum.Enum):
-    """Why a packet was not granted; ``value`` is the counter name, ``text`` the log wording."""
+    """Why a packet was not granted: ``(counter, our words, fwknopd's line)``.
 
-    TOO_SHORT = ("too_short", "packet shorter than 140 bytes")
-    TOO_LONG = ("too_long", "packet of 1500 bytes or more")
-    NOT_SPA = ("not_spa", "data is not an SPA message (characters outside base64)")
-    PREFIX_STUFFING = ("prefix_stuffing", "data is not a valid SPA message format")
-    X25519_VERSION = ("x25519_version", "x25519 packet of a format version this server lacks")
-    UNKNOWN_KEY_ID = ("unknown_key_id", "x25519 packet with a key id no stanza names")
-    FORWARDED_FOR = ("forwarded_for", "X-Forwarded-For is not an IPv4 address")
-    NO_STANZA = ("no_stanza", "no access stanza for this source address")
-    DESTINATION = ("destination", "destination does not match any stanza")
-    EXPIRED_STANZA = ("expired_stanza", "access stanza has expired")
-    NO_DECRYPTION = ("no_decryption", "no stanza can decrypt this kind of packet")
-    HMAC_MISMATCH = ("hmac", "HMAC mismatch")
-    AEAD = ("aead", "x25519 packet failed authentication (wrong key or tampered)")
-    GPG_BUSY = ("gpg_busy", "GnuPG decryption queue is full")
-    DECRYPT_FAILED = ("decrypt", "decryption failed (wrong key or mode)")
-    MALFORMED = ("malformed", "decrypted data is invalid")
-    REPLAY = ("replay", "replayed packet")
-    GPG_SIGNATURE = ("gpg_signature", "GnuPG signature refused")
-    STALE = ("stale", "packet time difference is too great")
-    SOURCE_REQUIRED = ("source_required", "0.0.0.0 allow IP while a source address is required")
-    USERNAME = ("username", "username does not match REQUIRE_USERNAME")
-    NAT = ("nat", "NAT access requested but not enabled")
-    NAT_REFUSED = ("nat_refused", "NAT cannot be done for this request")
-    COMMAND = ("command", "command messages are not allowed")
-    COMMAND_WORDS = ("command_words", f"command is empty or has more than {MAX_WORDS} words")
-    CYCLE = ("cycle", "a command cycle needs an access request (proto/port)")
-    PORTS = ("ports", "a requested protocol/port is not allowed")
-    IPV6_ALLOW = ("ipv6_allow", "IPv6 grants are not supported by this firewall backend")
+    ``value[0]`` (``key``) names the counter; ``text`` is our verdict line's
+    wording; ``fwknopd`` is the line fwknopd 2.6.10 logs for the same event
+    (taken from the running binary), or None where it logs none or where the
+    refusal is ours alone. Its fields: ``{src}``, ``{dst}``, ``{n}`` (the
+    stanza), ``{detail}``, ``{proto}``/``{dport}`` (numbers), ``{enc}`` (fko's
+    encryption type number). ``loglines.py`` writes both.
+    """
 
-    def __init__(self, key: str, text: str) -> None:
+    TOO_SHORT = ("too_short", "packet shorter than 140 bytes", None)
+    TOO_LONG = ("too_long", "packet of 1500 bytes or more", None)
+    NOT_SPA = (
+        "not_spa",
+        "data is not an SPA message (characters outside base64)",
+        "[{src}] preprocess_spa_data() returned error 4098: 'Data is not an SPA message' "
+        "for incoming packet.",
+    )
+    PREFIX_STUFFING = (
+        "prefix_stuffing",
+        "data is not a valid SPA message format",
+        "[{src}] preprocess_spa_data() returned error 4096: 'Data is not a valid SPA message "
+        "format' for incoming packet.",
+    )
+    X25519_VERSION = ("x25519_version", "x25519 packet of a format version this server lacks", None)
+    UNKNOWN_KEY_ID = ("unknown_key_id", "x25519 packet with a key id no stanza names", None)
+    FORWARDED_FOR = ("forwarded_for", "X-Forwarded-For is not an IPv4 address", None)
+    NO_STANZA = (
+        "no_stanza",
+        "no access stanza for this source address",
+        "No access data found for source IP: {src}",
+    )
+    DESTINATION = (
+        "destination",
+        "destination does not match any stanza",
+        "(stanza #{n}) SPA packet ({src} -> {dst}) filtered by SOURCE and/or DESTINATION criteria",
+    )
+    EXPIRED_STANZA = (
+        "expired_stanza",
+        "access stanza has expired",
+        "[{src}] (stanza #{n}) Access stanza has expired",
+    )
+    NO_DECRYPTION = (
+        "no_decryption",
+        "no stanza can decrypt this kind of packet",
+        "[{src}] (stanza #{n}) No stanza encryption mode match for encryption type: {enc}.",
+    )
+    HMAC_MISMATCH = (
+        "hmac",
+        "HMAC mismatch",
+        "[{src}] (stanza #{n}) Error creating fko context: Args contain invalid data: "
+        "FKO_ERROR_INVALID_DATA_HMAC_COMPAREFAIL",
+    )
+    AEAD = ("aead", "x25519 packet failed authentication (wrong key or tampered)", None)
+    GPG_BUSY = ("gpg_busy", "GnuPG decryption queue is full", None)
+    DECRYPT_FAILED = (
+        "decrypt",
+        "decryption failed (wrong key or mode)",
+        "[{src}] (stanza #{n}) Error creating fko context: Decryption failed or decrypted data "
+        "is invalid",
+    )
+    MALFORMED = (
+        "malformed",
+        "decrypted data is invalid",
+        "[{src}] (stanza #{n}) Error creating fko context: {detail}",  # fwknopd's fko error
+    )
+    REPLAY = (
+        "replay",
+        "replayed packet",
+        "Replay detected from source IP: {src}, Destination proto/port: {proto}/{dport}",
+    )
+    GPG_SIGNATURE = ("gpg_signature", "GnuPG signature refused", None)
+    STALE = (
+        "stale",
+        "SPA data time difference is too great",
+        "[{src}] (stanza #{n}) SPA data time difference is too great ({detail}).",
+    )
+    SOURCE_REQUIRED = (
+        "source_required",
+        "0.0.0.0 allow IP while a source address is required",
+        "[{src}] (stanza #{n}) Got 0.0.0.0 when valid source IP was required.",
+    )
+    USERNAME = (
+        "username",
+        "Username in SPA data",
+        "[{src}] (stanza #{n}) Username in SPA data {detail}",
+    )
+    NAT = (
+        "nat",
+        "NAT access requested but not enabled",
+        "(stanza #{n}) SPA packet from {src} requested NAT access, but is not enabled/supported",
+    )
+    NAT_REFUSED = ("nat_refused", "NAT cannot be done for this request", None)
+    COMMAND = (
+        "command",
+        "command messages are not allowed",
+        "[{src}] (stanza #{n}) SPA Command messages are not allowed in the current configuration.",
+    )
+    COMMAND_WORDS = ("command_words", f"command is empty or has more than {MAX_WORDS} words", None)
+    CYCLE = ("cycle", "a command cycle needs an access request (proto/port)", None)
+    PORTS = (
+        "ports",
+        "a requested protocol/port is not allowed",
+        "[{src}] (stanza #{n}) One or more requested protocol/ports was denied per access.conf.",
+    )
+    IPV6_ALLOW = ("ipv6_allow", "IPv6 grants are not supported by this firewall backend", None)
+
+    def __init__(self, key: str, text: str, fwknopd: str | None) -> None:
         self.key = key
         self.text = text
+        self.fwknopd = fwknopd
+
+
+Attempt = tuple[int, Reason, str]  # a stanza that was tried: its number, why it refused, detail
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +196,10 @@ class Refused:
     reason: Reason
     detail: str = ""
     stanza: int | None = None
-    attempts: tuple[tuple[int, Reason, str], ...] = ()
+    attempts: tuple[Attempt, ...] = ()
     silent: bool = False  # fwknopd logs nothing for these (size): we log them at info level
+    # what the packet held, when a stanza decrypted it (for -v -v's dump)
+    opened: OpenedPacket | X25519Opened[Any] | None = field(default=None, repr=False, compare=False)
 
 
 class Muted(enum.Enum):
@@ -187,6 +270,7 @@ class Accepted:
     grant: Grant
     opened: OpenedPacket | X25519Opened[Any] = field(repr=False)
     test_only: bool = False
+    attempts: tuple[Attempt, ...] = ()  # the stanzas before it that refused, as fwknopd logs them
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +303,7 @@ class RunCommand:
     stanza: int
     username: str
     test_only: bool = False  # --test: logged, not run
+    attempts: tuple[Attempt, ...] = ()  # the stanzas before it that refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +317,7 @@ class RunCycle:
     packet_src: IPAddress
     stanza: int
     username: str
+    attempts: tuple[Attempt, ...] = ()  # the stanzas before it that refused
 
 
 @dataclass(frozen=True, slots=True, repr=False)

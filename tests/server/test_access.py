@@ -245,3 +245,16 @@ def test_the_vectors_access_conf_stanzas_load_unchanged(tmp_path: Path) -> None:
             loaded += 1
     assert refused == []
     assert loaded == 61
+
+
+def test_max_fw_timeout_is_honoured_over_a_longer_fw_access_timeout(tmp_path: Path) -> None:
+    path = tmp_path / "access.conf"
+    path.write_text("SOURCE ANY\nKEY fwknoptest\nFW_ACCESS_TIMEOUT 30\nMAX_FW_TIMEOUT 5\n")
+    warnings: list[str] = []
+    (stanza,) = load_access([path], warnings=warnings)
+    assert (
+        f"{path}:1: Warning: MAX_FW_TIMEOUT < FW_ACCESS_TIMEOUT, honoring MAX_FW_TIMEOUT for "
+        "stanza source: 'ANY' (#1)" in warnings
+    )
+    # fwknopd 2.6.10 says so, then opens for 30 s; we do what the warning says
+    assert stanza.timeout_for(0) == 5

@@ -51,7 +51,9 @@ def test_exit_parse_config_accepts_a_good_config(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main([*_files(tmp_path, GOOD), "--exit-parse-config"]) == ExitCode.OK
-    assert capsys.readouterr().out == "configuration is valid: 1 access stanza(s)\n"
+    out = capsys.readouterr()
+    assert out.out == "configuration is valid: 1 access stanza(s)\n"
+    assert out.err.endswith("Configs parsed, exiting.\n")  # fwknopd's words, where it says them
 
 
 def test_dump_config_shows_settings_but_never_keys(

@@ -83,7 +83,28 @@ def test_a_flood_batch_is_counted_in_full_and_logged_at_the_rate_limit(
     assert (SRC, "tcp", 22) in daemon.firewall.open
 
 
-def test_the_packet_limit_counts_candidates_and_stops(tmp_path: Path) -> None:
+def test_fwknopds_lines_for_a_flood_stay_within_the_rate_limit(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    daemon = _daemon(tmp_path)
+    junk = Packet(b"8" + b"A" * 203, SRC, None, 17, 40000, 62201)
+    with caplog.at_level(logging.INFO, "fwknop_server"):
+        _handle_all(daemon, [junk] * 500)
+    messages = [r.getMessage() for r in caplog.records]
+    burst = daemon.refusals.burst
+    # one packet, one story: the stanza it reached, why it refused, the verdict
+    assert messages[:3] == [
+        "(stanza #1) SPA Packet from IP: 198.18.0.2 received with access source match",
+        "[198.18.0.2] (stanza #1) Error creating fko context: Args contain invalid data: "
+        "FKO_ERROR_INVALID_DATA_HMAC_COMPAREFAIL",
+        "refused SPA packet from 198.18.0.2 udp/62201 (stanza #1): HMAC mismatch",
+    ]
+    assert len(messages) == 3 * burst
+
+
+def test_the_packet_limit_counts_candidates_and_stops(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     daemon = _daemon(tmp_path)
     daemon.dispatch.packet_limit = 3
     stopped: list[bool] = []
@@ -91,8 +112,10 @@ def test_the_packet_limit_counts_candidates_and_stops(tmp_path: Path) -> None:
     junk = Packet(b"8" + b"A" * 203, SRC)
     _handle_all(daemon, [Packet(b"x", SRC), junk, junk, Packet(b"y", SRC)])
     assert not stopped  # too-short packets are not candidates (-C counts what has data)
-    _handle_all(daemon, [junk])
+    with caplog.at_level(logging.INFO, "fwknop_server"):
+        _handle_all(daemon, [junk])
     assert stopped == [True]
+    assert "* Incoming packet count limit of 3 reached" in caplog.messages
     assert daemon.refusals.counts == {"too_short": 2, "hmac": 3}
 
 
