@@ -95,9 +95,9 @@ class Firewalld(Iptables):
                 direct[3:],
             )
 
-    def listing(self) -> str:
-        """Our chain's rules, without firewall-cmd's closing ``success``."""
-        lines = super().listing().rstrip("\n").splitlines()
+    def _show(self, rules: IptablesRules) -> str:
+        """One chain's listing, without firewall-cmd's closing ``success``."""
+        lines = super()._show(rules).rstrip("\n").splitlines()
         while lines and lines[-1].strip() in ("", "success"):
             lines.pop()
         return "\n".join(lines) + "\n"

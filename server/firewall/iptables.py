@@ -189,14 +189,25 @@ class Iptables(Firewall, ChainKeeper):
         self.nat_open.clear()
 
     def listing(self) -> str:
-        """Our chain's rules (``iptables -S``, and ``ip6tables -S``)."""
-        text = ""
-        for rules in self._families():
-            status, out, err = self._run(rules.list_chain())
-            text += out if status == 0 else f"# {rules.spec.to_chain}: {err.strip()}\n"
-        if self.nat is not None:
-            text = f"{text.rstrip()}\n{self.nat.listing()}\n"
-        return text
+        """fwknopd's ``--fw-list``: each of our chains as ``-L --line-numbers -n`` shows it.
+
+        The input chain, then the NAT chains (fwknopd's order), then ours in
+        ip6tables (fwknopd has none); a blank line between two, as fwknopd.
+        """
+        chains = [self.rules, *(self.nat.listed_chains() if self.nat is not None else [])]
+        text = f"Listing rules in fwknopd {self.name} chains...\n\n"
+        text += "\n".join(self._show(rules) for rules in chains)
+        if self.rules6 is not None:
+            text += f"\nListing rules in fwknopd {self.name} IPv6 chains...\n\n"
+            text += self._show(self.rules6)
+        return text.rstrip("\n")
+
+    def _show(self, rules: IptablesRules) -> str:
+        """One chain's listing (what went wrong, if it cannot be listed)."""
+        status, out, err = self._run(rules.show_chain())
+        if status != 0:
+            return f"# {rules.spec.to_chain}: {err.strip() or f'exit {status}'}\n"
+        return out if out.endswith("\n") else out + "\n"
 
 
 def ip6tables_beside(exe: str, run: CommandRunner) -> str | None:

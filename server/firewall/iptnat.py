@@ -216,14 +216,9 @@ class IptablesNat(ChainKeeper):
         self._ready = {"input"}
         self._made.clear()
 
-    def listing(self) -> str:
-        """The NAT chains' rules (``iptables -S``)."""
-        out = []
-        for which in _CHAIN_ORDER:
-            status, text, _err = self._run(self.rules[which].list_chain())
-            if status == 0:
-                out.append(text.rstrip("\n"))
-        return "\n".join(out)
+    def listed_chains(self) -> list[IptablesRules]:
+        """The NAT chains, in the order fwknopd's ``--fw-list`` shows them."""
+        return [self.rules[which] for which in _CHAIN_ORDER]
 
 
 def _due(line: str, now: float) -> list[str] | None:

@@ -62,6 +62,10 @@ class IptablesRules:
         """``-S`` of our chain (rules as arguments)."""
         return self._cmd("-S", self.spec.to_chain)
 
+    def show_chain(self) -> list[str]:
+        """Our chain as fwknopd's ``--fw-list`` shows it (``-L --line-numbers -n``)."""
+        return self._cmd("-L", self.spec.to_chain, "--line-numbers", "-n")
+
     def new_chain(self) -> list[str]:
         """Create our chain."""
         return self._cmd("-N", self.spec.to_chain)

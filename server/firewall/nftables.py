@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import time
 
 from ..config import ServerConfig
 from ..nat import nat_settings
+from ..vocab import PROTO_NUMBERS
 from .base import Firewall, FirewallError, NatOpening, Opening
 from .netlink import NftNetlink
 from .nftchains import objects
@@ -242,17 +244,40 @@ class Nftables(Firewall):
         self.open.clear()
 
     def listing(self) -> str:
-        """Our rule and the elements of our sets, as nft lists them."""
+        """``--fw-list``: each of our sets shown as fwknopd shows its iptables chain."""
         target = self._resolve()
-        lines = [f"# fwknopd grants in {target}"]
-        for set_obj in self._our_sets(target):
-            lines.append(f"set {set_obj['name']}:")
-            for item in set_obj.get("elem", []):
-                elem = item.get("elem", item)
-                parts = elem.get("val", {}).get("concat", [])
-                lines.append(
-                    f"  {' . '.join(str(p) for p in parts)}  expires in {elem.get('expires', '?')}s"
-                )
+        now = time.time()
+        sets = [listed_set(s["name"], s.get("elem", []), now) for s in self._our_sets(target)]
         if self.nat is not None:
-            lines.append(self.nat.listing(self._run))
-        return "\n".join(lines)
+            sets.append(self.nat.listing(self._run) + "\n")
+        text = f"Listing rules in fwknopd nftables sets of {target}...\n\n" + "\n".join(sets)
+        return text.rstrip("\n")
+
+
+_LISTED = "{:<4} {:<10} {:<4} {:<3} {:<20} {:<20} {}"
+
+
+def listed_set(name: str, elements: list[Json], now: float) -> str:
+    """A grant set's elements as ``iptables -L --line-numbers -n`` lists fwknopd's chain.
+
+    Scripts written for fwknopd's ``--fw-list`` read each grant's source,
+    port and ``/* _exp_<epoch> */`` from such lines; nft gives the seconds
+    left, which become the epoch fwknopd's comment holds.
+    """
+    lines = [
+        f"Set {name}",
+        _LISTED.format("num", "target", "prot", "opt", "source", "destination", "")[:-1],
+    ]
+    for number, item in enumerate(elements, 1):
+        elem = item.get("elem", item) if isinstance(item, dict) else {}
+        value = elem.get("val", elem)
+        parts = value.get("concat") if isinstance(value, dict) else None
+        if not parts or len(parts) != 3:
+            continue
+        source, proto, port = str(parts[0]), str(parts[1]), parts[2]
+        anywhere = "::/0" if ":" in source else "0.0.0.0/0"
+        expires = int(now) + int(elem.get("expires", elem.get("timeout", 0)))
+        match = f"{proto} dpt:{port} /* _exp_{expires} */"
+        number_text = str(PROTO_NUMBERS.get(proto, proto))
+        lines.append(_LISTED.format(number, "ACCEPT", number_text, "--", source, anywhere, match))
+    return "\n".join(lines) + "\n"

@@ -117,6 +117,9 @@ class FakeFirewallCmd:
             return 0, f"-P INPUT ACCEPT\n{jump}{firewalld}\nsuccess\n", ""
         if verb == "-S":
             return (0, f"-N FWKNOP_INPUT\n{self.listing}\nsuccess\n", "") if self.chain else failed
+        if verb == "-L":  # only as --fw-list asks: -L CHAIN --line-numbers -n
+            assert args[8:] == ["--line-numbers", "-n"], args
+            return (0, f"{LISTED}\nsuccess\n", "") if self.chain else failed
         if verb == "-N":
             self.chain = True
         elif verb == "-C":
@@ -193,7 +196,16 @@ def test_firewalld_restart_adopts_rules_and_lists_without_success() -> None:
         ("198.18.0.2", "tcp", 22, 2000)
     ]
     assert "-N INPUT" not in _fwd_verbs(fake)
-    assert fw.listing() == f"-N FWKNOP_INPUT\n{rule}\n"
+    assert fw.listing() == f"Listing rules in fwknopd firewalld chains...\n\n{LISTED}"
+
+
+# a chain as ``iptables -L FWKNOP_INPUT --line-numbers -n`` shows it (what fwknopd prints)
+LISTED = (
+    "Chain FWKNOP_INPUT (1 references)\n"
+    "num  target     prot opt source               destination         \n"
+    "1    ACCEPT     6    --  198.18.0.2           0.0.0.0/0            tcp dpt:22 "
+    "/* _exp_2000 */"
+)
 
 
 # -- pf ------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 from fwknop_server.config import ChainSpec
 from fwknop_server.firewall import FirewallError, Opening
 from fwknop_server.firewall.iptables import Iptables
+from fwknop_server.firewall.iptnat import IptablesNat, NatChains
 from fwknop_server.firewall.iptrules import IptablesRules, parse_rule
 from fwknop_server.firewall.netlink import ElementCommand, acknowledgements, batch, element_key
 from fwknop_server.firewall.nftables import Nftables
@@ -385,3 +386,42 @@ def test_nft_grants_go_over_netlink_when_it_is_there() -> None:
         ],
     ]
     assert not Nftables(FakeNft([CHAIN])).in_process  # JSON through a fake: not in process
+
+
+def test_iptables_fw_list_shows_each_chain_as_fwknopd_does() -> None:
+    """--fw-list: -L --line-numbers -n of the input chain, the NAT chains, then ip6tables'."""
+    calls: list[list[str]] = []
+
+    def run(argv: Sequence[str], *, stdin: str | None = None) -> tuple[int, str, str]:
+        calls.append(list(argv))
+        chain = argv[argv.index("-L") + 1]
+        if chain == "FWKNOP_MASQUERADE":
+            return 1, "", "iptables: No chain/target/match by that name.\n"
+        return 0, f"Chain {chain} (1 references)\nnum  target\n", ""
+
+    chains = NatChains(
+        forward=ChainSpec("ACCEPT", "filter", "FORWARD", 1, "FWKNOP_FORWARD", 1),
+        dnat=ChainSpec("DNAT", "nat", "PREROUTING", 1, "FWKNOP_PREROUTING", 1),
+        snat=ChainSpec("SNAT", "nat", "POSTROUTING", 1, "FWKNOP_POSTROUTING", 1),
+        masquerade=ChainSpec("MASQUERADE", "nat", "POSTROUTING", 1, "FWKNOP_MASQUERADE", 1),
+        snat_at_start=False,
+    )
+    rules = IptablesRules(IPT, INPUT)
+    fw = Iptables(
+        run,
+        rules,
+        nat=IptablesNat(run, IPT, chains, rules),
+        rules6=IptablesRules("/usr/sbin/ip6tables", INPUT),
+    )
+    assert fw.listing() == (
+        "Listing rules in fwknopd iptables chains...\n\n"
+        "Chain FWKNOP_INPUT (1 references)\nnum  target\n\n"
+        "Chain FWKNOP_FORWARD (1 references)\nnum  target\n\n"
+        "Chain FWKNOP_PREROUTING (1 references)\nnum  target\n\n"
+        "Chain FWKNOP_POSTROUTING (1 references)\nnum  target\n\n"
+        "# FWKNOP_MASQUERADE: iptables: No chain/target/match by that name.\n\n"
+        "Listing rules in fwknopd iptables IPv6 chains...\n\n"
+        "Chain FWKNOP_INPUT (1 references)\nnum  target"
+    )
+    assert calls[0] == [IPT, "-w", "-t", "filter", "-L", "FWKNOP_INPUT", "--line-numbers", "-n"]
+    assert calls[2][:4] == [IPT, "-w", "-t", "nat"] and calls[-1][0].endswith("ip6tables")
