@@ -11,8 +11,11 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import logging
+from pathlib import Path
 
+from fwknop_server.access import load_access
 from fwknop_server.loglines import TRACE, granted_lines, refusal_lines
+from fwknop_server.processor import Processor, Settings
 from fwknop_server.vocab import Packet, Reason, Refused
 
 from fwknop_core import RijndaelKey, SpaMessage, build_packet, open_packet
@@ -112,3 +115,16 @@ def test_the_packet_dump_is_for_v_v_only_and_never_shows_a_server_password() -> 
     assert "hunter2" not in "".join(line for _, line in loud)
     assert "    Server Auth: <hidden>" in dumps[0]
     assert _text(loud)[-2] == "SPA Packet: '" + wire + "'"
+
+
+def test_data_that_does_not_decrypt_gets_fkos_error_as_fwknopd_logs_it(tmp_path: Path) -> None:
+    """The real fwknopd, for 200 'A's and a stanza without HMAC (seen running it with -C 1)."""
+    access = tmp_path / "access.conf"
+    access.write_text("SOURCE ANY\nKEY fwknoptest\n")
+    processor = Processor(load_access([access]), Settings())
+    decision = processor.process(PACKET, now=1_795_268_000)
+    assert isinstance(decision, Refused)
+    assert _text(refusal_lines(decision, PACKET))[1] == (
+        "[198.18.0.2] (stanza #1) Error creating fko context: Args contain invalid data: "
+        "FKO_ERROR_INVALID_DATA_ENCRYPT_CIPHERLEN_VALIDFAIL"
+    )
