@@ -16,6 +16,7 @@ fwknopd says so at start, and the second test shows that it is true.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,7 +109,13 @@ def test_the_real_client_opens_a_port_through_firewalld(pair: NetPair, tmp_path:
             pair.server.argv(server.command("--fw-list")),
             capture_output=True, text=True, check=True, env={**os.environ, **firewalld.env},
         ).stdout  # fmt: skip
-        assert f"-s {CLIENT_IP}/32" in listing
+        # fwknopd's --fw-list: the chain as iptables -L --line-numbers -n shows it
+        assert re.search(
+            rf"^1 +ACCEPT +6 +-- +{re.escape(CLIENT_IP)} +0\.0\.0\.0/0 +tcp dpt:{PORT} "
+            r"/\* _exp_\d+ \*/$",
+            listing,
+            re.MULTILINE,
+        ), listing
         assert "success" not in listing
 
         assert pair.wait_closed(PORT, timeout=TIMEOUT + DEADLINE), server.log()
