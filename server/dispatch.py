@@ -153,6 +153,7 @@ class Dispatcher:
             self._candidates += 1
             if self._candidates >= limit:
                 log.info("* Incoming packet count limit of %d reached", limit)
+                log.info("Packet count limit (%d) reached. Exiting...", limit)
                 self._on_limit()
 
     # -- acting on decisions ---------------------------------------------------------
@@ -199,12 +200,18 @@ class Dispatcher:
         ports = ",".join(f"{p}/{n}" for p, n in grant.ports)
         if decision.test_only:
             self.refusals.count("test_mode")
-            log.info(
-                "(stanza #%d) SPA packet from %s for %s %s: --test mode, not opening",
-                grant.stanza,
+            log.info(  # fwknopd's words, then ours: what it would have opened
+                "[%s] (stanza #%d) --test mode enabled, skipping firewall manipulation.",
                 packet.src,
-                grant.source,
+                grant.stanza,
+            )
+            log.info(
+                "SPA packet from %s (user %s, stanza #%d): --test mode, not opening %s for %s",
+                packet.src,
+                grant.username,
+                grant.stanza,
                 ports,
+                grant.source,
             )
             return
         if grant.nat is not None and grant.nat.address is None:

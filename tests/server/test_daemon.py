@@ -21,14 +21,14 @@ SRC = ipaddress.ip_address("198.18.0.2")
 OTHER = ipaddress.ip_address("203.0.113.9")
 
 
-def _daemon(tmp_path: Path) -> Daemon:
+def _daemon(tmp_path: Path, *, test_mode: bool = False) -> Daemon:
     conf = tmp_path / "fwknopd.conf"
     conf.write_text(f"FWKNOP_RUN_DIR {tmp_path}/run\nFIREWALL_TYPE log\n")
     access = tmp_path / "access.conf"
     access.write_text(
         f"SOURCE ANY\nKEY_BASE64 {KEY.to_base64()}\nHMAC_KEY_BASE64 {HKEY.to_base64()}\n"
     )
-    options = Options(config_file=conf, access_paths=(access,))
+    options = Options(config_file=conf, access_paths=(access,), test_mode=test_mode)
     firewall = LogOnly(flush_at_init=False, flush_at_exit=False)
     return Daemon(options, load(options), firewall=firewall, clock=lambda: NOW)
 
@@ -115,7 +115,10 @@ def test_the_packet_limit_counts_candidates_and_stops(
     with caplog.at_level(logging.INFO, "fwknop_server"):
         _handle_all(daemon, [junk])
     assert stopped == [True]
-    assert "* Incoming packet count limit of 3 reached" in caplog.messages
+    assert caplog.messages[-2:] == [  # fwknopd's words
+        "* Incoming packet count limit of 3 reached",
+        "Packet count limit (3) reached. Exiting...",
+    ]
     assert daemon.refusals.counts == {"too_short": 2, "hmac": 3}
 
 
@@ -191,3 +194,18 @@ def test_a_reload_that_changes_a_backends_start_up_setting_says_it_needs_a_resta
         daemon.reload()
     assert f"settings changed ({key}): restart fwknopd to apply them" in caplog.text
     assert daemon.config.values[key] == line.split(" ", 1)[1]  # read, kept for the restart
+
+
+def test_test_mode_says_so_in_fwknopds_words_and_opens_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    daemon = _daemon(tmp_path, test_mode=True)
+    with caplog.at_level(logging.INFO, "fwknop_server"):
+        _handle_all(daemon, [_valid(22)])
+    assert caplog.messages == [
+        "(stanza #1) SPA Packet from IP: 198.18.0.2 received with access source match",
+        "[198.18.0.2] (stanza #1) --test mode enabled, skipping firewall manipulation.",
+        "SPA packet from 198.18.0.2 (user u, stanza #1): --test mode, not opening tcp/22 for "
+        "198.18.0.2",
+    ]
+    assert not daemon.firewall.open
