@@ -67,7 +67,9 @@ def _received(packet: Packet, number: int, *, trace: bool) -> Iterable[LogLine]:
         f"(stanza #{number}) SPA Packet from IP: {packet.src} received with access source match",
     )
     if trace:
-        yield TRACE, f"SPA Packet: '{packet.payload.decode('ascii', 'replace')}'"
+        # escaped: an HTTP request carries line breaks, and no packet writes log lines
+        text = packet.payload.decode("latin-1").encode("unicode_escape").decode("ascii")
+        yield TRACE, f"SPA Packet: '{text}'"
 
 
 def _stanzas(

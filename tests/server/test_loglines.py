@@ -128,3 +128,11 @@ def test_data_that_does_not_decrypt_gets_fkos_error_as_fwknopd_logs_it(tmp_path:
         "[198.18.0.2] (stanza #1) Error creating fko context: Args contain invalid data: "
         "FKO_ERROR_INVALID_DATA_ENCRYPT_CIPHERLEN_VALIDFAIL"
     )
+
+
+def test_the_packet_text_of_v_v_never_breaks_a_log_line() -> None:
+    http = PACKET._replace(payload=b"GET /" + b"A" * 200 + b" HTTP/1.1\r\nUser-Agent: x\r\n\r\n")
+    refused = Refused(Reason.HMAC_MISMATCH, stanza=1, attempts=((1, Reason.HMAC_MISMATCH, ""),))
+    lines = _text(refusal_lines(refused, http, trace=True))
+    assert all("\n" not in line and "\r" not in line for line in lines)
+    assert lines[1].endswith("HTTP/1.1\\r\\nUser-Agent: x\\r\\n\\r\\n'")
