@@ -13,6 +13,7 @@ import ipaddress
 import logging
 from pathlib import Path
 
+import pytest
 from fwknop_server.access import load_access
 from fwknop_server.loglines import TRACE, granted_lines, refusal_lines
 from fwknop_server.processor import Processor, Settings
@@ -136,3 +137,13 @@ def test_the_packet_text_of_v_v_never_breaks_a_log_line() -> None:
     lines = _text(refusal_lines(refused, http, trace=True))
     assert all("\n" not in line and "\r" not in line for line in lines)
     assert lines[1].endswith("HTTP/1.1\\r\\nUser-Agent: x\\r\\n\\r\\n'")
+
+
+@pytest.mark.parametrize("reason", list(Reason), ids=lambda r: r.name)
+def test_every_reason_can_be_logged_each_way(reason: Reason) -> None:
+    """A wording naming a field the log lines do not fill would raise for a packet."""
+    refused = Refused(reason, "some detail", 2, ((2, reason, "some detail"),))
+    lines = _text(refusal_lines(refused, PACKET, trace=True))
+    assert lines[-1].startswith("refused SPA packet from 198.18.0.2 udp/62201 (stanza #2): ")
+    assert all("{" not in line for line in lines)
+    assert any("198.18.0.2" in line for line in lines[:-1])  # the stanza's line names it
