@@ -6,9 +6,16 @@ decisions meet the edges: a refusal is counted and logged at a bounded rate
 its packets from then on, in capture itself; a grant goes to the firewall
 (``firewall/driver.py``), a command or cycle to the command runner
 (``cmdexec.py``), a GnuPG decryption to its worker pool (``gpgpool.py``),
-a NAT host name to DNS on a worker thread (``nathost.py``). Nothing in a
-packet can make any of this raise: a bug is logged and counted as an
-internal error, and reading goes on.
+a NAT host name to DNS on a worker thread (``nathost.py``).
+
+Nothing in a packet can make any of this raise. Whatever a packet makes
+raise, in the pipeline or in acting on its decision, is caught at the
+packet boundary (one packet: the others of its batch are decided as usual)
+and is a refusal like any other: counted as ``internal_error`` and logged
+at the refusal rate, as one line naming the exception's type and where it
+was raised, never a traceback (a packet that can raise can be sent a
+thousand times a second) and never the exception's text (it may quote the
+packet, or a key).
 """
 
 from __future__ import annotations
@@ -17,7 +24,9 @@ import asyncio
 import dataclasses
 import logging
 import time
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 from fwknop_core import InvalidPacket, X25519Opened
 
@@ -98,16 +107,12 @@ class Dispatcher:
             log.error("capture failed: %s", exc)
             self._on_capture_error(exc)
             return 0
-        except Exception:  # a packet capture could not take apart: skipped, reading goes on
-            log.exception("internal error reading a packet")
-            self.refusals.count("internal_error")
+        except Exception as exc:  # a packet capture could not take apart: skipped, reading goes on
+            self._internal_error(None, exc)
             return 1
         muted = self._take_counts()
         if packets:
-            try:
-                self.handle_all(packets, self.clock())
-            except Exception:  # a bug here must not stop capture: reading goes on
-                log.exception("internal error handling %d packet(s)", len(packets))
+            self.handle_all(packets, self.clock())
         return len(packets) + muted
 
     def handle_all(self, packets: list[Packet], now: float) -> None:
@@ -123,30 +128,29 @@ class Dispatcher:
             return
         process, refusals, screen = self.processor.process, self.refusals, self.processor.screen
         for packet in packets:
-            try:
+            try:  # the packet boundary: what one packet raises stops that packet only
                 decision = process(packet, now)
-            except Exception:  # the processor must not raise for packets; never let one kill us
-                self._internal_error(packet)
-                continue
-            if decision is MUTED:  # past its log rate: the screen counted it
-                continue
-            if isinstance(decision, Refused):
-                if refusals.admit(decision.reason.key):  # format only what gets logged
-                    self._log_refusal(decision, packet)
+                if decision is MUTED:  # past its log rate: the screen counted it
+                    continue
+                if isinstance(decision, Refused):
+                    if refusals.admit(decision.reason.key):  # format only what gets logged
+                        self._log_refusal(decision, packet)
+                    else:
+                        screen.mute(decision)  # from now on, the screen counts such packets
                 else:
-                    screen.mute(decision)  # from now on, the screen counts such packets
-            else:
-                self._act(decision, packet, now)
+                    self._act(decision, packet, now)
+            except Exception as exc:
+                self._internal_error(packet, exc)
         self._take_counts()
 
     def handle(self, packet: Packet, now: float) -> None:
         """Decide one packet and act on it; nothing in a packet can make this raise."""
-        try:
+        try:  # the packet boundary
             decision = self.processor.process(packet, now)
-        except Exception:  # the processor must not raise for packets; never let one kill us
-            self._internal_error(packet)
+            self._act(decision, packet, now)
+        except Exception as exc:
+            self._internal_error(packet, exc)
             return
-        self._act(decision, packet, now)
         limit = self.packet_limit
         # what -C counts: every packet with a payload that reached the pipeline
         if limit and not (isinstance(decision, Refused) and decision.silent):
@@ -184,16 +188,12 @@ class Dispatcher:
     def _gpg_done(self, deferred: Deferred, outcome: GpgOutcome | Exception) -> None:
         """On the loop: a GnuPG job is done; the pipeline goes on from there."""
         packet = deferred.packet
-        if isinstance(outcome, Exception) and not isinstance(outcome, InvalidPacket):
-            log.error("internal error on a packet from %s: %s", packet.src, outcome)
-            self.refusals.count("internal_error")
-            return
-        try:
-            decision = deferred.resume(outcome)
-        except Exception:  # the processor must not raise for packets; never let one kill us
-            self._internal_error(packet)
-            return
-        self._act(decision, packet, self.clock())
+        try:  # the packet boundary, for the rest of a GnuPG packet's way
+            if isinstance(outcome, Exception) and not isinstance(outcome, InvalidPacket):
+                raise outcome
+            self._act(deferred.resume(outcome), packet, self.clock())
+        except Exception as exc:
+            self._internal_error(packet, exc)
 
     def _grant(self, decision: Accepted, packet: Packet, now: float) -> None:
         grant = decision.grant
@@ -230,6 +230,12 @@ class Dispatcher:
         nat = decision.grant.nat
 
         def done(future: asyncio.Future[NatGrant]) -> None:
+            try:  # the packet boundary, for the rest of its way
+                resolved(future)
+            except Exception as exc:
+                self._internal_error(packet, exc)
+
+        def resolved(future: asyncio.Future[NatGrant]) -> None:
             exc = future.exception()
             if exc is not None:
                 why = str(exc) if isinstance(exc, NatError) else f"{type(exc).__name__}: {exc}"
@@ -259,9 +265,18 @@ class Dispatcher:
         for refused, n in self.processor.screen.release():
             self.refusals.hold(refused.reason.key, n)
 
-    def _internal_error(self, packet: Packet) -> None:
-        log.exception("internal error on a packet from %s", packet.src)
-        self.refusals.count("internal_error")
+    def _internal_error(self, packet: Packet | None, exc: BaseException) -> None:
+        """What a packet made raise: a refusal, counted and logged at the rate as one line."""
+        reason = Reason.INTERNAL
+        if not self.refusals.admit(reason.key, logging.ERROR):
+            return
+        refused = Refused(reason, _raised_at(exc))
+        if packet is None:  # capture could not take it apart
+            log.error("refused SPA packet from a captured frame: %s: %s", reason.text,
+                      refused.detail)  # fmt: skip
+            return
+        for _level, line in refusal_lines(refused, packet):  # our verdict line, as an error
+            log.error("%s", line)
 
     def _log_refusal(self, decision: Refused, packet: Packet) -> None:
         for level, line in refusal_lines(decision, packet, trace=log.isEnabledFor(TRACE)):
@@ -277,6 +292,16 @@ class Dispatcher:
         )
         for level, line in lines:
             log.log(level, "%s", line)
+
+
+def _raised_at(exc: BaseException) -> str:
+    """``KeyError in _policy (processor.py:321)``: the type and the innermost frame, no text."""
+    frames = list(traceback.walk_tb(exc.__traceback__))
+    if not frames:
+        return type(exc).__name__
+    frame, line = frames[-1]
+    code = frame.f_code
+    return f"{type(exc).__name__} in {code.co_name} ({Path(code.co_filename).name}:{line})"
 
 
 def _log_grant(grant: Grant, packet: Packet, ports: str, key_id: str | None) -> None:

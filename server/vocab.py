@@ -83,6 +83,12 @@ class Reason(enum.Enum):
     encryption type number). ``loglines.py`` writes both.
     """
 
+    # first: no stanza "gets further" than a bug (the dispatcher's, never the pipeline's)
+    INTERNAL = (
+        "internal_error",
+        "internal error while deciding it (a bug: please report it)",
+        None,
+    )
     TOO_SHORT = ("too_short", "packet shorter than 140 bytes", None)
     TOO_LONG = ("too_long", "packet of 1500 bytes or more", None)
     NOT_SPA = (
