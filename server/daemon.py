@@ -165,10 +165,10 @@ class Daemon:
                 self.firewall.name,
             )
             sdnotify.notify(f"READY=1\nSTATUS={source.description}")
-            self._every(_PRUNE_EVERY, self._prune)
-            self._every(_UNMUTE_EVERY, self.dispatch.unmute)
+            self._every(_PRUNE_EVERY, self._prune, "replay cache pruning")
+            self._every(_UNMUTE_EVERY, self.dispatch.unmute, "unmuting refusals")
             if self.settings.rules_check:
-                self._every(_RESCAN_EVERY, self.driver.housekeeping)
+                self._every(_RESCAN_EVERY, self.driver.housekeeping, "firewall housekeeping")
             await self._stop.wait()
         await self._shutdown()
         return self.exit_status
@@ -201,13 +201,29 @@ class Daemon:
 
     # -- timers ------------------------------------------------------------------
 
-    def _every(self, seconds: float, fn: Callable[[], None]) -> None:
-        """Call ``fn`` every ``seconds`` while running."""
+    def _every(self, seconds: float, fn: Callable[[], None], what: str) -> None:
+        """Call ``fn`` every ``seconds`` while running, whatever it raises.
+
+        A failure is logged once (and the recovery once), not every round:
+        the task is tried again at its next round until it works.
+        """
         assert self._loop is not None  # noqa: S101 - only called while running
         loop = self._loop
+        failing = False
 
         def tick() -> None:
-            fn()
+            nonlocal failing
+            try:
+                fn()
+            except Exception as exc:  # a periodic task survives its own failures
+                if not failing:
+                    log.error("%s failed (%s: %s); trying again every %.0f s",
+                              what, type(exc).__name__, exc, seconds)  # fmt: skip
+                failing = True
+            else:
+                if failing:
+                    log.info("%s works again", what)
+                failing = False
             if self._stop is not None and not self._stop.is_set():
                 loop.call_later(seconds, tick)
 

@@ -6,6 +6,11 @@ rule is in place before the packet is even logged; one that runs commands
 the packet path, its calls in the order they were made. Expiry runs on a
 timer set for the moment the next grant is due; the periodic housekeeping
 (``RULES_CHECK_THRESHOLD``) where the backend's calls run.
+
+Closing what is due never stops for good: if it fails (a firewall command
+that fails, a bug), it is logged and tried again ``EXPIRY_RETRY`` seconds
+later, until it works; a failed housekeeping is logged, and the next one
+comes on time.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from .base import Firewall, FirewallError, Opening
 __all__ = ["FirewallDriver"]
 
 log = logging.getLogger("fwknop_server")
+EXPIRY_RETRY = 5.0  # seconds before closing what is due is tried again after a failure
 
 
 class FirewallDriver:
@@ -93,7 +99,12 @@ class FirewallDriver:
     def schedule_expiry(self) -> None:
         """Set the timer for the next grant due, if it is sooner than the one set."""
         due = self.firewall.next_expiry()
-        if due is None or (self._expiry_at is not None and self._expiry_at <= due):
+        if due is not None:
+            self._expire_at(due)
+
+    def _expire_at(self, due: float) -> None:
+        """Set the expiry timer for ``due``, unless it is set for sooner."""
+        if self._expiry_at is not None and self._expiry_at <= due:
             return
         if self._expiry is not None:
             self._expiry.cancel()
@@ -107,21 +118,46 @@ class FirewallDriver:
         if self.firewall.in_process:
             try:
                 self.firewall.expire(self.clock())
-            except FirewallError as exc:
-                log.error("firewall: %s", exc)
+            except Exception as exc:  # whatever it is, closing is tried again
+                self._expire_failed(exc)
+                return
             self.schedule_expiry()
             return
-        self._thread.submit(self.firewall.expire, self.clock()).add_done_callback(self._done)
+        self._thread.submit(self.firewall.expire, self.clock()).add_done_callback(self._expired)
+
+    def _expired(self, future: concurrent.futures.Future[Any]) -> None:
+        """On the firewall thread: closing what was due is done; back on the loop."""
+        if self._loop is None:
+            return
+        exc = future.exception()
+        if exc is not None:
+            self._loop.call_soon_threadsafe(self._expire_failed, exc)
+        else:
+            self._loop.call_soon_threadsafe(self.schedule_expiry)
+
+    def _expire_failed(self, exc: BaseException) -> None:
+        """Closing what is due failed: say so, and try again soon (grants must not outlive it)."""
+        log.error("firewall: closing expired grants failed (%s); trying again in %.0f s",
+                  _failure(exc), EXPIRY_RETRY)  # fmt: skip
+        self._expire_at(self.clock() + EXPIRY_RETRY)
 
     def housekeeping(self) -> None:
         """The backend's periodic care (``RULES_CHECK_THRESHOLD``), where its calls run."""
         if self.firewall.in_process:
             try:
                 self.firewall.housekeeping(self.clock())
-            except FirewallError as exc:
-                log.error("firewall: %s", exc)
+            except Exception as exc:  # the next round comes on time
+                log.error("firewall: housekeeping failed (%s)", _failure(exc))
             return
-        self._thread.submit(self.firewall.housekeeping, self.clock())
+        self._thread.submit(self.firewall.housekeeping, self.clock()).add_done_callback(
+            self._housekept
+        )
+
+    def _housekept(self, future: concurrent.futures.Future[Any]) -> None:
+        """On the firewall thread: a housekeeping round is done; say if it failed."""
+        exc = future.exception()
+        if exc is not None:
+            log.error("firewall: housekeeping failed (%s)", _failure(exc))
 
     async def stop(self, *, close: bool) -> None:
         """Cancel the timer; ``close``: the backend's stop (FLUSH_*_AT_EXIT); end the thread."""
@@ -134,3 +170,8 @@ class FirewallDriver:
             except FirewallError as exc:
                 log.error("firewall at exit: %s", exc)
         self._thread.shutdown(wait=True)
+
+
+def _failure(exc: BaseException) -> str:
+    """A firewall error's own words; for anything else its type too (no traceback)."""
+    return str(exc) if isinstance(exc, FirewallError) else f"{type(exc).__name__}: {exc}"

@@ -157,10 +157,11 @@ class ReplayCache:
         self._db.execute("BEGIN")
         try:
             self._db.executemany(_INSERT, rows)
+            self._db.execute("COMMIT")  # may fail too ("database or disk is full")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:  # else the next BEGIN fails, for ever
+                self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
 
     def _recover(self, journal: Path) -> None:
         """Fold in what a run that did not close its cache left in the journal."""
