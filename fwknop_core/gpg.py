@@ -100,13 +100,24 @@ class GpgDecryption:
 
 
 class GnupgBackend:
-    """``GpgBackend`` over python-gnupg (runs the ``gpg`` binary; blocking)."""
+    """``GpgBackend`` over python-gnupg (runs the ``gpg`` binary; blocking).
 
-    def __init__(self, homedir: str | None = None, gpg_exe: str = "gpg") -> None:
+    ``decrypt_id`` (the server's ``GPG_DECRYPT_ID``): only a message that gpg
+    decrypted with that key (its primary key or one of its subkeys) is
+    taken; gpg itself tries every secret key in the home, so its
+    ``DECRYPTION_KEY`` status says which one it used, and a message opened
+    with any other key is refused, its plaintext unused.
+    """
+
+    def __init__(
+        self, homedir: str | None = None, gpg_exe: str = "gpg", *, decrypt_id: str | None = None
+    ) -> None:
         import gnupg  # noqa: PLC0415 - lazy: only GnuPG users pay for it
 
         self._gpg: Any = gnupg.GPG(gnupghome=homedir, gpgbinary=gpg_exe)
         self.homedir = homedir
+        self.decrypt_id = decrypt_id
+        self._decrypt_fprs: frozenset[str] | None = None  # decrypt_id's keys, looked up once
 
     def encrypt(
         self, plaintext: bytes, *, recipient: str, signer: str | None, passphrase: str | None
@@ -130,6 +141,8 @@ class GnupgBackend:
         result = self._gpg.decrypt(ciphertext, passphrase=passphrase)
         if not result.ok:
             raise GpgDecryptError(result.status or "decryption failed")
+        if self.decrypt_id is not None:
+            self._check_decryption_key(str(result.stderr or ""))
         signature = None
         # An unsigned message leaves no fingerprint and no signature problem
         # (key_id then names the encryption key, which is not a signer).
@@ -139,3 +152,25 @@ class GnupgBackend:
             level = result.trust_level if good and result.trust_level is not None else 0
             signature = GpgSignature(fingerprint=str(fpr).upper(), good=good, validity=int(level))
         return GpgResult(plaintext=bytes(result.data), signature=signature)
+
+    def _check_decryption_key(self, status: str) -> None:
+        """``GpgDecryptError`` unless gpg's DECRYPTION_KEY is one of ``decrypt_id``'s keys."""
+        if self._decrypt_fprs is None:
+            keys = self._gpg.list_keys(secret=True, keys=[self.decrypt_id])
+            self._decrypt_fprs = frozenset(
+                str(fpr).upper()
+                for key in keys
+                for fpr in [key.get("fingerprint"), *(sub[2] for sub in key.get("subkeys", []))]
+                if fpr
+            )
+        used = [
+            line.split()[2:4]
+            for line in status.splitlines()
+            if line.startswith("[GNUPG:] DECRYPTION_KEY ")
+        ]
+        if not used:
+            raise GpgDecryptError("gpg did not say which key it decrypted with")
+        if not self._decrypt_fprs.intersection(fpr.upper() for fpr in used[-1]):
+            raise GpgDecryptError(
+                f"decrypted with key {used[-1][0][-16:]}, not GPG_DECRYPT_ID {self.decrypt_id}"
+            )

@@ -53,18 +53,22 @@ Done = Callable[[Deferred, "GpgOutcome | Exception"], None]
 _backends = threading.local()  # per thread: (GnuPG home, gpg) -> backend
 
 
-def _backend(home_dir: str, exe: str) -> GpgBackend:
-    """This thread's backend for a GnuPG home and binary (made once: it runs ``gpg --version``)."""
-    cache: dict[tuple[str, str], GpgBackend] = _backends.__dict__.setdefault("cache", {})
-    backend = cache.get((home_dir, exe))
-    if backend is None:
-        backend = cache[home_dir, exe] = GnupgBackend(home_dir, exe)
+def _backend(home_dir: str, exe: str, decrypt_id: str | None) -> GpgBackend:
+    """This thread's backend for a GnuPG home, binary and GPG_DECRYPT_ID (made once)."""
+    cache: dict[tuple[str, str, str | None], GpgBackend] = _backends.__dict__.setdefault(
+        "cache", {}
+    )
+    backend = cache.get((home_dir, exe, decrypt_id))
+    if backend is None:  # it runs ``gpg --version``: once per thread
+        backend = cache[home_dir, exe, decrypt_id] = GnupgBackend(
+            home_dir, exe, decrypt_id=decrypt_id
+        )
     return backend
 
 
 def open_gpg(job: GpgJob) -> GpgOutcome:
     """Decrypt (and verify) ``job``'s packet; the opened packet or why not (blocking: gpg runs)."""
-    key = GpgDecryption(_backend(job.home_dir, job.exe), job.passphrase)
+    key = GpgDecryption(_backend(job.home_dir, job.exe, job.decrypt_id), job.passphrase)
     try:
         # an IPv6 allow IP (our extension) is opened here and judged by policy later
         return open_packet(job.data, key, verified=job.verified, allow_ipv6=True)

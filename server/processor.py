@@ -574,7 +574,9 @@ def _open(
     """
     if gpg_sized and stanza.gpg is not None:
         policy = stanza.gpg
-        return GpgJob(data, policy.home_dir, policy.exe, policy.decrypt_pw, verified)
+        return GpgJob(
+            data, policy.home_dir, policy.exe, policy.decrypt_pw, verified, policy.decrypt_id
+        )
     assert stanza.key is not None  # noqa: S101 - the loop asks only stanzas that have one
     try:
         # an IPv6 allow IP (our extension) is opened here and judged by policy later

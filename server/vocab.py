@@ -339,6 +339,7 @@ class GpgJob:
     exe: str
     passphrase: str | None
     verified: MacMatch | None = None
+    decrypt_id: str | None = None  # GPG_DECRYPT_ID: the only key the packet may be opened with
 
     def __repr__(self) -> str:
         return f"GpgJob({len(self.data)} bytes, home {self.home_dir})"

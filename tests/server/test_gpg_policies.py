@@ -136,8 +136,11 @@ POLICIES = {
     "ignore-verify-error-still-needs-a-signature": (
         ID + "GPG_IGNORE_SIG_VERIFY_ERROR Y\n", "srv", ACCEPT, REFUSE_SIG,
     ),
-    "decrypt-id-is-not-used-to-decrypt": (
-        "GPG_DECRYPT_ID DEADBEEFDEADBEEF\nGPG_DISABLE_SIG Y\n", "srv", ACCEPT, ACCEPT,
+    # fwknopd 2.6.10 decrypts with any secret key of the home, whatever GPG_DECRYPT_ID says;
+    # we open only what its key decrypted (test_gpg_decrypt_id.py)
+    "decrypt-id-names-another-key": (
+        "GPG_DECRYPT_ID DEADBEEFDEADBEEF\nGPG_DISABLE_SIG Y\n", "srv", REFUSE_DECRYPT,
+        REFUSE_DECRYPT,
     ),
     "a-passphrase-the-key-does-not-need": (
         "GPG_DECRYPT_PW wrongpw\nGPG_DISABLE_SIG Y\n", "srv", ACCEPT, ACCEPT,
