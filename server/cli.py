@@ -15,6 +15,7 @@ import logging
 import logging.handlers
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -143,6 +144,12 @@ def _options(args: argparse.Namespace) -> Options:
     )
 
 
+def _terminal_action(args: argparse.Namespace) -> bool:
+    """An action a person runs at a terminal: fwknopd prints its messages there, not to syslog."""
+    return bool(args.exit_parse_config or args.fw_list or args.fw_list_all or args.fw_flush
+                or args.dump_config)  # fmt: skip
+
+
 def _setup_logging(args: argparse.Namespace, config: ServerConfig | None) -> None:
     from .loglines import TRACE  # noqa: PLC0415 - only once logging is set up
 
@@ -154,21 +161,66 @@ def _setup_logging(args: argparse.Namespace, config: ServerConfig | None) -> Non
     for handler in list(root.handlers):
         root.removeHandler(handler)
     ident = (config.text("SYSLOG_IDENTITY") if config else None) or "fwknopd"
+    stamped = f"%(asctime)s {ident}[%(process)d]: %(message)s"
+    if getattr(args, "terminal", False):  # plain lines on the terminal, as fwknopd's
+        root.addHandler(_stderr_handler("%(message)s"))
+        return
     if args.foreground:
-        stream = logging.StreamHandler(sys.stderr)
         journald = "JOURNAL_STREAM" in os.environ  # journald adds its own time stamps
-        fmt = "%(message)s" if journald else f"%(asctime)s {ident}[%(process)d]: %(message)s"
-        stream.setFormatter(logging.Formatter(fmt))
-        root.addHandler(stream)
+        root.addHandler(_stderr_handler("%(message)s" if journald else stamped))
     if not args.foreground or args.syslog_enable:
         facility_name = (config.text("SYSLOG_FACILITY") if config else None) or "LOG_DAEMON"
         facility = getattr(logging.handlers.SysLogHandler, facility_name)
-        try:
-            syslog = logging.handlers.SysLogHandler(SYSLOG_SOCKET, facility)
-        except OSError:
-            return  # no syslog here; foreground logging still works
+        syslog = _Syslog(SYSLOG_SOCKET, facility)
+        if not syslog.connected:  # no syslog here (a container, a minimal host)
+            syslog.close()
+            _no_syslog("cannot be reached")
+            if not args.foreground:
+                root.addHandler(_stderr_handler(stamped))
+            return
         syslog.ident = f"{ident}[{os.getpid()}]: "
+        syslog.fallback.setFormatter(logging.Formatter(stamped))
         root.addHandler(syslog)
+
+
+def _stderr_handler(fmt: str) -> logging.Handler:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(fmt))
+    return handler
+
+
+def _no_syslog(why: str) -> None:
+    """The one notice that messages go to stderr instead of syslog."""
+    sys.stderr.write(f"fwknopd: syslog ({SYSLOG_SOCKET}) {why}: logging to stderr\n")
+    sys.stderr.flush()
+
+
+class _Syslog(logging.handlers.SysLogHandler):
+    """Syslog that never prints Python's '--- Logging error ---' traceback.
+
+    The standard handler connects when it is made and ignores a failure
+    there, then prints a traceback for every message it cannot send. Here a
+    handler that could not connect says so (``connected``: the caller then uses stderr),
+    and a message that cannot be sent later (syslog went away) goes to stderr,
+    after one notice.
+    """
+
+    def __init__(self, address: str, facility: int) -> None:
+        self.fallback = _stderr_handler("%(message)s")
+        self._told = False
+        super().__init__(address, facility)
+        sock: socket.socket | None = getattr(self, "socket", None)
+        try:
+            self.connected = sock is not None and bool(sock.getpeername())
+        except OSError:  # the constructor's connect failed, and it ignored that
+            self.connected = False
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        """Send the record to stderr instead (the first time, say so)."""
+        if not self._told:
+            self._told = True
+            _no_syslog("cannot be written to")
+        self.fallback.handle(record)
 
 
 def _fail(message: str) -> ExitCode:
@@ -187,19 +239,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .serverkey import key_gen_server  # noqa: PLC0415 - only this action needs it
 
         return key_gen_server(args.key_gen_server, sys.stdout, sys.stderr)
+    warnings: list[str] = []  # fwknopd.conf's, for the firewall actions (serving loads anew)
     try:
-        config = load_server_config(args.config_file, _overrides(args))
+        config = load_server_config(args.config_file, _overrides(args), warnings=warnings)
     except ConfigError as exc:
         return _fail(str(exc))
     pid_file = config.file("FWKNOP_PID_FILE")
     if args.kill or args.restart or args.status:
         return _control(args, pid_file)
+    args.terminal = _terminal_action(args)
     _setup_logging(args, config)
     if args.rotate_digest_cache:
         _rotate(config)
     if args.exit_parse_digest_cache:
         return _parse_digest_cache(config)
     if args.fw_list or args.fw_list_all or args.fw_flush:
+        for warning in warnings:
+            log.warning("%s", warning)
         return _firewall_action(args, config)
     return _serve(args)
 
