@@ -245,17 +245,31 @@ class Daemon:
             self._stop.set()
 
     def reload(self) -> None:
-        """SIGHUP: swap in the new policy if it is valid; keep the old one (and say why) if not."""
+        """SIGHUP: swap in the new policy if it is valid; keep the old one (and say why) if not.
+
+        However it ends, systemd hears READY=1 again (else the unit stays
+        "reloading" and the next ``systemctl reload`` times out).
+        """
         log.info("Got SIGHUP. Re-reading configs.")
         sdnotify.reloading()
+        status = "reload refused: configuration has errors"
+        try:
+            status = self._reload()
+        except Exception as exc:  # a reload that fails keeps the running configuration
+            log.error("reload failed, keeping the running configuration: %s: %s",
+                      type(exc).__name__, exc)  # fmt: skip
+            status = "reload failed: running configuration kept"
+        finally:
+            sdnotify.notify(f"READY=1\nSTATUS={status}")
+
+    def _reload(self) -> str:
         warnings: list[str] = []
         try:
             settings = load(self.options, warnings)
         except ConfigError as exc:
             for problem in exc.problems:
                 log.error("reload refused, keeping the running configuration: %s", problem)
-            sdnotify.notify("READY=1\nSTATUS=reload refused: configuration has errors")
-            return
+            return "reload refused: configuration has errors"
         for warning in warnings:
             log.warning("%s", warning)
         old = self.config
@@ -272,7 +286,7 @@ class Daemon:
             len(settings.stanzas),
             len(self.firewall.open),
         )
-        sdnotify.notify("READY=1\nSTATUS=configuration reloaded")
+        return "configuration reloaded"
 
     def _reopen_capture(self, capture: CaptureSettings) -> None:
         if self.source is None or self._loop is None:

@@ -343,6 +343,11 @@ def test_systemd_readiness_reload_and_stop(pair: NetPair, tmp_path: Path) -> Non
     messages += [sock.recv(4096).decode(), sock.recv(4096).decode()]
     assert messages[1].startswith("RELOADING=1\nMONOTONIC_USEC=")
     assert messages[2] == "READY=1\nSTATUS=configuration reloaded"
+    # a refused reload: READY=1 again (else systemd waits in "reloading")
+    server.access.write_text(server.access.read_text() + "SOURCE 10.0.0.0/99\n")
+    server.signal(signal.SIGHUP)
+    assert sock.recv(4096).decode().startswith("RELOADING=1\nMONOTONIC_USEC=")
+    assert sock.recv(4096).decode() == "READY=1\nSTATUS=reload refused: configuration has errors"
     server.signal(signal.SIGTERM)
     assert sock.recv(4096).decode() == "STOPPING=1"
     sock.close()
