@@ -27,6 +27,7 @@ from fwknop_core import HmacType, UsageError, X25519PublicKey, generate_keys
 from . import __version__
 from .config import DEFAULT_CONF, Overrides, ServerConfig, describe, load_server_config
 from .errors import ConfigError
+from .hardening import no_core_dumps
 
 if TYPE_CHECKING:
     from .access import AccessStanza
@@ -231,6 +232,7 @@ def _fail(message: str) -> ExitCode:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``fwknopd``."""
     os.umask(0o077)
+    no_core_dumps()  # before any key is read
     parser = _parser()
     args = parser.parse_args(argv)
     if args.key_gen:
@@ -356,6 +358,7 @@ def _serve(args: argparse.Namespace) -> int:
     from .daemon import Daemon, load  # noqa: PLC0415
     from .firewall import FirewallError  # noqa: PLC0415
     from .pidfile import AlreadyRunning, PidFile  # noqa: PLC0415
+    from .runfiles import check_run_dir  # noqa: PLC0415
 
     options = _options(args)
     warnings: list[str] = []
@@ -384,6 +387,7 @@ def _serve(args: argparse.Namespace) -> int:
         _setup_logging(args, config)
     pid = PidFile(config.file("FWKNOP_PID_FILE"))
     try:
+        check_run_dir(config.file("FWKNOP_RUN_DIR"))
         pid.acquire()
     except (AlreadyRunning, OSError) as exc:
         return _fail(str(exc))

@@ -7,6 +7,8 @@ import fcntl
 import os
 from pathlib import Path
 
+from .runfiles import open_private
+
 __all__ = ["AlreadyRunning", "PidFile", "running_pid"]
 
 
@@ -24,7 +26,7 @@ class PidFile:
     def acquire(self) -> None:
         """Lock the file and write our PID; ``AlreadyRunning`` if someone else has it."""
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = open_private(self.path, os.O_RDWR | os.O_CREAT)  # never through a symbolic link
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -48,7 +50,7 @@ class PidFile:
 def running_pid(path: Path) -> int | None:
     """The PID of the fwknopd holding ``path``'s lock, or None if none does."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError:
         return None
     try:

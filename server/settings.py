@@ -15,6 +15,8 @@ swaps in a keyring that knows it, and open grants stay.
 from __future__ import annotations
 
 import dataclasses
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,6 +109,30 @@ def load(options: Options, warnings: list[str] | None = None) -> ServerSettings:
         warnings=warnings,
         nat_enabled=nat_settings(config).enabled,
     )
+    if warnings is not None:
+        files = [options.config_file, *options.overrides.override_files]
+        files += [stanza.path for stanza in stanzas]
+        warnings.extend(w for path in dict.fromkeys(files) if (w := permission_warning(path)))
     return ServerSettings.from_config(
         config, stanzas, test_mode=options.test_mode, x25519=client_keyring(config, stanzas)
     )
+
+
+def permission_warning(path: Path) -> str | None:
+    """fwknopd's warning for a configuration file other users can read or write, or not ours.
+
+    In fwknopd's words, so that what watches its log still matches. Such a
+    file holds keys (access.conf) or says which commands run as root.
+    """
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    euid = os.geteuid()
+    if st.st_uid != euid:
+        return (
+            f"[-] file: {path} (owner: {st.st_uid}) not owned by current effective user id: {euid}"
+        )
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return f"[-] file: {path} permissions should only be user read/write (0600, -rw-------)"
+    return None

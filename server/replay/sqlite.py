@@ -35,6 +35,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+from ..runfiles import open_private
 from ..vocab import Packet
 
 __all__ = ["ReplayCache", "rotate"]
@@ -77,17 +78,17 @@ class ReplayCache:
         target = ":memory:" if path is None else str(path)
         if path is not None:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # 0600 and a regular file before SQLite opens it: never a symbolic link followed
+            os.close(open_private(path, os.O_RDWR | os.O_CREAT))
         self._db = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
         if path is not None:
-            path.chmod(0o600)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)
         if path is not None:
-            self._recover(journal_path(path))
-            self._journal = os.open(
-                journal_path(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600
-            )
+            journal = open_private(journal_path(path), os.O_RDWR | os.O_APPEND | os.O_CREAT)
+            self._journal = journal
+            self._recover(journal, journal_path(path))
         current = time.time() if now is None else now
         self.prune(current)
         for digest, keep_until in self._db.execute("SELECT digest, keep_until FROM replay"):
@@ -163,17 +164,17 @@ class ReplayCache:
                 self._db.execute("ROLLBACK")
             raise
 
-    def _recover(self, journal: Path) -> None:
-        """Fold in what a run that did not close its cache left in the journal."""
-        try:
-            text = journal.read_bytes()
-        except FileNotFoundError:
-            return
-        rows = [row for line in text.splitlines() if (row := _parse_journal_line(line))]
+    def _recover(self, fd: int, journal: Path) -> None:
+        """Fold in what a run that did not close its cache left in the journal (open as ``fd``)."""
+        chunks, offset = [], 0
+        while chunk := os.pread(fd, 1 << 16, offset):
+            chunks.append(chunk)
+            offset += len(chunk)
+        rows = [row for line in b"".join(chunks).splitlines() if (row := _parse_journal_line(line))]
         if rows:
             self._insert(rows)
             log.info("replay cache: %d digest(s) recovered from %s", len(rows), journal)
-        journal.write_bytes(b"")
+        os.ftruncate(fd, 0)
 
     def _import_legacy(self, path: Path, now: float) -> None:
         """Digests from fwknopd's text cache (``digest proto src sport dst dport time`` lines)."""
