@@ -110,16 +110,17 @@ def _check_secrets(secrets: set[str], texts: list[str], files: list[bytes]) -> N
 
 
 def _respelt(files: list[bytes], secret: str) -> list[bytes]:
+    """``files`` with ``secret`` spelt otherwise in the values (not the names) of secret lines."""
     other = "Z" * len(secret)
     out = []
     for text in files:
         lines = text.decode("utf-8", "surrogateescape").splitlines(keepends=True)
-        lines = [
-            line.replace(secret, other)
-            if any(line.strip().upper().startswith(n) for n in SECRET_NAMES)
-            else line
-            for line in lines
-        ]
+        for i, line in enumerate(lines):
+            stripped = line.lstrip()
+            name = next((n for n in SECRET_NAMES if stripped.upper().startswith(n)), "")
+            if name:
+                cut = len(line) - len(stripped) + len(name)
+                lines[i] = line[:cut] + line[cut:].replace(secret, other)
         out.append("".join(lines).encode("utf-8", "surrogateescape"))
     return out
 
