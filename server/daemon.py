@@ -213,6 +213,8 @@ class Daemon:
 
         def tick() -> None:
             nonlocal failing
+            if self._stop is None or self._stop.is_set():
+                return  # stopping: what it works on may be closed already
             try:
                 fn()
             except Exception as exc:  # a periodic task survives its own failures
@@ -224,8 +226,7 @@ class Daemon:
                 if failing:
                     log.info("%s works again", what)
                 failing = False
-            if self._stop is not None and not self._stop.is_set():
-                loop.call_later(seconds, tick)
+            loop.call_later(seconds, tick)
 
         loop.call_later(seconds, tick)
 
