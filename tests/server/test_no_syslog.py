@@ -118,6 +118,15 @@ def root_handlers() -> object:
     root.handlers[:], root.level = saved
 
 
+def _three_messages_reach_stderr_after_one_notice(capfd: pytest.CaptureFixture[str]) -> None:
+    for i in range(3):
+        logging.getLogger("fwknop_server").warning("message %d", i)
+    err = capfd.readouterr().err
+    assert err.count("logging to stderr") == 1
+    assert all(f"message {i}" in err for i in range(3))
+    assert "Logging error" not in err
+
+
 def test_no_syslog_socket_at_start_means_stderr_after_one_notice(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -126,12 +135,7 @@ def test_no_syslog_socket_at_start_means_stderr_after_one_notice(
 ) -> None:
     monkeypatch.setattr(cli, "SYSLOG_SOCKET", str(tmp_path / "no-such-socket"))
     _setup(tmp_path, foreground=False)
-    for i in range(3):
-        logging.getLogger("fwknop_server").warning("message %d", i)
-    err = capfd.readouterr().err
-    assert err.count("logging to stderr") == 1
-    assert all(f"message {i}" in err for i in range(3))
-    assert "Logging error" not in err
+    _three_messages_reach_stderr_after_one_notice(capfd)
 
 
 def test_a_syslog_that_goes_away_means_stderr_after_one_notice(
@@ -149,9 +153,4 @@ def test_a_syslog_that_goes_away_means_stderr_after_one_notice(
         logging.getLogger("fwknop_server").warning("to syslog")
         assert b"to syslog" in syslogd.recv(4096)
     path.unlink()  # syslogd is gone
-    for i in range(3):
-        logging.getLogger("fwknop_server").warning("message %d", i)
-    err = capfd.readouterr().err
-    assert err.count("logging to stderr") == 1
-    assert all(f"message {i}" in err for i in range(3))
-    assert "Logging error" not in err
+    _three_messages_reach_stderr_after_one_notice(capfd)
