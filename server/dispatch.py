@@ -111,6 +111,11 @@ class Dispatcher:
             self._internal_error(None, exc)
             return 1
         muted = self._take_counts()
+        failures: list[Exception] | None = getattr(source, "failures", None)
+        if failures:  # packets that made capture (or the screen in it) raise: each dropped
+            for failure in failures:
+                self._internal_error(None, failure)
+            failures.clear()
         if packets:
             self.handle_all(packets, self.clock())
         return len(packets) + muted

@@ -97,6 +97,9 @@ class RxRing:
             sock.fileno(), _BLOCK_SIZE * blocks, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE
         )
         self.clock: Callable[[], float] = time.monotonic
+        # what packets made raise (a bug, in parsing or the screen), for the reader to count:
+        # the packet is dropped, the rest of the batch read as usual
+        self.failures: list[Exception] = []
         self.index = 0
         self.consumed = 0  # frames the last read took, parsed or not
         self.holes = 0  # frames the kernel skipped, that we passed
@@ -152,6 +155,8 @@ class RxRing:
                         packet = parse(ring, ip, snaplen)
                         if packet is not None:
                             append(packet)
+                except Exception as exc:  # this packet alone: the batch goes on
+                    self.failures.append(exc)
                 finally:  # the frame goes back even if this one packet made something raise
                     give_back(ring, start, 0)
                     index = index + 1 if index + 1 < count else 0

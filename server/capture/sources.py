@@ -117,6 +117,7 @@ class SniffSource:
         self._check: Check | None = None
         self._parse: Parse = ip_parser(None, self._addresses)
         self._fast: FastPath[Packet] | None = None
+        self._failures: list[Exception] = []  # see ``failures``
 
     def fileno(self) -> int:
         """The socket, for the event loop."""
@@ -156,10 +157,19 @@ class SniffSource:
                 break
             except InterruptedError:
                 continue
-            packet = parse(data, 0, len(data))
+            try:
+                packet = parse(data, 0, len(data))
+            except Exception as exc:  # this packet alone: the batch goes on
+                self._failures.append(exc)
+                continue
             if packet is not None:
                 packets.append(packet)
         return packets
+
+    @property
+    def failures(self) -> list[Exception]:
+        """What packets made raise since the reader last looked (it counts and clears them)."""
+        return self.ring.failures if self.ring is not None else self._failures
 
     def drops(self) -> int:
         """Packets the kernel dropped for want of room since the last call (0 if unknown)."""
@@ -193,6 +203,8 @@ class UdpSource:
         self.sock = sock
         self.port = port
         self.description = f"UDP server on port {port}"
+        # what packets made raise since the reader last looked (it counts and clears them)
+        self.failures: list[Exception] = []
         # parsing an address string costs more than the rest of the packet path: remember them
         self._addresses: dict[str, ipaddress.IPv4Address | ipaddress.IPv6Address] = {}
 
@@ -235,8 +247,12 @@ class UdpSource:
                 if exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH):
                     continue
                 raise
-            src = known(addr[0]) or address(addr[0])
-            verdict = screen(data, src)
+            try:
+                src = known(addr[0]) or address(addr[0])
+                verdict = screen(data, src)
+            except Exception as exc:  # this packet alone: the batch goes on
+                self.failures.append(exc)
+                continue
             if verdict is not muted:  # a muted one: the screen counted it
                 # the tuple made directly: Packet(...) runs a Python-level __new__ per packet
                 append(new(Packet, (data, src, None, 17, addr[1], port, verdict)))

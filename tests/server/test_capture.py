@@ -214,6 +214,7 @@ def _ring(
         "_stopped_at": -1,
         "_stopped_since": 0.0,
         "clock": time.monotonic,
+        "failures": [],
     }
     ring.__dict__.update(state)
     ring.map = mmap.mmap(-1, frame_size * len(statuses))
@@ -273,19 +274,42 @@ def test_the_rings_own_ipv4_udp_path_makes_what_parse_ip_makes_and_leaves_out_th
     assert screen.muted == 4
 
 
-def test_a_packet_that_makes_the_reader_raise_is_given_back_and_passed() -> None:
+def test_a_packet_that_makes_the_reader_raise_is_given_back_and_the_batch_goes_on() -> None:
     frames = [_ipv4(17, _udp(p)) for p in (b"one", b"poison", b"three")]
+    bug = ValueError("a bug")
 
     def verdict(payload: bytes, _src: object) -> object:
         if payload == b"poison":
-            raise ValueError("a bug")
+            raise bug
         return None
 
     ring = _ring([1, 1, 1], frame_size=512, frames=frames, net=80)
     fast = fast_path(verdict, Addresses())
-    with pytest.raises(ValueError, match="a bug"):
-        ring.read(10, parse_ip_at, skip_outgoing=False, fast=fast)
-    assert ring.index == 2 and struct.unpack_from("I", ring.map, 512)[0] == 0
-    assert [p.payload for p in ring.read(10, parse_ip_at, skip_outgoing=False, fast=fast)] == [
-        b"three"
-    ]
+    read = ring.read(10, parse_ip_at, skip_outgoing=False, fast=fast)
+    assert [p.payload for p in read] == [b"one", b"three"]  # before: "one" was lost too
+    assert ring.failures == [bug]  # for the reader to count
+    assert struct.unpack_from("I", ring.map, 512)[0] == 0  # its frame went back too
+
+
+def test_a_datagram_that_makes_the_udp_server_raise_is_dropped_alone() -> None:
+    source = UdpSource(0)
+    port = source.sock.getsockname()[1]
+
+    def check(payload: bytes, _src: object) -> object:
+        if payload == b"poison":
+            raise ValueError("a bug")
+        return None
+
+    payloads: list[bytes] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        for payload in (b"one", b"poison", b"three"):
+            client.sendto(payload, ("127.0.0.1", port))
+
+        def all_read() -> bool:
+            payloads.extend(p.payload for p in source.read(check))
+            return len(payloads) + len(source.failures) == 3
+
+        wait_for(all_read, interval=0.01)
+    source.close()
+    assert payloads == [b"one", b"three"]
+    assert [str(e) for e in source.failures] == ["a bug"]

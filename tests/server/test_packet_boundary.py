@@ -16,15 +16,18 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import socket
 from pathlib import Path
 
 import pytest
 from fwknop_server import processor as processor_module
+from fwknop_server.capture.sources import UdpSource
 from fwknop_server.daemon import Daemon, Options, load
 from fwknop_server.firewall.logonly import LogOnly
 from fwknop_server.vocab import Packet
 
 from fwknop_core import HmacKey, MessageType, RijndaelKey, SpaMessage, build_packet
+from tests.helpers.wait import wait_for
 
 KEY, HKEY = RijndaelKey(b"k" * 32), HmacKey(b"h" * 64)
 NOW = 1_795_268_000
@@ -160,3 +163,41 @@ def test_a_frame_capture_cannot_take_apart_is_counted_and_reading_goes_on(
     (line,) = _internal_lines(caplog)
     assert line.startswith("refused SPA packet from a captured frame: internal error")
     assert "IndexError in read (test_packet_boundary.py:" in line
+
+
+def test_a_datagram_that_makes_the_screen_raise_is_counted_and_its_batch_is_decided(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    daemon = _daemon(tmp_path)
+    source = UdpSource(0)
+    port = source.sock.getsockname()[1]
+    screen = daemon.processor.screen
+    check = screen.check
+
+    def broken(data: bytes, src, inner: bool = False):  # type: ignore[no-untyped-def]
+        if data == b"poison" * 30:
+            raise KeyError(SECRET_WORDS)
+        return check(data, src, inner)
+
+    monkeypatch.setattr(screen, "check", broken)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        for payload in (_packet(1).payload, b"poison" * 30, _packet(2).payload):
+            client.sendto(payload, ("127.0.0.1", port))
+
+        def body() -> None:
+            assert wait_for(
+                lambda: (
+                    daemon.dispatch.read(source) == 0
+                    and daemon.refusals.counts.get("granted", 0) == 2
+                ),
+                interval=0.01,
+            ), daemon.refusals.counts
+
+        with caplog.at_level(logging.DEBUG, "fwknop_server"):
+            _run(daemon, body)
+    source.close()
+    assert daemon.refusals.counts["internal_error"] == 1
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+    (line,) = _internal_lines(caplog)
+    assert "a captured frame" in line and "KeyError in broken" in line
+    assert SECRET_WORDS not in caplog.text
