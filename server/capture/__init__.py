@@ -23,7 +23,12 @@ __all__ = ["SOURCES", "CaptureSettings", "Source", "open_source"]
 
 
 class Source(Protocol):
-    """A capture source: a file descriptor to wait on and a non-blocking read."""
+    """A capture source: a file descriptor to wait on and a non-blocking read.
+
+    A source may also have ``failures``, a list of the exceptions single
+    packets made raise while it read them (each such packet dropped, the
+    rest of the batch read): the dispatcher counts and clears it.
+    """
 
     description: str
 
