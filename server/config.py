@@ -19,8 +19,23 @@ Names fwknopd does not have, all optional:
 ``FLUSH_NFT_AT_INIT``    like ``FLUSH_IPT_AT_INIT`` for the nftables backend
 ``FLUSH_NFT_AT_EXIT``    (both default to the ``FLUSH_IPT_*`` values).
 ``REPLAY_DB_FILE``       the SQLite replay cache, ``$FWKNOP_RUN_DIR/replay.sqlite``.
-``REPLAY_CACHE_URL``     the replay store by URL (``sqlite:///path``); unset, the
-                         SQLite cache above. ``replay/`` lists the stores there are.
+``REPLAY_CACHE_URL``     the replay store by URL (``sqlite:///path``, or Redis:
+                         ``redis://[user@]host:port/db``, ``rediss://`` with TLS);
+                         unset, the SQLite cache above. ``replay/`` lists the stores.
+``REPLAY_CACHE_PASSWORD_FILE``  a file (mode 0600) holding Redis's password, for a
+                         URL without one: never on a command line.
+``REPLAY_CACHE_PREFIX``  what every Redis key of ours starts with (``fwknop:``), so
+                         one Redis can serve several fleets.
+``REPLAY_CACHE_REQUIRED``  Y: refuse packets while Redis cannot be reached (N: decide
+                         them against this host's own cache, and say so loudly).
+``REPLAY_CACHE_TIMEOUT`` milliseconds a Redis call may take before Redis counts as
+                         down (50).
+``REPLAY_CACHE_SKEW``    seconds a shared digest outlives its packet's age window,
+                         for gateways whose clocks differ (30).
+``GRANT_SYNC_GROUP``     a name: grants are shared with every fwknopd of this group
+                         on the same Redis (``REPLAY_CACHE_URL``).
+``METRICS_LISTEN``       ``ADDRESS:PORT`` of a Prometheus metrics endpoint (off when
+                         unset; ``PORT`` alone is 127.0.0.1:PORT).
 ``UDPSERV_RCVBUF``       receive buffer of the UDP server socket in bytes (16 MiB).
 ``ENABLE_IP6TABLES``     Y: the iptables backend also opens for IPv6 sources, with
                          the same chain in the ip6tables beside ``FIREWALL_EXE``
@@ -40,7 +55,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +67,7 @@ __all__ = [
     "DEFAULT_CONF",
     "FIREWALL_TYPES",
     "KEYS",
+    "REDIS_SCHEMES",
     "ChainSpec",
     "Key",
     "Kind",
@@ -59,7 +75,9 @@ __all__ = [
     "Reload",
     "ServerConfig",
     "expand",
+    "listen_address",
     "load_server_config",
+    "redact_url",
 ]
 
 DEFAULT_CONF_DIR = "/etc/fwknop"
@@ -215,6 +233,13 @@ KEYS: dict[str, Key] = {
     "FLUSH_NFT_AT_EXIT": _flag("$FLUSH_IPT_AT_EXIT", _RESTART),
     "REPLAY_DB_FILE": Key("$FWKNOP_RUN_DIR/replay.sqlite", reload=_RESTART),
     "REPLAY_CACHE_URL": Key(None, reload=_RESTART),
+    "REPLAY_CACHE_PASSWORD_FILE": Key(None, reload=_RESTART),
+    "REPLAY_CACHE_PREFIX": Key("fwknop:", reload=_RESTART),
+    "REPLAY_CACHE_REQUIRED": _flag("N", _RESTART),
+    "REPLAY_CACHE_TIMEOUT": _number("50", 1, 5000, _RESTART),
+    "REPLAY_CACHE_SKEW": _number("30", 0, 86400, _RESTART),
+    "GRANT_SYNC_GROUP": Key(None, reload=_RESTART),
+    "METRICS_LISTEN": Key(None, reload=_RESTART),
     "UDPSERV_RCVBUF": _number(str(16 << 20), 65536, 1 << 30, _CAPTURE),
     "ENABLE_IP6TABLES": _flag("N", _RESTART),
     "SERVER_PRIVATE_KEY_FILE": Key("$FWKNOP_CONF_DIR/server_x25519.key"),
@@ -252,6 +277,9 @@ _FACILITIES = ("LOG_DAEMON", *(f"LOG_LOCAL{i}" for i in range(8)))
 _EMBEDDED = re.compile(r"\$([A-Z_]+)")
 _CHAIN_FIELD = re.compile(r"^[A-Za-z0-9_]+$")
 _PF_ANCHOR = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,62}$")
+_PREFIX = re.compile(r"^[!-~]{1,64}$")
+_GROUP = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+REDIS_SCHEMES = ("redis://", "rediss://")
 
 
 @dataclass(frozen=True, slots=True)
@@ -505,13 +533,68 @@ def _validate(config: ServerConfig, problems: Problems) -> None:
             bad(name, f"{name}: {feature} is not supported by this fwknopd yet; set it to N")
     if values["PCAP_FILTER"] is not None and len(values["PCAP_FILTER"] or "") > 1024:
         bad("PCAP_FILTER", "PCAP_FILTER is longer than 1024 characters")
+    _validate_fleet(values, bad)
+
+
+def _validate_fleet(values: Mapping[str, str | None], bad: Callable[[str, str], None]) -> None:
+    """The keys of a fleet: the shared replay cache, grant sharing, metrics."""
+    prefix = values["REPLAY_CACHE_PREFIX"] or ""
+    if not _PREFIX.match(prefix):
+        bad("REPLAY_CACHE_PREFIX", "REPLAY_CACHE_PREFIX must be 1 to 64 printable characters "
+            f"without spaces, not {prefix!r}")  # fmt: skip
+    group = values["GRANT_SYNC_GROUP"]
+    if group is not None:
+        if not _GROUP.match(group):
+            bad("GRANT_SYNC_GROUP", "GRANT_SYNC_GROUP must be 1 to 64 letters, digits, '.', '_' "
+                f"or '-', not {group!r}")  # fmt: skip
+        url = values["REPLAY_CACHE_URL"] or ""
+        if not url.startswith(REDIS_SCHEMES):
+            bad("GRANT_SYNC_GROUP", "GRANT_SYNC_GROUP needs the group's Redis: set "
+                "REPLAY_CACHE_URL to a redis:// or rediss:// URL")  # fmt: skip
+    metrics = values["METRICS_LISTEN"]
+    if metrics is not None:
+        try:
+            listen_address(metrics)
+        except ValueError as exc:
+            bad("METRICS_LISTEN", f"METRICS_LISTEN: {exc}")
+
+
+def listen_address(value: str) -> tuple[str, int]:
+    """``METRICS_LISTEN`` as (address, port): ``PORT`` alone is loopback; ``ValueError`` if bad."""
+    text = value.strip()
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "127.0.0.1", text
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"expected ADDRESS:PORT or PORT, a port from 1 to 65535, not {value!r}")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(
+            f"{host!r} is not an IP address (ADDRESS:PORT, e.g. 127.0.0.1:9822)"
+        ) from None
+    return host, int(port)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for logs, -D and --status)."""
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, hostport = netloc.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{hostport}{slash}{path}"
 
 
 def describe(config: ServerConfig, names: Iterable[str] | None = None) -> list[str]:
-    """``NAME  VALUE  (where)`` lines for ``-D``; nothing here is secret."""
+    """``NAME  VALUE  (where)`` lines for ``-D``; a password in a URL is masked."""
     lines = []
     for name in names or DEFAULTS:
         value = config.values.get(name)
         shown = "<not set>" if value is None else value
+        if name == "REPLAY_CACHE_URL" and value is not None:
+            shown = redact_url(value)  # a password may be in it
         lines.append(f"{name:<28}{shown}  ({config.where(name)})")
     return lines

@@ -85,6 +85,7 @@ from .vocab import (
     Reason,
     Refused,
     ReplayStore,
+    ReplayUnavailable,
     RunCommand,
     RunCycle,
 )
@@ -434,7 +435,11 @@ class Processor:
         age = self.settings.max_age
         keep_until = timestamp + age + 1 if age is not None else float("inf")
         for digest in reversed(digests):  # the message's first: it covers every variant
-            if not self.replay.add(digest, packet, keep_until):
+            try:
+                new = self.replay.add(digest, packet, keep_until)
+            except ReplayUnavailable as down:  # a shared cache that may not be stood in for
+                raise _StopPacket(Reason.REPLAY_UNAVAILABLE, str(down)) from None
+            if not new:
                 raise _StopPacket(Reason.REPLAY)
 
     def _policy(

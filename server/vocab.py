@@ -37,6 +37,7 @@ __all__ = [
     "Reason",
     "Refused",
     "ReplayStore",
+    "ReplayUnavailable",
     "RunAs",
     "RunCommand",
     "RunCycle",
@@ -149,6 +150,11 @@ class Reason(enum.Enum):
         "replay",
         "replayed packet",
         "Replay detected from source IP: {src}, Destination proto/port: {proto}/{dport}",
+    )
+    REPLAY_UNAVAILABLE = (
+        "replay_unavailable",
+        "shared replay cache unreachable (REPLAY_CACHE_REQUIRED)",
+        None,
     )
     GPG_SIGNATURE = ("gpg_signature", "GnuPG signature refused", None)
     STALE = (
@@ -360,6 +366,10 @@ class Deferred:
 Decision = Accepted | Refused | RunCommand | RunCycle | Deferred | Muted
 
 
+class ReplayUnavailable(Exception):  # noqa: N818 - a state, not a programming error
+    """A shared replay store that cannot answer, and may not be stood in for (it says why)."""
+
+
 class ReplayStore(Protocol):
     """Where digests of packets already seen are kept (``replay/``: SQLite by default)."""
 
@@ -371,7 +381,9 @@ class ReplayStore(Protocol):
         """Record ``digest`` until ``expires`` (epoch seconds), in one step with the check.
 
         True if it was new; False if it was known already (a replay). A
-        store shared between daemons makes this one atomic operation.
+        store shared between daemons makes this one atomic operation, and
+        raises ``ReplayUnavailable`` when it cannot answer and must not
+        answer from this host alone (``REPLAY_CACHE_REQUIRED``).
         """
         ...
 

@@ -1,7 +1,7 @@
 """Test-wide rules.
 
 In CI (``CI`` set) an end-to-end test that skips is a failure: a missing
-fwknop binary, namespace support, keyring or gpg must break the run rather
+fwknop binary, namespace support, keyring, gpg or redis-server must break the run rather
 than quietly shrink it. Locally such tests skip with the reason.
 
 Hypothesis runs without its per-example deadline (200 ms) and its "too
@@ -26,7 +26,7 @@ from tests.helpers.secret_service import unavailable_reason as no_secret_service
 settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("suite")
 
-END_TO_END_MARKERS = ("interop", "netns", "keyring", "gpg")
+END_TO_END_MARKERS = ("interop", "netns", "keyring", "gpg", "redis")
 IN_CI = bool(os.environ.get("CI"))
 
 

@@ -8,7 +8,9 @@ where the stanza has one) ever reach a store: junk costs it nothing.
 
 ``REPLAY_CACHE_URL`` chooses the store by its scheme (``STORES``); unset,
 the SQLite cache at ``REPLAY_DB_FILE``. A new store is a module with an
-``open_store(settings)`` and one line in ``STORES``.
+``open_store(settings)`` and one line in ``STORES``. ``redis://`` and
+``rediss://`` (``redis.py``): a cache shared by a fleet of gateways, with
+the SQLite cache beside it for this host (and for when Redis is down).
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from urllib.parse import urlsplit
 from ..config import ServerConfig
 from ..errors import ConfigError, Problem
 from ..vocab import ReplayStore
-from . import sqlite
+from . import redis, sqlite
 
-__all__ = ["STORES", "ReplaySettings", "open_store"]
+__all__ = ["REMOTE", "STORES", "ReplaySettings", "local_store", "open_store"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,13 @@ class ReplaySettings:
     path: Path | None = None  # REPLAY_DB_FILE
     legacy_file: Path | None = None  # DIGEST_FILE, fwknopd's own cache, imported if present
     max_age: int | None = 120  # how long a packet can be replayed (None: for ever)
+    # a shared store (Redis): where the password is, key prefix, whether it may be stood
+    # in for by the local cache when it is down, call timeout, clock skew allowed
+    password_file: Path | None = None  # REPLAY_CACHE_PASSWORD_FILE
+    prefix: str = "fwknop:"  # REPLAY_CACHE_PREFIX
+    required: bool = False  # REPLAY_CACHE_REQUIRED
+    timeout_ms: int = 50  # REPLAY_CACHE_TIMEOUT
+    skew: int = 30  # REPLAY_CACHE_SKEW
 
     @property
     def scheme(self) -> str:
@@ -45,19 +54,37 @@ class ReplaySettings:
     def from_config(cls, config: ServerConfig, *, test_mode: bool = False) -> ReplaySettings:
         """The replay settings of ``config``; ``ConfigError`` for a store we do not have."""
         url = config.text("REPLAY_CACHE_URL")
+        password = config.text("REPLAY_CACHE_PASSWORD_FILE")
         settings = cls(
             enabled=config.flag("ENABLE_DIGEST_PERSISTENCE") and not test_mode,
             url=url,
             path=config.file("REPLAY_DB_FILE"),
             legacy_file=config.file("DIGEST_FILE"),
             max_age=config.max_packet_age,
+            password_file=Path(password) if password else None,
+            prefix=config.required("REPLAY_CACHE_PREFIX"),
+            required=config.flag("REPLAY_CACHE_REQUIRED"),
+            timeout_ms=config.number("REPLAY_CACHE_TIMEOUT"),
+            skew=config.number("REPLAY_CACHE_SKEW"),
         )
+
+        def problem(name: str, text: str) -> ConfigError:
+            path, line = config.origins.get(name, (config.path, None))
+            return ConfigError([Problem(path, line, text)])
+
         if settings.scheme not in STORES:
-            path, line = config.origins.get("REPLAY_CACHE_URL", (config.path, None))
-            problem = f"REPLAY_CACHE_URL: no replay store for {settings.scheme!r} " + (
-                f"(this fwknopd has: {', '.join(STORES)})"
+            raise problem(
+                "REPLAY_CACHE_URL",
+                f"REPLAY_CACHE_URL: no replay store for {settings.scheme!r} "
+                f"(this fwknopd has: {', '.join(STORES)})",
             )
-            raise ConfigError([Problem(path, line, problem)])
+        if settings.scheme in REMOTE:
+            why = redis.url_problem(settings)
+            if why is not None:
+                raise problem("REPLAY_CACHE_URL", f"REPLAY_CACHE_URL: {why}")
+            why = redis.password_file_problem(settings)
+            if why is not None:
+                raise problem("REPLAY_CACHE_PASSWORD_FILE", f"REPLAY_CACHE_PASSWORD_FILE: {why}")
         return settings
 
 
@@ -72,8 +99,23 @@ def _sqlite(settings: ReplaySettings) -> ReplayStore:
     )
 
 
+def local_store(settings: ReplaySettings) -> sqlite.ReplayCache:
+    """This host's own SQLite cache (``REPLAY_DB_FILE``): beside a shared store, or alone."""
+    legacy = settings.legacy_file
+    return sqlite.ReplayCache(
+        settings.path,
+        max_age=settings.max_age,
+        legacy_file=legacy if legacy is not None and legacy.exists() else None,
+    )
+
+
 # scheme -> the store's opener
-STORES: dict[str, Callable[[ReplaySettings], ReplayStore]] = {"sqlite": _sqlite}
+STORES: dict[str, Callable[[ReplaySettings], ReplayStore]] = {
+    "sqlite": _sqlite,
+    "redis": lambda s: redis.open_store(s, local_store(s)),
+    "rediss": lambda s: redis.open_store(s, local_store(s)),
+}
+REMOTE = frozenset({"redis", "rediss"})  # schemes of a store shared between gateways
 
 
 def open_store(settings: ReplaySettings) -> ReplayStore | None:

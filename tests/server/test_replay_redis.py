@@ -1,0 +1,319 @@
+"""The shared replay cache on a real redis-server: one atomic SET NX per digest, the local cache
+beside it, Redis down (refused or decided locally, said and counted), Redis back (merged)."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fwknop_server.config import load_server_config
+from fwknop_server.errors import ConfigError
+from fwknop_server.processor import Processor, Settings
+from fwknop_server.replay import STORES, ReplaySettings, local_store, open_store
+from fwknop_server.replay.redis import SharedReplay
+from fwknop_server.vocab import Accepted, Packet, Reason, Refused, ReplayUnavailable
+
+from fwknop_core import SpaMessage, build_packet, generate_keys
+from tests.helpers.netns import wait_for
+from tests.helpers.redis_server import RedisServer, require_redis
+
+pytestmark = pytest.mark.redis
+
+PACKET = Packet(b"x", ipaddress.ip_address("198.18.0.2"), ipaddress.ip_address("198.18.0.1"))
+D1, D2, D3 = "A" * 43, "B" * 43, "C" * 43
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    require_redis()
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _settings(tmp_path: Path, server: RedisServer, name: str = "a", **kw: object) -> ReplaySettings:
+    base = ReplaySettings(url=server.url(), path=tmp_path / name / "replay.sqlite", max_age=120)
+    return dataclasses.replace(base, **kw)  # type: ignore[arg-type]
+
+
+def _store(settings: ReplaySettings) -> SharedReplay:
+    store = open_store(settings)
+    assert isinstance(store, SharedReplay)
+    assert wait_for(lambda: store.up, timeout=15), "never connected"
+    return store
+
+
+def test_redis_urls_choose_the_shared_store() -> None:
+    assert {"redis", "rediss"} <= set(STORES)
+
+
+def test_a_digest_is_set_once_with_its_age_window_plus_skew_as_ttl(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    store = _store(_settings(tmp_path, redis_server, prefix="fleet1:", skew=30))
+    try:
+        expires = time.time() + 100
+        assert store.add(D1, PACKET, expires) is True
+        assert store.add(D1, PACKET, expires) is False
+        client = redis_server.client()
+        assert client.get(f"fleet1:{D1}") == b"1"
+        ttl = client.pttl(f"fleet1:{D1}")
+        assert 120_000 < ttl <= 130_000  # 100 s of the window left, plus 30 s of skew
+        assert client.keys("*") == [f"fleet1:{D1}".encode()]  # the prefix, nothing else
+    finally:
+        store.close()
+
+
+def test_a_packet_taken_at_one_gateway_is_a_replay_at_another(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    a = _store(_settings(tmp_path, redis_server, "a"))
+    b = _store(_settings(tmp_path, redis_server, "b"))
+    try:
+        assert a.add(D1, PACKET, time.time() + 100)
+        assert not b.add(D1, PACKET, time.time() + 100)
+        assert b.add(D2, PACKET, time.time() + 100)
+        assert not a.add(D2, PACKET, time.time() + 100)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_replay_to_the_same_gateway_costs_redis_nothing(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    store = _store(_settings(tmp_path, redis_server))
+    try:
+        assert store.add(D1, PACKET, time.time() + 100)
+        sets = redis_server.command_calls("set")
+        for _ in range(50):
+            assert not store.add(D1, PACKET, time.time() + 100)
+        assert redis_server.command_calls("set") == sets
+    finally:
+        store.close()
+
+
+def test_redis_down_decides_on_this_host_says_so_and_merges_back(
+    tmp_path: Path, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "fwknop_server.replay")
+    a = _store(_settings(tmp_path, redis_server, "a"))
+    b = _store(_settings(tmp_path, redis_server, "b"))
+    try:
+        redis_server.stop()
+        assert a.add(D1, PACKET, time.time() + 100) is True  # decided here alone
+        assert not a.add(D1, PACKET, time.time() + 100)  # a replay here is still one
+        assert a.add(D2, PACKET, time.time() + 100)
+        assert b.add(D2, PACKET, time.time() + 100)  # the same packet at B: nobody can tell
+        assert not a.up and a.errors >= 1 and a.local_only == 2
+        assert any("failed" in r.message and r.levelno == logging.ERROR for r in caplog.records)
+        assert any("this host's cache only" in r.message for r in caplog.records)
+        redis_server.start()
+        assert wait_for(lambda: a.up and b.up, timeout=20)
+        client = redis_server.client()
+        assert client.exists(f"fwknop:{D1}") and client.exists(f"fwknop:{D2}")
+        assert a.merged == 2 and b.merged == 1
+        assert a.conflicts + b.conflicts == 1  # D2 was taken at both during the outage
+        assert any("taken by another gateway" in r.message for r in caplog.records)
+        assert not b.add(D1, PACKET, time.time() + 100)  # converged: A's outage digest is known
+    finally:
+        a.close()
+        b.close()
+
+
+def test_with_replay_cache_required_redis_down_refuses(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    store = _store(_settings(tmp_path, redis_server, required=True))
+    try:
+        assert store.add(D1, PACKET, time.time() + 100)
+        redis_server.stop()
+        with pytest.raises(ReplayUnavailable):
+            store.add(D2, PACKET, time.time() + 100)
+        assert not store.add(D1, PACKET, time.time() + 100)  # known here: still a replay
+        assert store.refused_down == 1
+        redis_server.start()
+        assert wait_for(lambda: store.up, timeout=20)
+        assert store.add(D2, PACKET, time.time() + 100)  # nothing was recorded for it
+    finally:
+        store.close()
+
+
+def test_a_redis_that_hangs_costs_one_timeout_then_no_more_calls(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    store = _store(_settings(tmp_path, redis_server, timeout_ms=50))
+    try:
+        redis_server.pause()
+        assert store.add(D1, PACKET, time.time() + 100)  # timed out, decided here
+        assert store.errors == 1 and not store.up
+        for digest in (D2, D3):  # no further call is made from the packet path
+            assert store.add(digest, PACKET, time.time() + 100)
+        assert store.errors == 1 and store.local_only == 3
+        redis_server.resume()
+        assert wait_for(lambda: store.up, timeout=20)
+        assert store.merged == 3
+    finally:
+        store.close()
+
+
+def test_a_gateway_starts_while_redis_is_down_and_joins_when_it_comes(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    redis_server.stop()
+    store = open_store(_settings(tmp_path, redis_server))
+    assert isinstance(store, SharedReplay)
+    try:
+        assert not store.up
+        assert store.add(D1, PACKET, time.time() + 100)
+        redis_server.start()
+        assert wait_for(lambda: store.up, timeout=20)
+        assert redis_server.client().exists(f"fwknop:{D1}")
+    finally:
+        store.close()
+
+
+def test_the_password_comes_from_a_private_file(tmp_path: Path) -> None:
+    require_redis()
+    server = RedisServer(tmp_path / "redis", password="s3cret-Pass").start()
+    try:
+        secret = tmp_path / "redis.pass"
+        secret.write_text("s3cret-Pass\n")
+        secret.chmod(0o600)
+        store = _store(_settings(tmp_path, server, password_file=secret))
+        try:
+            assert store.add(D1, PACKET, time.time() + 100)
+            assert server.client().exists(f"fwknop:{D1}")
+        finally:
+            store.close()
+        wrong = tmp_path / "wrong.pass"
+        wrong.write_text("nope\n")
+        wrong.chmod(0o600)
+        refused = open_store(_settings(tmp_path, server, "w", password_file=wrong))
+        assert isinstance(refused, SharedReplay)
+        try:
+            assert not refused.up  # AUTH failed: not shared, said so
+        finally:
+            refused.close()
+    finally:
+        server.stop()
+
+
+def _conf(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "fwknopd.conf"
+    path.write_text(f"FWKNOP_RUN_DIR {tmp_path}/run\n{text}")
+    return path
+
+
+def test_a_password_file_others_can_read_is_refused_naming_file_and_line(tmp_path: Path) -> None:
+    secret = tmp_path / "redis.pass"
+    secret.write_text("x\n")
+    secret.chmod(0o644)
+    conf = _conf(
+        tmp_path,
+        f"REPLAY_CACHE_URL redis://127.0.0.1:6379/0\nREPLAY_CACHE_PASSWORD_FILE {secret}\n",
+    )
+    with pytest.raises(ConfigError) as err:
+        ReplaySettings.from_config(load_server_config(conf))
+    assert f"{conf}:3" in str(err.value) and "chmod 600" in str(err.value)
+
+
+def test_a_password_in_the_url_and_a_file_at_once_is_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "redis.pass"
+    secret.write_text("x\n")
+    secret.chmod(0o600)
+    conf = _conf(
+        tmp_path,
+        f"REPLAY_CACHE_URL redis://:pw@127.0.0.1:6379/0\nREPLAY_CACHE_PASSWORD_FILE {secret}\n",
+    )
+    with pytest.raises(ConfigError, match="keep one"):
+        ReplaySettings.from_config(load_server_config(conf))
+
+
+def test_a_bad_redis_url_is_a_config_error(tmp_path: Path) -> None:
+    conf = _conf(tmp_path, "REPLAY_CACHE_URL redis://127.0.0.1:6379/notadb\n")
+    with pytest.raises(ConfigError, match=f"{conf}:2.*REPLAY_CACHE_URL"):
+        ReplaySettings.from_config(load_server_config(conf))
+
+
+def test_the_redis_keys_are_read_into_the_settings(tmp_path: Path) -> None:
+    conf = _conf(
+        tmp_path,
+        "REPLAY_CACHE_URL rediss://fw@redis.example:6380/2\nREPLAY_CACHE_PREFIX fleet-a:\n"
+        "REPLAY_CACHE_REQUIRED Y\nREPLAY_CACHE_TIMEOUT 20\nREPLAY_CACHE_SKEW 5\n",
+    )
+    settings = ReplaySettings.from_config(load_server_config(conf))
+    assert (settings.scheme, settings.prefix, settings.required) == ("rediss", "fleet-a:", True)
+    assert (settings.timeout_ms, settings.skew) == (20, 5)
+
+
+# -- the pipeline: only packets that decrypted reach Redis ---------------------------------
+
+KEYS, OTHER = generate_keys(), generate_keys()
+STANZA = (
+    f"SOURCE ANY\nKEY_BASE64 {KEYS.rijndael.to_base64()}\nHMAC_KEY_BASE64 {KEYS.hmac.to_base64()}\n"
+)
+
+
+def test_junk_and_packets_failing_the_hmac_never_reach_redis(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    from fwknop_server.access import load_access
+
+    access = tmp_path / "access.conf"
+    access.write_text(STANZA)
+    store = _store(_settings(tmp_path, redis_server))
+    try:
+        processor = Processor(load_access([access]), Settings(), replay=store)
+        now = time.time()
+        msg = SpaMessage.access_request("198.18.0.2", "tcp/22", username="u", now=int(now))
+        wrong = build_packet(msg, OTHER.rijndael, hmac_key=OTHER.hmac).encode()
+        src = ipaddress.ip_address("198.18.0.2")
+        before = redis_server.command_calls("set")
+        junk = [b"8" + bytes([65 + i % 26]) * 200 for i in range(200)]
+        for payload in [*junk, wrong, wrong[:-4] + b"AAAA"]:
+            assert isinstance(processor.process(Packet(payload, src), now), Refused)
+        assert redis_server.command_calls("set") == before
+        good = Packet(build_packet(msg, KEYS.rijndael, hmac_key=KEYS.hmac).encode(), src)
+        assert isinstance(processor.process(good, now), Accepted)
+        assert redis_server.command_calls("set") == before + 2  # the message's and text digests
+        replayed = processor.process(good, now)
+        assert isinstance(replayed, Refused) and replayed.reason is Reason.REPLAY
+    finally:
+        store.close()
+
+
+def test_a_required_cache_that_is_down_refuses_with_its_own_reason(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    from fwknop_server.access import load_access
+
+    access = tmp_path / "access.conf"
+    access.write_text(STANZA)
+    store = _store(_settings(tmp_path, redis_server, required=True))
+    try:
+        processor = Processor(load_access([access]), Settings(), replay=store)
+        redis_server.stop()
+        now = time.time()
+        msg = SpaMessage.access_request("198.18.0.2", "tcp/22", username="u", now=int(now))
+        packet = Packet(build_packet(msg, KEYS.rijndael, hmac_key=KEYS.hmac).encode(), PACKET.src)
+        refused = processor.process(packet, now)
+        assert isinstance(refused, Refused) and refused.reason is Reason.REPLAY_UNAVAILABLE
+    finally:
+        store.close()
+
+
+def test_the_local_cache_is_the_sqlite_one_of_this_host(tmp_path: Path) -> None:
+    settings = ReplaySettings(path=tmp_path / "r.sqlite", max_age=120)
+    local = local_store(settings)
+    try:
+        assert local.path == tmp_path / "r.sqlite"
+    finally:
+        local.close()
