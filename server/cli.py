@@ -1,8 +1,8 @@
 """The ``fwknopd`` command: fwknopd 2.6.10's options, defaults and files.
 
 Exit status: 0 success; 1 a configuration, firewall or run-time error
-(``--exit-parse-config`` with problems, ``-S`` when nothing runs); 2 a bad
-command line.
+(``--exit-parse-config`` with problems, ``-S`` when nothing runs, ``-S --json``
+when the daemon runs and does not answer); 2 a bad command line.
 """
 
 from __future__ import annotations
@@ -88,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     b("-K", "--kill", action="store_true", help="stop the running fwknopd")
     b("-R", "--restart", action="store_true", help="make the running fwknopd re-read its files")
     b("-S", "--status", action="store_true", help="say whether fwknopd runs")
+    a("--json", action="store_true",
+      help="with -S: the running daemon's counters and state, as JSON")  # fmt: skip
     b("--fw-list", action="store_true", help="list what fwknopd has opened")
     b("--fw-list-all", action="store_true", help="list the whole firewall policy")
     b("--fw-flush", action="store_true", help="remove every rule fwknopd made")
@@ -247,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         return _fail(str(exc))
     pid_file = config.file("FWKNOP_PID_FILE")
+    if args.status and args.json:
+        return _status_json(pid_file, config.file("FWKNOP_RUN_DIR"))
     if args.kill or args.restart or args.status:
         return _control(args, pid_file)
     args.terminal = _terminal_action(args)
@@ -301,6 +305,26 @@ def _control(args: argparse.Namespace, pid_file: Path) -> int:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     print(f"Killed fwknopd (pid={pid}) with SIGKILL after {_KILL_WAIT:.0f} s.")
+    return ExitCode.OK
+
+
+def _status_json(pid_file: Path, run_dir: Path) -> int:
+    """``-S --json``: what the running daemon says about itself, or that none runs (exit 1)."""
+    import json  # noqa: PLC0415
+
+    from .pidfile import running_pid  # noqa: PLC0415
+    from .status import query, socket_path  # noqa: PLC0415
+
+    pid = running_pid(pid_file)
+    if pid is None:
+        print(json.dumps({"running": False}))
+        return ExitCode.ERROR
+    try:
+        answer = query(socket_path(run_dir))
+    except (OSError, ValueError) as exc:  # stuck, or started without the socket
+        print(json.dumps({"running": True, "pid": pid, "answering": False, "error": str(exc)}))
+        return ExitCode.ERROR
+    print(json.dumps({"running": True, "answering": True, **answer}, indent=1))
     return ExitCode.OK
 
 

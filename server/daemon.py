@@ -8,6 +8,11 @@ runner (``cmdexec.py``) and the GnuPG workers (``gpgpool.py``), all from
 settings loaded once (``settings.py``). Signal handlers only schedule work
 on the event loop.
 
+Beside capture, while it runs: the status socket in the run directory
+(``status.py``, for ``fwknopd --status --json``), the metrics endpoint if
+``METRICS_LISTEN`` asks for one (``metrics.py``), and grant sharing with an
+HA group if ``GRANT_SYNC_GROUP`` names one (``grantsync.py``).
+
 SIGHUP re-reads both files; if they are valid the new policy replaces the
 old one without touching open grants (capture is reopened if its settings
 changed; settings read only at start are named for a restart), else the
@@ -25,7 +30,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import sdnotify
+from . import sdnotify, status
 from .capture import CaptureSettings, Source, open_source
 from .capture.reader import Reader
 from .capture.sources import read_pcap_file
@@ -37,6 +42,8 @@ from .errors import ConfigError
 from .firewall import Firewall, make_firewall
 from .firewall.driver import FirewallDriver
 from .gpgpool import GpgPool
+from .grantsync import GrantSync
+from .metrics import Metrics, on_loop
 from .nathost import forwarding_problem
 from .processor import Processor
 from .ratelog import RateLimitedLog
@@ -88,6 +95,10 @@ class Daemon:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self.exit_status = 0
+        self.started = time.time()
+        self.sync: GrantSync | None = None  # sharing grants with the HA group
+        self.metrics: Metrics | None = None
+        self._status: asyncio.Server | None = None
 
     @property
     def config(self) -> ServerConfig:
@@ -164,6 +175,7 @@ class Daemon:
                 source.description,
                 self.firewall.name,
             )
+            await self._start_reports(loop)
             sdnotify.notify(f"READY=1\nSTATUS={source.description}")
             self._every(_PRUNE_EVERY, self._prune, "replay cache pruning")
             self._every(_UNMUTE_EVERY, self.dispatch.unmute, "unmuting refusals")
@@ -172,6 +184,29 @@ class Daemon:
             await self._stop.wait()
         await self._shutdown()
         return self.exit_status
+
+    async def _start_reports(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The status socket; metrics and grant sharing where fwknopd.conf asks for them."""
+        try:
+            self._status = await status.serve(status.socket_path(self.settings.run_dir),
+                                              self.status)  # fmt: skip
+        except OSError as exc:
+            log.error("no status socket (fwknopd --status --json will not answer): %s", exc)
+        if self.settings.metrics_listen is not None:
+            self.metrics = Metrics(on_loop(loop, self.status))
+            self.driver.on_opened = self.metrics.opened
+            try:
+                self.metrics.serve(*self.settings.metrics_listen)
+            except OSError as exc:  # knocks matter more than metrics: serve on without them
+                log.error("metrics endpoint %s:%d: %s", *self.settings.metrics_listen, exc)
+        if self.settings.sync is not None and not self.options.test_mode:
+            self.sync = GrantSync(self.settings.sync, self.dispatch.apply_shared)
+            self.dispatch.on_grant = self.sync.publish
+            self.sync.start(loop)
+
+    def status(self) -> dict[str, object]:
+        """The daemon's counters and state (``--status --json``, metrics), on the loop."""
+        return status.snapshot(self, started=self.started)
 
     def _listen(self, source: Source, read: Callable[[Source], int], *, replace: int = -1) -> None:
         """Read ``source`` with ``read`` from now on (instead of reader ``replace``, closed)."""
@@ -310,6 +345,13 @@ class Daemon:
     async def _shutdown(self) -> None:
         if self._tcp is not None:
             self._tcp.close()
+        if self._status is not None:
+            self._status.close()
+            status.socket_path(self.settings.run_dir).unlink(missing_ok=True)
+        if self.sync is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.sync.stop)
+        if self.metrics is not None:
+            self.metrics.stop()
         for reader in self._readers:
             reader.stop()
             reader.source.close()

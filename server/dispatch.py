@@ -16,6 +16,13 @@ at the refusal rate, as one line naming the exception's type and where it
 was raised, never a traceback (a packet that can raise can be sent a
 thousand times a second) and never the exception's text (it may quote the
 packet, or a key).
+
+What it counts, for the counters (SIGUSR1), metrics and ``--status``: the
+refusals by reason and other events (``refusals``), packets read
+(``packets``), grants by stanza and origin (``grants``: made here, or
+received from the HA group), and ``knocks``, knock sequences by outcome
+(``count_knock``, for the knock-sequence listener). Counting is a dict
+update per batch or per grant: the flood path pays nothing more.
 """
 
 from __future__ import annotations
@@ -85,6 +92,11 @@ class Dispatcher:
         self._on_capture_error = on_capture_error
         self._candidates = 0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.packets = 0  # read from capture (muted ones too)
+        self.grants: dict[tuple[int, str], int] = {}  # (stanza, "local" | "group") -> grants
+        self.knocks: dict[str, int] = {}  # knock sequences by outcome
+        self.on_grant: Callable[[Grant], None] | None = None  # shares a grant made here
+        self._read_at: float | None = None  # when the batch being decided was read
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Act on ``loop`` (the daemon's event loop): DNS workers, GnuPG outcomes."""
@@ -100,6 +112,7 @@ class Dispatcher:
     def read(self, source: Source) -> int:
         """Read and decide every packet waiting; how many there were (muted ones too)."""
         screen = self.processor.screen
+        self._read_at = time.monotonic()
         try:
             # with -C every packet is decided one by one: capture mutes nothing
             packets = source.read(None if self.packet_limit else screen.check)
@@ -118,6 +131,8 @@ class Dispatcher:
             failures.clear()
         if packets:
             self.handle_all(packets, self.clock())
+        self._read_at = None
+        self.packets += len(packets) + muted
         return len(packets) + muted
 
     def handle_all(self, packets: list[Packet], now: float) -> None:
@@ -150,6 +165,7 @@ class Dispatcher:
 
     def handle(self, packet: Packet, now: float) -> None:
         """Decide one packet and act on it; nothing in a packet can make this raise."""
+        self.packets += 1
         try:  # the packet boundary
             decision = self.processor.process(packet, now)
             self._act(decision, packet, now)
@@ -223,11 +239,45 @@ class Dispatcher:
             self._resolve_nat(decision, packet, now)  # and back here once it is resolved
             return
         self.refusals.count("granted")
+        self._count_grant(grant.stanza, "local")
         # an in-process backend opens before anything else is done, logging too
-        if self.firewall.grant(grant, now):
+        if self.firewall.grant(grant, now, since=self._read_at):
             opened = decision.opened
             key_id = opened.key_id if isinstance(opened, X25519Opened) else None
             _log_grant(grant, packet, ports, key_id)
+        if self.on_grant is not None:
+            self.on_grant(grant)  # to the HA group (never blocks)
+
+    def apply_shared(self, grant: Grant, member: str) -> None:
+        """A grant another member of the HA group made: opened here as it is, until it expires.
+
+        Not shared again (only grants made here are), and counted apart.
+        """
+        now = self.clock()
+        left = int(grant.expires - now)
+        if left <= 0:
+            return
+        grant = dataclasses.replace(grant, timeout=left)
+        if grant.source.version == 6 and not self.firewall.firewall.supports_ipv6:
+            log.warning("grant from %s for %s not applied: %s cannot open for IPv6",
+                        member, grant.source, self.firewall.firewall.name)  # fmt: skip
+            return
+        self.refusals.count("granted_group")
+        self._count_grant(grant.stanza, "group")
+        if self.firewall.grant(grant, now):
+            log.info(
+                "grant shared by %s (its stanza #%d, user %s): opening %s for %s for %d s",
+                member, grant.stanza, grant.username,
+                ",".join(f"{p}/{n}" for p, n in grant.ports), grant.source, left,
+            )  # fmt: skip
+
+    def _count_grant(self, stanza: int, origin: str) -> None:
+        key = (stanza, origin)
+        self.grants[key] = self.grants.get(key, 0) + 1
+
+    def count_knock(self, outcome: str) -> None:
+        """Count one knock sequence by its outcome (``granted``, or a refusal's reason)."""
+        self.knocks[outcome] = self.knocks.get(outcome, 0) + 1
 
     def _resolve_nat(self, decision: Accepted, packet: Packet, now: float) -> None:
         """A NAT host name (ENABLE_NAT_DNS): looked up on a worker, never on the loop."""

@@ -25,7 +25,8 @@ from fwknop_core import X25519Keyring
 from .access import AccessStanza, load_access
 from .capture import CaptureSettings
 from .cmdexec import command_timeout
-from .config import Overrides, ServerConfig, load_server_config
+from .config import Overrides, ServerConfig, listen_address, load_server_config
+from .grantsync import SyncSettings
 from .nat import NatSettings, nat_settings
 from .processor import Settings
 from .replay import ReplaySettings
@@ -59,6 +60,9 @@ class ServerSettings:
     command_timeout: float  # CMD_EXEC_TIMEOUT, else our default
     exit_at_intf_down: bool  # EXIT_AT_INTF_DOWN
     rules_check: bool  # RULES_CHECK_THRESHOLD > 0: the periodic firewall scan
+    run_dir: Path  # FWKNOP_RUN_DIR: the status socket
+    sync: SyncSettings | None  # GRANT_SYNC_GROUP: grants shared with an HA group
+    metrics_listen: tuple[str, int] | None  # METRICS_LISTEN
     # the x25519 clients (CLIENT_PUBLIC_KEY), each client's key derived once; None: there are none
     x25519: X25519Keyring[AccessStanza] | None = None
 
@@ -72,16 +76,21 @@ class ServerSettings:
         x25519: X25519Keyring[AccessStanza] | None = None,
     ) -> ServerSettings:
         """Each part's settings from ``config``; ``ConfigError`` where one cannot be had."""
+        replay = ReplaySettings.from_config(config, test_mode=test_mode)
+        metrics = config.text("METRICS_LISTEN")
         return cls(
             config=config,
             stanzas=stanzas,
             capture=CaptureSettings.from_config(config),
-            replay=ReplaySettings.from_config(config, test_mode=test_mode),
+            replay=replay,
             nat=nat_settings(config),
             pipeline=Settings.from_config(config, test_mode=test_mode),
             command_timeout=command_timeout(config),
             exit_at_intf_down=config.flag("EXIT_AT_INTF_DOWN"),
             rules_check=config.number("RULES_CHECK_THRESHOLD") > 0,
+            run_dir=config.file("FWKNOP_RUN_DIR"),
+            sync=SyncSettings.from_config(config, replay),
+            metrics_listen=listen_address(metrics) if metrics else None,
             x25519=x25519,
         )
 

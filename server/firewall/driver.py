@@ -41,6 +41,9 @@ class FirewallDriver:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._expiry: asyncio.TimerHandle | None = None
         self._expiry_at: float | None = None
+        # told how long each grant took to open, from the packet's read (metrics); called
+        # where the backend's calls run (the loop, or the firewall thread)
+        self.on_opened: Callable[[Grant, float], None] | None = None
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Set timers on ``loop`` (the daemon's event loop)."""
@@ -57,11 +60,15 @@ class FirewallDriver:
         """Until every call made so far is done."""
         await self.call(lambda: None)
 
-    def grant(self, grant: Grant, now: float) -> bool:
-        """Open ``grant``; False if an in-process backend failed at once (it says why)."""
+    def grant(self, grant: Grant, now: float, *, since: float | None = None) -> bool:
+        """Open ``grant``; False if an in-process backend failed at once (it says why).
+
+        ``since``: when its packet was read (``time.monotonic``), for ``on_opened``.
+        """
         decided = time.monotonic()
+        started = decided if since is None else since
         if not self.firewall.in_process:
-            future = self._thread.submit(self._grant, grant, now, decided)
+            future = self._thread.submit(self._grant, grant, now, decided, started)
             future.add_done_callback(self._done)
             return True
         try:
@@ -69,21 +76,22 @@ class FirewallDriver:
         except FirewallError as exc:  # a failed grant must not stop capture (a bug is the
             log.error("firewall: %s", exc)  # dispatcher's: counted at the packet boundary)
             return False
-        opened = time.monotonic()
+        self._opened(grant, decided, started)
         self.schedule_expiry()
-        log.debug("firewall: %s opened %.2f ms after the decision", grant.source,
-                  (opened - decided) * 1000)  # fmt: skip
         return True
 
-    def _grant(self, grant: Grant, now: float, decided: float) -> list[Opening]:
+    def _grant(self, grant: Grant, now: float, decided: float, started: float) -> list[Opening]:
         """On the firewall thread: open, and say how long it took from the decision."""
         openings = self.firewall.grant(grant, now)
-        log.debug(
-            "firewall: %s opened %.2f ms after the decision",
-            grant.source,
-            (time.monotonic() - decided) * 1000,
-        )
+        self._opened(grant, decided, started)
         return openings
+
+    def _opened(self, grant: Grant, decided: float, started: float) -> None:
+        opened = time.monotonic()
+        log.debug("firewall: %s opened %.2f ms after the decision", grant.source,
+                  (opened - decided) * 1000)  # fmt: skip
+        if self.on_opened is not None:
+            self.on_opened(grant, opened - started)
 
     def _done(self, future: concurrent.futures.Future[Any]) -> None:
         """A call on the firewall thread is done: say if it failed, set the expiry timer."""
