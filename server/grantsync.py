@@ -55,6 +55,7 @@ _READ_TIMEOUT = 5.0  # a read's socket timeout: longer than it blocks
 _WRITE_TIMEOUT = 2.0
 _PENDING_MAX = 1000  # grants waiting for Redis to come back
 _BACKOFF = (0.1, 2.0)
+_REMIND_EVERY = 60.0
 _VERSION = "1"
 
 
@@ -188,6 +189,7 @@ class GrantSync:
 
     def _write(self) -> None:
         client: Any = None
+        outage = _Outage("cannot share this host's grants")
         pause = _BACKOFF[0]
         while not self._stop.is_set():
             if not self._pending:
@@ -204,12 +206,13 @@ class GrantSync:
                 client = client or self._factory(_WRITE_TIMEOUT)
                 self._send(client)
                 pause = _BACKOFF[0]
+                outage.over()
             except self._errors as exc:
                 self.errors += 1
-                log.error("grant sync: cannot publish to Redis (%s); %d grant(s) waiting",
-                          exc, len(self._pending))  # fmt: skip
-                with contextlib.suppress(*self._errors):
-                    client.close()
+                outage.failed(exc, f"{len(self._pending)} grant(s) of this host waiting")
+                if client is not None:
+                    with contextlib.suppress(*self._errors):
+                        client.close()
                 client = None
                 self._stop.wait(pause)
                 pause = min(pause * 2, _BACKOFF[1])
@@ -231,6 +234,7 @@ class GrantSync:
 
     def _read(self) -> None:
         client: Any = None
+        outage = _Outage("cannot read the group's grants")
         last = "0"  # from the start: the grants made before this member came are still there
         pause = _BACKOFF[0]
         while not self._stop.is_set():
@@ -238,11 +242,13 @@ class GrantSync:
                 client = client or self._factory(_READ_TIMEOUT)
                 answer = client.xread({self.stream: last}, count=100, block=_BLOCK_MS)
                 pause = _BACKOFF[0]
+                outage.over()
             except self._errors as exc:
                 self.errors += 1
-                log.error("grant sync: cannot read the group's grants (%s)", exc)
-                with contextlib.suppress(*self._errors):
-                    client.close()
+                outage.failed(exc, "grants made elsewhere meanwhile are read when it is back")
+                if client is not None:
+                    with contextlib.suppress(*self._errors):
+                        client.close()
                 client = None
                 self._stop.wait(pause)
                 pause = min(pause * 2, _BACKOFF[1])
@@ -271,3 +277,27 @@ class GrantSync:
             return  # over already
         self.received += 1
         self._loop.call_soon_threadsafe(self._apply, grant, member)
+
+
+class _Outage:
+    """One thread's view of Redis: an error when it goes, a reminder a minute, a notice back."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.since: float | None = None
+        self.reminded = 0.0
+
+    def failed(self, exc: BaseException, detail: str) -> None:
+        now = time.monotonic()
+        if self.since is None:
+            self.since = self.reminded = now
+            log.error("grant sync: %s: Redis failed (%s); %s", self.what, exc, detail)
+        elif now - self.reminded >= _REMIND_EVERY:
+            self.reminded = now
+            log.error("grant sync: %s for %.0f s now (%s); %s", self.what, now - self.since,
+                      exc, detail)  # fmt: skip
+
+    def over(self) -> None:
+        if self.since is not None:
+            log.warning("grant sync: Redis is back after %.0f s", time.monotonic() - self.since)
+            self.since = None

@@ -130,6 +130,8 @@ def connect(settings: ReplaySettings, *, timeout: float) -> Any:
     from redis.backoff import NoBackoff  # noqa: PLC0415
     from redis.retry import Retry  # noqa: PLC0415
 
+    # redis-py logs each failure itself, with tracebacks: ours say what it means for packets
+    logging.getLogger("redis").setLevel(logging.CRITICAL)
     extra: dict[str, Any] = {}
     if settings.password_file is not None:
         text = settings.password_file.read_text(encoding="utf-8")
@@ -183,8 +185,9 @@ class SharedReplay:
         self._down_since: float | None = None  # monotonic; None while up
         self._reminded = 0.0
         self._warned = 0.0
-        # counters (metrics, --status): calls that failed, packets decided without Redis,
-        # digests merged back, of which some other gateway had too
+        self._last_local: Packet | None = None
+        # counters (metrics, --status): calls that failed, packets decided without Redis
+        # and refused for want of it, digests merged back, of which another gateway had too
         self.errors = 0
         self.local_only = 0
         self.merged = 0
@@ -251,7 +254,9 @@ class SharedReplay:
             raise ReplayUnavailable(f"Redis at {self.where} cannot be reached")
         if not self.local.add(digest, packet, expires):
             return False
-        self.local_only += 1
+        if packet is not self._last_local:  # a packet's digests come one after the other
+            self._last_local = packet
+            self.local_only += 1
         if len(self._backlog) >= _BACKLOG_MAX:
             self._backlog.pop(next(iter(self._backlog)))
         self._backlog[digest] = expires

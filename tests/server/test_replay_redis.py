@@ -110,9 +110,10 @@ def test_redis_down_decides_on_this_host_says_so_and_merges_back(
         redis_server.stop()
         assert a.add(D1, PACKET, time.time() + 100) is True  # decided here alone
         assert not a.add(D1, PACKET, time.time() + 100)  # a replay here is still one
-        assert a.add(D2, PACKET, time.time() + 100)
-        assert b.add(D2, PACKET, time.time() + 100)  # the same packet at B: nobody can tell
-        assert not a.up and a.errors >= 1 and a.local_only == 2
+        other = PACKET._replace(sport=4)
+        assert a.add(D2, other, time.time() + 100)
+        assert b.add(D2, other, time.time() + 100)  # the same packet at B: nobody can tell
+        assert not a.up and a.errors >= 1 and a.local_only == 2  # packets
         assert any("failed" in r.message and r.levelno == logging.ERROR for r in caplog.records)
         assert any("this host's cache only" in r.message for r in caplog.records)
         redis_server.start()
@@ -154,8 +155,8 @@ def test_a_redis_that_hangs_costs_one_timeout_then_no_more_calls(
         redis_server.pause()
         assert store.add(D1, PACKET, time.time() + 100)  # timed out, decided here
         assert store.errors == 1 and not store.up
-        for digest in (D2, D3):  # no further call is made from the packet path
-            assert store.add(digest, PACKET, time.time() + 100)
+        for n, digest in enumerate((D2, D3)):  # no further call is made from the packet path
+            assert store.add(digest, PACKET._replace(sport=n), time.time() + 100)
         assert store.errors == 1 and store.local_only == 3
         redis_server.resume()
         assert wait_for(lambda: store.up, timeout=20)
