@@ -24,6 +24,7 @@ from fwknop_core import generate_keys
 from tests.helpers.cfwknopd import fwknop_test_packet
 from tests.helpers.fleet import CLIENT, Fleet, fleet, gateway_ip
 from tests.helpers.knock import key_args, real_knock, stanza_keys
+from tests.helpers.metrics import promtool_check, sample, scrape
 from tests.helpers.netns import REAL_KNOCK_MARKS, wait_for
 from tests.helpers.ourd import OurFwknopd
 from tests.helpers.redis_server import require_redis
@@ -38,7 +39,7 @@ def _gateway(
 ) -> OurFwknopd:
     conf = (
         f"REPLAY_CACHE_URL {f.redis_url(index)}\nGRANT_SYNC_GROUP ha1\n"
-        f"REPLAY_CACHE_PREFIX test:\n{extra}"
+        f"REPLAY_CACHE_PREFIX test:\nMETRICS_LISTEN 9822\n{extra}"
     )
     return OurFwknopd(
         f.gateways[index],
@@ -160,6 +161,18 @@ def test_redis_stopped_mid_run_then_back_the_fleet_converges(two: Fleet, tmp_pat
     f.send(1, p1)  # and the outage's packet is known to the fleet now
     assert b.wait_log("replayed packet"), b.log()
     assert _status(b)["replay"]["up"] == 1.0  # type: ignore[index]
+    # what a monitoring system saw: the outage, the stand-in, the merge, the shared grant
+    text = scrape(a.ns)
+    promtool_check(text)
+    assert sample(text, "fwknopd_redis_up") == 1
+    assert sample(text, "fwknopd_replay_local_only_total") == 1
+    assert sample(text, "fwknopd_replay_merged_total") == 2  # the packet's two digests
+    assert sample(text, "fwknopd_replay_redis_errors_total") >= 1
+    assert sample(text, "fwknopd_grant_sync_published_total") == 1
+    text = scrape(b.ns)
+    assert sample(text, "fwknopd_refusals_total", reason="replay_unavailable") == 1
+    assert sample(text, "fwknopd_replay_refused_unavailable_total") == 1
+    assert sample(text, "fwknopd_grants_total", stanza="1", backend="nftables", origin="group") == 1
 
 
 def test_a_redis_that_hangs_does_not_hold_up_a_knock(two: Fleet, tmp_path: Path) -> None:
