@@ -26,8 +26,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .netns import Netns, drop_policy_nft, listen_tcp_in, wait_for
+from .netns import Netns, drop_policy_nft, listen_tcp_in
 from .redis_server import RedisServer
+from .wait import DEADLINE
 
 CLIENT = "198.18.100.1"
 _counter = itertools.count()
@@ -54,18 +55,31 @@ class Fleet:
     redis: RedisServer
     extra: list[Netns] = field(default_factory=list)
 
-    def tcp_open(self, index: int, port: int = 22, timeout: float = 0.5) -> bool:
-        """Whether the client connects to gateway ``index``'s ``port`` now."""
-        res = self.client.python("tcp_probe.py", gateway_ip(index), str(port), str(timeout))
+    def tcp_open(self, index: int, port: int = 22, timeout: float = 1.0) -> bool:
+        """Whether the client connects to gateway ``index``'s ``port`` now.
+
+        For a port that should be closed (its refusal already logged); to wait
+        for a change, use ``opens``/``closes``.
+        """
+        res = self.client.python(
+            "tcp_probe.py", gateway_ip(index), str(port), str(timeout), timeout=timeout + 30
+        )
         return res.returncode == 0
 
-    def opens(self, index: int, port: int = 22, *, timeout: float = 15) -> bool:
-        """Whether ``port`` of gateway ``index`` becomes reachable within ``timeout``."""
-        return wait_for(lambda: self.tcp_open(index, port), timeout=timeout)
+    def _probe_until(self, state: str, index: int, port: int, timeout: float) -> bool:
+        res = self.client.python(
+            "tcp_probe.py", gateway_ip(index), str(port), "0.5", state, str(timeout),
+            timeout=timeout + 60,
+        )  # fmt: skip
+        return res.returncode == 0
 
-    def closes(self, index: int, port: int = 22, *, timeout: float = 30) -> bool:
-        """Whether ``port`` of gateway ``index`` stops being reachable within ``timeout``."""
-        return wait_for(lambda: not self.tcp_open(index, port), timeout=timeout)
+    def opens(self, index: int, port: int = 22, *, timeout: float = DEADLINE) -> bool:
+        """Whether ``port`` of gateway ``index`` becomes reachable within ``timeout`` s."""
+        return self._probe_until("open", index, port, timeout)
+
+    def closes(self, index: int, port: int = 22, *, timeout: float = DEADLINE) -> bool:
+        """Whether ``port`` of gateway ``index`` stops being reachable within ``timeout`` s."""
+        return self._probe_until("closed", index, port, timeout)
 
     def send(self, index: int, packet: str, port: int = 62201) -> None:
         """One UDP datagram from the client to gateway ``index``."""
@@ -131,4 +145,6 @@ def fleet(workdir: Path, gateways: int = 2) -> Iterator[Fleet]:
         for ns in (client, redis_ns, *gws):
             ns.stop_all()
         for name in made:
-            subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+            subprocess.run(
+                ["ip", "netns", "del", name], capture_output=True, check=False, timeout=30
+            )

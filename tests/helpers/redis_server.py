@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from .netns import Netns, stop_process, wait_for
+from .netns import Netns, stop_process
+from .wait import START, wait_for
 
 REDIS_SERVER = "/usr/bin/redis-server"
 
@@ -81,7 +82,7 @@ class RedisServer:
             lines.append(f"requirepass {self.password}")
         return "\n".join(lines) + "\n"
 
-    def start(self, timeout: float = 20) -> RedisServer:
+    def start(self, timeout: float = START) -> RedisServer:
         """Start it and wait until it takes connections."""
         conf = self.dir / "redis.conf"
         conf.write_text(self._config())  # the password is in here: 0600

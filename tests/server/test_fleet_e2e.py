@@ -14,7 +14,6 @@ by the real fwknop client; each proves what an operator of several gateways reli
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,13 +24,15 @@ from tests.helpers.cfwknopd import fwknop_test_packet
 from tests.helpers.fleet import CLIENT, Fleet, fleet, gateway_ip
 from tests.helpers.knock import key_args, real_knock, stanza_keys
 from tests.helpers.metrics import promtool_check, sample, scrape
-from tests.helpers.netns import REAL_KNOCK_MARKS, wait_for
+from tests.helpers.netns import REAL_KNOCK_MARKS
 from tests.helpers.ourd import OurFwknopd
 from tests.helpers.redis_server import require_redis
+from tests.helpers.wait import DEADLINE, wait_for
 
 pytestmark = [*REAL_KNOCK_MARKS, pytest.mark.redis]
 
 KEYS = generate_keys()
+GRANT = 20  # s: long enough for the checks made while the group's grant is open, on a slow machine
 
 
 def _gateway(
@@ -96,7 +97,7 @@ def test_a_replay_to_another_gateway_is_refused_and_a_grant_opens_the_whole_grou
     three: Fleet, tmp_path: Path
 ) -> None:
     f = three
-    gws = [_gateway(f, i, tmp_path, timeout=8).start() for i in range(3)]
+    gws = [_gateway(f, i, tmp_path, timeout=GRANT).start() for i in range(3)]
     for i in range(3):
         assert not f.tcp_open(i), f"gateway {i} is open before any knock"
     # the real client knocks at A: A opens, and so do B and C, for the same client
@@ -108,8 +109,8 @@ def test_a_replay_to_another_gateway_is_refused_and_a_grant_opens_the_whole_grou
     expiries = [_expiry(gw) for gw in gws]
     assert all(e is not None for e in expiries), expiries
     assert max(expiries) - min(expiries) <= 2.5, expiries  # type: ignore[type-var, operator]
-    # ... and it is kept: every gateway closes once the 8 s are over
-    assert f.closes(0) and f.closes(1) and f.closes(2)
+    # ... and it is kept: every gateway closes once the grant's time is over
+    assert all(f.closes(i, timeout=GRANT + DEADLINE) for i in range(3))
     # a packet taken at A and replayed to B is refused at B; A granted it once
     packet = _packet(tmp_path / "home2")
     f.send(0, packet)
@@ -156,8 +157,9 @@ def test_redis_stopped_mid_run_then_back_the_fleet_converges(two: Fleet, tmp_pat
     assert _status(a)["replay"]["local_only"] == 1  # type: ignore[index]
     # Redis back: A merges what it recorded and shares the grant it made meanwhile
     f.redis.start()
-    assert a.wait_log("is back after", timeout=30), a.log()
-    assert f.opens(1, timeout=30), b.log()  # the outage's grant reached B
+    assert a.wait_log("digest(s) recorded meanwhile merged"), a.log()
+    assert f.opens(1), b.log()  # the outage's grant reached B
+    assert b.wait_log("digest(s) recorded meanwhile merged"), b.log()  # B's cache is back too
     f.send(1, p1)  # and the outage's packet is known to the fleet now
     assert b.wait_log("replayed packet"), b.log()
     assert _status(b)["replay"]["up"] == 1.0  # type: ignore[index]
@@ -181,7 +183,6 @@ def test_a_redis_that_hangs_does_not_hold_up_a_knock(two: Fleet, tmp_path: Path)
     assert a.wait_log("shared on Redis")
     f.redis.pause()
     try:
-        started = time.monotonic()
         f.send(0, _packet(tmp_path / "h1"))
         assert a.wait_log("opening tcp/22 for 198.18.100.1"), a.log()
         assert "TimeoutError" in a.log()  # the one call that waited, then the host's own cache
@@ -189,9 +190,8 @@ def test_a_redis_that_hangs_does_not_hold_up_a_knock(two: Fleet, tmp_path: Path)
         # the loop went on: a second knock is decided without touching Redis again
         f.send(0, _packet(tmp_path / "h2", port=23))
         assert a.wait_log("opening tcp/23 for 198.18.100.1"), a.log()
-        assert a.log().count("failed (TimeoutError") == 1
-        assert time.monotonic() - started < 60  # bounded: not one hang per packet
+        assert a.log().count("failed (TimeoutError") == 1  # bounded: not one hang per packet
     finally:
         f.redis.resume()
-    assert a.wait_log("is back after", timeout=30)
-    assert wait_for(lambda: _status(a)["replay"]["merged"] == 4, timeout=10)  # type: ignore[index]
+    assert a.wait_log("digest(s) recorded meanwhile merged")
+    assert wait_for(lambda: _status(a)["replay"]["merged"] == 4)  # type: ignore[index]

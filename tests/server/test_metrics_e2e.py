@@ -48,13 +48,13 @@ def test_metrics_pass_promtool_and_count_what_happened(pair: NetPair, tmp_path: 
     real_knock(pair.client, tmp_path / "home", pair.server_ip, "-A", "tcp/22",
                keys=key_args(OTHER), allow=pair.client_ip)  # fmt: skip  # the wrong HMAC key
     pair.send_udp(["8" + "A" * 200] * 5)  # junk
-    assert wait_for(lambda: pair.tcp_open(22, timeout=0.5), timeout=15)
+    assert pair.wait_open(22)
     assert daemon.wait_log("HMAC mismatch")
 
     def counted() -> bool:
         return sample(scrape(pair.server), "fwknopd_packets_total") >= 7
 
-    assert wait_for(counted, timeout=15)
+    assert wait_for(counted)
     text = scrape(pair.server)
     promtool_check(text)
     assert sample(text, "fwknopd_up") == 1

@@ -19,8 +19,8 @@ from fwknop_server.replay.redis import SharedReplay
 from fwknop_server.vocab import Accepted, Packet, Reason, Refused, ReplayUnavailable
 
 from fwknop_core import SpaMessage, build_packet, generate_keys
-from tests.helpers.netns import wait_for
 from tests.helpers.redis_server import RedisServer, require_redis
+from tests.helpers.wait import wait_for
 
 pytestmark = pytest.mark.redis
 
@@ -46,7 +46,7 @@ def _settings(tmp_path: Path, server: RedisServer, name: str = "a", **kw: object
 def _store(settings: ReplaySettings) -> SharedReplay:
     store = open_store(settings)
     assert isinstance(store, SharedReplay)
-    assert wait_for(lambda: store.up, timeout=15), "never connected"
+    assert wait_for(lambda: store.up), "never connected"
     return store
 
 
@@ -117,7 +117,7 @@ def test_redis_down_decides_on_this_host_says_so_and_merges_back(
         assert any("failed" in r.message and r.levelno == logging.ERROR for r in caplog.records)
         assert any("this host's cache only" in r.message for r in caplog.records)
         redis_server.start()
-        assert wait_for(lambda: a.up and b.up, timeout=20)
+        assert wait_for(lambda: a.up and b.up)
         client = redis_server.client()
         assert client.exists(f"fwknop:{D1}") and client.exists(f"fwknop:{D2}")
         assert a.merged == 2 and b.merged == 1
@@ -141,7 +141,7 @@ def test_with_replay_cache_required_redis_down_refuses(
         assert not store.add(D1, PACKET, time.time() + 100)  # known here: still a replay
         assert store.refused_down == 1
         redis_server.start()
-        assert wait_for(lambda: store.up, timeout=20)
+        assert wait_for(lambda: store.up)
         assert store.add(D2, PACKET, time.time() + 100)  # nothing was recorded for it
     finally:
         store.close()
@@ -159,7 +159,7 @@ def test_a_redis_that_hangs_costs_one_timeout_then_no_more_calls(
             assert store.add(digest, PACKET._replace(sport=n), time.time() + 100)
         assert store.errors == 1 and store.local_only == 3
         redis_server.resume()
-        assert wait_for(lambda: store.up, timeout=20)
+        assert wait_for(lambda: store.up)
         assert store.merged == 3
     finally:
         store.close()
@@ -175,7 +175,7 @@ def test_a_gateway_starts_while_redis_is_down_and_joins_when_it_comes(
         assert not store.up
         assert store.add(D1, PACKET, time.time() + 100)
         redis_server.start()
-        assert wait_for(lambda: store.up, timeout=20)
+        assert wait_for(lambda: store.up)
         assert redis_server.client().exists(f"fwknop:{D1}")
     finally:
         store.close()
