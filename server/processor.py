@@ -434,7 +434,8 @@ class Processor:
         # packet could still pass the age check; each looked up and recorded in one step
         age = self.settings.max_age
         keep_until = timestamp + age + 1 if age is not None else float("inf")
-        for digest in reversed(digests):  # the message's first: it covers every variant
+        # the message's first: it covers every variant (a shared store sends only it to Redis)
+        for digest in reversed(digests):
             try:
                 new = self.replay.add(digest, packet, keep_until)
             except ReplayUnavailable as down:  # a shared cache that may not be stood in for

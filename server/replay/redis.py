@@ -17,6 +17,13 @@ records every digest too: a replay to the same gateway is answered there
 without a round trip (a flood of one captured packet costs Redis one
 command), and it is what stands in while Redis is down.
 
+One round trip per packet. A packet has two digests (its message's, which
+the pipeline adds first, and fwknopd's digest of its text); the message's
+covers every text that opens to it, so that one is the fleet's: a packet's
+later digests are kept on this host only (``add`` knows them as further
+calls for the packet whose first digest Redis just took). Each round trip
+wakes Redis and waits for it, which is what the packet -> rule time pays.
+
 Where the calls run. The pipeline decides on the event loop, and asks
 ``add`` there; a round trip on loopback or a LAN is a fraction of what
 deciding the packet costs, and only valid packets make one. What could hold
@@ -186,6 +193,7 @@ class SharedReplay:
         self._reminded = 0.0
         self._warned = 0.0
         self._last_local: Packet | None = None
+        self._last_shared: Packet | None = None  # its first digest is the fleet's: the rest stay
         # counters (metrics, --status): calls that failed, packets decided without Redis
         # and refused for want of it, digests merged back, of which another gateway had too
         self.errors = 0
@@ -231,6 +239,8 @@ class SharedReplay:
         """
         if self.local.seen(digest):
             return False  # known here already: no round trip
+        if packet is self._last_shared:  # a later digest of a packet Redis has just taken
+            return self.local.add(digest, packet, expires)
         client = self._client
         if client is not None:
             try:
@@ -241,6 +251,7 @@ class SharedReplay:
                 self._lost(client, exc)
             else:
                 self.local.add(digest, packet, expires)  # later replays are answered here
+                self._last_shared = packet if fresh else None
                 return bool(fresh)
         with self._lock:
             if self._client is None:

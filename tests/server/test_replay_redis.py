@@ -24,7 +24,12 @@ from tests.helpers.wait import wait_for
 
 pytestmark = pytest.mark.redis
 
-PACKET = Packet(b"x", ipaddress.ip_address("198.18.0.2"), ipaddress.ip_address("198.18.0.1"))
+
+def _packet() -> Packet:
+    """A packet of its own (the store tells a packet's later digests by the object)."""
+    return Packet(b"x", ipaddress.ip_address("198.18.0.2"), ipaddress.ip_address("198.18.0.1"))
+
+
 D1, D2, D3 = "A" * 43, "B" * 43, "C" * 43
 
 
@@ -60,8 +65,8 @@ def test_a_digest_is_set_once_with_its_age_window_plus_skew_as_ttl(
     store = _store(_settings(tmp_path, redis_server, prefix="fleet1:", skew=30))
     try:
         expires = time.time() + 100
-        assert store.add(D1, PACKET, expires) is True
-        assert store.add(D1, PACKET, expires) is False
+        assert store.add(D1, _packet(), expires) is True
+        assert store.add(D1, _packet(), expires) is False
         client = redis_server.client()
         assert client.get(f"fleet1:{D1}") == b"1"
         ttl = client.pttl(f"fleet1:{D1}")
@@ -77,10 +82,10 @@ def test_a_packet_taken_at_one_gateway_is_a_replay_at_another(
     a = _store(_settings(tmp_path, redis_server, "a"))
     b = _store(_settings(tmp_path, redis_server, "b"))
     try:
-        assert a.add(D1, PACKET, time.time() + 100)
-        assert not b.add(D1, PACKET, time.time() + 100)
-        assert b.add(D2, PACKET, time.time() + 100)
-        assert not a.add(D2, PACKET, time.time() + 100)
+        assert a.add(D1, _packet(), time.time() + 100)
+        assert not b.add(D1, _packet(), time.time() + 100)
+        assert b.add(D2, _packet(), time.time() + 100)
+        assert not a.add(D2, _packet(), time.time() + 100)
     finally:
         a.close()
         b.close()
@@ -91,10 +96,10 @@ def test_a_replay_to_the_same_gateway_costs_redis_nothing(
 ) -> None:
     store = _store(_settings(tmp_path, redis_server))
     try:
-        assert store.add(D1, PACKET, time.time() + 100)
+        assert store.add(D1, _packet(), time.time() + 100)
         sets = redis_server.command_calls("set")
         for _ in range(50):
-            assert not store.add(D1, PACKET, time.time() + 100)
+            assert not store.add(D1, _packet(), time.time() + 100)
         assert redis_server.command_calls("set") == sets
     finally:
         store.close()
@@ -108,9 +113,9 @@ def test_redis_down_decides_on_this_host_says_so_and_merges_back(
     b = _store(_settings(tmp_path, redis_server, "b"))
     try:
         redis_server.stop()
-        assert a.add(D1, PACKET, time.time() + 100) is True  # decided here alone
-        assert not a.add(D1, PACKET, time.time() + 100)  # a replay here is still one
-        other = PACKET._replace(sport=4)
+        assert a.add(D1, _packet(), time.time() + 100) is True  # decided here alone
+        assert not a.add(D1, _packet(), time.time() + 100)  # a replay here is still one
+        other = _packet()._replace(sport=4)
         assert a.add(D2, other, time.time() + 100)
         assert b.add(D2, other, time.time() + 100)  # the same packet at B: nobody can tell
         assert not a.up and a.errors >= 1 and a.local_only == 2  # packets
@@ -123,7 +128,7 @@ def test_redis_down_decides_on_this_host_says_so_and_merges_back(
         assert a.merged == 2 and b.merged == 1
         assert a.conflicts + b.conflicts == 1  # D2 was taken at both during the outage
         assert any("taken by another gateway" in r.message for r in caplog.records)
-        assert not b.add(D1, PACKET, time.time() + 100)  # converged: A's outage digest is known
+        assert not b.add(D1, _packet(), time.time() + 100)  # converged: A's outage digest is known
     finally:
         a.close()
         b.close()
@@ -134,15 +139,15 @@ def test_with_replay_cache_required_redis_down_refuses(
 ) -> None:
     store = _store(_settings(tmp_path, redis_server, required=True))
     try:
-        assert store.add(D1, PACKET, time.time() + 100)
+        assert store.add(D1, _packet(), time.time() + 100)
         redis_server.stop()
         with pytest.raises(ReplayUnavailable):
-            store.add(D2, PACKET, time.time() + 100)
-        assert not store.add(D1, PACKET, time.time() + 100)  # known here: still a replay
+            store.add(D2, _packet(), time.time() + 100)
+        assert not store.add(D1, _packet(), time.time() + 100)  # known here: still a replay
         assert store.refused_down == 1
         redis_server.start()
         assert wait_for(lambda: store.up)
-        assert store.add(D2, PACKET, time.time() + 100)  # nothing was recorded for it
+        assert store.add(D2, _packet(), time.time() + 100)  # nothing was recorded for it
     finally:
         store.close()
 
@@ -153,10 +158,10 @@ def test_a_redis_that_hangs_costs_one_timeout_then_no_more_calls(
     store = _store(_settings(tmp_path, redis_server, timeout_ms=50))
     try:
         redis_server.pause()
-        assert store.add(D1, PACKET, time.time() + 100)  # timed out, decided here
+        assert store.add(D1, _packet(), time.time() + 100)  # timed out, decided here
         assert store.errors == 1 and not store.up
         for n, digest in enumerate((D2, D3)):  # no further call is made from the packet path
-            assert store.add(digest, PACKET._replace(sport=n), time.time() + 100)
+            assert store.add(digest, _packet()._replace(sport=n), time.time() + 100)
         assert store.errors == 1 and store.local_only == 3
         redis_server.resume()
         assert wait_for(lambda: store.up)
@@ -173,7 +178,7 @@ def test_a_gateway_starts_while_redis_is_down_and_joins_when_it_comes(
     assert isinstance(store, SharedReplay)
     try:
         assert not store.up
-        assert store.add(D1, PACKET, time.time() + 100)
+        assert store.add(D1, _packet(), time.time() + 100)
         redis_server.start()
         assert wait_for(lambda: store.up)
         assert redis_server.client().exists(f"fwknop:{D1}")
@@ -190,7 +195,7 @@ def test_the_password_comes_from_a_private_file(tmp_path: Path) -> None:
         secret.chmod(0o600)
         store = _store(_settings(tmp_path, server, password_file=secret))
         try:
-            assert store.add(D1, PACKET, time.time() + 100)
+            assert store.add(D1, _packet(), time.time() + 100)
             assert server.client().exists(f"fwknop:{D1}")
         finally:
             store.close()
@@ -283,12 +288,43 @@ def test_junk_and_packets_failing_the_hmac_never_reach_redis(
             assert isinstance(processor.process(Packet(payload, src), now), Refused)
         assert redis_server.command_calls("set") == before
         good = Packet(build_packet(msg, KEYS.rijndael, hmac_key=KEYS.hmac).encode(), src)
-        assert isinstance(processor.process(good, now), Accepted)
-        assert redis_server.command_calls("set") == before + 2  # the message's and text digests
+        accepted = processor.process(good, now)
+        assert isinstance(accepted, Accepted)
+        # one round trip: the message's digest (it covers every text of the packet) is the
+        # fleet's; fwknopd's text digest is kept on this host
+        assert redis_server.command_calls("set") == before + 1
+        text_digest, message_digest = accepted.opened.replay_digests
+        client = redis_server.client()
+        assert client.exists(f"fwknop:{message_digest}") and not client.exists(
+            f"fwknop:{text_digest}"
+        )
+        assert store.local.seen(text_digest) and store.local.seen(message_digest)
         replayed = processor.process(good, now)
         assert isinstance(replayed, Refused) and replayed.reason is Reason.REPLAY
     finally:
         store.close()
+
+
+def test_a_packet_decided_at_one_gateway_is_a_replay_at_another_through_the_pipeline(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    from fwknop_server.access import load_access
+
+    access = tmp_path / "access.conf"
+    access.write_text(STANZA)
+    a = _store(_settings(tmp_path, redis_server, "a"))
+    b = _store(_settings(tmp_path, redis_server, "b"))
+    try:
+        gateways = [Processor(load_access([access]), Settings(), replay=s) for s in (a, b)]
+        now = time.time()
+        msg = SpaMessage.access_request("198.18.0.2", "tcp/22", username="u", now=int(now))
+        data = build_packet(msg, KEYS.rijndael, hmac_key=KEYS.hmac).encode()
+        assert isinstance(gateways[0].process(Packet(data, _packet().src), now), Accepted)
+        replayed = gateways[1].process(Packet(data, _packet().src), now)
+        assert isinstance(replayed, Refused) and replayed.reason is Reason.REPLAY
+    finally:
+        a.close()
+        b.close()
 
 
 def test_a_required_cache_that_is_down_refuses_with_its_own_reason(
@@ -304,7 +340,9 @@ def test_a_required_cache_that_is_down_refuses_with_its_own_reason(
         redis_server.stop()
         now = time.time()
         msg = SpaMessage.access_request("198.18.0.2", "tcp/22", username="u", now=int(now))
-        packet = Packet(build_packet(msg, KEYS.rijndael, hmac_key=KEYS.hmac).encode(), PACKET.src)
+        packet = Packet(
+            build_packet(msg, KEYS.rijndael, hmac_key=KEYS.hmac).encode(), _packet().src
+        )
         refused = processor.process(packet, now)
         assert isinstance(refused, Refused) and refused.reason is Reason.REPLAY_UNAVAILABLE
     finally:
