@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import re
 import statistics
 import sys
 import time
@@ -166,31 +167,8 @@ def commands(redis: RedisServer) -> tuple[int, int]:
     return sets, others
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--knocks", type=int, default=40)
-    parser.add_argument("--skip-flood", action="store_true")
-    realtime = "knocked daemons and their redis-server run SCHED_FIFO (not the floods)"
-    parser.add_argument("--realtime", action="store_true", help=realtime)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--flood-seconds", type=float, default=5.0)
-    parser.add_argument("--rate", type=int, default=100_000)
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/fwknopd-bench-redis"))
-    parser.add_argument("--redis-cpus", help="CPUs for redis-server, e.g. 0,1 (default: the "
-                        "benchmark's CPU)")  # fmt: skip
-    args = parser.parse_args()
-    if args.redis_cpus:
-        global REDIS_CPUS  # noqa: PLW0603 - a setting of this run, read by running()
-        REDIS_CPUS = {int(c) for c in args.redis_cpus.split(",")}
-    if os.geteuid() != 0:
-        sys.exit("run as root: the benchmark makes network namespaces")
-    os.sched_setaffinity(0, {BENCH_CPU})
-    root = args.workdir
-    root.mkdir(parents=True, exist_ok=True)
-    junk = root / "junk.txt"
-    junk.write_bytes(b"".join(p + b"\n" for p in junk_packets()))
-    sender = sender_binary(root)
-    print(f"load average before: {Path('/proc/loadavg').read_text().split()[:3]}", flush=True)
+def latencies(args: argparse.Namespace, root: Path) -> None:
+    """The stores alone, then packet -> rule in rounds, each store in turn."""
     costs = store_costs(root, args.knocks * args.rounds)
     for store, times in costs.items():
         med, p90 = statistics.median(times), statistics.quantiles(times, n=10)[-1]
@@ -218,6 +196,35 @@ def main() -> None:
     paired = [r - s for r, s in zip(medians["redis"], medians["sqlite"], strict=True)]
     print(f"Redis adds {added:+.3f} ms to the median (per round: "
           f"{', '.join(f'{d:+.3f}' for d in paired)} ms); goal <= 0.5 ms", flush=True)  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--knocks", type=int, default=40)
+    parser.add_argument("--skip-flood", action="store_true")
+    realtime = "knocked daemons and their redis-server run SCHED_FIFO (not the floods)"
+    parser.add_argument("--realtime", action="store_true", help=realtime)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--flood-seconds", type=float, default=5.0)
+    parser.add_argument("--rate", type=int, default=100_000)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/fwknopd-bench-redis"))
+    parser.add_argument("--redis-cpus", help="CPUs for redis-server, e.g. 0,1 (default: the "
+                        "benchmark's CPU)")  # fmt: skip
+    args = parser.parse_args()
+    if args.redis_cpus:
+        global REDIS_CPUS  # noqa: PLW0603 - a setting of this run, read by running()
+        REDIS_CPUS = {int(c) for c in args.redis_cpus.split(",")}
+    if os.geteuid() != 0:
+        sys.exit("run as root: the benchmark makes network namespaces")
+    os.sched_setaffinity(0, {BENCH_CPU})
+    root = args.workdir
+    root.mkdir(parents=True, exist_ok=True)
+    junk = root / "junk.txt"
+    junk.write_bytes(b"".join(p + b"\n" for p in junk_packets()))
+    sender = sender_binary(root)
+    print(f"load average before: {Path('/proc/loadavg').read_text().split()[:3]}", flush=True)
+    if args.rounds:
+        latencies(args, root)
     print()
     for store in () if args.skip_flood else ("sqlite", "redis"):
         with running(store, root) as (daemon, _sock, monitor, redis):
@@ -227,7 +234,9 @@ def main() -> None:
             after = commands(redis) if redis is not None else (0, 0)
         lost = sum(1 for port, _at in result.valid if port not in granted)
         valid = len(result.valid)
-        line = (f"{store:<8}junk flood {result.rate:,.0f} pps ({result.junk:,} junk): "
+        screened = re.findall(r"counters: hmac=(\d+)", (daemon.workdir / "daemon.log").read_text())
+        line = (f"{store:<8}junk flood {result.rate:,.0f} pps ({result.junk:,} junk, "
+                f"{int(screened[-1]) if screened else 0:,} of them screened): "
                 f"{valid - lost} of {valid} valid granted, {lost} lost")  # fmt: skip
         if redis is not None:
             sets, others = after[0] - before[0], after[1] - before[1]
