@@ -337,9 +337,7 @@ class Daemon:
 
     def log_counters(self) -> None:
         """SIGUSR1: the counters, by reason (and what the kernel dropped before we saw it)."""
-        drops = getattr(self.source, "drops", None)
-        if drops is not None and (dropped := drops()):
-            self.refusals.count("kernel_dropped", dropped)
+        status.capture_drops(self.source, self.refusals)
         log.info("counters: %s", self.refusals.summary())
 
     async def _shutdown(self) -> None:

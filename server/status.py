@@ -31,11 +31,13 @@ from .vocab import Reason
 
 if TYPE_CHECKING:
     from .daemon import Daemon
+    from .ratelog import RateLimitedLog
 
 __all__ = ["SOCKET_NAME", "query", "serve", "snapshot", "socket_path"]
 
 SOCKET_NAME = "fwknopd.sock"
 _REASONS = frozenset(reason.key for reason in Reason)
+_KERNEL_DROPPED = "kernel_dropped"  # among the counters SIGUSR1 logs
 
 
 def socket_path(run_dir: Path) -> Path:
@@ -43,12 +45,25 @@ def socket_path(run_dir: Path) -> Path:
     return run_dir / SOCKET_NAME
 
 
+def capture_drops(source: object, refusals: RateLimitedLog) -> int:
+    """What the kernel dropped before capture read it, in all: a counter that only grows.
+
+    The kernel's count resets when it is read, so every reader (a scrape,
+    ``--status``, SIGUSR1) goes through here, and what it read is added to
+    ``kernel_dropped`` among the counters.
+    """
+    drops = getattr(source, "drops", None)
+    if drops is not None and (dropped := drops()):
+        refusals.count(_KERNEL_DROPPED, dropped)
+    return refusals.counts.get(_KERNEL_DROPPED, 0)
+
+
 def snapshot(daemon: Daemon, *, started: float) -> dict[str, Any]:
     """The daemon's counters and state now (on the event loop)."""
     dispatch, firewall = daemon.dispatch, daemon.firewall
+    dropped = capture_drops(daemon.source, dispatch.refusals)
     counts = dict(dispatch.refusals.counts)
     source = daemon.source
-    drops = getattr(source, "drops", None)
     replay = daemon.replay
     replay_info: dict[str, Any] = {"store": daemon.settings.replay.scheme}
     if replay is None:
@@ -70,7 +85,7 @@ def snapshot(daemon: Daemon, *, started: float) -> dict[str, Any]:
         "firewall": firewall.name,
         "packets": dispatch.packets,
         "refusals": {k: v for k, v in counts.items() if k in _REASONS},
-        "events": {k: v for k, v in counts.items() if k not in _REASONS},
+        "events": {k: v for k, v in counts.items() if k not in _REASONS and k != _KERNEL_DROPPED},
         "grants": {
             "active": len(firewall.open) + len(firewall.nat_open),
             "made": [
@@ -78,7 +93,7 @@ def snapshot(daemon: Daemon, *, started: float) -> dict[str, Any]:
                 for (stanza, origin), n in sorted(dispatch.grants.items())
             ],
         },
-        "capture_drops": drops() if drops is not None else 0,
+        "capture_drops": dropped,
         "replay": replay_info,
         "grant_sync": None
         if sync is None
