@@ -150,7 +150,12 @@ class RedisServer:
         """A redis-py client to it (from this namespace: loopback instances only)."""
         import redis
 
-        return redis.Redis(host=host, port=self.port, password=self.password, socket_timeout=10)
+        tls: dict[str, Any] = {}
+        if self.tls is not None:
+            tls = {"ssl": True, "ssl_ca_certs": str(self.tls[2])}
+        return redis.Redis(
+            host=host, port=self.port, password=self.password, socket_timeout=10, **tls
+        )
 
     def command_calls(self, command: str, host: str = "127.0.0.1") -> int:
         """How many times ``command`` (e.g. ``set``) was called, from INFO commandstats."""

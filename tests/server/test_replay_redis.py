@@ -20,6 +20,7 @@ from fwknop_server.vocab import Accepted, Packet, Reason, Refused, ReplayUnavail
 
 from fwknop_core import SpaMessage, build_packet, generate_keys
 from tests.helpers.redis_server import RedisServer, require_redis
+from tests.helpers.tls import make_tls
 from tests.helpers.wait import wait_for
 
 pytestmark = pytest.mark.redis
@@ -208,6 +209,42 @@ def test_the_password_comes_from_a_private_file(tmp_path: Path) -> None:
             assert not refused.up  # AUTH failed: not shared, said so
         finally:
             refused.close()
+    finally:
+        server.stop()
+
+
+def test_rediss_is_tls_with_the_ca_the_url_names(tmp_path: Path) -> None:
+    require_redis()
+    tls = make_tls(tmp_path / "tls", "127.0.0.1")
+    server = RedisServer(
+        tmp_path / "redis", password="s3cret-Pass", tls=(tls.cert, tls.key, tls.ca)
+    ).start()  # TLS only: no plain port
+    secret = tmp_path / "redis.pass"
+    secret.write_text("s3cret-Pass\n")
+    secret.chmod(0o600)
+    url = f"{server.url()}?ssl_ca_certs={tls.ca}"
+    assert url.startswith("rediss://")
+    try:
+        store = _store(_settings(tmp_path, server, url=url, password_file=secret))
+        try:
+            assert store.add(D1, _packet(), time.time() + 100)
+            assert not store.add(D1, _packet(), time.time() + 100)
+            assert server.client().exists(f"fwknop:{D1}")
+        finally:
+            store.close()
+        # a certificate the URL's CA did not sign, and plain Redis to the TLS port: not shared
+        for name, wrong in (
+            ("untrusted", server.url()),
+            ("plain", f"redis://127.0.0.1:{server.port}/0"),
+        ):
+            refused = open_store(_settings(tmp_path, server, name, url=wrong, password_file=secret))
+            assert isinstance(refused, SharedReplay)
+            try:
+                assert not refused.up and refused.add(D2, _packet(), time.time() + 100)
+                assert refused.local_only == 1  # decided on this host, and counted
+            finally:
+                refused.close()
+        assert not server.client().exists(f"fwknop:{D2}")
     finally:
         server.stop()
 
