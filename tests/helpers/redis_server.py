@@ -51,6 +51,7 @@ class RedisServer:
         ns: Netns | None = None,
         password: str | None = None,
         tls: tuple[Path, Path, Path] | None = None,  # (cert, key, CA): TLS only on ``port``
+        users: Sequence[str] = (),  # ACL rules, each a redis.conf ``user`` line without "user "
     ) -> None:
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -59,6 +60,7 @@ class RedisServer:
         self.ns = ns
         self.password = password
         self.tls = tls
+        self.users = list(users)
         self.proc: subprocess.Popen[bytes] | None = None
         self.logfile = self.dir / "redis.log"
 
@@ -80,6 +82,7 @@ class RedisServer:
             lines.append(f"port {self.port}")
         if self.password is not None:
             lines.append(f"requirepass {self.password}")
+        lines += [f"user {rule}" for rule in self.users]
         return "\n".join(lines) + "\n"
 
     def start(self, timeout: float = START) -> RedisServer:
