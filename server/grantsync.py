@@ -208,17 +208,23 @@ class GrantSync:
                 pause = _BACKOFF[0]
                 outage.over()
             except self._errors as exc:
-                self.errors += 1
-                outage.failed(exc, f"{len(self._pending)} grant(s) of this host waiting")
-                if client is not None:
-                    with contextlib.suppress(*self._errors):
-                        client.close()
-                client = None
-                self._stop.wait(pause)
-                pause = min(pause * 2, _BACKOFF[1])
+                detail = f"{len(self._pending)} grant(s) of this host waiting"
+                client, pause = None, self._failed(client, exc, outage, detail, pause)
         if client is not None:
             with contextlib.suppress(*self._errors):
                 client.close()
+
+    def _failed(
+        self, client: Any, exc: BaseException, outage: _Outage, detail: str, pause: float
+    ) -> float:
+        """A thread's call failed: count, say, drop ``client``, wait ``pause``; the next pause."""
+        self.errors += 1
+        outage.failed(exc, detail)
+        if client is not None:
+            with contextlib.suppress(*self._errors):
+                client.close()
+        self._stop.wait(pause)
+        return min(pause * 2, _BACKOFF[1])
 
     def _send(self, client: Any) -> None:
         """Append every pending grant still valid; each leaves the queue once it is in."""
@@ -244,14 +250,8 @@ class GrantSync:
                 pause = _BACKOFF[0]
                 outage.over()
             except self._errors as exc:
-                self.errors += 1
-                outage.failed(exc, "grants made elsewhere meanwhile are read when it is back")
-                if client is not None:
-                    with contextlib.suppress(*self._errors):
-                        client.close()
-                client = None
-                self._stop.wait(pause)
-                pause = min(pause * 2, _BACKOFF[1])
+                detail = "grants made elsewhere meanwhile are read when it is back"
+                client, pause = None, self._failed(client, exc, outage, detail, pause)
                 continue
             entries = answer[0][1] if answer else []
             for entry_id, fields in entries:

@@ -31,17 +31,22 @@ def pair() -> Iterator[NetPair]:
         yield made
 
 
-@pytest.mark.usefixtures("real_fwknop", "namespaces")
-@pytest.mark.interop
-@pytest.mark.netns
-def test_metrics_pass_promtool_and_count_what_happened(pair: NetPair, tmp_path: Path) -> None:
-    daemon = OurFwknopd(
+def _daemon(pair: NetPair, tmp_path: Path, conf_extra: str = "") -> OurFwknopd:
+    """Our fwknopd with one stanza (30 s grants), started."""
+    return OurFwknopd(
         pair.server,
         tmp_path / "d",
         interface=pair.server_if,
         access_conf=f"SOURCE ANY\n{stanza_keys(KEYS)}FW_ACCESS_TIMEOUT 30\n",
-        conf_extra="METRICS_LISTEN 9822\n",
+        conf_extra=conf_extra,
     ).start()
+
+
+@pytest.mark.usefixtures("real_fwknop", "namespaces")
+@pytest.mark.interop
+@pytest.mark.netns
+def test_metrics_pass_promtool_and_count_what_happened(pair: NetPair, tmp_path: Path) -> None:
+    daemon = _daemon(pair, tmp_path, "METRICS_LISTEN 9822\n")
     assert daemon.wait_log("metrics at http://127.0.0.1:9822/metrics")
     real_knock(pair.client, tmp_path / "home", pair.server_ip, "-A", "tcp/22",
                keys=key_args(KEYS), allow=pair.client_ip)  # fmt: skip
@@ -87,12 +92,7 @@ def test_metrics_pass_promtool_and_count_what_happened(pair: NetPair, tmp_path: 
 @pytest.mark.usefixtures("namespaces")
 @pytest.mark.netns
 def test_no_metrics_endpoint_unless_asked(pair: NetPair, tmp_path: Path) -> None:
-    daemon = OurFwknopd(
-        pair.server,
-        tmp_path / "d",
-        interface=pair.server_if,
-        access_conf=f"SOURCE ANY\n{stanza_keys(KEYS)}",
-    ).start()
+    daemon = _daemon(pair, tmp_path)
     listening = pair.server.run(["ss", "-Htln"], check=False).stdout.decode()
     assert ":9822" not in listening and "metrics at" not in daemon.log()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import logging
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -255,28 +256,21 @@ def _conf(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_a_password_file_others_can_read_is_refused_naming_file_and_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("mode", "url", "expected"),
+    [
+        (0o644, "redis://127.0.0.1:6379/0", "{conf}:3: .*chmod 600"),  # others can read it
+        (0o600, "redis://:pw@127.0.0.1:6379/0", "keep one"),  # a password in the URL too
+    ],
+)
+def test_a_password_file_that_cannot_be_used_is_refused(
+    tmp_path: Path, mode: int, url: str, expected: str
+) -> None:
     secret = tmp_path / "redis.pass"
     secret.write_text("x\n")
-    secret.chmod(0o644)
-    conf = _conf(
-        tmp_path,
-        f"REPLAY_CACHE_URL redis://127.0.0.1:6379/0\nREPLAY_CACHE_PASSWORD_FILE {secret}\n",
-    )
-    with pytest.raises(ConfigError) as err:
-        ReplaySettings.from_config(load_server_config(conf))
-    assert f"{conf}:3" in str(err.value) and "chmod 600" in str(err.value)
-
-
-def test_a_password_in_the_url_and_a_file_at_once_is_refused(tmp_path: Path) -> None:
-    secret = tmp_path / "redis.pass"
-    secret.write_text("x\n")
-    secret.chmod(0o600)
-    conf = _conf(
-        tmp_path,
-        f"REPLAY_CACHE_URL redis://:pw@127.0.0.1:6379/0\nREPLAY_CACHE_PASSWORD_FILE {secret}\n",
-    )
-    with pytest.raises(ConfigError, match="keep one"):
+    secret.chmod(mode)
+    conf = _conf(tmp_path, f"REPLAY_CACHE_URL {url}\nREPLAY_CACHE_PASSWORD_FILE {secret}\n")
+    with pytest.raises(ConfigError, match=expected.format(conf=re.escape(str(conf)))):
         ReplaySettings.from_config(load_server_config(conf))
 
 
