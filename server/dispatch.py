@@ -144,7 +144,7 @@ class Dispatcher:
         """
         if self.packet_limit:
             for packet in packets:
-                self.handle(packet, now)
+                self._handle(packet, now)  # counted by read() already
             return
         process, refusals, screen = self.processor.process, self.refusals, self.processor.screen
         for packet in packets:
@@ -166,6 +166,9 @@ class Dispatcher:
     def handle(self, packet: Packet, now: float) -> None:
         """Decide one packet and act on it; nothing in a packet can make this raise."""
         self.packets += 1
+        self._handle(packet, now)
+
+    def _handle(self, packet: Packet, now: float) -> None:
         try:  # the packet boundary
             decision = self.processor.process(packet, now)
             self._act(decision, packet, now)

@@ -175,6 +175,24 @@ def test_once_a_refusal_is_past_its_log_rate_capture_counts_its_packets(
     assert len(logged) == daemon.refusals.burst
 
 
+@pytest.mark.parametrize("limit", [0, 100])  # 100: -C, where each packet is decided alone
+def test_every_packet_read_is_counted_once(tmp_path: Path, limit: int) -> None:
+    daemon = _daemon(tmp_path)
+    daemon.dispatch.packet_limit = limit
+    source = FakeSource()
+    junk = Packet(b"8" + b"A" * 203, SRC, None, 17, 40000, 62201)
+
+    async def run() -> None:
+        daemon.bind(asyncio.get_running_loop())
+        source.queue = [junk] * 25 + [_valid(22)]
+        daemon.dispatch.read(source)
+        source.queue = [junk] * 30  # muted by capture (without -C): counted all the same
+        daemon.dispatch.read(source)
+
+    asyncio.run(run())
+    assert daemon.dispatch.packets == 56  # what metrics and --status call packets read
+
+
 @pytest.mark.parametrize(
     ("line", "key"),
     [
