@@ -21,9 +21,11 @@ FWKNOPD = str(Path(sys.executable).parent / "fwknopd")
 
 
 def write_private(path: Path, text: str) -> Path:
-    """Write a config file as fwknopd wants it: mode 0600."""
-    path.write_text(text)
-    path.chmod(0o600)
+    """Write a config file as fwknopd wants it: mode 0600, from the first byte (keys, passwords)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        os.fchmod(fd, 0o600)  # a file that was there keeps its mode through O_CREAT
+        out.write(text)
     return path
 
 

@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 
 from .netns import Netns, stop_process
-from .wait import START, wait_for
+from .ourd import write_private
+from .wait import START, LogFile
 
 REDIS_SERVER = "/usr/bin/redis-server"
 
@@ -63,6 +64,7 @@ class RedisServer:
         self.users = list(users)
         self.proc: subprocess.Popen[bytes] | None = None
         self.logfile = self.dir / "redis.log"
+        self.logs = LogFile(self.logfile)
 
     def _config(self) -> str:
         lines = [
@@ -87,30 +89,22 @@ class RedisServer:
 
     def start(self, timeout: float = START) -> RedisServer:
         """Start it and wait until it takes connections."""
-        conf = self.dir / "redis.conf"
-        conf.write_text(self._config())  # the password is in here: 0600
-        conf.chmod(0o600)
-        offset = self.logfile.stat().st_size if self.logfile.exists() else 0
+        conf = write_private(self.dir / "redis.conf", self._config())  # passwords are in here
+        offset = self.logs.mark()
         argv = [REDIS_SERVER, str(conf)]
         if self.ns is not None:
             self.proc = self.ns.popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         else:
             self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        ready = wait_for(
-            lambda: (
-                "Ready to accept connections" in self.log()[offset:]
-                or self.proc is None
-                or self.proc.poll() is not None
-            ),
-            timeout=timeout,
-        )
-        if not ready or self.proc.poll() is not None:
+        alive = self.proc
+        if not self.logs.wait("Ready to accept connections", since=offset, timeout=timeout,
+                              alive=lambda: alive.poll() is None):  # fmt: skip
             raise RuntimeError(f"redis-server did not start:\n{self.log()}")
         return self
 
     def log(self) -> str:
         """What it has logged."""
-        return self.logfile.read_text(errors="replace") if self.logfile.exists() else ""
+        return self.logs.text()
 
     def url(self, host: str = "127.0.0.1", db: int = 0) -> str:
         """Its URL (without the password)."""

@@ -21,6 +21,7 @@ from fwknop_server.replay.redis import SharedReplay
 from fwknop_server.vocab import Grant, Packet
 
 from fwknop_core import MessageType
+from tests.helpers.ourd import write_private
 from tests.helpers.redis_server import RedisServer, require_redis
 from tests.helpers.wait import wait_for
 
@@ -43,9 +44,7 @@ class _Direct:
 
 
 def _settings(tmp_path: Path, server: RedisServer, name: str) -> ReplaySettings:
-    secret = tmp_path / f"{name}.pass"
-    secret.write_text(PASSWORDS[name] + "\n")
-    secret.chmod(0o600)
+    secret = write_private(tmp_path / f"{name}.pass", PASSWORDS[name] + "\n")
     return ReplaySettings(
         url=f"redis://{name}@127.0.0.1:{server.port}/0",
         password_file=secret,

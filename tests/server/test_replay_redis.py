@@ -20,6 +20,7 @@ from fwknop_server.replay.redis import SharedReplay
 from fwknop_server.vocab import Accepted, Packet, Reason, Refused, ReplayUnavailable
 
 from fwknop_core import SpaMessage, build_packet, generate_keys
+from tests.helpers.ourd import write_private
 from tests.helpers.redis_server import RedisServer, require_redis
 from tests.helpers.tls import make_tls
 from tests.helpers.wait import wait_for
@@ -192,18 +193,14 @@ def test_the_password_comes_from_a_private_file(tmp_path: Path) -> None:
     require_redis()
     server = RedisServer(tmp_path / "redis", password="s3cret-Pass").start()
     try:
-        secret = tmp_path / "redis.pass"
-        secret.write_text("s3cret-Pass\n")
-        secret.chmod(0o600)
+        secret = write_private(tmp_path / "redis.pass", "s3cret-Pass\n")
         store = _store(_settings(tmp_path, server, password_file=secret))
         try:
             assert store.add(D1, _packet(), time.time() + 100)
             assert server.client().exists(f"fwknop:{D1}")
         finally:
             store.close()
-        wrong = tmp_path / "wrong.pass"
-        wrong.write_text("nope\n")
-        wrong.chmod(0o600)
+        wrong = write_private(tmp_path / "wrong.pass", "nope\n")
         refused = open_store(_settings(tmp_path, server, "w", password_file=wrong))
         assert isinstance(refused, SharedReplay)
         try:
@@ -220,9 +217,7 @@ def test_rediss_is_tls_with_the_ca_the_url_names(tmp_path: Path) -> None:
     server = RedisServer(
         tmp_path / "redis", password="s3cret-Pass", tls=(tls.cert, tls.key, tls.ca)
     ).start()  # TLS only: no plain port
-    secret = tmp_path / "redis.pass"
-    secret.write_text("s3cret-Pass\n")
-    secret.chmod(0o600)
+    secret = write_private(tmp_path / "redis.pass", "s3cret-Pass\n")
     url = f"{server.url()}?ssl_ca_certs={tls.ca}"
     assert url.startswith("rediss://")
     try:
