@@ -35,6 +35,7 @@ from tests.helpers.netns import (
     net_pair,
 )
 from tests.helpers.ourd import OurFwknopd
+from tests.helpers.redis_server import free_port
 
 pytestmark = REAL_KNOCK_MARKS
 
@@ -66,6 +67,33 @@ def _fail2ban_regex(log: Path, filter_path: str) -> list[str]:
     )  # fmt: skip
     assert res.returncode == 0, res.stdout + res.stderr
     return [line.split("'")[1] for line in res.stdout.splitlines() if line.startswith("['")]
+
+
+def _stopped(ours: OurFwknopd) -> list[str]:
+    """Stop ``ours``; the messages it logged."""
+    ours.stop()
+    return [line for line in ours.log().splitlines() if line]
+
+
+def _matched(messages: list[str], ours: OurFwknopd, tmp_path: Path) -> tuple[list[str], list[str]]:
+    """The sources the filter finds in ``messages``, read from syslog and from the journal."""
+    assert ours.proc is not None
+    pid, host = ours.proc.pid, "gw"
+    stamp = time.strftime("%b %e %H:%M:%S")
+    syslog = tmp_path / "syslog"
+    syslog.write_text("".join(f"{stamp} {host} fwknopd[{pid}]: {m}\n" for m in messages))
+    journal = tmp_path / "journal"
+    when = time.strftime("%Y-%m-%d %H:%M:%S")
+    journal.write_text("".join(f"{when} {host} fwknopd[{pid}]: {m}\n" for m in messages))
+    # fail2ban reads filter.d/ of one config directory: ours beside its common.conf
+    conf = tmp_path / "fail2ban" / "filter.d"
+    conf.mkdir(parents=True)
+    shutil.copy(FILTER, conf / "fwknopd.conf")
+    (conf / "common.conf").symlink_to(COMMON)
+    return (
+        _fail2ban_regex(syslog, str(conf / "fwknopd.conf")),
+        _fail2ban_regex(journal, f"{conf / 'fwknopd.conf'}[logtype=journal]"),
+    )
 
 
 def test_the_filter_finds_every_hostile_source_and_nothing_else(
@@ -110,27 +138,38 @@ def test_the_filter_finds_every_hostile_source_and_nothing_else(
         pair.send_udp([wire], host=server, source=source)
         expected = verdict or "opening tcp/22"
         assert ours.wait_log(expected, since=mark), (expected, ours.log()[mark:])
-    ours.stop()
-    assert ours.proc is not None
-    messages = [line for line in ours.log().splitlines() if line]
-    pid, host = ours.proc.pid, "gw"
-    stamp = time.strftime("%b %e %H:%M:%S")
-    syslog = tmp_path / "syslog"
-    syslog.write_text("".join(f"{stamp} {host} fwknopd[{pid}]: {m}\n" for m in messages))
-    journal = tmp_path / "journal"
-    when = time.strftime("%Y-%m-%d %H:%M:%S")
-    journal.write_text("".join(f"{when} {host} fwknopd[{pid}]: {m}\n" for m in messages))
-    # fail2ban reads filter.d/ of one config directory: ours beside its common.conf
-    conf = tmp_path / "fail2ban" / "filter.d"
-    conf.mkdir(parents=True)
-    shutil.copy(FILTER, conf / "fwknopd.conf")
-    (conf / "common.conf").symlink_to(COMMON)
+    messages = _stopped(ours)
     expected = [source for _wire, source, _server, verdict in hostile if verdict is not None]
-    assert _fail2ban_regex(syslog, str(conf / "fwknopd.conf")) == expected
-    assert _fail2ban_regex(journal, f"{conf / 'fwknopd.conf'}[logtype=journal]") == expected
+    assert _matched(messages, ours, tmp_path) == (expected, expected)  # syslog, journal
     # what it does not match includes fwknopd's own wording of the same refusals
     assert any(m.startswith("[198.18.0.2] (stanza #1) Error creating fko") for m in messages)
     assert any(m.startswith("SPA packet from 198.18.0.2 (user alice") for m in messages)
+
+
+def test_a_valid_client_refused_for_want_of_redis_is_not_banned(
+    pair: NetPair, tmp_path: Path
+) -> None:
+    drop_policy_nft(pair.server)
+    home = tmp_path / "home"
+    home.mkdir()
+    ours = OurFwknopd(
+        pair.server, tmp_path / "d", interface=pair.server_if, access_conf=ACCESS,
+        env={"JOURNAL_STREAM": "8:12345"},
+        # nothing listens there: Redis is down, and this gateway may not decide alone
+        conf_extra=f"REPLAY_CACHE_URL redis://127.0.0.1:{free_port()}/0\nREPLAY_CACHE_REQUIRED Y\n",
+    ).start()  # fmt: skip
+    for _ in range(2):  # two knocks of the valid client, both refused: Redis is down
+        wire, _fields = fwknop_test_packet(
+            ["-D", SERVER_IP, "-a", CLIENT_IP, "-U", "alice", "-A", "tcp/22", *key_args(KEYS)],
+            home,
+        )
+        mark = ours.mark()
+        pair.send_udp([wire])
+        assert ours.wait_log("shared replay cache unreachable", since=mark), ours.log()[mark:]
+    junk = ours.mark()
+    pair.send_udp(["!" * 200], source=CLIENT_IP)  # and the same source's junk still counts
+    assert ours.wait_log("not an SPA message", since=junk)
+    assert _matched(_stopped(ours), ours, tmp_path) == ([CLIENT_IP], [CLIENT_IP])
 
 
 def test_the_jail_example_uses_the_filter_on_the_spa_port() -> None:
