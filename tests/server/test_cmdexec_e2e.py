@@ -8,6 +8,8 @@ arguments, environment) to a file the test reads back.
 
 from __future__ import annotations
 
+import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -163,8 +165,10 @@ def test_a_slow_command_never_delays_other_packets_and_is_killed_on_time(
         STANZA + "ENABLE_CMD_EXEC Y\n",
         conf_extra=f"CMD_EXEC_TIMEOUT {SLOW}\n",
     )
-    _knock(pair, tmp_path, "--server-cmd", "/bin/sleep 60")
-    assert server.wait_log("Running command '/bin/sleep 60'")
+    # a duration no other process on this machine runs with: ps in the namespace sees them all
+    slow = f"/bin/sleep 60.{os.getpid()}{secrets.randbelow(10**6):06d}"
+    _knock(pair, tmp_path, "--server-cmd", slow)
+    assert server.wait_log(f"Running command '{slow}'")
     _knock(pair, tmp_path, "-A", "tcp/22")  # while the command runs
     assert pair.wait_open(22)
     assert "CMD_EXEC: command" not in server.log()  # opened while the command still runs
@@ -173,7 +177,7 @@ def test_a_slow_command_never_delays_other_packets_and_is_killed_on_time(
         timeout=SLOW + DEADLINE,
     )
     procs = pair.server.run(["ps", "-eo", "args"]).stdout.decode()
-    assert "/bin/sleep 60" not in procs
+    assert slow not in procs
 
 
 def test_a_command_cycle_opens_the_firewall_and_closes_it_on_its_timer(
