@@ -83,6 +83,7 @@ if TYPE_CHECKING:
         parse_shared_sequence,
     )
     from ._share import SharedKeys, encode_share, parse_share
+    from ._shareitem import is_share_text
     from ._x25519 import (
         X25519Client,
         X25519Keyring,
@@ -128,6 +129,7 @@ else:
         "SharedKeys": "._share",
         "encode_share": "._share",
         "parse_share": "._share",
+        "is_share_text": "._shareitem",
         "DEFAULT_USER_AGENT": "._http",
         "HttpSpa": "._http",
         "encode_http_request": "._http",
@@ -212,6 +214,7 @@ __all__ = [
     "extract_http_spa",
     "generate_keys",
     "hmac_matches",
+    "is_share_text",
     "knock_checksum",
     "legacy_access",
     "looks_like_x25519",

@@ -6,25 +6,22 @@ forms, separated by one space, because plain-text keys cannot carry spaces
 or colons through that format. Parsing is forgiving about what people paste:
 any case, ``NAME:VALUE``, ``NAME: VALUE`` or access.conf-style ``NAME  VALUE``
 lines, stray quotes, semicolons and newlines; plain ``KEY:``/``HMAC_KEY:``
-items are accepted too.
+items are accepted too. What is an item and what is a passphrase that
+merely holds the word "key" is decided in ``_shareitem`` (one grammar for
+the parser and for the client's "is this share text?").
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from ._errors import UsageError
 from ._keys import HmacKey, RijndaelKey
+from ._shareitem import SHARE_ITEM
 from ._types import EncryptionMode, HmacType
 
 __all__ = ["SharedKeys", "encode_share", "parse_share"]
 
-_ITEM = re.compile(
-    r"(?<![A-Za-z0-9_])(HMAC_KEY_BASE64|HMAC_KEY|KEY_BASE64|KEY)(?![A-Za-z0-9_])"
-    r"[ \t]*(?::[ \t]*|[ \t]+)([^\s]+)",
-    re.IGNORECASE,
-)
 _TRIM = "\"';,"
 
 
@@ -63,9 +60,9 @@ def parse_share(
     if not isinstance(text, str):
         raise TypeError("share text must be a str")
     found: dict[str, str] = {}
-    for match in _ITEM.finditer(text):
-        name = match.group(1).upper()
-        value = match.group(2).strip(_TRIM)
+    for match in SHARE_ITEM.finditer(text):
+        name = (match.group(1) or match.group(3)).upper()
+        value = (match.group(2) or match.group(4)).strip(_TRIM)
         if not value:
             continue
         if name in found and found[name] != value:

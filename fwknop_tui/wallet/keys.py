@@ -27,7 +27,7 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from fwknop_core import HmacKey, HmacType, RijndaelKey, UsageError
+from fwknop_core import HmacKey, HmacType, RijndaelKey, UsageError, is_share_text
 
 from ..errors import ClientUsageError, KeyMissingError
 from .profiles import Profile
@@ -47,7 +47,6 @@ __all__ = [
     "stored_from_text",
 ]
 
-_SHARE_ITEM = r"(?i)(?<![A-Za-z0-9_])(HMAC_KEY_BASE64|HMAC_KEY|KEY_BASE64|KEY)\b"  # re caches it
 _X25519_ITEM = r"x25519-priv:\S*"
 _LABEL = {
     "rijndael": "Rijndael key",
@@ -156,7 +155,7 @@ def _from_text(
     mode = profile.encryption_mode
     kind = profile.hmac_type or HmacType.SHA256
     try:
-        if re.search(_SHARE_ITEM, text):
+        if is_share_text(text):
             from fwknop_core import parse_share  # noqa: PLC0415 - loads on first use
 
             shared = parse_share(text, mode=mode, hmac_type=kind)
@@ -269,8 +268,7 @@ def load_keys(
         text = overrides.text
         # a bare key on stdin/fd is the Rijndael (or x25519) key; share text can carry both
         usable = text is not None and (
-            slot in ("rijndael", "x25519")
-            or (slot == "hmac" and re.search(_SHARE_ITEM, text) is not None)
+            slot in ("rijndael", "x25519") or (slot == "hmac" and is_share_text(text))
         )
         if usable and text is not None:
             got = _from_text(slot, text, profile, overrides.text_source)
@@ -289,7 +287,7 @@ def load_keys(
             sources[slot] = f"{prefix}_file"
             shared = (text, sources[slot]) if slot == "rijndael" else shared
         elif slot == "hmac" and shared is not None:
-            has_items = re.search(_SHARE_ITEM, shared[0]) is not None
+            has_items = is_share_text(shared[0])
             got = _from_text(slot, shared[0], profile, shared[1]) if has_items else None
             if got is None:
                 raise KeyMissingError(

@@ -8,7 +8,7 @@ import pytest
 
 from fwknop_core import HmacKey, RijndaelKey
 from fwknop_tui.errors import KeyMissingError
-from fwknop_tui.wallet.keys import KeyOverrides, load_keys
+from fwknop_tui.wallet.keys import KeyOverrides, encode_stored, load_keys, stored_from_text
 from fwknop_tui.wallet.profiles import Profile
 from fwknop_tui.wallet.secrets import MemoryStore
 
@@ -91,3 +91,34 @@ def test_garbage_in_the_keyring_is_reported_without_the_value(memory: MemoryStor
     with pytest.raises(KeyMissingError, match="is not a usable Rijndael key") as err:
         load_keys(Profile.from_table("p", {"host": "h", "hmac_type": "none"}), memory)
     assert "not base64 !!" not in str(err.value)
+
+
+# passphrases that merely hold the word "key": never share text (KEY_BASE64: ... items)
+WORDY = ("my-key-2024", "open -key now", "monkey: banana", "the key door", "Key ring", "key")
+
+
+@pytest.mark.parametrize("passphrase", WORDY)
+def test_a_passphrase_with_the_word_key_is_the_passphrase(tmp_path: Path, passphrase: str) -> None:
+    rijndael = tmp_path / "r"
+    rijndael.write_text(passphrase + "\n")
+    rijndael.chmod(0o600)
+    hmac = tmp_path / "h"
+    hmac.write_text(f"hmac {passphrase}\n")
+    hmac.chmod(0o600)
+    profile = Profile.from_table(
+        "p",
+        {
+            "host": "h",
+            "key_format": "passphrase",
+            "key_file": str(rijndael),
+            "hmac_key_file": str(hmac),
+        },
+    )
+    keys = load_keys(profile, None)
+    assert keys.rijndael == RijndaelKey(passphrase.encode())
+    assert keys.hmac is not None and keys.hmac.secret == f"hmac {passphrase}".encode()
+    plain = Profile.from_table("p", {"host": "h", "key_format": "passphrase", "hmac_type": "none"})
+    on_stdin = load_keys(plain, None, KeyOverrides(text=passphrase))
+    assert on_stdin.rijndael == RijndaelKey(passphrase.encode())
+    typed = stored_from_text("rijndael", passphrase, plain)  # the editor's way
+    assert typed == encode_stored(passphrase.encode())

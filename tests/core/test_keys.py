@@ -14,6 +14,7 @@ from fwknop_core import (
     UsageError,
     encode_share,
     generate_keys,
+    is_share_text,
     parse_share,
 )
 
@@ -128,3 +129,12 @@ def test_share_parse_plain_keys_and_errors() -> None:
         parse_share("KEY_BASE64:AAAA HMAC_KEY_BASE64:!!!!")
     with pytest.raises(UsageError):
         encode_share(None, None)
+
+
+def test_share_items_are_not_read_out_of_a_passphrase() -> None:
+    for passphrase in ("my-key-2024", "open -key now", "monkey: banana", "the key door", "Key x"):
+        assert not is_share_text(passphrase), passphrase
+        with pytest.raises(UsageError, match="no KEY"):
+            parse_share(passphrase)  # "open -key now" was read as KEY:now
+    for text in ("KEY:abc", "x KEY_BASE64: AAAA", "  KEY_BASE64    AAAA", '"hmac_key:abc"'):
+        assert is_share_text(text), text

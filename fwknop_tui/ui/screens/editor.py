@@ -35,7 +35,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widget import AwaitMount, Widget
 from textual.widgets import Button, Input, Label, Select, Static, Switch, TabbedContent, TabPane
 
-from fwknop_core import HmacType, X25519PrivateKey, generate_keys
+from fwknop_core import HmacType, X25519PrivateKey, generate_keys, is_share_text
 
 from ...errors import KeyMissingError, ProfileExistsError
 from ...wallet.keys import ProfileKeys, decode_stored, stored_from_text
@@ -303,7 +303,7 @@ class EditorScreen(Dialog[str | None]):
                 problems.append((slot, str(exc).split(": ", 1)[-1]))
         # share text pasted as the Rijndael key may carry the HMAC key too
         first = self._key_text("rijndael")
-        if "hmac" not in stored and "hmac" in profile.key_slots() and "KEY" in first.upper():
+        if "hmac" not in stored and "hmac" in profile.key_slots() and is_share_text(first):
             with contextlib.suppress(KeyMissingError):
                 stored["hmac"] = stored_from_text("hmac", first, profile)
         return stored, problems
