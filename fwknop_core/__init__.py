@@ -23,8 +23,6 @@ from typing import TYPE_CHECKING
 
 from ._b64 import b64s_decode, b64s_encode
 from ._errors import InvalidPacket, RejectReason, SpaError, UsageError
-from ._hmac import HmacVerifier, MacMatch
-from ._keys import GeneratedKeys, HmacKey, RijndaelKey, generate_keys
 from ._message import (
     PROTOCOL_VERSION,
     AccessSpec,
@@ -38,21 +36,6 @@ from ._message import (
     validate_nat_access,
     validate_username,
 )
-from ._packet import (
-    MAX_PACKET,
-    MIN_ENCODED,
-    MIN_GPG_PACKET,
-    MIN_PACKET,
-    OpenedPacket,
-    build_packet,
-    build_packet_from_parts,
-    check_age,
-    classify,
-    hmac_matches,
-    open_packet,
-    replay_digest,
-    size_problem,
-)
 from ._types import (
     DEFAULT_KNOCK_OFFSET,
     MAX_KNOCK_OFFSET,
@@ -64,7 +47,9 @@ from ._types import (
 )
 
 if TYPE_CHECKING:
+    from ._hmac import HmacVerifier, MacMatch
     from ._http import DEFAULT_USER_AGENT, HttpSpa, encode_http_request, extract_http_spa
+    from ._keys import GeneratedKeys, HmacKey, RijndaelKey, generate_keys
     from ._knockseq import (
         KNOCK_PROTOCOLS,
         MAX_SEQUENCE_USER,
@@ -82,6 +67,21 @@ if TYPE_CHECKING:
         legacy_access,
         parse_shared_sequence,
     )
+    from ._packet import (
+        MAX_PACKET,
+        MIN_ENCODED,
+        MIN_GPG_PACKET,
+        MIN_PACKET,
+        OpenedPacket,
+        build_packet,
+        build_packet_from_parts,
+        check_age,
+        classify,
+        hmac_matches,
+        open_packet,
+        replay_digest,
+        size_problem,
+    )
     from ._share import SharedKeys, encode_share, parse_share
     from ._shareitem import is_share_text
     from ._x25519 import (
@@ -98,9 +98,30 @@ if TYPE_CHECKING:
     )
     from .gpg import GpgDecryption, GpgEncryption, GpgSignature
 else:
-    # SPA over HTTP, key sharing, 1.x knock sequences, x25519 and the GnuPG adapter load on
-    # first use: a client that knocks over UDP with a Rijndael key never pays for them (PEP 562)
+    # The keys and packets (and with them cryptography), SPA over HTTP, key sharing, 1.x
+    # knock sequences, x25519 and the GnuPG adapter load on first use (PEP 562): a client
+    # that knocks over UDP with a Rijndael key never pays for most of them, and one that
+    # only lists profiles (the TUI's first frame) pays for none
     _LAZY = {
+        "GeneratedKeys": "._keys",
+        "HmacKey": "._keys",
+        "RijndaelKey": "._keys",
+        "generate_keys": "._keys",
+        "MAX_PACKET": "._packet",
+        "MIN_ENCODED": "._packet",
+        "MIN_GPG_PACKET": "._packet",
+        "MIN_PACKET": "._packet",
+        "OpenedPacket": "._packet",
+        "build_packet": "._packet",
+        "build_packet_from_parts": "._packet",
+        "check_age": "._packet",
+        "classify": "._packet",
+        "hmac_matches": "._packet",
+        "open_packet": "._packet",
+        "replay_digest": "._packet",
+        "size_problem": "._packet",
+        "HmacVerifier": "._hmac",
+        "MacMatch": "._hmac",
         "KNOCK_PROTOCOLS": "._knockseq",
         "MAX_SEQUENCE_USER": "._knockseq",
         "MIN_KNOCK_KEY": "._knockseq",

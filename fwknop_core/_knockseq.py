@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 
 from ._b64 import b64s_encode
 from ._errors import SpaError, UsageError
-from ._primitives import SALTED, aes_decrypt, aes_encrypt, derive_key_iv, lenient_unpad, pkcs7_pad
 from ._types import DEFAULT_KNOCK_OFFSET, MAX_KNOCK_OFFSET, EncryptionMode
 
 __all__ = [
@@ -206,6 +205,10 @@ def _check_offset(offset: int) -> int:
 
 
 def _encrypt(plain: bytes, key: KnockKey, salt: bytes) -> bytes:
+    # the AES code (and cryptography) loads with the first encrypted sequence: a client
+    # that only reads shared sequences (the TUI's profile list) never pays for it
+    from ._primitives import SALTED, aes_encrypt, derive_key_iv, pkcs7_pad  # noqa: PLC0415
+
     aes_key, iv = derive_key_iv(key.padded, salt)
     return SALTED + salt + aes_encrypt(EncryptionMode.CBC, aes_key, iv, pkcs7_pad(plain))
 
@@ -252,6 +255,8 @@ def decode_knock_sequence(
     if any(not 0 <= b <= 255 for b in raw):
         raise InvalidKnockSequence(KnockReject.OUT_OF_RANGE, f"offset {base}")
     cipher = bytes(raw)
+    from ._primitives import SALTED, aes_decrypt, derive_key_iv, lenient_unpad  # noqa: PLC0415
+
     if cipher[:8] != SALTED:
         raise InvalidKnockSequence(KnockReject.NOT_SALTED)
     aes_key, iv = derive_key_iv(key.padded, cipher[8:16])

@@ -27,10 +27,10 @@ from ..errors import (
     SendError,
 )
 from ..history import KnockHistory, KnockRecord, StageRecord
-from ..send import KnockResult, StageReport, knock
 
 if TYPE_CHECKING:
     from ..demo import DemoServer
+    from ..send import KnockResult, StageReport
     from ..wallet import Wallet
     from ..wallet.profiles import Profile
 
@@ -120,12 +120,16 @@ def run_knock(
     history: KnockHistory,
     *,
     on_stage: Callable[[StageRecord], object],
+    on_progress: Callable[[int, int], object] | None = None,
     demo: DemoServer | None = None,
     allow_ip: str | None = None,
     cancel: threading.Event | None = None,
     clock: Callable[[], float] = time.time,
 ) -> KnockOutcome:
-    """Knock with ``profile``, reporting stages; records the outcome in ``history``."""
+    """Knock with ``profile``, reporting stages and a sequence's knocks as they go out;
+    records the outcome in ``history``."""
+    from ..send import knock  # noqa: PLC0415 - the packet machinery loads with the first knock
+
     reports: list[StageReport] = []
 
     def stage_done(report: StageReport) -> None:
@@ -141,6 +145,7 @@ def run_knock(
             ask_allow_ip=(lambda: allow_ip) if allow_ip is not None else None,
             on_stage=stage_done,
             cancel=cancel,
+            on_progress=on_progress,
         )
     except ClientError as exc:
         record = KnockRecord.of_failure(profile.name, when, reports, str(exc))

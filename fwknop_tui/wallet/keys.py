@@ -27,14 +27,14 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from fwknop_core import HmacKey, HmacType, RijndaelKey, UsageError, is_share_text
+from fwknop_core import HmacType, UsageError, is_share_text
 
 from ..errors import ClientUsageError, KeyMissingError
 from .profiles import Profile
 from .secrets import SERVICE, SLOT_PREFIX, SecretStore, entry_name
 
-if TYPE_CHECKING:  # x25519 keys load with their module, only for a profile that uses them
-    from fwknop_core import X25519PrivateKey
+if TYPE_CHECKING:  # the key classes (and cryptography) load when a key is first read
+    from fwknop_core import HmacKey, RijndaelKey, X25519PrivateKey
 
 __all__ = [
     "KeyOverrides",
@@ -116,6 +116,8 @@ def decode_stored(
     slot: str, text: str, profile: Profile
 ) -> RijndaelKey | HmacKey | X25519PrivateKey:
     """A keyring value back into a key object."""
+    from fwknop_core import HmacKey, RijndaelKey  # noqa: PLC0415 - see TYPE_CHECKING
+
     try:
         if slot == "x25519":
             from fwknop_core import X25519PrivateKey  # noqa: PLC0415
@@ -152,6 +154,8 @@ def _from_text(
             raise KeyMissingError(
                 f"profile {profile.name!r}: {source} did not give a usable {_LABEL[slot]} ({exc})"
             ) from None
+    from fwknop_core import HmacKey, RijndaelKey  # noqa: PLC0415 - see TYPE_CHECKING
+
     mode = profile.encryption_mode
     kind = profile.hmac_type or HmacType.SHA256
     try:
@@ -320,6 +324,8 @@ def load_keys(
     for slot in profile.key_slots():
         if slot != "gpg-signing-pw" and values.get(slot) is None:
             raise KeyMissingError(f"profile {profile.name!r}: no {_LABEL[slot]} found")
+    from fwknop_core import HmacKey, RijndaelKey  # noqa: PLC0415 - see TYPE_CHECKING
+
     rijndael = values.get("rijndael")
     hmac_key = values.get("hmac")
     pw = values.get("gpg-signing-pw")

@@ -12,13 +12,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fwknop_core import (
-    GeneratedKeys,
-    HmacKey,
-    HmacType,
-    RijndaelKey,
-    generate_keys,
-)
+from fwknop_core import HmacType
 
 from .._log import get_logger
 from ..errors import ClientError, ClientUsageError, KeyMissingError, NoKeyringError
@@ -26,8 +20,8 @@ from .keys import KeyOverrides, ProfileKeys, encode_stored, load_keys
 from .profiles import Profile, ProfileStore, atomic_write
 from .secrets import SLOT_PREFIX, SLOTS, KeyringStore, SecretStore
 
-if TYPE_CHECKING:
-    from fwknop_core import X25519PrivateKey
+if TYPE_CHECKING:  # the key classes (and cryptography) load when keys are first made
+    from fwknop_core import GeneratedKeys, HmacKey, RijndaelKey, X25519PrivateKey
 
     from .rc import RcImport
 
@@ -240,6 +234,8 @@ class Wallet:
                 f"profile {name!r} already has keys in the keyring ({', '.join(existing)}); "
                 "--force replaces them (the server's access.conf must then change too)"
             )
+        from fwknop_core import generate_keys  # noqa: PLC0415 - see TYPE_CHECKING
+
         fresh: GeneratedKeys = generate_keys(
             kind, key_len=key_len, hmac_key_len=hmac_key_len, mode=profile.encryption_mode
         )
