@@ -710,6 +710,7 @@ def knock(
     on_stage: Callable[[StageReport], None] | None = None,
     cancel: threading.Event | None = None,
     now: float | None = None,
+    on_progress: Callable[[int, int], object] | None = None,
 ) -> KnockResult:
     """Knock with ``profile``: keys -> resolve -> build -> send (-> verify).
 
@@ -719,6 +720,8 @@ def knock(
     port) verifies there instead of the profile's target. With
     ``on_connect``, the verified connection is handed to it (it owns the
     socket then) instead of being closed: ``fwknop connect`` relays over it.
+    ``on_progress(sent, total)`` follows a knock sequence knock by knock (an
+    SPA knock is one packet: its send stage says all there is).
     """
     if profile.knocks_sequence:  # a fwknop 1.x knock sequence, not an SPA packet
         from .sequence import knock_sequence  # noqa: PLC0415
@@ -726,6 +729,7 @@ def knock(
         return knock_sequence(
             profile, keys, dry_run=dry_run, verify=verify, ask_allow_ip=ask_allow_ip,
             on_stage=on_stage, cancel=cancel, verify_target=verify_target, on_connect=on_connect,
+            on_progress=on_progress,
         )  # fmt: skip
     stages = _Stages(on_stage)
     got: ProfileKeys = (

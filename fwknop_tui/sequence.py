@@ -147,7 +147,7 @@ def send_knocks(
     *,
     delay: float,
     cancel: threading.Event | None = None,
-    on_knock: Callable[[int, int], None] | None = None,
+    on_knock: Callable[[int, int], object] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
     """Send the knocks ``delay`` seconds apart; how many went out (fewer when cancelled)."""
@@ -184,10 +184,12 @@ def knock_sequence(
     salt: bytes | None = None,
     verify_target: tuple[str, int] | None = None,
     on_connect: Callable[[socket.socket], None] | None = None,
+    on_progress: Callable[[int, int], object] | None = None,
 ) -> KnockResult:
     """Knock with a ``mode = "knock"`` profile: keys -> resolve -> build -> send (-> verify).
 
-    ``verify_target`` and ``on_connect`` are ``send.knock``'s (``fwknop connect``).
+    ``verify_target`` and ``on_connect`` are ``send.knock``'s (``fwknop connect``);
+    ``on_progress(sent, total)`` is called before the first knock (0 sent) and after each.
     """
     stages = _Stages(on_stage)
     got: ProfileKeys = (
@@ -227,9 +229,18 @@ def knock_sequence(
         if not dry_run:
             if check is not None:
                 check.probe_ahead()  # ahead of the first knock: was the port open before?
+            if on_progress is not None:
+                on_progress(0, len(plan))
             stages.run(
                 Stage.SEND,
-                lambda: send_knocks(plan, af, address, delay=profile.knock_delay, cancel=cancel),
+                lambda: send_knocks(
+                    plan,
+                    af,
+                    address,
+                    delay=profile.knock_delay,
+                    cancel=cancel,
+                    on_knock=on_progress,
+                ),
                 lambda n: (
                     f"{n} of {len(plan)} knocks to {address}, {profile.knock_delay:g} s apart"
                 ),

@@ -174,6 +174,35 @@ async def _keeping_open(pilot: Pilot[Any]) -> None:
     await pilot.pause()
 
 
+def sequence(tui: Tui) -> None:
+    """The three profiles, and a router that only takes a fwknop 1.x shared knock sequence."""
+    profiles(tui)
+    steps = [f"tcp/{port}" for port in (7001, 7341, 7002, 8123, 7003, 9999)]
+    table = {"host": "203.0.113.44", "mode": "knock", "knock_sequence": steps, "knock_delay": 2}
+    tui.wallet.add(Profile.from_table("router", table), keys={})
+
+
+async def _sequence_knocking(pilot: Pilot[Any]) -> None:
+    """The router's sequence half sent (set as the knock's messages do: a real one's timings
+    would differ every run)."""
+    from fwknop_tui.ui.widgets.knock_view import KnockState
+    from fwknop_tui.ui.widgets.profile_table import ProfileTable
+
+    main = pilot.app.main_screen  # type: ignore[attr-defined]
+    main.query_one(ProfileTable).select_name("router")
+    done = (
+        StageRecord("keys", True, 0.00001, "none needed"),
+        StageRecord("resolve", True, 0.0001, "203.0.113.44 is 203.0.113.44; allow 0.0.0.0"),
+        StageRecord("build", True, 0.0001, "shared sequence of 6 knocks"),
+    )
+    state = KnockState("router", ("keys", "resolve", "build", "send"), done, when=FIXED_NOW)
+    main.states["router"] = state.with_progress(3, 6)
+    main.running.add("router")
+    main.latest = "router"
+    main._refresh_row("router")
+    await pilot.pause()
+
+
 async def _share_qr(pilot: Pilot[Any]) -> None:
     from fwknop_tui.ui.widgets.qr_code import QrCode
 
@@ -287,6 +316,12 @@ SCENARIOS = (
         "Keep open: the countdown and the last outcome on the status line",
         profiles,
         _run(_keeping_open),
+    ),
+    Scenario(
+        "main-sequence",
+        "A 1.x knock sequence going out: knocks sent of total",
+        sequence,
+        _run(_sequence_knocking),
     ),
     Scenario("main-broken", "A broken profiles.toml: a banner with file and line", broken, _keys()),
     Scenario("editor-new", "The editor: a new profile", nothing, _keys("n", *"office")),

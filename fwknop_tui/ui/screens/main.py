@@ -76,7 +76,8 @@ def _home_as_tilde(text: str) -> str:
 def _outcome_line(name: str, state: KnockState, now: float) -> Text:
     """``✓ home 12:00:03 (5s ago): Knocked in 51 ms: ...``, or that it is still knocking."""
     if state.running:
-        return Text.assemble(("… ", "bold cyan"), (name, "bold"), ": knocking")
+        doing = f"knocking, {state.progress_text}" if state.progress_text else "knocking"
+        return Text.assemble(("… ", "bold cyan"), (name, "bold"), ": ", doing)
     mark, style = (glyphs.OK, "bold green") if state.ok else (glyphs.FAIL, "bold red")
     when = state.when if state.when is not None else now
     stamp = time.strftime("%H:%M:%S", time.localtime(when))
@@ -155,6 +156,14 @@ class MainScreen(Screen[None]):
 
         profile: str
         stage: StageRecord
+
+    @dataclass
+    class KnockProgress(Message):
+        """Another knock of a sequence went out (posted from the worker thread)."""
+
+        profile: str
+        sent: int
+        total: int
 
     def __init__(self) -> None:
         size = self.app.size
@@ -389,6 +398,9 @@ class MainScreen(Screen[None]):
                 app.wallet,
                 app.history,
                 on_stage=lambda stage: self.post_message(self.StageDone(name, stage)),
+                on_progress=lambda sent, total: self.post_message(
+                    self.KnockProgress(name, sent, total)
+                ),
                 demo=demo,
                 allow_ip=allow_ip,
                 cancel=cancel,
@@ -437,6 +449,16 @@ class MainScreen(Screen[None]):
             self._pump_demo_log()
         if self.selected is not None and self.selected.name == message.profile:
             self._show_selected()
+
+    @on(KnockProgress)
+    def _knock_progress(self, message: KnockProgress) -> None:
+        state = self.states.get(message.profile)
+        if state is None or not state.running:
+            return
+        self.states[message.profile] = state.with_progress(message.sent, message.total)
+        if self.selected is not None and self.selected.name == message.profile:
+            self._show_selected()
+        self._show_status()
 
     def _finished(self, name: str, outcome: KnockOutcome) -> None:
         self.last[name] = outcome.record

@@ -21,6 +21,14 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
+def progress_bar(sent: int, total: int, width: int = 12) -> Text:
+    """A bar of ``width`` cells, filled in proportion to the knocks sent."""
+    done = min(width, (sent * width) // total) if total > 0 else 0
+    return Text.assemble(
+        (glyphs.BAR_DONE * done, "bold cyan"), (glyphs.BAR_TODO * (width - done), "dim")
+    )
+
+
 @dataclass(frozen=True)
 class KnockState:
     """A knock as the view shows it: the stages expected, those done, and the outcome."""
@@ -34,6 +42,19 @@ class KnockState:
     advice: str = ""
     when: float | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    progress: tuple[int, int] | None = None  # a knock sequence's knocks: sent, total
+
+    def with_progress(self, sent: int, total: int) -> KnockState:
+        """The state after another knock of a sequence went out."""
+        return replace(self, progress=(sent, total))
+
+    @property
+    def progress_text(self) -> str:
+        """``3 of 12 knocks sent`` while a sequence goes out, else nothing."""
+        if self.progress is None or not self.running:
+            return ""
+        sent, total = self.progress
+        return f"{sent} of {total} knocks sent"
 
     def with_stage(self, stage: StageRecord) -> KnockState:
         """The state after one more stage."""
@@ -80,7 +101,12 @@ class KnockView(Static):
             stage = done.get(name)
             if stage is None:
                 if state.running and not pending_marked:
-                    grid.add_row(Text("…", "bold cyan"), Text(name, "bold"), "", "")
+                    doing = Text("")
+                    if name == "send" and state.progress is not None:
+                        doing = Text.assemble(
+                            progress_bar(*state.progress), " ", state.progress_text
+                        )
+                    grid.add_row(Text("…", "bold cyan"), Text(name, "bold"), "", doing)
                     pending_marked = True
                 else:
                     grid.add_row(Text("·", "dim"), Text(name, "dim"), "", "")

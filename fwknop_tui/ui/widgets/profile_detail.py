@@ -27,9 +27,42 @@ def key_source(profile: Profile) -> str:
     return "OS keyring"
 
 
+def _sequence_lines(profile: Profile, allow: dict[str, str]) -> list[tuple[str, str]]:
+    """A fwknop 1.x knock sequence: its knocks are its destination, and a shared one has no key."""
+    apart = f"{profile.knock_delay:g} s apart"
+    if profile.knock_sequence:
+        steps = profile.knock_sequence
+        return [
+            ("Destination", profile.host),
+            ("Sequence", f"shared, {len(steps)} knocks {apart}: {', '.join(steps)}"),
+            ("Allow IP", "the knocking source"),
+            ("Crypto", "none: the sequence itself is the secret"),
+            ("Keys", "none"),
+        ]
+    rotate = ", odd knocks over udp" if profile.knock_rotate_proto else ""
+    return [
+        ("Destination", profile.host),
+        ("Requests", ports(profile)),
+        (
+            "Sequence",
+            f"encrypted (1.x), knocks {apart}, port offset {profile.knock_offset}{rotate}",
+        ),
+        ("Allow IP", allow.get(profile.allow_ip, profile.allow_ip)),
+        ("Crypto", "the 1.x knock key (Rijndael)"),
+        ("Keys", key_source(profile)),
+    ]
+
+
 def summary_lines(profile: Profile) -> list[tuple[str, str]]:
     """(label, value) pairs describing a profile."""
     allow = {"source": "packet source (0.0.0.0)", "resolve": "resolved over HTTPS", "ask": "ask"}
+    if profile.knocks_sequence:
+        lines = _sequence_lines(profile, allow)
+        if profile.verify:
+            lines.append(("Verify", f"{profile.verify}, {profile.verify_retries} tries"))
+        if profile.description:
+            lines.append(("Note", profile.description))
+        return lines
     hmac = profile.hmac_type.fwknop_name if profile.hmac_type else "none"
     digest = profile.digest_type.fwknop_name
     lines = [

@@ -54,8 +54,11 @@ def clip(text: str, width: int) -> str:
 
 
 def destination(profile: Profile) -> str:
-    """host:port as the list shows it (``random`` for a random port)."""
+    """host:port as the list shows it (``random`` for a random port; a knock sequence's
+    ports are its steps, so just the host)."""
     host = f"[{profile.host}]" if ":" in profile.host else profile.host
+    if profile.knocks_sequence:
+        return host
     return f"{host}:{'random' if profile.random_port else profile.port}"
 
 
