@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from ._errors import UsageError
 from ._keys import HmacKey, RijndaelKey
-from ._shareitem import SHARE_ITEM
+from ._shareitem import share_items
 from ._types import EncryptionMode, HmacType
 
 __all__ = ["SharedKeys", "encode_share", "parse_share"]
@@ -60,9 +60,9 @@ def parse_share(
     if not isinstance(text, str):
         raise TypeError("share text must be a str")
     found: dict[str, str] = {}
-    for match in SHARE_ITEM.finditer(text):
-        name = (match.group(1) or match.group(3)).upper()
-        value = (match.group(2) or match.group(4)).strip(_TRIM)
+    for written, raw in share_items(text):
+        name = written.upper()
+        value = raw.strip(_TRIM)
         if not value:
             continue
         if name in found and found[name] != value:

@@ -19,18 +19,25 @@ about every key text and loads the share parser only when the answer is yes.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
-__all__ = ["SHARE_ITEM", "is_share_text"]
+__all__ = ["is_share_text", "share_items"]
 
 _NAMES = "HMAC_KEY_BASE64|HMAC_KEY|KEY_BASE64|KEY"
-# groups 1/2: NAME:VALUE; groups 3/4: an access.conf line's NAME VALUE
-SHARE_ITEM = re.compile(
+# groups 1/2: NAME:VALUE; groups 3/4: an access.conf line's NAME VALUE. Compiled on first
+# use (re keeps it): the TUI imports this with the wallet and reads no key text at start
+_SHARE_ITEM = (
     rf"(?<![^\s\"';,])(?i:({_NAMES}))[ \t]*:[ \t]*(\S+)"
-    rf"|^[ \t]*({_NAMES})[ \t]+(\S+)",
-    re.MULTILINE,
+    rf"|^[ \t]*({_NAMES})[ \t]+(\S+)"
 )
+
+
+def share_items(text: str) -> Iterator[tuple[str, str]]:
+    """Each share item of ``text``: its name as written, and its value."""
+    for match in re.finditer(_SHARE_ITEM, text, re.MULTILINE):
+        yield match.group(1) or match.group(3), match.group(2) or match.group(4)
 
 
 def is_share_text(text: str) -> bool:
     """Whether ``text`` holds at least one share item (else it is a bare key)."""
-    return SHARE_ITEM.search(text) is not None
+    return re.search(_SHARE_ITEM, text, re.MULTILINE) is not None

@@ -7,21 +7,21 @@ knock = "enter,k"
 share = "ctrl+s"
 ```
 
-Read with tomllib; the theme is written back with tomlkit so comments and
-the user's own lines survive. A file that does not parse is reported (file,
-line) and left alone: the TUI starts with the defaults and never overwrites
-it. Nothing secret belongs here.
+Read with tomllib (through the parse cache profiles.toml uses); the theme
+is written back with tomlkit so comments and the user's own lines survive.
+A file that does not parse is reported (file, line) and left alone: the
+TUI starts with the defaults and never overwrites it. Nothing secret
+belongs here.
 """
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..wallet.locations import config_dir
-from ..wallet.profiles import atomic_write
+from ..wallet.profiles import atomic_write, parsed_toml
 
 __all__ = ["DEFAULT_THEME", "Settings", "SettingsError", "load_settings", "save_theme"]
 
@@ -63,8 +63,8 @@ def load_settings(path: Path | None = None) -> tuple[Settings, list[str]]:
     except (OSError, UnicodeDecodeError) as exc:
         return Settings(path=path), [f"{path}: cannot be read: {exc}"]
     try:
-        data: dict[str, Any] = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+        data: dict[str, Any] = parsed_toml(path, text)  # tomllib only when the text is new
+    except ValueError as exc:  # tomllib.TOMLDecodeError
         return Settings(path=path), [f"{path}: not TOML: {exc}"]
     problems: list[str] = []
 

@@ -51,6 +51,7 @@ __all__ = [
     "check_field",
     "check_profile",
     "default_of",
+    "parsed_toml",
 ]
 
 DEFAULT_RESOLVE_URL = "https://www.cipherdyne.org/cgi-bin/myip"
@@ -567,7 +568,7 @@ class ProfileStore:
 
     def _parse(self, text: str) -> dict[str, Any]:
         try:
-            data = _parsed(self.path, text)
+            data = parsed_toml(self.path, text)
         except ValueError as exc:  # tomllib.TOMLDecodeError (imported only on a cache miss)
             msg = str(exc)
             m = re.search(_TOML_LINE, msg)
@@ -800,16 +801,14 @@ class ProfileStore:
             self._commit(doc, [])
 
 
-_CACHE_NAME = "profiles.marshal"
-
-
-def _parsed(path: Path, text: str) -> dict[str, Any]:
-    """``tomllib.loads(text)``, from the cache when it was made from this very text."""
+def parsed_toml(path: Path, text: str) -> dict[str, Any]:
+    """``tomllib.loads(text)``, from the cache (``<stem>.marshal``: profiles.marshal,
+    tui.marshal) when it was made from this very text; ``ValueError`` if it is not TOML."""
     import marshal  # noqa: PLC0415 - a builtin module: no file to load
 
     from .locations import cache_dir  # noqa: PLC0415
 
-    cache = cache_dir() / _CACHE_NAME
+    cache = cache_dir() / f"{path.stem}.marshal"
     key = (str(path), text)
     try:
         fd = os.open(cache, os.O_RDONLY | os.O_NOFOLLOW)

@@ -27,7 +27,7 @@ with atheris.instrument_imports():
     from fwknop_tui.wallet.profiles import FIELDS, ProfileStore
 
 # the file's text comes from memory and is parsed every time (the cache has its own tests)
-profiles_module._parsed = lambda _path, text: tomllib.loads(text)  # type: ignore[assignment]
+profiles_module.parsed_toml = lambda _path, text: tomllib.loads(text)  # type: ignore[assignment]
 CURRENT = [""]
 
 

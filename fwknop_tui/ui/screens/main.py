@@ -28,7 +28,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Header, Input, Static
 
 from ...errors import ClientError
 from ...history import KnockRecord, StageRecord
@@ -36,6 +36,7 @@ from ...wallet.profiles import Profile
 from .. import glyphs
 from ..knocking import KnockOutcome, advice, expected_stages, run_knock
 from ..layout import size_classes, width_class
+from ..widgets.key_footer import KeyFooter
 from ..widgets.knock_log import KnockLog, LogEntry, local_times
 from ..widgets.knock_view import KnockState, KnockView
 from ..widgets.profile_detail import ProfileDetail
@@ -87,6 +88,16 @@ def _outcome_line(name: str, state: KnockState, now: float) -> Text:
         (name, "bold"),
         (f" {stamp} ({ago(now - when)} ago): ", "dim"),
         (state.outcome, "" if state.ok else "red"),
+    )
+
+
+def _log_entry(record: KnockRecord) -> LogEntry:
+    """A knock as a line of the log."""
+    mark = glyphs.OK if record.ok else glyphs.FAIL
+    return LogEntry(
+        record.when,
+        f"{mark} {record.profile}: {record.summary} ({record.seconds * 1000:.0f} ms)",
+        not record.ok,
     )
 
 
@@ -177,6 +188,7 @@ class MainScreen(Screen[None]):
         self.problems: list[str] = []
         self.latest: str | None = None  # the profile knocked last in this session
         self._demo_mark = 0
+        self._earlier: list[KnockRecord] | None = None  # read at start, logged after the frame
 
     @property
     def fwknop(self) -> FwknopApp:
@@ -195,7 +207,7 @@ class MainScreen(Screen[None]):
                 yield KnockView(id="knock")
         yield KnockLog(id="log")
         yield StatusLine(id="status")
-        yield Footer(compact=True)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#profiles-pane").border_title = "Profiles"
@@ -226,7 +238,10 @@ class MainScreen(Screen[None]):
         for problem in self.problems:
             self.log_line(f"profiles.toml: {problem}", error=True)
         self._show_banner()
-        self.last = app.history.last_by_profile()
+        records = app.history.load()
+        self.last = {r.profile: r for r in records}
+        if self._earlier is None:  # the log shows the last knocks of earlier sessions
+            self._earlier = records[-50:]
         self.keep_open = {n: t for n, t in self.keep_open.items() if n in self.profiles}
         self._redraw(select)
 
@@ -342,17 +357,12 @@ class MainScreen(Screen[None]):
         self.query_one(KnockLog).add(entry)
 
     def _backfill_log(self) -> None:
-        """The last knocks of earlier sessions (after the first frame: start-up stays quick)."""
-        for record in self.fwknop.history.load()[-50:]:
-            self._log_record(record)
+        """The last knocks of earlier sessions (after the first frame: start-up stays quick),
+        as read with the profiles, rendered in one go."""
+        self.query_one(KnockLog).add_many([_log_entry(r) for r in self._earlier or ()])
 
     def _log_record(self, record: KnockRecord) -> None:
-        mark = glyphs.OK if record.ok else glyphs.FAIL
-        self.log_line(
-            f"{mark} {record.profile}: {record.summary} ({record.seconds * 1000:.0f} ms)",
-            error=not record.ok,
-            when=record.when,
-        )
+        self.query_one(KnockLog).add(_log_entry(record))
 
     # -- knocking -------------------------------------------------------------------
 

@@ -70,10 +70,17 @@ class KnockLog(RichLog):
 
     def add(self, entry: LogEntry) -> None:
         """Append an entry (shown at once if the pane has a size, else when it gets one)."""
-        self.entries.append(entry)
+        self.add_many([entry])
+
+    def add_many(self, entries: list[LogEntry]) -> None:
+        """Append entries, rendered and laid out once for all of them."""
+        if not entries:
+            return
+        self.entries.extend(entries)
         width = self._rendered_width
         if width > 0:
-            self._append(entry.render(self.app.console, width), width)
+            console = self.app.console
+            self._append([s for e in entries for s in e.render(console, width)], width)
             self.scroll_end(animate=False, immediate=False, x_axis=False)
 
     def _append(self, strips: list[Strip], width: int) -> None:
