@@ -32,9 +32,17 @@ def _parser() -> argparse.ArgumentParser:
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run the app; the exit status."""
-    args = _parser().parse_args(argv)
+    import sys  # noqa: PLC0415
+
+    argv = sys.argv[1:] if argv is None else argv
+    # a bare `fwknop-tui` has nothing to parse: argparse (and gettext) stay unloaded
+    demo = _parser().parse_args(argv).demo if argv else False
+    from .collector import Collector  # noqa: PLC0415
+
+    collector = Collector()
+    collector.manage()  # no garbage collection before the first frame (see collector.py)
     from .app import FwknopApp  # noqa: PLC0415
 
-    app = FwknopApp(demo=args.demo)
+    app = FwknopApp(demo=demo, collector=collector)
     app.run()
     return app.return_code or 0

@@ -38,6 +38,7 @@ from ..history import KnockHistory
 from ..wallet import Wallet
 from ..wallet.profiles import Profile
 from ..wallet.validate import FieldError
+from .collector import Collector
 from .layout import HORIZONTAL, VERTICAL
 from .screens.main import MainScreen
 from .settings import Settings, SettingsError, load_settings, save_theme
@@ -105,6 +106,7 @@ class FwknopApp(App[None]):
         first_run: bool = True,
         clock: Callable[[], float] = time.time,
         rc_path: Path | None = None,
+        collector: Collector | None = None,
     ) -> None:
         if settings is None:
             settings, problems = load_settings()
@@ -117,6 +119,7 @@ class FwknopApp(App[None]):
         self.setting_problems = problems
         self.clock = clock
         self.rc_path = rc_path
+        self.collector = collector or Collector()  # the garbage collector's schedule
         self.start_demo = demo
         self.first_run = first_run
         self.demo: DemoServer | None = None  # imported on first use: subprocess, tempfile
@@ -161,6 +164,7 @@ class FwknopApp(App[None]):
 
     def _after_first_frame(self) -> None:
         """Work that must not delay the first frame: leftover demo profiles, key map ids."""
+        self.collector.started()
         from ..demo import DEMO_DESCRIPTION  # noqa: PLC0415
 
         if any(p.description == DEMO_DESCRIPTION for p in self.main_screen.profiles.values()):

@@ -40,6 +40,7 @@ from fwknop_core import HmacType, X25519PrivateKey, generate_keys, is_share_text
 from ...errors import KeyMissingError, ProfileExistsError
 from ...wallet.keys import ProfileKeys, decode_stored, stored_from_text
 from ...wallet.profiles import Profile, check_profile
+from ..building import unstyled
 from ..fields import BY_NAME, GROUPS, SPECS, FieldSpec, display_value, raw_value
 from ..validators import FieldValidator, NameValidator
 from ..widgets.secret_input import SecretInput
@@ -87,6 +88,8 @@ class EditorScreen(Dialog[str | None]):
             "ctrl+t", "stanza", "Server stanza", id="editor.stanza", tooltip="access.conf for it"
         ),
     ]
+
+    DRAWN_ON_MOUNT = False  # drawn once the first tab's fields are up (_first_tab)
 
     def __init__(self, profile: Profile | None = None, *, template: Profile | None = None) -> None:
         super().__init__(classes="dialog large")
@@ -201,7 +204,8 @@ class EditorScreen(Dialog[str | None]):
         if group in self._filled:
             return None
         self._filled.add(group)
-        mounted = self.query_one(f"#pane-{group}", FieldPane).mount_all(self._group_rows(group))
+        rows = unstyled(self.app, lambda: self._group_rows(group))
+        mounted = self.query_one(f"#pane-{group}", FieldPane).mount_all(rows)
         self.call_after_refresh(self._check)
         return mounted
 
@@ -229,6 +233,7 @@ class EditorScreen(Dialog[str | None]):
             self._controls["host"].focus()
         self.ready = True
         self._check()
+        self.call_after_refresh(self.drawn)
 
     # -- reading the form -------------------------------------------------------
 
