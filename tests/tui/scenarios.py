@@ -19,7 +19,7 @@ from textual.pilot import Pilot
 from textual.reactive import reactive
 from textual.widgets import Input, Select
 
-from fwknop_core import generate_keys
+from fwknop_core import X25519PrivateKey, generate_keys
 from fwknop_tui.history import KnockRecord, StageRecord
 from fwknop_tui.wallet.keys import encode_stored
 from fwknop_tui.wallet.profiles import Profile
@@ -83,6 +83,54 @@ def profiles(tui: Tui) -> None:
         StageRecord("resolve", False, 0.03, why),
     )
     tui.history.append(KnockRecord("lab", FIXED_NOW - 7200, False, 0.0304, why, failed))
+
+
+# fixed x25519 keys (obviously fake: counting bytes), so the public keys shown never change
+X25519_SERVER = X25519PrivateKey(bytes(range(32)))
+X25519_CLIENT = X25519PrivateKey(bytes(range(32, 64)))
+
+
+def x25519(tui: Tui) -> None:
+    """The three profiles, and one in fwknop-tui's x25519 mode (our fwknopd; public keys)."""
+    profiles(tui)
+    table = {
+        "host": "vault.example.net",
+        "access": ["tcp/22"],
+        "server_type": "fwknop-tui",
+        "encryption": "x25519",
+        "server_public_key": X25519_SERVER.public_key.to_text(),
+        "description": "x25519: no shared secret",
+    }
+    tui.wallet.add(Profile.from_table("vault", table), keys={"x25519": X25519_CLIENT.to_text()})
+    tui.history.append(
+        KnockRecord(
+            "vault",
+            FIXED_NOW - 40,
+            True,
+            0.0112,
+            "Access msg for tcp/22: sent udp to 203.0.113.7 port 62201 (x25519)",
+            (
+                StageRecord("keys", True, 0.0004, "keyring"),
+                StageRecord("resolve", True, 0.0081, "vault.example.net is 203.0.113.7"),
+                StageRecord("build", True, 0.0025, "x25519 packet, 180 characters"),
+                StageRecord("send", True, 0.0002, "udp to 203.0.113.7 port 62201"),
+            ),
+        )
+    )
+
+
+def _select(name: str, then: Action | None = None) -> Action:
+    """Select the profile ``name`` in the list (then do ``then``)."""
+
+    async def run(pilot: Pilot[Any]) -> None:
+        from fwknop_tui.ui.widgets.profile_table import ProfileTable
+
+        pilot.app.main_screen.query_one(ProfileTable).select_name(name)  # type: ignore[attr-defined]
+        await pilot.pause()
+        if then is not None:
+            await then(pilot)
+
+    return run
 
 
 def nothing(tui: Tui) -> None:
@@ -354,6 +402,30 @@ SCENARIOS = (
     Scenario("help", "Help: every key, as mapped", profiles, _keys("f1")),
     Scenario("palette", "The command palette", profiles, _keys("ctrl+p", *"knock")),
     Scenario("ask-allow-ip", "Allow IP 'ask'", roaming, _keys("k")),
+    Scenario(
+        "main-x25519",
+        "An x25519 profile: public keys, no shared secret",
+        x25519,
+        _run(_select("vault")),
+    ),
+    Scenario(
+        "editor-x25519",
+        "The editor: an x25519 profile's crypto settings",
+        x25519,
+        _run(_select("vault", _editor_tab("crypto"))),
+    ),
+    Scenario(
+        "share-x25519",
+        "Sharing an x25519 profile: its public key, nothing secret",
+        x25519,
+        _run(_select("vault", _share_qr)),
+    ),
+    Scenario(
+        "stanza-x25519",
+        "The stanza of an x25519 profile: public keys only",
+        x25519,
+        _run(_select("vault", _stanza)),
+    ),
     Scenario(
         "demo",
         "The demo: a knock on our fwknopd, accepted",

@@ -11,7 +11,7 @@ import pytest
 from textual.widgets import Button, Input, Select
 
 from fwknop_core import X25519Keyring, X25519PrivateKey
-from fwknop_tui.ui.screens.editor import EditorScreen
+from fwknop_tui.ui.screens.editor import NOT_X25519, X25519_ONLY, EditorScreen
 from fwknop_tui.ui.screens.main import MainScreen
 from fwknop_tui.ui.screens.share import ShareScreen
 from fwknop_tui.ui.screens.stanza import StanzaScreen, holds_secrets, mask_keys
@@ -86,6 +86,34 @@ async def test_the_editor_refuses_a_public_key_as_the_private_one(tui: Tui) -> N
         await pilot.pause()
         assert isinstance(app.screen, EditorScreen)
         assert "that is a public key" in text_of(editor.query_one("#h-x25519"))
+
+
+async def test_the_editor_shows_only_the_crypto_fields_the_encryption_uses(tui: Tui) -> None:
+    add_x25519(tui)
+    app = tui.app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("e")
+        editor = app.screen
+        assert isinstance(editor, EditorScreen)
+        await editor.show_group("crypto")
+        await pilot.pause()
+
+        def shown() -> set[str]:
+            return {
+                name
+                for name in X25519_ONLY | NOT_X25519
+                if editor.query_one(f"#row-{name}").display
+            }
+
+        assert shown() == {"server_public_key", "x25519"}
+        editor.query_one("#f-encryption", Select).value = "rijndael"
+        await pilot.pause()
+        assert shown() == set(NOT_X25519)
+        assert editor.query_one("#f-server_public_key", Input).value, "a hidden value is kept"
+        editor.query_one("#f-encryption", Select).value = "x25519"
+        await pilot.pause()
+        assert shown() == {"server_public_key", "x25519"}
+        assert not editor.changed
 
 
 async def test_the_stanza_of_an_x25519_profile_shows_its_public_key_unmasked(tui: Tui) -> None:

@@ -60,6 +60,24 @@ KEY_INPUTS = (
 )
 
 
+# crypto rows that mean nothing for one kind of encryption, hidden while it is chosen (their
+# values stay in the form): x25519 has no cipher mode, inner digest, HMAC or shared key (the
+# AEAD authenticates), and the others have no server public key or x25519 key
+X25519_ONLY = frozenset({"server_public_key", "x25519"})
+NOT_X25519 = frozenset(
+    {
+        "encryption_mode",
+        "digest_type",
+        "hmac_type",
+        "key_format",
+        "hmac_key_command",
+        "hmac_key_file",
+        "rijndael",
+        "hmac",
+    }
+)
+
+
 class FieldPane(VerticalScroll, can_focus=False):
     """A tab's fields; not a stop of its own in the focus chain (tab goes field to field)."""
 
@@ -104,6 +122,7 @@ class EditorScreen(Dialog[str | None]):
         # form reads every field
         self._controls: dict[str, Any] = {}
         self._helps: dict[str, Static] = {}
+        self._rows: dict[str, Horizontal] = {}
         self._check_due = False
         self._said: dict[str, str] = {}  # what each field's help line says now
         self._clash: tuple[str, str] | None = None  # a name the save found taken, and why
@@ -138,12 +157,21 @@ class EditorScreen(Dialog[str | None]):
     def _row(self, name: str, label: str, control: Widget, help_text: str) -> Horizontal:
         self._controls.setdefault(name, control)
         self._helps[name] = Static(help_text, classes="help", id=f"h-{name}", markup=False)
-        return Horizontal(
+        self._rows[name] = Horizontal(
             Label(label, classes="label"),
             Vertical(control, self._helps[name], classes="control"),
             classes="field",
             id=f"row-{name}",
         )
+        return self._rows[name]
+
+    def _show_rows(self) -> None:
+        """Show the crypto rows that apply to the encryption chosen, hide the others."""
+        x25519 = self._value(BY_NAME["encryption"]) == "x25519"
+        for name in X25519_ONLY | NOT_X25519:
+            row = self._rows.get(name)
+            if row is not None:
+                row.display = x25519 == (name in X25519_ONLY)
 
     def _group_rows(self, group: str) -> list[Widget]:
         """The widgets of one tab's fields."""
@@ -205,6 +233,7 @@ class EditorScreen(Dialog[str | None]):
             return None
         self._filled.add(group)
         rows = unstyled(self.app, lambda: self._group_rows(group))
+        self._show_rows()
         mounted = self.query_one(f"#pane-{group}", FieldPane).mount_all(rows)
         self.call_after_refresh(self._check)
         return mounted
@@ -347,6 +376,7 @@ class EditorScreen(Dialog[str | None]):
 
         A field still empty as the form opened is not blamed until Save is tried.
         """
+        self._show_rows()
         profile, problems = self.draft()
         problems += self._key_problems(profile)
         if self._clash is not None and self._clash[0] == self._profile_name():
