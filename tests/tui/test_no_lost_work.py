@@ -66,6 +66,22 @@ async def test_escape_on_an_untouched_form_leaves_without_a_question(tui: Tui) -
         assert isinstance(app.screen, MainScreen)
 
 
+async def test_a_check_due_when_the_editor_closes_does_not_end_the_app(tui: Tui) -> None:
+    # escape right after a field changed: the check comes after the editor is gone
+    add_profile(tui, "home")
+    app = tui.app()
+    async with app.run_test(size=SIZE) as pilot:
+        editor = await _open_editor(pilot, "e")
+        await wait_until(pilot, lambda: editor.ready, what="the editor's fields")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), what="main")
+        assert editor._check() is None
+        editor._deferred_check()
+        await editor._first_tab()
+        await pilot.pause()
+        assert app.is_running and isinstance(app.screen, MainScreen)
+
+
 async def test_enter_on_the_delete_question_keeps_the_profile(tui: Tui) -> None:
     add_profile(tui, "home")
     app = tui.app()

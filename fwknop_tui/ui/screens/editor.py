@@ -257,7 +257,11 @@ class EditorScreen(Dialog[str | None]):
 
     async def _first_tab(self) -> None:
         """After the first frame: the first tab's fields, then the focus and the check."""
+        if not self.is_attached:  # closed before its first tab was built
+            return
         await self.show_group(GROUPS[0][0])
+        if not self.is_attached:
+            return
         if self.original is not None:
             self._controls["host"].focus()
         self.ready = True
@@ -374,8 +378,11 @@ class EditorScreen(Dialog[str | None]):
     def _check(self) -> Profile | None:
         """Validate the whole form, keys included; show the problems; the profile if good.
 
-        A field still empty as the form opened is not blamed until Save is tried.
+        A field still empty as the form opened is not blamed until Save is tried. A check
+        that comes after the editor closed (due when escape was pressed) does nothing.
         """
+        if not self.is_attached:
+            return None
         self._show_rows()
         profile, problems = self.draft()
         problems += self._key_problems(profile)
