@@ -6,8 +6,9 @@ import base64
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
-from textual.widgets import Input, Static
+from textual.widgets import Input, Select, Static
 
 from fwknop_tui.demo import DEMO_DESCRIPTION
 from fwknop_tui.history import KnockRecord
@@ -80,6 +81,31 @@ async def test_a_check_due_when_the_editor_closes_does_not_end_the_app(tui: Tui)
         await editor._first_tab()
         await pilot.pause()
         assert app.is_running and isinstance(app.screen, MainScreen)
+
+
+async def test_escape_while_a_tab_is_being_built_does_not_end_the_app(tui: Tui) -> None:
+    add_profile(tui, "home")
+    app = tui.app()
+    async with app.run_test(size=SIZE) as pilot:
+        editor = await _open_editor(pilot, "e")
+        await wait_until(pilot, lambda: editor.ready, what="the editor's fields")
+        editor._fill("crypto")  # its Selects start mounting; escape comes before they are up
+        selects = [c for c in editor._controls.values() if isinstance(c, Select)]
+        assert selects and not all(s.is_mounted for s in selects)
+        leave = editor.dismiss
+        mounted_when_leaving: list[bool] = []
+
+        def dismiss(result: object = None) -> Any:
+            # a Select removed half mounted ends the app (it looks for its overlay as it mounts)
+            mounted_when_leaving.append(all(s.is_mounted for s in selects))
+            return leave(result)  # type: ignore[arg-type]
+
+        editor.dismiss = dismiss  # type: ignore[method-assign]
+        await editor.action_cancel()
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), what="main")
+        await pilot.pause()
+        assert mounted_when_leaving == [True]
+        assert app.is_running and app.return_code is None
 
 
 async def test_enter_on_the_delete_question_keeps_the_profile(tui: Tui) -> None:

@@ -123,6 +123,7 @@ class EditorScreen(Dialog[str | None]):
         self._controls: dict[str, Any] = {}
         self._helps: dict[str, Static] = {}
         self._rows: dict[str, Horizontal] = {}
+        self._mounting: list[AwaitMount] = []  # each tab's mount, awaited before leaving
         self._check_due = False
         self._said: dict[str, str] = {}  # what each field's help line says now
         self._clash: tuple[str, str] | None = None  # a name the save found taken, and why
@@ -235,6 +236,7 @@ class EditorScreen(Dialog[str | None]):
         rows = unstyled(self.app, lambda: self._group_rows(group))
         self._show_rows()
         mounted = self.query_one(f"#pane-{group}", FieldPane).mount_all(rows)
+        self._mounting.append(mounted)
         self.call_after_refresh(self._check)
         return mounted
 
@@ -470,8 +472,12 @@ class EditorScreen(Dialog[str | None]):
         self.call_later(focus)
 
     @on(Button.Pressed, "#cancel")
-    def action_cancel(self) -> None:
+    async def action_cancel(self) -> None:
         """Leave without saving; a changed form asks first (the default keeps editing)."""
+        for pending in self._mounting:
+            # a tab's fields still being mounted are mounted first: a Select removed half
+            # mounted ends the app (Textual's Select looks for its overlay as it mounts)
+            await pending
         if not self.changed:
             self.dismiss(None)
             return
