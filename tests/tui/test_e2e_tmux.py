@@ -159,7 +159,7 @@ def test_typing_a_profile_in_a_real_terminal_then_knocking_the_real_fwknopd(
             tmux.keys("BTab", "Left", "Left")
             tmux.wait("Encryption Rijndael")
             tmux.settle()
-            tmux.keys(*["Tab"] * 11)  # Encryption, Server key, ... HMAC key file, Rijndael key
+            tmux.keys(*["Tab"] * 10)  # Encryption, Cipher mode, ... HMAC key file, Rijndael key
             tmux.type(keys.as_text().replace("\n", " ").strip())
             shown = tmux.wait("Rijndael key ••••")
             assert keys.rijndael.to_base64() not in shown, "the key was shown while typed"
