@@ -38,3 +38,36 @@ def test_every_scenario_has_its_screenshot() -> None:
         for name in (scenario.name, f"{scenario.name}-200x50"):  # 80x24, then 200x50
             for ext in ("svg", "png"):
                 assert (shots / f"{name}.{ext}").is_file(), f"run screenshots/make.py ({name})"
+
+
+def readme_fwknop_commands() -> list[str]:
+    """Every ``fwknop ...`` command line of the README's shell examples (comments and
+    redirections left out, continued lines joined, ``eval "$(...)"`` opened)."""
+    commands = []
+    for block in re.findall(r"```sh\n(.*?)```", README.read_text(), flags=re.S):
+        for written in block.replace("\\\n", " ").splitlines():
+            line = re.sub(r"\s+#\s.*$", "", written).strip()
+            line = re.sub(r'^eval "\$\((.*)\)"$', r"\1", line)
+            commands += [c.strip() for c in line.split(";") if c.strip().startswith("fwknop ")]
+    return commands
+
+
+def test_every_fwknop_command_in_the_readme_is_one_the_client_takes() -> None:
+    import shlex
+
+    from fwknop_tui.cli import _build_parser
+
+    commands = readme_fwknop_commands()
+    assert len(commands) > 20 and "fwknop ssh home -l admin -- uptime" in commands
+    for command in commands:
+        argv: list[str] = []
+        words = iter(shlex.split(command)[1:])
+        for word in words:
+            if word in {"<", ">", ">>"}:
+                next(words)  # the file redirected: the shell's, not the client's
+            else:
+                argv.append(word)
+        try:
+            _build_parser().parse_args(argv)
+        except Exception as exc:  # the CLI's parser raises instead of exiting
+            raise AssertionError(f"README: `{command}`: {exc}") from exc
