@@ -109,6 +109,12 @@ class Tmux:
             raise AssertionError(f"{text!r} never appeared; the screen shows:\n{shown}")
         return shown
 
+    def wait_gone(self, text: str, timeout: float = DEADLINE) -> None:
+        """Until ``text`` is off the screen (a dialog closed: the screen beneath it showed
+        through, so its own text cannot tell)."""
+        if not wait_for(lambda: text not in self.screen(), timeout=timeout, interval=0.2):
+            raise AssertionError(f"{text!r} stayed; the screen shows:\n{self.screen()}")
+
     def kill(self) -> None:
         self._tmux("kill-server", check=False)
 
@@ -140,6 +146,9 @@ def test_typing_a_profile_in_a_real_terminal_then_knocking_the_real_fwknopd(
         try:
             tmux.wait("Welcome to fwknop-tui")
             tmux.keys("Escape")
+            # a lone escape waits a moment for the rest of a key sequence, the app idle
+            # meanwhile: an n sent in that moment would make it alt+n
+            tmux.wait_gone("Welcome to fwknop-tui")
             tmux.wait("No profiles yet")
             tmux.keys("n")
             tmux.wait("New profile")
