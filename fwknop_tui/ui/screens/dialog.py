@@ -56,7 +56,9 @@ class Dialog(ModalScreen[T]):
 
     @on(events.Unmount)
     def _release_on_unmount(self) -> None:
-        self.drawn()
+        # a dialog closed before it was drawn holds the collector off no longer
+        if self._collector is not None:
+            self._collector.release(self)
 
     def compose(self) -> ComposeResult:
         yield from self.compose_dialog()
