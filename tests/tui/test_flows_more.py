@@ -139,6 +139,8 @@ async def test_import_share_text_into_a_new_profile(tui: Tui) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("i")
         screen = app.screen
+        # the share tab's fields are built when it is first shown, not with the dialog
+        assert not screen.query("#share-text")
         screen.query_one("#import-tabs").active = "tab-share"  # type: ignore[attr-defined]
         await pilot.pause()
         box = screen.query_one("#share-text", SecretInput)
@@ -154,6 +156,22 @@ async def test_import_share_text_into_a_new_profile(tui: Tui) -> None:
         await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), what="the import")
     got = tui.wallet.keys(tui.wallet.get("phone"))
     assert got.rijndael == keys.rijndael and got.hmac == keys.hmac
+
+
+async def test_import_opened_on_its_share_tab_has_the_share_fields_at_once(tui: Tui) -> None:
+    app = tui.app()
+    async with app.run_test(size=SIZE) as pilot:
+        main_of(app).action_import("share")
+        await wait_until(pilot, lambda: isinstance(app.screen, ImportScreen), what="import")
+        await pilot.pause()
+        screen = app.screen
+        assert screen.query_one("#import-tabs").active == "tab-share"  # type: ignore[attr-defined]
+        assert screen.query_one("#share-text", SecretInput).password
+        screen.query_one("#import-tabs").active = "tab-rc"  # type: ignore[attr-defined]
+        await pilot.pause()
+        screen.query_one("#import-tabs").active = "tab-share"  # type: ignore[attr-defined]
+        await pilot.pause()
+        assert len(screen.query("#share-text")) == 1, "the share tab was built twice"
 
 
 async def test_import_share_refuses_to_replace_keys_unless_asked(tui: Tui) -> None:

@@ -17,6 +17,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widget import Widget
 from textual.widgets import (
     Button,
     DataTable,
@@ -82,6 +83,9 @@ class ImportScreen(Dialog[list[str] | None]):
         self.rc_path = rc_path or Path.home() / ".fwknoprc"
         self.tab = tab
         self.plans: list[RcImport] = []
+        # the share tab is built when first shown (the rc tab is the one shown first, as a
+        # rule): its fields, a Select among them, were about half the dialog's opening time
+        self._share_built = False
 
     @property
     def fwknop(self) -> FwknopApp:
@@ -89,7 +93,6 @@ class ImportScreen(Dialog[list[str] | None]):
         return self.app  # type: ignore[return-value]
 
     def compose_dialog(self) -> ComposeResult:
-        names = self.fwknop.wallet_names()
         with Vertical(classes="dialog-box wide tall"):
             yield Static("Import", classes="title")
             with TabbedContent(id="import-tabs", initial=f"tab-{self.tab}"):
@@ -114,41 +117,66 @@ class ImportScreen(Dialog[list[str] | None]):
                         yield Button(
                             "Import", id="rc-import", variant="success", disabled=True, compact=True
                         )
-                with TabPane("Share text / QR", id="tab-share"), VerticalScroll():
-                    with Horizontal(classes="field"):
-                        yield Label("Share text", classes="label")
-                        yield SecretInput(
-                            placeholder="paste KEY_BASE64:... HMAC_KEY_BASE64:... (masked)",
-                            id="share-text",
-                        )
-                    with Horizontal(classes="field"):
-                        yield Label("or QR image", classes="label")
-                        yield Input(
-                            placeholder="path to a PNG (decoded with zbarimg)",
-                            id="share-image",
-                            compact=True,
-                        )
-                    with Horizontal(classes="field"):
-                        yield Label("Into", classes="label")
-                        yield Select(
-                            [("a new profile", NEW), *((n, n) for n in names)],
-                            value=NEW,
-                            allow_blank=False,
-                            id="share-target",
-                            compact=True,
-                        )
-                    with Horizontal(classes="field", id="share-new"):
-                        yield Label("New profile", classes="label")
-                        yield Input(placeholder="name", id="share-name", compact=True)
-                        yield Input(placeholder="server host", id="share-host", compact=True)
-                    with Horizontal(classes="field"):
-                        yield Label("Replace keys", classes="label")
-                        yield Switch(value=False, id="share-replace")
-                    yield Static("", id="share-preview", classes="help", markup=False)
-                    with Horizontal(classes="buttons"):
-                        yield Button(
-                            "Import keys", id="share-import", variant="success", compact=True
-                        )
+                with TabPane("Share text / QR", id="tab-share"), VerticalScroll(id="share-pane"):
+                    if self.tab == "share":
+                        yield from self._share_rows()
+
+    def _share_rows(self) -> list[Widget]:
+        """The share tab's fields (built when the tab is first shown)."""
+        self._share_built = True
+        names = self.fwknop.wallet_names()
+        return [
+            Horizontal(
+                Label("Share text", classes="label"),
+                SecretInput(
+                    placeholder="paste KEY_BASE64:... HMAC_KEY_BASE64:... (masked)",
+                    id="share-text",
+                ),
+                classes="field",
+            ),
+            Horizontal(
+                Label("or QR image", classes="label"),
+                Input(
+                    placeholder="path to a PNG (decoded with zbarimg)",
+                    id="share-image",
+                    compact=True,
+                ),
+                classes="field",
+            ),
+            Horizontal(
+                Label("Into", classes="label"),
+                Select(
+                    [("a new profile", NEW), *((n, n) for n in names)],
+                    value=NEW,
+                    allow_blank=False,
+                    id="share-target",
+                    compact=True,
+                ),
+                classes="field",
+            ),
+            Horizontal(
+                Label("New profile", classes="label"),
+                Input(placeholder="name", id="share-name", compact=True),
+                Input(placeholder="server host", id="share-host", compact=True),
+                classes="field",
+                id="share-new",
+            ),
+            Horizontal(
+                Label("Replace keys", classes="label"),
+                Switch(value=False, id="share-replace"),
+                classes="field",
+            ),
+            Static("", id="share-preview", classes="help", markup=False),
+            Horizontal(
+                Button("Import keys", id="share-import", variant="success", compact=True),
+                classes="buttons",
+            ),
+        ]
+
+    @on(TabbedContent.TabActivated, "#import-tabs")
+    def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "tab-share" and not self._share_built:
+            self.query_one("#share-pane", VerticalScroll).mount_all(self._share_rows())
 
     def on_mount(self) -> None:
         table = self.query_one("#rc-plan", DataTable)
