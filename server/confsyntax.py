@@ -13,6 +13,15 @@ an access.conf ("Invalid access file entry") and skips such a fwknopd.conf
 line with a warning; each loader decides. Its text is never shown: a key
 glued to its name is still a key. Only ``shown_name`` of it is, the name as
 far as it can be told from a value.
+
+fwknop 1.x files (legacy-knock.md §7.1, §8.1) also hold ``NAME:value;``
+with no blank after the colon and bare flags, ``ENCRYPT_SEQUENCE;``. Every
+1.x line ends with ``;``, so only a line that does is read that way (its
+name, a ``:`` right after it, and the value up to the first ``;``; a bare
+flag has the empty value): ``KEY:testkey1;`` is read, while
+``HMAC_KEY_BASE64:<key>`` without the ``;`` stays invalid. Two 1.x rules
+are not kept, as 2.x fwknopd's are: a 1.x value ran to the *last* ``;`` of
+its line and kept blanks before it.
 """
 
 from __future__ import annotations
@@ -36,6 +45,8 @@ __all__ = [
 SECRET_NAMES = ("HMAC_KEY_BASE64", "HMAC_KEY", "KEY_BASE64", "KEY", "GPG_DECRYPT_PW")
 _NAME_CHARS = re.compile(r"[A-Za-z0-9_%]*")
 _MAX_SHOWN = 64
+# a 1.x line: the name, a ':' right after it (dropped), blanks, the value up to the first ';'
+_LINE_1X = re.compile(r"([^\s:;]+):?\s*([^;]*)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +101,11 @@ def read_settings(path: Path, text: str, invalid: list[Invalid]) -> Iterator[Set
         line = raw.strip()
         if not line or line[0] in "#;\0":
             continue
+        if line.endswith(";"):  # fwknop 1.x: every line ends with ';'
+            match = _LINE_1X.match(line)
+            if match is not None:
+                yield Setting(match[1], match[2].strip(), path, number)
+                continue
         name, *rest = line.split(None, 1)
         value = rest[0].split(";", 1)[0].strip() if rest else ""
         if not value:  # a name alone, or glued to its value: fwknopd's "invalid entry"

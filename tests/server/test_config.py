@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from fwknop_server.config import DEFAULTS, Overrides, describe, load_server_config
-from fwknop_server.confsyntax import read_settings
+from fwknop_server.confsyntax import Invalid, read_settings
 from fwknop_server.errors import ConfigError
 
 
@@ -33,6 +33,34 @@ def test_line_syntax_quirks(tmp_path: Path) -> None:
         "SYSLOG_IDENTITY": ("fwknopd-#2", 6),  # a later '#' is part of the value
         "VERBOSE": ("1", 7),  # trailing blanks stripped
     }
+
+
+def test_fwknop_1x_line_forms(tmp_path: Path) -> None:
+    # every 1.x line ends with ';': only such a line is read in the 1.x forms
+    text = (
+        "SOURCE: 198.18.5.0/24;\n"
+        "ENCRYPT_SEQUENCE;\n"  # a bare flag
+        "KEY:testkey1;\n"  # no blank after the colon
+        "KEY ::abc\n"  # 2.x: a value may begin with colons
+        "KEY: :abc;\n"  # 1.x: so may it here, after the blank
+        "HMAC_KEY_BASE64:abc\n"  # no ';': not 1.x, and not NAME VALUE (issue 11)
+        "FOO_BAR\n"  # a name alone, without the ';' of a 1.x flag
+        ":;\n"  # no name at all
+    )
+    invalid: list[Invalid] = []
+    settings = [(s.name, s.value, s.line) for s in read_settings(Path("x"), text, invalid)]
+    assert settings == [
+        ("SOURCE", "198.18.5.0/24", 1),
+        ("ENCRYPT_SEQUENCE", "", 2),
+        ("KEY", "testkey1", 3),
+        ("KEY", "::abc", 4),
+        ("KEY", ":abc", 5),
+    ]
+    assert [(i.name, i.line) for i in invalid] == [
+        ("HMAC_KEY_BASE64...", 6),
+        ("FOO_BAR", 7),
+        ("...", 8),
+    ]
 
 
 def test_defaults_and_expansion(tmp_path: Path) -> None:
