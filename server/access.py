@@ -11,6 +11,18 @@ client's ``x25519-pub:`` key. A stanza may name several, on lines of their
 own or separated by commas, so a client can rotate its key with an overlap;
 a stanza with only client keys is complete. Only public keys go here: a
 private key pasted by mistake is refused by name (and not quoted).
+
+fwknop 1.x files are read too: a stanza with ``ENCRYPT_SEQUENCE`` or
+``SHARED_SEQUENCE`` is a knock-sequence stanza (``knockstanza.py`` makes its
+rule; ``load_policy`` returns them beside the SPA stanzas), and each 1.x
+name 2.x dropped is answered by name (``legacy.py``). Extensions of ours,
+in SPA stanzas: ``SOURCE`` (and ``DESTINATION``) take 1.x's ``!``
+exclusions and ``NONE``; ``REQUIRE_OS`` / ``REQUIRE_OS_REGEX`` apply to SPA
+packets that came over a TCP connection whose SYN was seen; 1.x's
+``CMD_REGEX`` limits command messages (a Python ``re.search`` on the command
+after ``IP,``; 1.x matched Perl regexes against the whole ``IP,command``);
+``GPG_PATH`` and ``MAX_ACCESS_TIMEOUT`` are 1.x's names of ``GPG_EXE`` and
+``FW_ACCESS_TIMEOUT``.
 """
 
 from __future__ import annotations
@@ -19,6 +31,7 @@ import errno
 import hmac
 import ipaddress
 import os
+import re
 import stat
 import time
 from collections.abc import Iterable
@@ -44,15 +57,29 @@ from .commands import (
 )
 from .confsyntax import Invalid, Setting, is_yes, read_settings, shown_name, whole_number
 from .errors import Problems
+from .knock import OsRequirement
+from .knockstanza import (
+    SEQUENCE_NAMES,
+    SPA,
+    SequenceStanza,
+    build_sequence,
+    misplaced,
+    stanza_kind,
+)
+from .legacy import ACCESS as LEGACY_NAMES
+from .legacy import Level
 from .nat import NatPolicy, parse_force_nat
 from .vocab import MAX_WORDS, PROTO_NUMBERS, RunAs
 
 __all__ = [
+    "AccessPolicy",
     "AccessStanza",
     "ClientKey",
     "GpgPolicy",
     "Network",
+    "SequenceStanza",
     "load_access",
+    "load_policy",
     "parse_networks",
     "parse_ports",
 ]
@@ -112,6 +139,17 @@ _OTHER_NAMES = frozenset(
         "FORCE_MASQUERADE",
         "DISABLE_DNAT",
         "FORWARD_ALL",
+        # fwknop 1.x names of ours (the module docstring), and the knock-sequence keywords
+        "REQUIRE_OS",
+        "REQUIRE_OS_REGEX",
+        "CMD_REGEX",
+        "GPG_PATH",
+        "MAX_ACCESS_TIMEOUT",
+        "DATA_COLLECT_MODE",
+        "PCAP",
+        "FILE_PCAP",
+        "ULOG_PCAP",
+        *SEQUENCE_NAMES,
     }
 )
 KNOWN_NAMES = _KEY_NAMES | _OTHER_NAMES
@@ -120,21 +158,47 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def parse_networks(text: str) -> tuple[Network, ...]:
-    """``ANY``, addresses, ``addr/NN`` and ``addr/a.b.c.d`` entries; ``ValueError`` if bad."""
+    """``ANY``, addresses, ``addr/NN`` and ``addr/a.b.c.d`` entries; ``ValueError`` if bad.
+
+    fwknop 1.x's forms too: ``!net`` excludes a network from the others
+    (``ANY, !198.18.7.0/24``), and ``NONE`` alone is no network at all.
+    """
+    if text.strip().upper() == "NONE":
+        return ()
     nets: list[Network] = []
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
+    excluded: list[Network] = []
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
             raise ValueError("empty entry")
+        into = excluded if entry.startswith("!") else nets
+        item = entry.removeprefix("!").strip()
         if item.upper() == "ANY":
-            nets.append(ipaddress.IPv4Network("0.0.0.0/0"))
-            nets.append(ipaddress.IPv6Network("::/0"))
+            into.append(ipaddress.IPv4Network("0.0.0.0/0"))
+            into.append(ipaddress.IPv6Network("::/0"))
             continue
         try:
             # fwknopd masks the address: 198.18.0.7/24 means 198.18.0.0/24
-            nets.append(ipaddress.ip_network(item, strict=False))
+            into.append(ipaddress.ip_network(item, strict=False))
         except ValueError:
             raise ValueError(f"{item!r} is not ANY, an address or a network") from None
+    if excluded and not nets:
+        raise ValueError("only '!' exclusions: say what they are excluded from (ANY, !net)")
+    for gone in excluded:
+        nets = _without(nets, gone)
     return tuple(nets)
+
+
+def _without(nets: list[Network], gone: Network) -> list[Network]:
+    """``nets`` with the addresses of ``gone`` taken out (a network list that matches the same)."""
+    out: list[Network] = []
+    for net in nets:
+        if net.version != gone.version or not net.overlaps(gone):
+            out.append(net)
+        elif net.subnet_of(gone):  # type: ignore[arg-type]
+            continue  # excluded whole
+        else:
+            out.extend(net.address_exclude(gone))  # type: ignore[arg-type]
+    return out
 
 
 def parse_ports(text: str) -> frozenset[tuple[str, int]]:
@@ -204,6 +268,8 @@ class AccessStanza:
     cycle: CyclePolicy | None = None  # CMD_CYCLE_OPEN: commands instead of firewall rules
     nat: NatPolicy | None = None  # FORCE_NAT, FORCE_SNAT, ... (None: none of them)
     client_keys: tuple[ClientKey, ...] = ()  # CLIENT_PUBLIC_KEY: x25519 clients, in file order
+    require_os: OsRequirement | None = None  # REQUIRE_OS(_REGEX): SPA over TCP, SYN seen
+    cmd_regex: re.Pattern[str] | None = None  # CMD_REGEX (1.x): commands it does not match
 
     def __repr__(self) -> str:
         return f"AccessStanza(#{self.number} {self.path}:{self.line} SOURCE {self.source_text})"
@@ -338,14 +404,22 @@ def _walk(
         # lines before the first SOURCE are ignored, as fwknopd does
 
 
-def load_access(
+@dataclass(frozen=True, slots=True)
+class AccessPolicy:
+    """Every stanza of the access files: SPA stanzas, and knock-sequence stanzas (fwknop 1.x)."""
+
+    stanzas: tuple[AccessStanza, ...]
+    sequences: tuple[SequenceStanza, ...] = ()
+
+
+def load_policy(
     paths: Iterable[Path],
     *,
     gpg_home_dir: str = "/root/.gnupg",
     gpg_exe: str = "/usr/bin/gpg",
     warnings: list[str] | None = None,
     nat_enabled: bool = False,
-) -> tuple[AccessStanza, ...]:
+) -> AccessPolicy:
     """Read access files (or the ``*.conf`` files of a folder); raise ``ConfigError``.
 
     ``nat_enabled``: fwknopd.conf turns on forwarding or local NAT (``FORCE_NAT``
@@ -359,7 +433,8 @@ def load_access(
                 _walk(file, problems, 0, drafts, [None])
         else:
             _walk(path, problems, 0, drafts, [None])
-    stanzas = []
+    stanzas: list[AccessStanza] = []
+    sequences: list[SequenceStanza] = []
     for number, draft in enumerate(drafts, start=1):
         stanza = _build(
             number,
@@ -370,13 +445,33 @@ def load_access(
             warnings=warnings,
             nat_enabled=nat_enabled,
         )
-        if stanza is not None:
+        if isinstance(stanza, SequenceStanza):
+            sequences.append(stanza)
+        elif stanza is not None:
             stanzas.append(stanza)
     if not drafts and not problems.items:
         where = ", ".join(str(p) for p in paths)
         problems.add(None, None, f"{where}: no access stanza (a stanza starts with SOURCE)")
     problems.raise_if_any()
-    return tuple(stanzas)
+    return AccessPolicy(tuple(stanzas), tuple(sequences))
+
+
+def load_access(
+    paths: Iterable[Path],
+    *,
+    gpg_home_dir: str = "/root/.gnupg",
+    gpg_exe: str = "/usr/bin/gpg",
+    warnings: list[str] | None = None,
+    nat_enabled: bool = False,
+) -> tuple[AccessStanza, ...]:
+    """The SPA stanzas of the access files (``load_policy`` has the knock sequences too)."""
+    return load_policy(
+        paths,
+        gpg_home_dir=gpg_home_dir,
+        gpg_exe=gpg_exe,
+        warnings=warnings,
+        nat_enabled=nat_enabled,
+    ).stanzas
 
 
 class _StanzaReader:
@@ -386,6 +481,10 @@ class _StanzaReader:
         self.draft = draft
         self.s = draft.settings
         self.problems = problems
+
+    def problem_count(self) -> int:
+        """How many problems have been recorded so far."""
+        return len(self.problems.items)
 
     def bad(self, name: str, message: str) -> None:
         setting = self.s[name]
@@ -445,7 +544,8 @@ class _StanzaReader:
             )
             return EncryptionMode.CBC
 
-    def _key_text(self, name: str) -> str | None:
+    def key_text(self, name: str) -> str | None:
+        """A key's value; ``__CHANGEME__`` is reported (None)."""
         text = self.value(name)
         if text == _CHANGEME:
             self.bad(name, f"{name} is still {_CHANGEME}: put a key here (fwknop --key-gen)")
@@ -456,7 +556,7 @@ class _StanzaReader:
         if mode is EncryptionMode.ASYMMETRIC:
             return None
         for name in ("KEY_BASE64", "KEY"):
-            text = self._key_text(name)
+            text = self.key_text(name)
             if text is None:
                 continue
             try:
@@ -495,7 +595,7 @@ class _StanzaReader:
                 self.bad("HMAC_DIGEST_TYPE", f"HMAC_DIGEST_TYPE: {exc}")
                 return None
         for name in ("HMAC_KEY_BASE64", "HMAC_KEY"):
-            text = self._key_text(name)
+            text = self.key_text(name)
             if text is None:
                 continue
             try:
@@ -509,7 +609,7 @@ class _StanzaReader:
         return None
 
     def gpg_policy(self, gpg_home_dir: str, gpg_exe: str) -> GpgPolicy | None:
-        password = self._key_text("GPG_DECRYPT_PW")
+        password = self.key_text("GPG_DECRYPT_PW")
         if password is not None and _raw(password).decode("utf-8", "replace") != password:
             self.bad("GPG_DECRYPT_PW", "GPG_DECRYPT_PW is not UTF-8 text")  # gpg takes text
             password = None
@@ -535,7 +635,7 @@ class _StanzaReader:
             )
         return GpgPolicy(
             home_dir=home,
-            exe=self.value("GPG_EXE") or gpg_exe,
+            exe=self.value("GPG_EXE") or self.value("GPG_PATH") or gpg_exe,
             decrypt_id=self.value("GPG_DECRYPT_ID"),
             decrypt_pw=password,
             require_sig=require_sig,
@@ -598,6 +698,28 @@ class _StanzaReader:
             disable_dnat=self.flag("DISABLE_DNAT"),
             forward_all=forward_all,
         )
+
+    def os_requirement(self) -> OsRequirement | None:
+        """``REQUIRE_OS`` / ``REQUIRE_OS_REGEX`` (our extension for SPA stanzas)."""
+        try:
+            return OsRequirement.parse(self.value("REQUIRE_OS"), self.value("REQUIRE_OS_REGEX"))
+        except ValueError as exc:
+            self.bad("REQUIRE_OS_REGEX", str(exc))
+            return None
+
+    def cmd_regex(self) -> re.Pattern[str] | None:
+        """``CMD_REGEX`` (1.x): what a command must contain; compiled here, or reported."""
+        text = self.value("CMD_REGEX")
+        if text is None:
+            return None
+        if not self.flag("ENABLE_CMD_EXEC"):
+            self.bad("CMD_REGEX", "CMD_REGEX limits command messages: it needs ENABLE_CMD_EXEC Y")
+            return None
+        try:
+            return re.compile(text)
+        except re.error as exc:
+            self.bad("CMD_REGEX", f"CMD_REGEX {text!r} does not compile: {exc}")
+            return None
 
     def run_as(self, user_name: str, group_name: str) -> RunAs | None:
         """``CMD_EXEC_USER``/``_GROUP`` (or the sudo pair) as ids; the names must exist."""
@@ -683,15 +805,19 @@ def _build(
     gpg_exe: str,
     warnings: list[str] | None,
     nat_enabled: bool,
-) -> AccessStanza | None:
+) -> AccessStanza | SequenceStanza | None:
     before = len(problems.items)
     r = _StanzaReader(draft, problems)
-    if warnings is not None:
-        warnings.extend(
-            f"{st.path}:{st.line}: ignoring unknown access parameter {shown_name(st.name)}"
-            for st in draft.settings.values()
-            if st.name not in KNOWN_NAMES
-        )
+    _names(r, warnings)
+    kind = stanza_kind(r)
+    if kind is None:
+        return None
+    if kind != SPA:
+        for name, problem in misplaced(kind, (n for n in r.s if n in KNOWN_NAMES)):
+            r.bad(name, problem)
+        sequence = build_sequence(number, r, kind, (draft.path, draft.line), warnings)
+        return sequence if len(problems.items) == before else None
+    _spa_names(r, warnings)
     key = r.rijndael_key(r.mode())
     hmac_key = r.hmac_key()
     if key and hmac_key and hmac.compare_digest(key.secret, hmac_key.secret):
@@ -721,7 +847,7 @@ def _build(
         key=key,
         hmac_key=hmac_key,
         gpg=gpg,
-        fw_access_timeout=r.seconds("FW_ACCESS_TIMEOUT", _DEFAULT_FW_TIMEOUT),
+        fw_access_timeout=r.seconds(_timeout_name(r), _DEFAULT_FW_TIMEOUT),
         max_fw_timeout=r.seconds("MAX_FW_TIMEOUT", _DEFAULT_MAX_FW_TIMEOUT),
         require_username=r.value("REQUIRE_USERNAME"),
         require_source_address=r.flag("REQUIRE_SOURCE_ADDRESS") or r.flag("REQUIRE_SOURCE"),
@@ -730,6 +856,8 @@ def _build(
         cycle=r.cycle_policy(),
         nat=r.nat_policy(nat_enabled),
         client_keys=client_keys,
+        require_os=r.os_requirement(),
+        cmd_regex=r.cmd_regex(),
     )
     if len(problems.items) != before:
         return None
@@ -756,3 +884,46 @@ def _build(
             f"source: '{stanza.source_text}'"
         )
     return stanza
+
+
+def _timeout_name(r: _StanzaReader) -> str:
+    """FW_ACCESS_TIMEOUT, or 1.x's MAX_ACCESS_TIMEOUT when only that is set."""
+    return "MAX_ACCESS_TIMEOUT" if "MAX_ACCESS_TIMEOUT" in r.s and (
+        "FW_ACCESS_TIMEOUT" not in r.s) else "FW_ACCESS_TIMEOUT"  # fmt: skip
+
+
+def _names(r: _StanzaReader, warnings: list[str] | None) -> None:
+    """Names that are not ours: 1.x's answered by name (``legacy.py``), the rest warned about."""
+    for name, setting in r.s.items():
+        legacy = LEGACY_NAMES.get(name)
+        if legacy is not None and legacy.level is Level.ERROR:
+            r.bad(name, legacy.message(name))
+        elif warnings is None or name in KNOWN_NAMES:
+            continue
+        elif legacy is not None:
+            warnings.append(f"{setting.path}:{setting.line}: {legacy.message(name)}")
+        else:
+            where = f"{setting.path}:{setting.line}"
+            warnings.append(f"{where}: ignoring unknown access parameter {shown_name(name)}")
+
+
+def _spa_names(r: _StanzaReader, warnings: list[str] | None) -> None:
+    """An SPA stanza: knock-sequence keywords refused, 1.x's collect modes explained."""
+    for name, setting in r.s.items():
+        if name == "PERMIT_CLIENT_PORTS":
+            if warnings is not None:
+                warnings.append(
+                    f"{setting.path}:{setting.line}: PERMIT_CLIENT_PORTS (fwknop 1.x): ignored in "
+                    "an SPA stanza, which grants what the client asks unless OPEN_PORTS limits it"
+                )
+        elif name in SEQUENCE_NAMES:
+            r.bad(name, f"{name} belongs to knock-sequence stanzas (ENCRYPT_SEQUENCE or "
+                  "SHARED_SEQUENCE); this is an SPA stanza")  # fmt: skip
+    mode = (r.value("DATA_COLLECT_MODE") or "").upper()
+    for name in ("FILE_PCAP", "ULOG_PCAP"):
+        if (name in r.s or mode == name) and warnings is not None:
+            where = r.s[name if name in r.s else "DATA_COLLECT_MODE"]
+            warnings.append(
+                f"{where.path}:{where.line}: {name} (fwknop 1.x): an SPA stanza; how packets are "
+                "captured is fwknopd.conf's (sniffing PCAP_INTF, the UDP server, or PCAP_FILE)"
+            )

@@ -10,7 +10,7 @@ them:
 ``SHARED_SEQUENCE``         :func:`fwknop_core.parse_shared_sequence`
 ``KEY``                     :class:`fwknop_core.KnockKey` (no 32-byte limit)
 ``PORT_OFFSET``             :func:`parse_port_offset`, 1..65280, default 61000
-``OPEN_PORTS``              ``proto/port`` list; ``icmp`` opens icmp
+``OPEN_PORTS``              :func:`parse_open_ports`: ``tcp/N``, ``udp/N``, ``icmp``
 ``PERMIT_CLIENT_PORTS``     bool: grant the decoded port outside OPEN_PORTS
 ``REQUIRE_USERNAME``        :func:`parse_usernames` (comma list)
 ``REQUIRE_SOURCE_ADDRESS``  bool: refuse allow IP 0.0.0.0
@@ -48,6 +48,7 @@ __all__ = [
     "SharedRule",
     "capture_filter",
     "parse_knock_limit",
+    "parse_open_ports",
     "parse_port_offset",
     "parse_seconds",
     "parse_usernames",
@@ -85,6 +86,20 @@ def parse_knock_limit(text: str) -> int:
     if not value.isdigit():
         raise ValueError(f"KNOCK_LIMIT {text!r} is not a whole number")
     return int(value)
+
+
+def parse_open_ports(text: str) -> frozenset[Port]:
+    """``OPEN_PORTS``: ``tcp/N``, ``udp/N`` and ``icmp`` (``icmp/N`` too: icmp has no port)."""
+    ports: set[Port] = set()
+    for item in (part.strip() for part in text.split(",")):
+        proto, sep, port = (p.strip() for p in item.lower().partition("/"))
+        if proto == "icmp" and (not sep or port.isdigit()):
+            ports.add(("icmp", 0))
+        elif proto in ("tcp", "udp") and port.isdigit() and 1 <= int(port) <= 65535:
+            ports.add((proto, int(port)))
+        else:
+            raise ValueError(f"OPEN_PORTS entry {item!r} is not tcp/PORT, udp/PORT or icmp")
+    return frozenset(ports)
 
 
 def parse_usernames(text: str) -> frozenset[bytes]:

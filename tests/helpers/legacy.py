@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
+import re
+import tempfile
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fwknop_server.knock import (
-    EncryptedRule,
-    OsRequirement,
-    SharedRule,
-    parse_knock_limit,
-    parse_port_offset,
-    parse_seconds,
-    parse_usernames,
-)
+from fwknop_server.access import load_policy
 
-from fwknop_core import KnockKey, KnockRequest, legacy_access, parse_shared_sequence
+from fwknop_core import KnockRequest, legacy_access
 
 if TYPE_CHECKING:
     from fwknop_server.knock import Knock, Rule
@@ -114,49 +109,18 @@ def pcap_knocks(path: Path | str, expression: str | None = None) -> list[Knock]:
 NET = (ipaddress.ip_network("198.18.5.0/24"),)
 
 
-def _ports(text: str) -> frozenset[tuple[str, int]]:
-    out = set()
-    for item in text.split(","):
-        proto, _, port = item.strip().lower().partition("/")
-        out.add((proto, int(port or 0)))
-    return frozenset(out)
-
-
 def rule_from_1x(access_conf: str, name: str = "stanza1") -> Rule:
-    """A 1.x stanza (``KEY: value;`` lines) as a rule: the test's stand-in for the reader."""
-    kv: dict[str, str] = {}
-    for line in access_conf.splitlines():
-        if not line.strip():
-            continue
-        key, _, value = line.rstrip(";").partition(":")
-        kv[key.strip()] = value.strip()
-    common: dict[str, Any] = {"name": name, "source": NET}
-    if "KNOCK_INTERVAL" in kv:
-        common["knock_interval"] = parse_seconds("KNOCK_INTERVAL", kv["KNOCK_INTERVAL"])
-    if "KNOCK_LIMIT" in kv:
-        common["knock_limit"] = parse_knock_limit(kv["KNOCK_LIMIT"])
-    if "FW_ACCESS_TIMEOUT" in kv:
-        common["fw_access_timeout"] = int(kv["FW_ACCESS_TIMEOUT"])
-    common["require_os"] = OsRequirement.parse(kv.get("REQUIRE_OS"), kv.get("REQUIRE_OS_REGEX"))
-    if "SHARED_SEQUENCE" in kv:
-        return SharedRule(
-            steps=parse_shared_sequence(kv["SHARED_SEQUENCE"]),
-            open_ports=_ports(kv["OPEN_PORTS"]),
-            min_time_diff=parse_seconds("MIN", kv["MIN_TIME_DIFF"])
-            if "MIN_TIME_DIFF" in kv
-            else None,
-            max_time_diff=parse_seconds("MAX", kv["MAX_TIME_DIFF"])
-            if "MAX_TIME_DIFF" in kv
-            else None,
-            **common,
-        )
-    return EncryptedRule(
-        key=KnockKey.from_passphrase(kv["KEY"]),
-        open_ports=_ports(kv["OPEN_PORTS"]),
-        offset=parse_port_offset(kv.get("PORT_OFFSET", "61000")),
-        require_usernames=parse_usernames(kv["REQUIRE_USERNAME"])
-        if "REQUIRE_USERNAME" in kv
-        else None,
-        require_source_address="REQUIRE_SOURCE_ADDRESS" in kv,
-        **common,
-    )
+    """A 1.x stanza (``KEY: value;`` lines) as our stanza reader reads it.
+
+    A whole access.conf is read unchanged; lines without a SOURCE get
+    ``SOURCE: 198.18.5.0/24;`` and, without SHARED_SEQUENCE, ``ENCRYPT_SEQUENCE;``.
+    """
+    text = access_conf
+    if not re.search(r"^SOURCE", text, re.M):
+        kind = re.search(r"^(SHARED|ENCRYPT)_SEQUENCE", text, re.M)
+        text = f"SOURCE: 198.18.5.0/24;\n{'' if kind else 'ENCRYPT_SEQUENCE;'}\n{text}"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "access.conf"
+        path.write_text(text)
+        (stanza,) = load_policy([path]).sequences
+    return dataclasses.replace(stanza.rule, name=name)
