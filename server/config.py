@@ -44,6 +44,22 @@ Names fwknopd does not have, all optional:
                          ``fwknopd --key-gen-server``), ``$FWKNOP_CONF_DIR/server_x25519.key``;
                          read when a stanza names a ``CLIENT_PUBLIC_KEY`` (or when
                          set here), again on every SIGHUP.
+``P0F_FP_FILE``          p0f v3 signature files (comma list) for ``REQUIRE_OS``
+                         and ``--os``: ``/etc/p0f/p0f.fp`` (Debian's ``p0f``), used
+                         when present; administrators' own files after it.
+``KNOCK_LIMIT_FILE``     where ``KNOCK_LIMIT`` counts are kept across restarts,
+                         ``$FWKNOP_RUN_DIR/knock_limits.json``.
+
+fwknop 1.x's names for knock sequences and fingerprints, which fwknopd 2.x
+dropped: ``P0F_FILE`` (pf.os signature files, comma list,
+``$FWKNOP_CONF_DIR/pf.os``; used when present), ``MAX_HOPS`` (the TTL window
+of a fingerprint, 20) and ``BLACKLIST`` (networks whose knock sequences are
+never taken, as knock source or as the address a sequence asks to open;
+fwknopd 2.6 ignores it, and so do SPA stanzas here). Other 1.x names are
+answered by name (``legacy.py``): a warning saying what replaced them, or
+an error where ignoring them would open more than 1.x did. 1.x's seven-field
+``IPT_INPUT_ACCESS`` (with ``src`` after the target) is read as the 2.x
+six-field form.
 
 Features a later version implements (``ENABLE_IPT_OUTPUT``, NFQUEUE, NAT
 through firewalld) are parsed, and a configuration that turns one on is
@@ -61,6 +77,8 @@ from pathlib import Path
 
 from .confsyntax import Invalid, Setting, is_yes, read_settings, shown_name
 from .errors import Problems
+from .legacy import CONFIG as LEGACY_NAMES
+from .legacy import Level
 
 __all__ = [
     "DEFAULTS",
@@ -243,6 +261,12 @@ KEYS: dict[str, Key] = {
     "UDPSERV_RCVBUF": _number(str(16 << 20), 65536, 1 << 30, _CAPTURE),
     "ENABLE_IP6TABLES": _flag("N", _RESTART),
     "SERVER_PRIVATE_KEY_FILE": Key("$FWKNOP_CONF_DIR/server_x25519.key"),
+    "P0F_FP_FILE": Key("/etc/p0f/p0f.fp"),
+    "KNOCK_LIMIT_FILE": Key("$FWKNOP_RUN_DIR/knock_limits.json", reload=_RESTART),
+    # fwknop 1.x's (knock sequences, fingerprints)
+    "P0F_FILE": Key("$FWKNOP_CONF_DIR/pf.os"),
+    "MAX_HOPS": _number("20", 1, 255),
+    "BLACKLIST": Key(None),
 }
 DEFAULTS: dict[str, str | None] = {name: key.default for name, key in KEYS.items()}
 
@@ -255,7 +279,6 @@ _LEGACY = frozenset(
         "EXTERNAL_CMD_ALARM",
         "ENABLE_EXT_CMD_PREFIX",
         "EXT_CMD_PREFIX",
-        "BLACKLIST",
         "IPT_EXEC_TRIES",
     }
 )
@@ -396,6 +419,8 @@ class ServerConfig:
 
 def _parse_chain(value: str) -> ChainSpec | None:
     parts = [p.strip() for p in value.split(",")]
+    if len(parts) == 7 and parts[1].lower() in ("src", "dst"):
+        del parts[1]  # fwknop 1.x's direction field: the 2.x chain spec has none
     if len(parts) != 6 or not all(_CHAIN_FIELD.match(p) for p in parts):
         return None
     target, table, from_chain, jump, to_chain, pos = parts
@@ -456,13 +481,23 @@ def load_server_config(
     for source in (path, *overrides.override_files):
         invalid: list[Invalid] = []
         for setting in _read(source, problems, invalid):
-            if setting.name in DEFAULTS:
-                raw[setting.name] = setting.value
-                origins[setting.name] = (setting.path, setting.line)
+            name = setting.name
+            if name in DEFAULTS:
+                earlier = origins.get(name)
+                if (
+                    earlier is not None
+                    and earlier[0] not in (path, setting.path)
+                    and (raw[name] != setting.value)
+                ):
+                    _overridden(setting, earlier, warnings)
+                raw[name] = setting.value
+                origins[name] = (setting.path, setting.line)
+            elif name in LEGACY_NAMES:
+                _legacy(setting, problems, warnings)
             elif warnings is not None:
-                why = "fwknopd 2.6 ignores it too" if setting.name in _LEGACY else "unknown"
-                name = shown_name(setting.name)
-                warnings.append(f"{setting.path}:{setting.line}: ignoring {name} ({why})")
+                why = "fwknopd 2.6 ignores it too" if name in _LEGACY else "unknown"
+                shown = shown_name(name)
+                warnings.append(f"{setting.path}:{setting.line}: ignoring {shown} ({why})")
         if warnings is not None:  # fwknopd skips such a line too, and goes on
             warnings.extend(
                 f"{line.path}:{line.line}: invalid config file entry, skipped: {line.name} "
@@ -482,6 +517,28 @@ def load_server_config(
     _validate(config, problems)
     problems.raise_if_any()
     return config
+
+
+def _legacy(setting: Setting, problems: Problems, warnings: list[str] | None) -> None:
+    """A fwknop 1.x name: refused, or ignored with what replaced it (``legacy.py``)."""
+    legacy = LEGACY_NAMES[setting.name]
+    where = f"{setting.path}:{setting.line}"
+    if legacy.level is Level.ERROR and (not legacy.only_if_yes or is_yes(setting.value)):
+        problems.add(setting.path, setting.line, legacy.message(setting.name))
+    elif warnings is not None and legacy.only_if_yes:
+        warnings.append(f"{where}: {setting.name} (fwknop 1.x): ignored")
+    elif warnings is not None:
+        warnings.append(f"{where}: {legacy.message(setting.name)}")
+
+
+def _overridden(setting: Setting, earlier: tuple[Path, int], warnings: list[str] | None) -> None:
+    """Two ``-O`` files set one name: the later wins (fwknopd 2.x); fwknop 1.x took the first."""
+    if warnings is not None:
+        warnings.append(
+            f"{setting.path}:{setting.line}: {setting.name} here replaces the value from "
+            f"{earlier[0]}:{earlier[1]} (the last -O file wins, as in fwknopd 2.x; "
+            "fwknop 1.x kept the first)"
+        )
 
 
 def _validate(config: ServerConfig, problems: Problems) -> None:

@@ -134,12 +134,12 @@ def test_circular_reference_is_refused(tmp_path: Path) -> None:
 
 
 def test_unknown_and_legacy_names_are_warnings(tmp_path: Path) -> None:
-    path = _conf(tmp_path, "BLACKLIST 1.2.3.4\nNOT_A_SETTING x\nPCAP_INTF eth2\n")
+    path = _conf(tmp_path, "IPT_EXEC_TRIES 1\nNOT_A_SETTING x\nPCAP_INTF eth2\n")
     warnings: list[str] = []
     config = load_server_config(path, warnings=warnings)
     assert config.values["PCAP_INTF"] == "eth2"
     assert warnings == [
-        f"{path}:1: ignoring BLACKLIST (fwknopd 2.6 ignores it too)",
+        f"{path}:1: ignoring IPT_EXEC_TRIES (fwknopd 2.6 ignores it too)",
         f"{path}:2: ignoring NOT_A_SETTING (unknown)",
     ]
 
@@ -196,3 +196,52 @@ def test_the_debian_sample_file_loads_unchanged() -> None:
     config = load_server_config(sample, warnings=warnings)
     assert config.values["PCAP_FILTER"] == "udp port 62201"
     assert warnings == []  # every line of it is commented out
+
+
+def test_fwknop_1x_names(tmp_path: Path) -> None:
+    """A 1.x fwknop.conf: its dropped names warned about, one refused, its chain spec read."""
+    path = _conf(
+        tmp_path,
+        "AUTH_MODE                   KNOCK;\n"
+        "ENABLE_SYSLOG_FILE          Y;\n"
+        "IPT_SYSLOG_FILE             /var/log/messages;\n"
+        "REQUIRE_SOURCE_ADDRESS      N;\n"
+        "IPT_INPUT_ACCESS            ACCEPT, src, filter, INPUT, 1, FWKNOP_INPUT, 1;\n"
+        "BLACKLIST                   NONE;\n"
+        "MAX_HOPS                    30;\n",
+    )
+    warnings: list[str] = []
+    config = load_server_config(path, warnings=warnings)
+    assert warnings == [
+        f"{path}:1: AUTH_MODE (fwknop 1.x): ignored: SPA and knock sequences are served "
+        "together, as the access stanzas ask",
+        f"{path}:2: ENABLE_SYSLOG_FILE (fwknop 1.x): ignored: knocks are captured from the wire "
+        "(an AF_PACKET socket with a kernel filter built from the access stanzas), so no "
+        "iptables LOG rules, syslog file or knopmd are needed",
+        f"{path}:3: IPT_SYSLOG_FILE (fwknop 1.x): ignored: knocks are captured from the wire "
+        "(an AF_PACKET socket with a kernel filter built from the access stanzas), so no "
+        "iptables LOG rules, syslog file or knopmd are needed",
+        f"{path}:4: REQUIRE_SOURCE_ADDRESS (fwknop 1.x): ignored",
+    ]
+    spec = config.chain("IPT_INPUT_ACCESS")
+    assert (spec.target, spec.table, spec.from_chain, spec.to_chain) == (
+        "ACCEPT", "filter", "INPUT", "FWKNOP_INPUT"
+    )  # fmt: skip
+    assert config.number("MAX_HOPS") == 30 and config.text("BLACKLIST") == "NONE"
+    refused = _conf(tmp_path, "REQUIRE_SOURCE_ADDRESS Y;\n", "strict.conf")
+    with pytest.raises(ConfigError, match=r"strict.conf:1: REQUIRE_SOURCE_ADDRESS \(fwknop 1.x\): "
+                       "is set per stanza now"):  # fmt: skip
+        load_server_config(refused)
+
+
+def test_override_files_the_last_wins_and_says_so(tmp_path: Path) -> None:
+    main = _conf(tmp_path, "PCAP_INTF eth0\n")
+    first = _conf(tmp_path, "PCAP_INTF eth1\n", "a.conf")
+    second = _conf(tmp_path, "PCAP_INTF eth2\nMAX_HOPS 5\n", "b.conf")
+    warnings: list[str] = []
+    config = load_server_config(main, Overrides(override_files=(first, second)), warnings=warnings)
+    assert config.values["PCAP_INTF"] == "eth2"
+    assert warnings == [
+        f"{second}:1: PCAP_INTF here replaces the value from {first}:1 (the last -O file wins, "
+        "as in fwknopd 2.x; fwknop 1.x kept the first)"
+    ]
