@@ -5,8 +5,10 @@ What it wires: capture (``capture/``: a source, read as packets come by a
 pure pipeline, each decision acted on), the firewall (``firewall/``, run
 by its ``FirewallDriver``), the replay store (``replay/``), the command
 runner (``cmdexec.py``) and the GnuPG workers (``gpgpool.py``), all from
-settings loaded once (``settings.py``). Signal handlers only schedule work
-on the event loop.
+settings loaded once (``settings.py``); when access.conf has knock-sequence
+stanzas (or an SPA stanza asks for an OS), the knock listener beside SPA
+capture (``capture/syn.py``, read into ``knocks.py``). Signal handlers only
+schedule work on the event loop.
 
 Beside capture, while it runs: the status socket in the run directory
 (``status.py``, for ``fwknopd --status --json``), the metrics endpoint if
@@ -29,11 +31,14 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from . import sdnotify, status
 from .capture import CaptureSettings, Source, open_source
-from .capture.reader import Reader
-from .capture.sources import read_pcap_file
+from .capture.frames import network_layer, parse_ip
+from .capture.libpcap import read_file_filtered
+from .capture.reader import Readable, Reader
+from .capture.syn import KnockSource
 from .capture.tcpserver import tcp_server
 from .cmdexec import CommandExecutor
 from .config import Reload, ServerConfig
@@ -43,6 +48,7 @@ from .firewall import Firewall, make_firewall
 from .firewall.driver import FirewallDriver
 from .gpgpool import GpgPool
 from .grantsync import GrantSync
+from .knocks import Knocks
 from .metrics import Metrics, on_loop
 from .nathost import forwarding_problem
 from .processor import Processor
@@ -53,9 +59,12 @@ from .settings import Options, ServerSettings, load
 __all__ = ["Daemon", "Options", "load"]
 
 log = logging.getLogger("fwknop_server")
+S = TypeVar("S", bound=Readable)
 _PRUNE_EVERY = 60.0
 _UNMUTE_EVERY = 1.0
 _RESCAN_EVERY = 60.0
+_KNOCK_EXPIRY_EVERY = 1.0
+_SYN_DRAIN = 16  # batches of knocks read before an SPA packet whose stanza needs its SYN
 
 
 class Daemon:
@@ -77,6 +86,9 @@ class Daemon:
         self.commands = CommandExecutor(timeout=settings.command_timeout)
         self.gpg = GpgPool()
         self.driver = FirewallDriver(self.firewall, clock)
+        self.knocks = Knocks(
+            settings.knock, self.driver, self.replay, clock=clock, test_mode=options.test_mode
+        )
         # rebuilt once the firewall has started: only then does it know whether it can open
         # for IPv6 (an nftables "inet" table can, an "ip" table cannot)
         self.dispatch = Dispatcher(
@@ -89,8 +101,11 @@ class Daemon:
             on_limit=lambda: self.stop(),  # noqa: PLW0108 - whatever stop is then
             on_capture_error=self._capture_failed,
         )
-        # each capture source open, read by its Reader: the SPA source first (see _listen)
-        self._readers: list[Reader] = []
+        self.knocks.refusals = self.dispatch.refusals  # one table of counters
+        # each capture source open, read by its Reader: the SPA source first (see _listen),
+        # then the knock listener's, if any
+        self._readers: list[Reader[Any]] = []
+        self._knock_source: KnockSource | None = None
         self._tcp: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -124,8 +139,14 @@ class Daemon:
         pipeline = self.settings.pipeline_for(
             ipv6=self.firewall.supports_ipv6, nat=self.firewall.supports_nat
         )
+        self.knocks.ipv6 = self.firewall.supports_ipv6
         return Processor(
-            self.settings.stanzas, pipeline, replay=self.replay, keyring=self.settings.x25519
+            self.settings.stanzas,
+            pipeline,
+            replay=self.replay,
+            keyring=self.settings.x25519,
+            syns=self.knocks.syns,
+            os_db=self.settings.knock.os_db,
         )
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -167,7 +188,8 @@ class Daemon:
             await self._read_file(Path(capture.pcap_file), capture.bpf_filter)
         else:
             source = open_source(capture)
-            self._listen(source, self.dispatch.read)
+            self._listen(source, self._read_spa)
+            self._open_knocks()
             if capture.tcp_server:
                 self._tcp = await tcp_server(capture.tcp_port)
             log.info(
@@ -179,6 +201,8 @@ class Daemon:
             sdnotify.notify(f"READY=1\nSTATUS={source.description}")
             self._every(_PRUNE_EVERY, self._prune, "replay cache pruning")
             self._every(_UNMUTE_EVERY, self.dispatch.unmute, "unmuting refusals")
+            self._every(_KNOCK_EXPIRY_EVERY, self.knocks.expire, "knock sequence expiry")
+            self._every(_RESCAN_EVERY, self.knocks.refresh_addresses, "knock local addresses")
             if self.settings.rules_check:
                 self._every(_RESCAN_EVERY, self.driver.housekeeping, "firewall housekeeping")
             await self._stop.wait()
@@ -208,7 +232,7 @@ class Daemon:
         """The daemon's counters and state (``--status --json``, metrics), on the loop."""
         return status.snapshot(self, started=self.started)
 
-    def _listen(self, source: Source, read: Callable[[Source], int], *, replace: int = -1) -> None:
+    def _listen(self, source: S, read: Callable[[S], int], *, replace: int = -1) -> None:
         """Read ``source`` with ``read`` from now on (instead of reader ``replace``, closed)."""
         assert self._loop is not None  # noqa: S101 - only while running
         reader = Reader(self._loop, source, read)
@@ -221,11 +245,67 @@ class Daemon:
             self._readers.append(reader)
         reader.start()
 
+    def _read_spa(self, source: Source) -> int:
+        """SPA capture's reader: the knocks that came before first, when a stanza needs a SYN."""
+        knocks = self._knock_source
+        if knocks is not None and self.settings.knock.spa_filter is not None:
+            # a connection's SYN reached the knock socket before its data reached this one
+            for _ in range(_SYN_DRAIN):
+                if self.knocks.read(knocks) == 0:
+                    break
+        return self.dispatch.read(source)
+
+    def _open_knocks(self, *, replace: bool = False) -> None:
+        """The knock listener, if the stanzas want one (again, with new settings: ``replace``)."""
+        knock = self.settings.knock
+        wanted = knock.capture_filter
+        current = self._knock_source
+        if current is not None and current.filter == wanted:
+            return
+        if current is not None:
+            index = next(i for i, r in enumerate(self._readers) if r.source is current)
+            old = self._readers.pop(index)
+            old.stop()
+            current.close()
+            self._knock_source = None
+        if wanted is None:
+            return
+        try:
+            source = KnockSource(knock.interface, wanted, any_direction=knock.any_direction)
+        except OSError as exc:
+            if not replace:
+                raise
+            log.error("knock sequences are not captured: %s", exc)
+            return
+        self.knocks.refresh_addresses()
+        self._knock_source = source
+        self._listen(source, self.knocks.read)
+        log.info("knock sequences: %d stanza(s), listening: %s", len(knock.sequences),
+                 source.description)  # fmt: skip
+
     async def _read_file(self, path: Path, bpf_filter: str) -> None:
-        """``--pcap-file``: every packet of the file, decided and acted on, then done."""
+        """``--pcap-file``: every packet of the file, decided and acted on, then done.
+
+        SPA packets (``PCAP_FILTER``) go to the pipeline at the daemon's time;
+        knocks (the knock listener's filter) to the sequence collector at the
+        file's times, and what is still waiting at the end is decided then.
+        """
         log.info("reading packets from %s", path)
-        for packet in read_pcap_file(path, bpf_filter):
-            self.dispatch.handle(packet, self.clock())
+        knock_filter = self.settings.knock.capture_filter
+        filters = [bpf_filter] if knock_filter is None else [bpf_filter, knock_filter]
+        last = None
+        for linktype, stamp, frame, matched in read_file_filtered(path, filters):
+            inner = network_layer(linktype, frame)
+            if inner is None:
+                continue
+            if matched[-1] and knock_filter is not None:
+                self.knocks.feed(inner, stamp)
+                last = stamp
+            if matched[0] and (packet := parse_ip(inner)) is not None:
+                self.dispatch.handle(packet, self.clock())
+        if last is not None:
+            longest = max((r.knock_interval for r in self.settings.knock.rules), default=0.0)
+            self.knocks.finish(last + longest + 1)
         await self.gpg.drained()
         await self.driver.drain()
 
@@ -315,6 +395,9 @@ class Daemon:
         if old.changed(settings.config, Reload.CAPTURE):
             self._reopen_capture(settings.capture)
         self.settings = settings
+        self.knocks.reconfigure(settings.knock)
+        if self.source is not None:
+            self._open_knocks(replace=True)
         self.dispatch.use(self._processor())
         self.commands.timeout = settings.command_timeout
         log.info(
@@ -332,13 +415,17 @@ class Daemon:
         except OSError as exc:
             log.error("keeping the old capture: %s", exc)
             return
-        self._listen(source, self.dispatch.read, replace=0)
+        self._listen(source, self._read_spa, replace=0)
         log.info("capture is now %s", source.description)
 
     def log_counters(self) -> None:
         """SIGUSR1: the counters, by reason (and what the kernel dropped before we saw it)."""
         status.capture_drops(self.source, self.refusals)
+        if self._knock_source is not None and (dropped := self._knock_source.drops()):
+            self.refusals.count("knock_kernel_dropped", dropped)
         log.info("counters: %s", self.refusals.summary())
+        if self.settings.knock.sequences:
+            log.info("knock counters: %s", self.knocks.summary())
 
     async def _shutdown(self) -> None:
         if self._tcp is not None:
@@ -354,6 +441,7 @@ class Daemon:
             reader.stop()
             reader.source.close()
         self._readers.clear()
+        self._knock_source = None
         await self.driver.stop(close=not self.options.test_mode)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.gpg.shutdown)

@@ -12,7 +12,11 @@ charset pre-filter, HTTP extraction, SOURCE match (the flood screen,
 ``screen.py``); then each matching stanza in file order: DESTINATION,
 expiry, the HMAC (before anything is decrypted), decryption, the replay
 cache, GnuPG signer, packet age, allow IP, username, message type, ports.
-The first stanza that accepts wins.
+The first stanza that accepts wins. Two checks of fwknop 1.x's: after the
+username, ``REQUIRE_OS`` (our extension to SPA stanzas: the fingerprint of
+the SYN that opened the packet's TCP connection, as the knock listener saw
+it, must meet it; a packet not sent over such a connection is refused), and
+for a command message, ``CMD_REGEX``.
 
 The HMAC of each candidate stanza is computed at most once per packet: the
 screen checks the candidates up to the first whose HMAC matches and hands
@@ -66,6 +70,7 @@ from fwknop_core import (
 from .access import AccessStanza, GpgPolicy
 from .commands import cycle_values, substitute
 from .config import ServerConfig
+from .knock import OsDatabase, OsRequirement, SynMemory
 from .nat import NatSettings, nat_settings, plan
 from .screen import LONG_WAY, Candidates, Screen, X25519Way, refusal
 from .vocab import (
@@ -88,11 +93,13 @@ from .vocab import (
     ReplayUnavailable,
     RunCommand,
     RunCycle,
+    proto_name,
 )
 
 __all__ = ["Processor", "Settings"]
 
 _ZERO = ipaddress.IPv4Address(0)  # the allow IP that means "the packet's source"
+_TCP = 6
 _CORE = {
     RejectReason.HMAC_MISMATCH: Reason.HMAC_MISMATCH,
     RejectReason.DECRYPT_FAILED: Reason.DECRYPT_FAILED,
@@ -212,10 +219,14 @@ class Processor:
         replay: ReplayStore | None = None,
         *,
         keyring: X25519Keyring[AccessStanza] | None = None,
+        syns: SynMemory | None = None,
+        os_db: OsDatabase | None = None,
     ) -> None:
         self.stanzas = tuple(stanzas)
         self.settings = settings
         self.replay: ReplayStore = replay if replay is not None else _NoReplay()
+        self.syns = syns  # the SYNs the knock listener saw (REQUIRE_OS over TCP)
+        self.os_db = os_db
         # keyring: the x25519 clients of these stanzas (serverkey.client_keyring), derived once
         self.screen = Screen(self.stanzas, http=settings.http, keyring=keyring)
         self._check = self.screen.check
@@ -475,6 +486,8 @@ class Processor:
                 Reason.USERNAME,
                 f"({msg.username}) does not match required username: {stanza.require_username}",
             )
+        if stanza.require_os is not None:
+            self._check_os(stanza.require_os, packet)
         if msg.message_type.has_nat and not self.settings.nat.allows(msg.message_type):
             raise _StanzaFailed(Reason.NAT, msg.message_type.label)
         if msg.message_type is MessageType.COMMAND:
@@ -508,6 +521,19 @@ class Processor:
             nat=nat,
         )
 
+    def _check_os(self, need: OsRequirement, packet: Packet) -> None:
+        """REQUIRE_OS in an SPA stanza (ours): the SYN of the packet's connection must meet it."""
+        found = None
+        if packet.proto == _TCP and packet.dst is not None and self.syns is not None:
+            found = self.syns.find(packet.src, packet.sport, packet.dst, packet.dport)
+        if found is None:
+            why = "no SYN seen" if packet.proto == _TCP else f"sent over {proto_name(packet.proto)}"
+            raise _StanzaFailed(Reason.OS_NO_SYN, f"{why}; {need}")
+        guesses = self.os_db.guesses(found) if self.os_db is not None else ()
+        if not need.met_by(guesses):
+            seen = ", ".join(str(g) for g in guesses) or "no signature matches"
+            raise _StanzaFailed(Reason.OS_MISMATCH, f"expected {need}, got {seen}")
+
     def _nat(
         self, stanza: AccessStanza, msg: SpaMessage, first: tuple[str, int], source: IPAddress
     ) -> NatGrant | None:
@@ -533,6 +559,8 @@ class Processor:
         if policy is None:
             raise _StanzaFailed(Reason.COMMAND)
         command = msg.command or ""
+        if stanza.cmd_regex is not None and not stanza.cmd_regex.search(command):
+            raise _StanzaFailed(Reason.COMMAND_REGEX, f"{command!r}")
         argv = policy.argv(command, self.settings.sudo_exe)
         if not argv or policy.words(argv) > MAX_WORDS:
             # fwknopd takes the packet and runs nothing: no other stanza gets it

@@ -4,7 +4,8 @@
 reload behaviour) and access.conf (``access.py``), and each part of the
 daemon reads its own keys into its own frozen settings, once
 (``CaptureSettings``, ``ReplaySettings``, ``NatSettings``, the pipeline's
-``Settings``; each firewall backend reads its own when it is made). The
+``Settings``, ``KnockSettings``; each firewall backend reads its own when it
+is made). The
 daemon then works from these, never from the file by key. A SIGHUP loads
 anew and swaps the whole; what ``Reload`` marks for a restart is named.
 The x25519 clients' keys are derived here too, once per load
@@ -22,11 +23,12 @@ from pathlib import Path
 
 from fwknop_core import X25519Keyring
 
-from .access import AccessStanza, load_access
+from .access import AccessPolicy, AccessStanza, load_policy
 from .capture import CaptureSettings
 from .cmdexec import command_timeout
 from .config import Overrides, ServerConfig, listen_address, load_server_config
 from .grantsync import SyncSettings
+from .knocks import KnockSettings
 from .nat import NatSettings, nat_settings
 from .processor import Settings
 from .replay import ReplaySettings
@@ -52,7 +54,7 @@ class ServerSettings:
     """Everything a daemon runs on, typed: each part's settings, and the stanzas."""
 
     config: ServerConfig  # the file as read: for -D, and for what a reload changed
-    stanzas: tuple[AccessStanza, ...]
+    stanzas: tuple[AccessStanza, ...]  # the SPA stanzas (``knock`` has the sequence ones)
     capture: CaptureSettings
     replay: ReplaySettings
     nat: NatSettings
@@ -63,6 +65,7 @@ class ServerSettings:
     run_dir: Path  # FWKNOP_RUN_DIR: the status socket
     sync: SyncSettings | None  # GRANT_SYNC_GROUP: grants shared with an HA group
     metrics_listen: tuple[str, int] | None  # METRICS_LISTEN
+    knock: KnockSettings  # knock sequences and OS fingerprints
     # the x25519 clients (CLIENT_PUBLIC_KEY), each client's key derived once; None: there are none
     x25519: X25519Keyring[AccessStanza] | None = None
 
@@ -70,7 +73,7 @@ class ServerSettings:
     def from_config(
         cls,
         config: ServerConfig,
-        stanzas: tuple[AccessStanza, ...],
+        policy: AccessPolicy,
         *,
         test_mode: bool = False,
         x25519: X25519Keyring[AccessStanza] | None = None,
@@ -80,7 +83,7 @@ class ServerSettings:
         metrics = config.text("METRICS_LISTEN")
         return cls(
             config=config,
-            stanzas=stanzas,
+            stanzas=policy.stanzas,
             capture=CaptureSettings.from_config(config),
             replay=replay,
             nat=nat_settings(config),
@@ -91,6 +94,7 @@ class ServerSettings:
             run_dir=config.file("FWKNOP_RUN_DIR"),
             sync=SyncSettings.from_config(config, replay),
             metrics_listen=listen_address(metrics) if metrics else None,
+            knock=KnockSettings.from_config(config, policy, test_mode=test_mode),
             x25519=x25519,
         )
 
@@ -111,7 +115,7 @@ def load(options: Options, warnings: list[str] | None = None) -> ServerSettings:
         paths = (config.file("ACCESS_FOLDER"),)
     else:
         paths = (config.file("ACCESS_FILE"),)
-    stanzas = load_access(
+    policy = load_policy(
         paths,
         gpg_home_dir=config.required("GPG_HOME_DIR"),
         gpg_exe=config.required("GPG_EXE"),
@@ -120,10 +124,11 @@ def load(options: Options, warnings: list[str] | None = None) -> ServerSettings:
     )
     if warnings is not None:
         files = [options.config_file, *options.overrides.override_files]
-        files += [stanza.path for stanza in stanzas]
+        files += [stanza.path for stanza in policy.stanzas]
+        files += [sequence.path for sequence in policy.sequences]  # their KEYs too
         warnings.extend(w for path in dict.fromkeys(files) if (w := permission_warning(path)))
     return ServerSettings.from_config(
-        config, stanzas, test_mode=options.test_mode, x25519=client_keyring(config, stanzas)
+        config, policy, test_mode=options.test_mode, x25519=client_keyring(config, policy.stanzas)
     )
 
 

@@ -172,6 +172,8 @@ class Reason(enum.Enum):
         "Username in SPA data",
         "[{src}] (stanza #{n}) Username in SPA data {detail}",
     )
+    OS_NO_SYN = ("os_no_syn", "REQUIRE_OS: no TCP SYN was seen for this packet's connection", None)
+    OS_MISMATCH = ("os_mismatch", "OS fingerprint does not meet REQUIRE_OS", None)
     NAT = (
         "nat",
         "NAT access requested but not enabled",
@@ -183,6 +185,7 @@ class Reason(enum.Enum):
         "command messages are not allowed",
         "[{src}] (stanza #{n}) SPA Command messages are not allowed in the current configuration.",
     )
+    COMMAND_REGEX = ("command_regex", "command does not match CMD_REGEX", None)
     COMMAND_WORDS = ("command_words", f"command is empty or has more than {MAX_WORDS} words", None)
     CYCLE = ("cycle", "a command cycle needs an access request (proto/port)", None)
     PORTS = (

@@ -11,10 +11,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-__all__ = ["DLT_RAW", "PcapError", "compile_filter", "read_file"]
+__all__ = ["DLT_RAW", "PcapError", "compile_filter", "read_file", "read_file_filtered"]
 
 DLT_RAW = 12  # packets that start at the IP header (what a SOCK_DGRAM packet socket reads)
 _PCAP_NETMASK_UNKNOWN = 0xFFFFFFFF
@@ -117,35 +117,51 @@ def compile_filter(expression: str, linktype: int = DLT_RAW, snaplen: int = 6553
 
 def read_file(path: Path, expression: str | None) -> Iterator[tuple[int, float, bytes]]:
     """(link type, timestamp, frame) of each packet of a capture file matching ``expression``."""
+    for linktype, stamp, frame, _matched in read_file_filtered(path, [expression]):
+        yield linktype, stamp, frame
+
+
+def read_file_filtered(
+    path: Path, expressions: Sequence[str | None]
+) -> Iterator[tuple[int, float, bytes, tuple[bool, ...]]]:
+    """Each packet matching one of ``expressions`` (None: everything), and which it matched.
+
+    For a reader with two consumers (SPA and the knock listener) that must
+    see one file's packets in their order: one pass, each filter run on each.
+    """
     lib = _lib()
     errbuf = ctypes.create_string_buffer(_ERRBUF)
     handle = lib.pcap_open_offline(str(path).encode(), errbuf)
     if not handle:
         raise PcapError(f"{path}: {errbuf.value.decode(errors='replace')}")
+    programs: list[_Program | None] = []
     try:
         linktype = lib.pcap_datalink(handle)
-        program = _compile(handle, expression) if expression else None
+        for expression in expressions:
+            programs.append(_compile(handle, expression) if expression else None)
         header = ctypes.POINTER(_PktHdr)()
         data = ctypes.POINTER(ctypes.c_ubyte)()
-        try:
-            while True:
-                rc = lib.pcap_next_ex(handle, ctypes.byref(header), ctypes.byref(data))
-                if rc == -2:  # end of file
-                    return
-                if rc < 0:
-                    message = (lib.pcap_geterr(handle) or b"").decode(errors="replace")
-                    raise PcapError(f"{path}: {message}")
-                if rc == 0:
-                    continue
-                if program is not None and not lib.pcap_offline_filter(
-                    ctypes.byref(program), header, data
-                ):
-                    continue
-                hdr = header.contents
-                frame = ctypes.string_at(data, hdr.caplen)
-                yield linktype, hdr.ts.tv_sec + hdr.ts.tv_usec / 1e6, frame
-        finally:
+        while True:
+            rc = lib.pcap_next_ex(handle, ctypes.byref(header), ctypes.byref(data))
+            if rc == -2:  # end of file
+                return
+            if rc < 0:
+                message = (lib.pcap_geterr(handle) or b"").decode(errors="replace")
+                raise PcapError(f"{path}: {message}")
+            if rc == 0:
+                continue
+            matched = tuple(
+                program is None
+                or bool(lib.pcap_offline_filter(ctypes.byref(program), header, data))
+                for program in programs
+            )
+            if not any(matched):
+                continue
+            hdr = header.contents
+            frame = ctypes.string_at(data, hdr.caplen)
+            yield linktype, hdr.ts.tv_sec + hdr.ts.tv_usec / 1e6, frame, matched
+    finally:
+        for program in programs:
             if program is not None:
                 lib.pcap_freecode(ctypes.byref(program))
-    finally:
         lib.pcap_close(handle)

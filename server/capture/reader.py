@@ -15,20 +15,36 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
 
-from . import Source
-
-__all__ = ["Reader"]
+__all__ = ["Readable", "Reader"]
 
 POLL_PAUSE = 0.001  # seconds between reads while packets come (adds at most this to a grant)
 BUSY = 512  # packets in one read that mean a backlog: read again without a pause
 
 
-class Reader:
+class Readable(Protocol):
+    """What a reader waits on: a capture source (SPA's ``Source``, the knock listener's ...)."""
+
+    description: str
+
+    def fileno(self) -> int:
+        """What the event loop waits on."""
+        ...
+
+    def close(self) -> None:
+        """Stop capturing."""
+        ...
+
+
+S = TypeVar("S", bound=Readable)
+
+
+class Reader(Generic[S]):
     """Reads ``source`` with ``read`` (which says how many packets it took) while it is open."""
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, source: Source, read: Callable[[Source], int]
+        self, loop: asyncio.AbstractEventLoop, source: S, read: Callable[[S], int]
     ) -> None:
         self.loop = loop
         self.source = source

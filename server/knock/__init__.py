@@ -12,6 +12,8 @@ The pieces the daemon wires together (KNOCK-NOTES in the report says how):
   :meth:`Collector.next_deadline`.
 * :class:`OsDatabase` / :class:`OsRequirement` (``osfp``): pf.os and p0f v3
   signatures, ``REQUIRE_OS`` / ``REQUIRE_OS_REGEX``.
+* :class:`SynMemory` (``synmemory``): recent SYNs by connection, for
+  ``REQUIRE_OS`` in SPA stanzas (SPA over TCP).
 
 Nothing here opens a file, a socket or reads a clock: signature files come in
 as text, times come with the knocks.
@@ -53,7 +55,8 @@ from .rules import (
     parse_seconds,
     parse_usernames,
 )
-from .wire import Knock, SynFingerprint, parse_knock
+from .synmemory import SynMemory
+from .wire import Knock, SynFingerprint, parse_knock, peek_knock
 
 __all__ = [
     "DEFAULT_FW_ACCESS_TIMEOUT",
@@ -76,6 +79,7 @@ __all__ = [
     "Rule",
     "SharedRule",
     "SynFingerprint",
+    "SynMemory",
     "capture_filter",
     "p0f_raw_signature",
     "parse_knock",
@@ -86,5 +90,6 @@ __all__ = [
     "parse_port_offset",
     "parse_seconds",
     "parse_usernames",
+    "peek_knock",
     "pf_os_observed",
 ]

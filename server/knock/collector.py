@@ -53,6 +53,12 @@ purpose and each tested:
   is checked against the sequence's own TCP knocks: every SYN of the
   sequence must satisfy it, and a sequence with no SYN fails it. 1.x asked
   every guess ever made for the address, kept for the life of the process.
+* **One verdict per sequence**: stanzas with the same offset see the same
+  knocks; when one stanza's key decodes them, the others' failures to
+  decrypt are not reported (1.x logged a failure for each other stanza).
+* **Local knocks only**: given the host's addresses (``destinations``), a
+  knock to another address (a router sees those pass) does not count; 1.x
+  saw what its INPUT chain logged, so the same.
 * **Bounded memory**: at most ``max_sources`` sources have state (the least
   recently knocking one is dropped when a new one needs room, counted as
   ``evicted``); a source's state is at most 48 knocks per stanza and goes at
@@ -229,6 +235,8 @@ class Collector:
         self.os_db = os_db
         self.replay: ReplayGuard = replay if replay is not None else MemoryReplay()
         self.blacklist = tuple(blacklist)
+        # the host's own addresses: knocks to others do not count (None: every knock counts)
+        self.destinations: tuple[Network, ...] | None = None
         self.max_sources = max_sources
         self.stats: Counter[str] = Counter()
         self._sources: OrderedDict[Address, _Source] = OrderedDict()
@@ -305,6 +313,12 @@ class Collector:
         if self._blacklisted(knock.source):
             self.stats["blacklisted"] += 1
             return []
+        local = self.destinations
+        if local is not None and (
+            knock.destination is None or not any(knock.destination in net for net in local)
+        ):
+            self.stats["not local"] += 1
+            return []
         if knock.proto == TCP and knock.seq is not None and src is not None:
             key = (knock.sport, knock.port, knock.seq)
             if key in src.syns:
@@ -331,7 +345,28 @@ class Collector:
             self._packed.add(knock.source.packed)
             if knock.proto == TCP and knock.seq is not None:
                 state.syns.append((knock.sport, knock.port, knock.seq))
-        return out
+        return self._other_keys(out, state) if out else out
+
+    def _other_keys(self, out: list[Decision], state: _Source) -> list[Decision]:
+        """A sequence one stanza's key opened is no decrypt failure of the others (same range).
+
+        Stanzas of one offset see the same knocks: when one decodes them (or
+        holds a 32-knock reading, waiting for 16 more), the others' failures
+        are counted as ``other stanza's key`` and not reported.
+        """
+        failed = [
+            d for d in out if isinstance(d, Refusal) and d.reason is RefuseReason.DECRYPT_FAILED
+        ]
+        if not failed:
+            return out
+        opened = any(d.kind == "encrypted" and d.replay_digest is not None for d in out) or any(
+            enc.pending is not None for enc in state.enc.values()
+        )
+        if not opened:
+            self.stats["refused decrypt_failed"] += len(failed)
+            return out
+        self.stats["other stanza's key"] += len(failed)
+        return [d for d in out if not any(d is f for f in failed)]
 
     def _encrypted(
         self, rule: EncryptedRule, knock: Knock, src: _Source, out: list[Decision]
@@ -373,11 +408,10 @@ class Collector:
             del src.enc[rule.name]
             if st.pending is not None:  # the 16 knocks after it were no tail of it
                 out.append(self._decide_encrypted(rule, st.pending, st, knock.source, knock.time))
-            else:
+            else:  # counted in feed, unless another stanza's key opened the same knocks
+                reason = RefuseReason.DECRYPT_FAILED
                 out.append(
-                    self._refuse(
-                        rule, knock.source, RefuseReason.DECRYPT_FAILED, knock.time, detail=str(exc)
-                    )
+                    Refusal(rule.name, "encrypted", knock.source, reason, knock.time, str(exc))
                 )
             return
         if len(st.data) == _SHORT and not decoded.padded:

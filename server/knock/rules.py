@@ -224,8 +224,8 @@ def capture_filter(rules: Iterable[Rule]) -> str | None:
     """The pcap filter expression for the knock listener (§4.5), or None with no rules.
 
     Pure SYNs and UDP datagrams to the encrypted ranges and the shared steps'
-    ports, and ICMP echo requests when a shared step is icmp. The capture
-    layer compiles it (libpcap) and narrows it to local addresses.
+    ports, and ICMP echo requests when a shared step is icmp; IPv4 and IPv6.
+    The capture layer compiles it (libpcap).
     """
     tcp: set[int] = set()
     udp: set[int] = set()
@@ -248,8 +248,12 @@ def capture_filter(rules: Iterable[Rule]) -> str | None:
         terms.append(
             f"(tcp[tcpflags] & (tcp-syn|tcp-ack|tcp-rst|tcp-fin) == tcp-syn and ({ports}))"
         )
+        # libpcap's tcp[] reads IPv4 only: an IPv6 SYN's flags are at 40 + 13 (no extension
+        # header between: the collector's parser takes none either)
+        terms.append(f"(ip6 and tcp and ip6[53] & 0x17 == 0x02 and ({ports}))")
     if udp:
         terms.append(f"(udp and ({' or '.join(_ranges(udp))}))")
     if icmp:
         terms.append("(icmp[icmptype] == icmp-echo)")
+        terms.append("(icmp6 and ip6[40] == 128)")
     return " or ".join(terms) if terms else None

@@ -9,6 +9,7 @@ import pytest
 from fwknop_server.access import AccessPolicy, load_access, load_policy, parse_networks
 from fwknop_server.errors import ConfigError
 from fwknop_server.knock import EncryptedRule, SharedRule
+from fwknop_server.settings import Options, load
 
 from fwknop_core import KnockKey, KnockStep
 from tests.helpers.legacy import observations
@@ -258,3 +259,21 @@ def test_1x_network_forms(text: str, inside: list[str], outside: list[str]) -> N
 def test_exclusions_alone_are_refused() -> None:
     with pytest.raises(ValueError, match="only '!' exclusions"):
         parse_networks("!10.0.0.0/8")
+
+
+def test_a_file_of_knock_sequences_others_can_read_draws_the_warning(tmp_path: Path) -> None:
+    # the KEY of a sequence stanza is a key too: its file is checked as an SPA stanza's is
+    conf = tmp_path / "fwknopd.conf"
+    conf.write_text(f"FWKNOP_RUN_DIR {tmp_path}/run\nFIREWALL_TYPE log\n")
+    conf.chmod(0o600)
+    sequences = tmp_path / "sequences.conf"
+    sequences.write_text("SOURCE: ANY;\nENCRYPT_SEQUENCE;\nKEY: testkey1;\nOPEN_PORTS: tcp/22;\n")
+    sequences.chmod(0o644)
+    access = tmp_path / "access.conf"
+    access.write_text(f"SOURCE ANY\nKEY_BASE64 {KEY}\n%include {sequences}\n")
+    access.chmod(0o600)
+    warnings: list[str] = []
+    load(Options(config_file=conf, access_paths=(access,)), warnings)
+    assert [w for w in warnings if w.startswith("[-] file:")] == [
+        f"[-] file: {sequences} permissions should only be user read/write (0600, -rw-------)"
+    ]

@@ -22,6 +22,7 @@ from fwknop_server.knock import (
     Rule,
     SharedRule,
     capture_filter,
+    parse_knock,
     parse_knock_limit,
     parse_port_offset,
     parse_seconds,
@@ -627,6 +628,36 @@ def test_capture_filter_compiles_and_passes_every_recorded_knock() -> None:
         assert len(pcap_knocks(c["pcap"], expression)) == len(c["knocks"]), c["id"]
     assert capture_filter([]) is None
     assert "icmp" not in (capture_filter(rules[:3]) or "")
+
+
+def test_capture_filter_takes_ipv4_and_ipv6_knocks_and_nothing_else(tmp_path: Path) -> None:
+    from fwknop_server.capture.libpcap import read_file
+
+    from tests.helpers import packets as pk
+
+    rules: list[Rule] = [enc_rule(), shared_rule("tcp/5501, udp/5502, icmp", name="s")]
+    expression = capture_filter(rules)
+    assert expression is not None
+    a4, b4, a6, b6 = "198.18.0.2", "198.18.0.1", "2001:db8::2", "2001:db8::1"
+    wanted = [
+        pk.tcp_syn(a4, b4, 61083), pk.tcp_syn(a6, b6, 61255), pk.tcp_syn(a6, b6, 5501),
+        pk.udp(a4, b4, 61000), pk.udp(a6, b6, 5502), pk.icmp_echo(a4, b4), pk.icmp_echo(a6, b6),
+    ]  # fmt: skip
+    unwanted = [
+        pk.tcp_syn(a4, b4, 60999), pk.tcp_syn(a6, b6, 61256), pk.udp(a6, b6, 5503),
+        pk.tcp_syn(a4, b4, 22),
+    ]  # fmt: skip
+    ack = bytearray(pk.tcp_syn(a6, b6, 5501))
+    ack[53] = 0x12  # SYN+ACK: not a knock
+    unwanted.append(bytes(ack))
+    path = pk.write_pcap(tmp_path / "k.pcap", enumerate([*wanted, *unwanted]))
+    passed = [frame for _lt, _t, frame in read_file(path, expression)]
+    assert passed == wanted
+    knocks = [parse_knock(p, 0.0) for p in passed]
+    assert [(k.proto, k.port) for k in knocks if k] == [
+        (TCP, 61083), (TCP, 61255), (TCP, 5501), (UDP, 61000), (UDP, 5502), (ICMP, None),
+        (ICMP, None),
+    ]  # fmt: skip
 
 
 def test_feed_packet_screens_junk_without_parsing_and_grants_as_feed_does(
