@@ -31,6 +31,7 @@ from .hardening import no_core_dumps
 
 if TYPE_CHECKING:
     from .access import AccessStanza
+    from .knockstanza import SequenceStanza
     from .settings import Options
 
 __all__ = ["ExitCode", "main"]
@@ -76,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     a("-v", "--verbose", action="count", default=0, help="more logging (repeatable)")
     a("--syslog-enable", action="store_true", help="in the foreground, log to syslog too")
     a("-l", "--locale", help="accepted for compatibility; we do not change the locale")
+    a("--no-locale", action="store_true", help="accepted for compatibility (fwknop 1.x)")
+    a("--fw-log", metavar="FILE", help="fwknop 1.x's iptables log input: not supported (see --os)")
     a("--gpg-home-dir", help="GPG_HOME_DIR")
     a("--gpg-exe", help="GPG_EXE")
     a("--sudo-exe", help="SUDO_EXE")
@@ -93,6 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     b("--fw-list", action="store_true", help="list what fwknopd has opened")
     b("--fw-list-all", action="store_true", help="list the whole firewall policy")
     b("--fw-flush", action="store_true", help="remove every rule fwknopd made")
+    b("-o", "--os", action="store_true",
+      help="print the OS fingerprint of each TCP SYN: from --pcap-file, or live on PCAP_INTF "
+      "(until -C N SYNs or Ctrl-C)")  # fmt: skip
     b("-k", "--key-gen", action="store_true", help="print a new key pair")
     b("--key-len", type=int, default=32, help="Rijndael key length for --key-gen")
     b("--hmac-key-len", type=int, help="HMAC key length for --key-gen")
@@ -237,6 +243,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     no_core_dumps()  # before any key is read
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.fw_log is not None:
+        from .legacy import FW_LOG_REFUSAL  # noqa: PLC0415
+
+        sys.stderr.write(f"fwknopd: {FW_LOG_REFUSAL}\n")
+        return ExitCode.USAGE
     if args.key_gen:
         return _key_gen(parser, args)
     if args.key_gen_server is not None:
@@ -263,7 +274,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         for warning in warnings:
             log.warning("%s", warning)
         return _firewall_action(args, config)
+    if args.os:
+        return _os_mode(args, config)
     return _serve(args)
+
+
+def _os_mode(args: argparse.Namespace, config: ServerConfig) -> int:
+    from . import osmode  # noqa: PLC0415
+    from .capture.libpcap import PcapError  # noqa: PLC0415
+    from .knocks import load_os_database  # noqa: PLC0415
+
+    try:
+        database = load_os_database(config, required=False)
+        osmode.run(
+            database,
+            sys.stdout,
+            pcap_file=args.pcap_file,
+            interface=config.required("PCAP_INTF"),
+            limit=max(0, args.packet_limit),
+        )
+    except ConfigError as exc:
+        return _fail(str(exc))
+    except (OSError, PcapError) as exc:
+        return _fail(str(exc))
+    return ExitCode.OK
 
 
 def _key_gen(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -393,8 +427,10 @@ def _serve(args: argparse.Namespace) -> int:
     config, stanzas = settings.config, settings.stanzas
     for warning in warnings:
         log.warning("%s", warning)
+    sequences = settings.knock.sequences
     if args.exit_parse_config:
-        print(f"configuration is valid: {len(stanzas)} access stanza(s)")
+        knock = f" and {len(sequences)} knock-sequence stanza(s)" if sequences else ""
+        print(f"configuration is valid: {len(stanzas)} access stanza(s){knock}")
         sys.stderr.write("Configs parsed, exiting.\n")  # fwknopd's words, on stderr as its
         return ExitCode.OK
     if args.dump_config:
@@ -405,6 +441,8 @@ def _serve(args: argparse.Namespace) -> int:
             ids = {c.shared.client: c.shared.key_id_text for c in settings.x25519}
         for stanza in stanzas:
             print(_describe_stanza(stanza, ids))
+        for sequence in sequences:
+            print(_describe_sequence(sequence))
         return ExitCode.OK
     if not args.foreground:
         _daemonize()
@@ -454,6 +492,33 @@ def _describe_stanza(stanza: AccessStanza, key_ids: dict[X25519PublicKey, str]) 
         lines.append(f"  OPEN_PORTS                {ports}")
     lines.append(f"  FW_ACCESS_TIMEOUT         {stanza.fw_access_timeout}")
     lines.append(f"  MAX_FW_TIMEOUT            {stanza.max_fw_timeout}")
+    return "\n".join(lines)
+
+
+def _describe_sequence(stanza: SequenceStanza) -> str:
+    """A knock-sequence stanza for ``-D`` (its key's length, never the key)."""
+    from .knock import EncryptedRule  # noqa: PLC0415 - only -D needs it
+
+    rule = stanza.rule
+    lines = [
+        f"\nstanza #{stanza.number} ({stanza.path}:{stanza.line}): {stanza.kind} knock sequence",
+        f"  SOURCE                    {stanza.source_text}",
+    ]
+    if isinstance(rule, EncryptedRule):
+        lines.append(f"  KEY                       <{len(rule.key.secret)} bytes>")
+        lines.append(
+            f"  PORT_OFFSET               {rule.offset} (ports {rule.offset}..{rule.offset + 255})"
+        )
+    else:
+        lines.append(f"  SHARED_SEQUENCE           {', '.join(map(str, rule.steps))}")
+    ports = ", ".join("icmp" if p == "icmp" else f"{p}/{n}" for p, n in sorted(rule.open_ports))
+    lines.append(f"  OPEN_PORTS                {ports or '(what the sequence asks)'}")
+    lines.append(f"  KNOCK_INTERVAL            {rule.knock_interval:g}")
+    if rule.knock_limit is not None:
+        lines.append(f"  KNOCK_LIMIT               {rule.knock_limit}")
+    if rule.require_os is not None:
+        lines.append(f"  OS                        {rule.require_os}")
+    lines.append(f"  FW_ACCESS_TIMEOUT         {rule.fw_access_timeout}")
     return "\n".join(lines)
 
 
