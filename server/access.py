@@ -59,6 +59,7 @@ from .confsyntax import Invalid, Setting, is_yes, read_settings, shown_name, who
 from .errors import Problems
 from .knock import OsRequirement
 from .knockstanza import (
+    BARE_FLAGS,
     SEQUENCE_NAMES,
     SPA,
     SequenceStanza,
@@ -350,7 +351,7 @@ def _unreadable(exc: OSError) -> str:
 def _settings(path: Path, text: str, problems: Problems) -> list[Setting]:
     """The settings of an access file; each line that is not NAME VALUE is a problem."""
     invalid: list[Invalid] = []
-    settings = list(read_settings(path, text, invalid))
+    settings = list(read_settings(path, text, invalid, BARE_FLAGS))
     for line in invalid:
         problems.add(line.path, line.line, _INVALID.format(line.name))
     return settings
@@ -495,8 +496,8 @@ class _StanzaReader:
         return None if setting is None else setting.value
 
     def flag(self, name: str) -> bool:
-        v = self.value(name)
-        return v is not None and is_yes(v)
+        v = self.value(name)  # "": a bare 1.x flag (only BARE_FLAGS may be)
+        return v is not None and (v == "" or is_yes(v))
 
     def networks(self, name: str) -> tuple[Network, ...] | None:
         v = self.value(name)

@@ -18,7 +18,7 @@ fwknop 1.x files (legacy-knock.md §7.1, §8.1) also hold ``NAME:value;``
 with no blank after the colon and bare flags, ``ENCRYPT_SEQUENCE;``. Every
 1.x line ends with ``;``, so only a line that does is read that way (its
 name, a ``:`` right after it, and the value up to the first ``;``; a bare
-flag has the empty value): ``KEY:testkey1;`` is read, while
+flag the loader names has the empty value): ``KEY:testkey1;`` is read, while
 ``HMAC_KEY_BASE64:<key>`` without the ``;`` stays invalid. Two 1.x rules
 are not kept, as 2.x fwknopd's are: a 1.x value ran to the *last* ``;`` of
 its line and kept blanks before it.
@@ -27,7 +27,7 @@ its line and kept blanks before it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,8 +95,15 @@ def whole_number(text: str) -> int | None:
     return int(text) if text.isascii() and text.isdigit() else None
 
 
-def read_settings(path: Path, text: str, invalid: list[Invalid]) -> Iterator[Setting]:
-    """Every setting in ``text`` (of ``path``), in order; lines that are none to ``invalid``."""
+def read_settings(
+    path: Path, text: str, invalid: list[Invalid], bare: Collection[str] = ()
+) -> Iterator[Setting]:
+    """Every setting in ``text`` (of ``path``), in order; lines that are none to ``invalid``.
+
+    A 1.x line without a value (``ENCRYPT_SEQUENCE;``) is a setting with the
+    empty value only for a name in ``bare`` (the loader's 1.x flags); any
+    other name alone is invalid, as it is without the ``;``.
+    """
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line[0] in "#;\0":
@@ -104,8 +111,10 @@ def read_settings(path: Path, text: str, invalid: list[Invalid]) -> Iterator[Set
         if line.endswith(";"):  # fwknop 1.x: every line ends with ';'
             match = _LINE_1X.match(line)
             if match is not None:
-                yield Setting(match[1], match[2].strip(), path, number)
-                continue
+                value = match[2].strip()
+                if value or match[1] in bare:
+                    yield Setting(match[1], value, path, number)
+                    continue
         name, *rest = line.split(None, 1)
         value = rest[0].split(";", 1)[0].strip() if rest else ""
         if not value:  # a name alone, or glued to its value: fwknopd's "invalid entry"

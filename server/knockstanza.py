@@ -61,6 +61,7 @@ from .knock import (
 from .knock.rules import Network
 
 __all__ = [
+    "BARE_FLAGS",
     "ENCRYPTED",
     "SEQUENCE_NAMES",
     "SHARED",
@@ -76,6 +77,16 @@ _MODES = {
     "PCAP": SPA, "FILE_PCAP": SPA, "ULOG_PCAP": SPA, "SPA": SPA,
     "ENCRYPT_SEQUENCE": ENCRYPTED, "SHARED_SEQUENCE": SHARED,
 }  # fmt: skip
+# fwknop 1.x's booleans, which a bare ``NAME;`` sets (legacy-knock.md §7.1); any other
+# name alone is an invalid line, so ``HMAC_KEY_BASE64;`` never loads a stanza without its key
+BARE_FLAGS = frozenset(
+    {
+        "ENCRYPT_SEQUENCE", "PCAP", "FILE_PCAP", "ULOG_PCAP", "PERMIT_CLIENT_PORTS",
+        "REQUIRE_SOURCE_ADDRESS", "REQUIRE_SOURCE", "ENABLE_CMD_EXEC", "ENABLE_OUTPUT_ACCESS",
+        "ENABLE_FORWARD_ACCESS", "ENABLE_EXTERNAL_CMDS", "DISABLE_FW_ACCESS", "GPG_USE_OPTIONS",
+        "GPG_NO_OPTIONS", "GPG_NO_REQUIRE_PREFIX",
+    }
+)  # fmt: skip
 # names only a sequence stanza takes (an SPA stanza with one is refused)
 SEQUENCE_NAMES = frozenset(
     {

@@ -46,9 +46,11 @@ def test_fwknop_1x_line_forms(tmp_path: Path) -> None:
         "HMAC_KEY_BASE64:abc\n"  # no ';': not 1.x, and not NAME VALUE (issue 11)
         "FOO_BAR\n"  # a name alone, without the ';' of a 1.x flag
         ":;\n"  # no name at all
+        "HMAC_KEY;\n"  # a name alone that is not one of the loader's 1.x flags
     )
     invalid: list[Invalid] = []
-    settings = [(s.name, s.value, s.line) for s in read_settings(Path("x"), text, invalid)]
+    lines = read_settings(Path("x"), text, invalid, bare={"ENCRYPT_SEQUENCE"})
+    settings = [(s.name, s.value, s.line) for s in lines]
     assert settings == [
         ("SOURCE", "198.18.5.0/24", 1),
         ("ENCRYPT_SEQUENCE", "", 2),
@@ -60,6 +62,7 @@ def test_fwknop_1x_line_forms(tmp_path: Path) -> None:
         ("HMAC_KEY_BASE64...", 6),
         ("FOO_BAR", 7),
         ("...", 8),
+        ("HMAC_KEY...", 9),
     ]
 
 

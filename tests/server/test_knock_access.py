@@ -111,6 +111,38 @@ def test_spa_and_sequence_stanzas_in_one_file_keep_their_numbers(tmp_path: Path)
     assert load_access([tmp_path / "access.conf"]) == policy.stanzas  # SPA stanzas alone
 
 
+def test_1x_forms_are_read_only_on_lines_ending_with_a_semicolon(tmp_path: Path) -> None:
+    # every 1.x line ends with ';': KEY:testkey1; is 1.x's KEY, a bare flag is yes
+    policy = _policy(
+        tmp_path,
+        "SOURCE:ANY;\nENCRYPT_SEQUENCE;\nKEY:testkey1;\nOPEN_PORTS:tcp/22;\n"
+        f"SOURCE ANY;\nKEY_BASE64:{KEY};\nENABLE_CMD_EXEC;\n",
+    )
+    (sequence,) = policy.sequences
+    assert isinstance(sequence.rule, EncryptedRule)
+    assert sequence.rule.key == KnockKey.from_passphrase("testkey1")
+    (stanza,) = policy.stanzas
+    assert stanza.command_exec is not None  # a bare 1.x flag: yes
+
+
+@pytest.mark.parametrize(
+    ("line", "shown"),
+    [
+        ("HMAC_KEY_BASE64:abc", "HMAC_KEY_BASE64..."),  # issue 11: no ';', not NAME VALUE
+        ("HMAC_KEY_BASE64;", "HMAC_KEY_BASE64..."),  # a name alone is no 1.x flag
+        ("HMAC_KEY_BASE64: ;", "HMAC_KEY_BASE64..."),
+        ("FORCE_MASQUERADE;", "FORCE_MASQUERADE..."),  # a 2.x flag takes its Y
+    ],
+)
+def test_a_name_without_its_value_still_refuses_the_file(
+    tmp_path: Path, line: str, shown: str
+) -> None:
+    problems = _problems(tmp_path, f"SOURCE ANY\nKEY_BASE64 {KEY}\n{line}\n")
+    assert problems == [
+        f"3: invalid access file entry: {shown} (a name, then blanks, then its value)"
+    ]
+
+
 def test_only_sequence_stanzas_is_a_valid_policy(tmp_path: Path) -> None:
     policy = _policy(tmp_path, "SOURCE ANY\nSHARED_SEQUENCE tcp/1\nOPEN_PORTS tcp/22\n")
     assert policy.stanzas == () and len(policy.sequences) == 1
@@ -137,7 +169,7 @@ def test_sequence_stanza_problems_each_at_its_line_and_never_the_key(tmp_path: P
         "SOURCE ANY\nSHARED_SEQUENCE tcp/1\nOPEN_PORTS tcp/1\nKNOCK_INTERVAL 0\n"  # 16-19
         "SOURCE ANY\n"  # 20
         "SHARED_SEQUENCE tcp/1, ftp/2\n"
-        "ENCRYPT_SEQUENCE\n"
+        "ENCRYPT_SEQUENCE Y\n"
         "SOURCE ANY\n"  # 23
         "SHARED_SEQUENCE tcp/1\n"
         "OPEN_PORTS tcp/22\n"
@@ -147,12 +179,12 @@ def test_sequence_stanza_problems_each_at_its_line_and_never_the_key(tmp_path: P
         "SHARED_SEQUENCE tcp/1\n"
         "OPEN_PORTS tcp/22\n"
         "SOURCE ANY\n"  # 31
-        "ENCRYPT_SEQUENCE\n"
+        "ENCRYPT_SEQUENCE Y\n"
         "OPEN_PORTS tcp/22\n"
         "SOURCE ANY\n"  # 34
         "DATA_COLLECT_MODE SOCKET\n"
         "SOURCE ANY\n"  # 36
-        "ENCRYPT_SEQUENCE\n"
+        "ENCRYPT_SEQUENCE Y\n"
         "KEY __CHANGEME__\n"
         "OPEN_PORTS tcp/22\n"
         "EXTERNAL_CMD_OPEN /bin/true $SRC\n",
