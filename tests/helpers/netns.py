@@ -127,6 +127,11 @@ def stop_process(proc: subprocess.Popen[bytes], grace: float = DEADLINE) -> None
         proc.wait(timeout=grace)
 
 
+def _source(address: str | None) -> list[str]:
+    """tcp_probe.py's arguments to connect from ``address`` (none: the default one)."""
+    return ["--source", address] if address else []
+
+
 @dataclass
 class NetPair:
     """A server and a client namespace joined by a veth pair."""
@@ -140,36 +145,52 @@ class NetPair:
     server_ip6: str = SERVER_IP6
     client_ip6: str = CLIENT_IP6
 
-    def tcp_open(self, port: int, *, host: str | None = None, timeout: float = 1.0) -> bool:
-        """Whether a TCP connect from the client to the server's ``port`` succeeds now.
+    def tcp_open(
+        self, port: int, *, host: str | None = None, timeout: float = 1.0, source: str | None = None
+    ) -> bool:
+        """Whether a TCP connect from the client (from ``source``) to the server port works now.
 
         For a port that should be closed (no knock yet, or the knock's refusal
         already logged); to wait for a change, use ``wait_open``/``wait_closed``.
         """
         res = self.client.python(
-            "tcp_probe.py", host or self.server_ip, str(port), str(timeout), timeout=timeout + 30
-        )
+            "tcp_probe.py", *_source(source), host or self.server_ip, str(port), str(timeout),
+            timeout=timeout + 30,
+        )  # fmt: skip
         return res.returncode == 0
+
+    def add_addresses(self, server: str, client: str) -> None:
+        """One more address on each end of the veth pair (``a.b.c.d/nn``)."""
+        _ip("-n", self.server.name, "addr", "add", server, "dev", self.server_if)
+        _ip("-n", self.client.name, "addr", "add", client, "dev", self.client_if)
 
     def send_tcp(self, data: bytes, *, port: int = 62201, host: str | None = None) -> None:
         """Send ``data`` over one TCP connection from the client namespace (an HTTP request)."""
         res = self.client.python("send_tcp.py", host or self.server_ip, str(port), stdin=data)
         assert res.returncode == 0, res.stderr.decode()
 
-    def _probe_until(self, state: str, port: int, host: str | None, timeout: float) -> bool:
+    def _probe_until(
+        self, state: str, port: int, host: str | None, timeout: float, source: str | None
+    ) -> bool:
         res = self.client.python(
-            "tcp_probe.py", host or self.server_ip, str(port), "0.5", state, str(timeout),
-            timeout=timeout + 60,
+            "tcp_probe.py", *_source(source), host or self.server_ip, str(port), "0.5", state,
+            str(timeout), timeout=timeout + 60,
         )  # fmt: skip
         return res.returncode == 0
 
-    def wait_open(self, port: int, *, host: str | None = None, timeout: float = DEADLINE) -> bool:
-        """Whether a TCP connect to the server's ``port`` succeeds within ``timeout`` s."""
-        return self._probe_until("open", port, host, timeout)
+    def wait_open(
+        self, port: int, *, host: str | None = None, timeout: float = DEADLINE,
+        source: str | None = None,
+    ) -> bool:  # fmt: skip
+        """Whether a TCP connect (from ``source``) to the server's ``port`` succeeds in time."""
+        return self._probe_until("open", port, host, timeout, source)
 
-    def wait_closed(self, port: int, *, host: str | None = None, timeout: float = DEADLINE) -> bool:
-        """Whether TCP connects to the server's ``port`` fail again within ``timeout`` s."""
-        return self._probe_until("closed", port, host, timeout)
+    def wait_closed(
+        self, port: int, *, host: str | None = None, timeout: float = DEADLINE,
+        source: str | None = None,
+    ) -> bool:  # fmt: skip
+        """Whether TCP connects (from ``source``) to the server's ``port`` fail again in time."""
+        return self._probe_until("closed", port, host, timeout, source)
 
     def listen_tcp(self, *ports: int) -> subprocess.Popen[bytes]:
         """Start TCP listeners on the server (all addresses) that accept and close."""
