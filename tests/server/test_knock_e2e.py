@@ -21,7 +21,7 @@ import pytest
 from fwknop_core import generate_keys
 from tests.helpers import packets as pk
 from tests.helpers.knock import key_args, real_knock, stanza_keys
-from tests.helpers.legacy import LEGACY, case
+from tests.helpers.legacy import LEGACY, case, os_fingerprint
 from tests.helpers.netns import (
     NetPair,
     drop_policy_iptables,
@@ -138,6 +138,67 @@ def test_a_replayed_sequence_stays_closed_also_after_a_restart(
     replay(pair, "enc-key10-tcp22")
     assert server.wait_log("replayed sequence", since=mark), server.log()
     assert not reachable(pair, 22)
+
+
+def test_a_wrong_key_and_a_wrong_order_stay_closed(pair: NetPair, tmp_path: Path) -> None:
+    pair.listen_tcp(22, 2222)
+    access = (
+        # the recorded enc-key10-tcp22 was made with KEY fwknoptest
+        "SOURCE: 198.18.5.0/24;\nENCRYPT_SEQUENCE;\nKEY: fwknoptesu;\nOPEN_PORTS: tcp/22;\n"
+        # the recorded shared-tcp3 knocks 5501, 5502, 5504: this stanza wants them backwards
+        "SOURCE: 198.18.5.0/24;\nSHARED_SEQUENCE: tcp/5504, tcp/5502, tcp/5501;\n"
+        "OPEN_PORTS: tcp/2222;\n"
+    )
+    server = _daemon(pair, tmp_path, access)
+    replay(pair, "enc-key10-tcp22")
+    assert server.wait_log("refused encrypted knock sequence from 198.18.5.1 (stanza #1): "
+                           "sequence decrypt failed"), server.log()  # fmt: skip
+    replay(pair, "shared-tcp3")
+    assert not reachable(pair, 22) and not reachable(pair, 2222)
+    # the same SYNs in the stanza's order open it: the listener saw the wrong order and said no
+    knocks = [(0.01 * i, pk.tcp_syn(OLD_CLIENT, OLD_SERVER, port, sport=42000 + port))
+              for i, port in enumerate((5504, 5502, 5501))]  # fmt: skip
+    res = pair.client.python("replay_knocks.py", str(pk.write_pcap(tmp_path / "r.pcap", knocks)))
+    assert res.returncode == 0, res.stderr.decode()
+    assert opens(pair, 2222), server.log()
+    assert not reachable(pair, 22)
+    # had the backwards replay opened it, its grant would be logged before this one
+    assert server.log().count("shared knock sequence from 198.18.5.1 (stanza #2") == 1
+
+
+# the SYN of a host of 1.x's os_sample.pkts run, which 1.x took for Windows 2000 SP4:
+# 65535:128:1:48:M*,N,N,S (MSS, NOP, NOP, SACK permitted)
+WIN2000_OPTIONS = bytes.fromhex("020405b401010402")
+
+
+def test_require_os_with_the_recorded_fingerprints(pair: NetPair, tmp_path: Path) -> None:
+    """The real 1.9.12 client's SYNs (Linux 6.18) against 1.x's own pf.os line for them."""
+    recorded = os_fingerprint()["client_syn"]["fwknop_1x_with_custom_line"]
+    pf_os = tmp_path / "pf.os"
+    pf_os.write_text((LEGACY / "pf.os").read_text() + recorded["line"] + "\n")
+    other = "198.18.5.3"
+    pair.add_addresses("198.18.5.4/24", f"{other}/24")
+    pair.listen_tcp(22, 2222)
+    access = (
+        "SOURCE: 198.18.5.0/24;\nSHARED_SEQUENCE: tcp/5501, tcp/5502, tcp/5504;\n"
+        f"OPEN_PORTS: tcp/22;\nREQUIRE_OS: {recorded['os_key']};\n"
+        "SOURCE: 198.18.5.0/24;\nSHARED_SEQUENCE: tcp/6601, tcp/6602;\nOPEN_PORTS: tcp/2222;\n"
+        "REQUIRE_OS_REGEX: windows;\n"
+    )
+    server = _daemon(pair, tmp_path, access, extra=f"P0F_FILE {pf_os}\n")
+    win = [(0.01 * i, pk.tcp_syn(other, OLD_SERVER, port, sport=43000 + port, window=65535,
+                                 options=WIN2000_OPTIONS, ttl=128))
+           for i, port in enumerate((5501, 5502, 5504, 6601, 6602))]  # fmt: skip
+    res = pair.client.python("replay_knocks.py", str(pk.write_pcap(tmp_path / "w.pcap", win)))
+    assert res.returncode == 0, res.stderr.decode()
+    assert server.wait_log(
+        f"refused shared knock sequence from {other} (stanza #1): OS fingerprint mismatch"
+    ), server.log()
+    assert opens(pair, 2222, source=other), server.log()  # Windows, as the regex asks
+    assert not reachable(pair, 22, source=other)
+    replay(pair, "shared-tcp3")  # the recorded Linux SYNs
+    assert opens(pair, 22), server.log()
+    assert not reachable(pair, 2222)
 
 
 def test_our_fwknop_knock_opens_our_fwknopd(pair: NetPair, tmp_path: Path) -> None:
