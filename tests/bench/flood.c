@@ -12,6 +12,10 @@
  * last), "errors N", and "valid I T" for each valid packet, T being its send
  * time on CLOCK_MONOTONIC in seconds (Python's time.monotonic() on Linux).
  *
+ * PORT "raw": both files hold whole IPv4 packets in hex, one a line, sent as
+ * they are from a raw socket (IP_HDRINCL): the knock benchmark's junk SYNs
+ * from many sources, and its valid SPA datagrams.
+ *
  * Written in C because a Python sender costs more CPU per packet than the
  * daemon under test: on a two-core machine it could not reach 100,000
  * packets a second, and its valid packets went out late.
@@ -36,7 +40,18 @@ struct packets {
     size_t count;
 };
 
-static int load(const char *path, struct packets *out) {
+static size_t unhex(char *text, size_t n) {
+    size_t out = 0;
+    for (size_t i = 0; i + 1 < n; i += 2) {
+        unsigned int byte;
+        if (sscanf(text + i, "%2x", &byte) != 1)
+            break;
+        text[out++] = (char)byte;
+    }
+    return out;
+}
+
+static int load(const char *path, struct packets *out, int hex) {
     FILE *f = fopen(path, "r");
     if (!f) {
         perror(path);
@@ -57,7 +72,7 @@ static int load(const char *path, struct packets *out) {
             out->len = realloc(out->len, cap * sizeof(size_t));
         }
         out->data[out->count] = strndup(line, n);
-        out->len[out->count] = n;
+        out->len[out->count] = hex ? unhex(out->data[out->count], n) : n;
         out->count++;
     }
     fclose(f);
@@ -76,16 +91,18 @@ int main(int argc, char **argv) {
                 argv[0]);
         return 2;
     }
-    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[2]))};
+    int raw = strcmp(argv[2], "raw") == 0;
+    struct sockaddr_in dst = {.sin_family = AF_INET,
+                              .sin_port = raw ? 0 : htons((uint16_t)atoi(argv[2]))};
     if (inet_pton(AF_INET, argv[1], &dst.sin_addr) != 1) {
         fprintf(stderr, "bad address %s\n", argv[1]);
         return 2;
     }
     double rate = atof(argv[3]), seconds = atof(argv[4]), interval = atof(argv[7]) / 1000.0;
     struct packets junk, valid;
-    if (load(argv[5], &junk) || load(argv[6], &valid) || junk.count == 0)
+    if (load(argv[5], &junk, raw) || load(argv[6], &valid, raw) || junk.count == 0)
         return 2;
-    int sock = socket(AF_INET, SOCK_DGRAM, 0);
+    int sock = raw ? socket(AF_INET, SOCK_RAW, IPPROTO_RAW) : socket(AF_INET, SOCK_DGRAM, 0);
     int sndbuf = 8 << 20;
     setsockopt(sock, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf);
     if (connect(sock, (struct sockaddr *)&dst, sizeof dst) != 0) {
@@ -128,6 +145,8 @@ int main(int argc, char **argv) {
             }
             sent += done;
             last = now();
+            if (next_valid < valid.count && last >= start + next_valid * interval)
+                break; /* behind on junk: a valid packet that is due goes out first */
         }
         if (now() - ((double)tick.tv_sec + (double)tick.tv_nsec / 1e9) > 0.001)
             clock_gettime(CLOCK_MONOTONIC, &tick); /* fell behind: skip the missed ticks */
