@@ -23,10 +23,12 @@ from tests.helpers import packets as pk
 from tests.helpers.knock import key_args, real_knock, stanza_keys
 from tests.helpers.legacy import LEGACY, case, os_fingerprint
 from tests.helpers.netns import (
+    DEADLINE,
     NetPair,
     drop_policy_iptables,
     drop_policy_nft,
     net_pair,
+    wait_for,
 )
 from tests.helpers.ourclient import OurClient
 from tests.helpers.ourd import OurFwknopd
@@ -292,3 +294,35 @@ def test_require_os_in_an_spa_stanza_over_tcp_with_the_real_client(
     real_knock(pair.client, home, pair.server_ip, "-A", "tcp/22", "-P", "tcp",
                keys=key_args(keys), allow=pair.client_ip)  # fmt: skip
     assert opens(pair, 22, source=pair.client_ip, host=pair.server_ip), server.log()
+
+
+def test_os_mode_live_prints_the_client_stacks_syn(pair: NetPair, tmp_path: Path) -> None:
+    """``fwknopd --os`` on PCAP_INTF: the fingerprint of a real connect's SYN, and its guess."""
+    signatures = tmp_path / "linux.fp"
+    signatures.write_text(
+        "[tcp:request]\nlabel = s:unix:Linux:current (test)\n"
+        "sig = *:64:0:*:mss*44,*:mss,sok,ts,nop,ws:df,id+:0\n"
+    )
+    drop_policy_nft(pair.server)
+    daemon = OurFwknopd(
+        pair.server, tmp_path / "d", interface=pair.server_if, access_conf="",
+        conf_extra=f"P0F_FILE /dev/null\nP0F_FP_FILE {signatures}\n",
+    )  # fmt: skip
+    out, err = tmp_path / "os.out", tmp_path / "os.err"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        proc = pair.server.popen(daemon.command("--os", "-C", "1"), stdout=stdout, stderr=stderr)
+
+    def printed() -> bool:
+        """Another connect (one more SYN), until --os has printed one: it listens a bit later."""
+        if proc.poll() is None:
+            pair.tcp_open(22, timeout=0.2)
+        return proc.poll() is not None
+
+    assert wait_for(printed), err.read_text()
+    assert proc.wait(timeout=DEADLINE) == 0, err.read_text()
+    header, first, guess = out.read_text().splitlines()[:3]
+    assert header == f"fingerprinting TCP SYNs on {pair.server_if} (Ctrl-C to stop)"
+    assert (
+        first.startswith(f"{pair.client_ip}:") and f" -> {pair.server_ip}:22  p0f 4:64+0:" in first
+    )
+    assert guess.startswith("      p0f    Linux:current (test)")
