@@ -203,6 +203,27 @@ def test_require_os_with_the_recorded_fingerprints(pair: NetPair, tmp_path: Path
     assert not reachable(pair, 2222)
 
 
+@pytest.mark.parametrize("allowed", [False, True], ids=["refused", "knock-allow-ip"])
+def test_an_allow_ip_other_than_the_source_needs_knock_allow_ip(
+    allowed: bool, pair: NetPair, tmp_path: Path
+) -> None:
+    """The recorded client asked to open tcp/65535 for 10.1.2.3 (1.x opened it unchecked)."""
+    pair.add_addresses("10.1.2.1/24", "10.1.2.3/24")
+    pair.listen_tcp(65535)
+    access = (
+        "SOURCE: 198.18.5.0/24;\nENCRYPT_SEQUENCE;\nKEY: otherip-key;\nOPEN_PORTS: tcp/65535;\n"
+    )
+    server = _daemon(pair, tmp_path, access + ("KNOCK_ALLOW_IP: 10.1.2.0/24;\n" if allowed else ""))
+    replay(pair, "enc-allow-other-ip-port65535")
+    if allowed:
+        assert opens(pair, 65535, source="10.1.2.3", host="10.1.2.1"), server.log()
+    else:
+        assert server.wait_log("refused encrypted knock sequence from 198.18.5.1 (stanza #1): "
+                               "allow IP is not the knock source"), server.log()  # fmt: skip
+        assert not reachable(pair, 65535, source="10.1.2.3", host="10.1.2.1")
+    assert not reachable(pair, 65535)  # never for the knocking host itself
+
+
 def test_our_fwknop_knock_opens_our_fwknopd(pair: NetPair, tmp_path: Path) -> None:
     pair.listen_tcp(22, 2222)
     access = (
