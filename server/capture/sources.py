@@ -70,6 +70,54 @@ def _big_buffer(sock: socket.socket, size: int) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 
 
+def open_packet_socket(
+    interface: str,
+    bpf_filter: str,
+    *,
+    what: str,
+    any_direction: bool = False,
+    promiscuous: bool = False,
+    rcvbuf: int = 16 << 20,
+    frame_size: int = 2048,
+    frames: int = 16384,
+) -> tuple[socket.socket, RxRing | None, bool]:
+    """A bound, non-blocking ``AF_PACKET`` socket with ``bpf_filter`` in the kernel.
+
+    Returns it, its receive ring (None where there is none: read it with
+    recv(), with a ``rcvbuf`` receive buffer) and whether the kernel drops
+    outgoing packets itself. ``OSError`` says it cannot ``what`` on ``interface``.
+    """
+    program = libpcap.compile_filter(bpf_filter, libpcap.DLT_RAW)
+    # protocol 0 receives nothing until bind(), so no unfiltered packet slips in
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, 0)
+    try:
+        _attach_filter(sock, program)
+        # the kernel drops outgoing packets for us where it can (4.20 and later); then
+        # read() need not ask for each packet's address to check its direction
+        kernel_filters_direction = False
+        if not any_direction:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(_SOL_PACKET, _PACKET_IGNORE_OUTGOING, 1)
+                kernel_filters_direction = True
+        ring: RxRing | None = None
+        try:
+            ring = RxRing(sock, frames=frames, frame_size=frame_size)
+        except OSError as exc:  # no ring here: read with recv() instead
+            log.info("packet ring unavailable (%s); %s with recv()", exc.strerror, what)
+            _big_buffer(sock, rcvbuf)
+        ifname = "" if interface == "any" else interface
+        sock.bind((ifname, _ETH_P_ALL))  # Python applies htons() itself
+        if promiscuous and ifname:
+            index = socket.if_nametoindex(ifname)
+            mreq = struct.pack("iHH8s", index, _PACKET_MR_PROMISC, 0, b"")
+            sock.setsockopt(_SOL_PACKET, _PACKET_ADD_MEMBERSHIP, mreq)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"cannot {what} on {interface}: {exc.strerror}") from None
+    return sock, ring, kernel_filters_direction
+
+
 class SniffSource:
     """Packets matching ``PCAP_FILTER`` on ``interface`` (``any``: every interface)."""
 
@@ -82,34 +130,10 @@ class SniffSource:
         any_direction: bool = False,
         rcvbuf: int = 16 << 20,
     ) -> None:
-        program = libpcap.compile_filter(bpf_filter, libpcap.DLT_RAW)
-        # protocol 0 receives nothing until bind(), so no unfiltered packet slips in
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, 0)
-        try:
-            _attach_filter(sock, program)
-            # the kernel drops outgoing packets for us where it can (4.20 and later); then
-            # read() need not ask for each packet's address to check its direction
-            self._kernel_filters_direction = False
-            if not any_direction:
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(_SOL_PACKET, _PACKET_IGNORE_OUTGOING, 1)
-                    self._kernel_filters_direction = True
-            self.ring: RxRing | None = None
-            try:
-                self.ring = RxRing(sock)
-            except OSError as exc:  # no ring here: read with recv() instead
-                log.info("packet ring unavailable (%s); capturing with recv()", exc.strerror)
-                _big_buffer(sock, rcvbuf)
-            ifname = "" if interface == "any" else interface
-            sock.bind((ifname, _ETH_P_ALL))  # Python applies htons() itself
-            if promiscuous and ifname:
-                index = socket.if_nametoindex(ifname)
-                mreq = struct.pack("iHH8s", index, _PACKET_MR_PROMISC, 0, b"")
-                sock.setsockopt(_SOL_PACKET, _PACKET_ADD_MEMBERSHIP, mreq)
-            sock.setblocking(False)
-        except OSError as exc:
-            sock.close()
-            raise OSError(exc.errno, f"cannot sniff on {interface}: {exc.strerror}") from None
+        sock, self.ring, self._kernel_filters_direction = open_packet_socket(
+            interface, bpf_filter, what="sniff", any_direction=any_direction,
+            promiscuous=promiscuous, rcvbuf=rcvbuf,
+        )  # fmt: skip
         self.sock = sock
         self.any_direction = any_direction
         self.description = f"sniffing {interface} for '{bpf_filter}'"

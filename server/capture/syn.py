@@ -31,17 +31,12 @@ import os
 import socket
 from pathlib import Path
 
-from . import libpcap
-from .ring import RxRing
-from .sources import _attach_filter
+from .sources import open_packet_socket
 
 __all__ = ["KnockSource", "local_addresses"]
 
 log = logging.getLogger("fwknop_server.capture")
 
-_ETH_P_ALL = 0x0003
-_SOL_PACKET = 263
-_PACKET_IGNORE_OUTGOING = 23
 _PACKET_OUTGOING = 4
 _BATCH = 1024
 _FRAMES = 16384
@@ -60,29 +55,10 @@ class KnockSource:
     """Packets matching ``bpf_filter`` on ``interface`` (``any``: every interface), IP layer on."""
 
     def __init__(self, interface: str, bpf_filter: str, *, any_direction: bool = False) -> None:
-        program = libpcap.compile_filter(bpf_filter, libpcap.DLT_RAW)
-        # protocol 0 receives nothing until bind(), so no unfiltered packet slips in
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, 0)
-        try:
-            _attach_filter(sock, program)
-            self._kernel_filters_direction = False
-            if not any_direction:
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(_SOL_PACKET, _PACKET_IGNORE_OUTGOING, 1)
-                    self._kernel_filters_direction = True
-            self.ring: RxRing | None = None
-            try:
-                self.ring = RxRing(sock, frames=_FRAMES, frame_size=_FRAME)
-            except OSError as exc:
-                log.info("packet ring unavailable (%s); knocks read with recv()", exc.strerror)
-            ifname = "" if interface == "any" else interface
-            sock.bind((ifname, _ETH_P_ALL))
-            sock.setblocking(False)
-        except OSError as exc:
-            sock.close()
-            raise OSError(
-                exc.errno, f"cannot capture knocks on {interface}: {exc.strerror}"
-            ) from None
+        sock, self.ring, self._kernel_filters_direction = open_packet_socket(
+            interface, bpf_filter, what="capture knocks", any_direction=any_direction,
+            frames=_FRAMES, frame_size=_FRAME,
+        )  # fmt: skip
         self.sock = sock
         self.any_direction = any_direction
         self.filter = bpf_filter
