@@ -11,6 +11,8 @@ loaded one (tests assert behaviour; speed lives in tests/bench).
 
 from __future__ import annotations
 
+import logging
+import logging.handlers
 import os
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -67,3 +69,25 @@ def session(tmp_path: Path) -> Iterator[SecretServiceSession]:
         pytest.skip(reason)
     with secret_service(tmp_path / "ss") as started:
         yield started
+
+
+@pytest.fixture(autouse=True)
+def _no_stale_root_handlers() -> Iterator[None]:
+    """The root logger as the test found it, less the handlers an in-process main() added.
+
+    ``fwknopd -f`` run in-process (``cli.main``) puts a handler on the test's
+    captured stderr, closed once the test ends; a later test's log record
+    would then print "--- Logging error ---" with its traceback into that
+    test's stderr. Pytest's own capture handlers (subclasses) are left alone.
+    """
+    root = logging.getLogger()
+    before, level = set(root.handlers), root.level
+    yield
+    for handler in root.handlers[:]:
+        if handler not in before and type(handler) in (
+            logging.StreamHandler,
+            logging.handlers.SysLogHandler,
+        ):
+            root.removeHandler(handler)
+            handler.close()  # a syslog socket; a StreamHandler leaves its stream open
+    root.setLevel(level)
