@@ -39,7 +39,8 @@ log = logging.getLogger("fwknop_server.capture")
 
 _PACKET_OUTGOING = 4
 _BATCH = 1024
-_FRAMES = 16384
+# 16 MiB: over a second of a 50,000 SYN/s flood waits here while a busy host runs others
+_FRAMES = 65536
 _FRAME = 256  # the ring header, the link address and a knock (a SYN with options: 60-80 bytes)
 _MAX_READ = 2048
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
