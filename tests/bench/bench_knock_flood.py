@@ -18,8 +18,11 @@ port. Meanwhile, from the client's own address:
 * half-way through, a valid encrypted sequence (32 SYNs 5 ms apart) and then
   a shared one: whether each opened, and the time from its last knock to
   its rule;
-* the daemon's resident memory during and after the flood, and its CPU
-  per 1000 junk SYNs, and what the veth link dropped before any capture.
+* the daemon's resident memory during and after the flood, its CPU per
+  1000 junk SYNs, its knock counters after the flood (SIGUSR1: screened
+  junk, knocks, retransmissions dropped, sources with state), and what the
+  veth link dropped before any capture. The junk is 65,536 distinct SYNs,
+  sent round and round: a SYN seen again is a retransmission to the listener.
 
 Then the same with the SPA stanza alone (no knock listener: the SYNs reach
 no capture of the daemon), the baseline: what the flood costs SPA on this
@@ -40,6 +43,7 @@ import argparse
 import ipaddress
 import os
 import random
+import signal
 import socket
 import statistics
 import subprocess
@@ -79,7 +83,7 @@ STANZAS = STANZA + (
 )
 
 
-def junk_syns(count: int = 8192) -> list[bytes]:
+def junk_syns(count: int = 65536) -> list[bytes]:
     """SYNs with Linux's options from random 10.0.0.0/8 sources to random knock-range ports."""
     rng = random.Random(11)
     syns = []
@@ -125,6 +129,7 @@ class Run:
     sequences: Sequences = field(default_factory=Sequences)
     rss: list[int] = field(default_factory=list)
     cpu_ms: float = 0.0
+    counters: str = ""  # the daemon's knock counters after the flood (SIGUSR1)
 
     @property
     def achieved(self) -> float:
@@ -179,11 +184,31 @@ def flood(
             setattr(run, key, int(value))
         elif key == "seconds":
             run.seconds = float(value)
+    run.counters = knock_counters(daemon)
     monitor.drain()
     run.granted = dict(monitor.seen)
     time.sleep(1.0)
     run.rss.append(daemon.rss_kib())
     return run
+
+
+def knock_counters(daemon: Daemon) -> str:
+    """The counters the daemon logs on SIGUSR1: its own (knock_kernel_dropped: what the knock
+    ring had no room for) and the collector's (sources with state among them)."""
+    log = daemon.workdir / "daemon.log"
+    seen = log.read_text(errors="replace").count("knock counters: ")
+    assert daemon.proc is not None
+    daemon.proc.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        lines = log.read_text(errors="replace").splitlines()
+        knocks = [i for i, x in enumerate(lines) if "knock counters: " in x]
+        if len(knocks) > seen:
+            last = knocks[-1]
+            own = lines[last - 1].split("counters: ", 1)[-1] if last else ""
+            return f"{own}\n      {lines[last].split('knock counters: ', 1)[1]}"
+        time.sleep(0.1)
+    return "(not logged)"
 
 
 def report(label: str, quiet: list[float], runs: list[Run], knocks: bool) -> None:
@@ -213,6 +238,8 @@ def report(label: str, quiet: list[float], runs: list[Run], knocks: bool) -> Non
                 else "NOT opened"
             )
             print(f"    {name} sequence sent during the flood: {took}")
+        if knocks:
+            print(f"    counters after it: {run.counters}")
         print(
             f"    CPU {run.cpu_ms / max(run.junk / 1000, 0.001):.2f} ms per 1000 junk SYNs; "
             f"RSS start/max/end {run.rss[0]:,}/{max(run.rss):,}/{run.rss[-1]:,} KiB"
