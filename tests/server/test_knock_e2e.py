@@ -7,9 +7,11 @@ the client namespace with their original timing, from raw sockets
 (``replay_knocks.py``), with the recorded addresses (198.18.5.1 -> .2: the
 encrypted ones name 198.18.5.1 as the address to open) added to both ends.
 What a user would check: a TCP connect fails before the sequence and
-succeeds after it, from the right source only; a replayed sequence leaves
-the port closed; ``REQUIRE_OS`` lets the client namespace's own Linux
-stack in and keeps a crafted SYN of another system out.
+succeeds after it, from the right source only; a replayed sequence (also
+after a restart), a wrong key, a wrong order and an allow IP that is not the
+sender leave the port closed; ``REQUIRE_OS`` lets the recorded client's and
+the client namespace's own Linux SYNs in and keeps a SYN of another system
+out; ``fwknopd --os`` prints a live SYN's fingerprint.
 """
 
 from __future__ import annotations
