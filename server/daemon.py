@@ -102,6 +102,7 @@ class Daemon:
             on_capture_error=self._capture_failed,
         )
         self.knocks.refusals = self.dispatch.refusals  # one table of counters
+        self.knocks.on_outcome = self.dispatch.count_knock
         # each capture source open, read by its Reader: the SPA source first (see _listen),
         # then the knock listener's, if any
         self._readers: list[Reader[Any]] = []
