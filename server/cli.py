@@ -32,7 +32,7 @@ from .hardening import no_core_dumps
 if TYPE_CHECKING:
     from .access import AccessStanza
     from .knockstanza import SequenceStanza
-    from .settings import Options
+    from .settings import Options, ServerSettings
 
 __all__ = ["ExitCode", "main"]
 
@@ -434,15 +434,7 @@ def _serve(args: argparse.Namespace) -> int:
         sys.stderr.write("Configs parsed, exiting.\n")  # fwknopd's words, on stderr as its
         return ExitCode.OK
     if args.dump_config:
-        print("\n".join(describe(config)))
-        ids: dict[X25519PublicKey, str] = {}
-        if settings.x25519 is not None:  # public keys: what clients are given, nothing secret
-            print(f"{'x25519 server public key':<28}{settings.x25519.server.to_text()}")
-            ids = {c.shared.client: c.shared.key_id_text for c in settings.x25519}
-        for stanza in stanzas:
-            print(_describe_stanza(stanza, ids))
-        for sequence in sequences:
-            print(_describe_sequence(sequence))
+        print(dump_settings(settings))
         return ExitCode.OK
     if not args.foreground:
         _daemonize()
@@ -462,6 +454,18 @@ def _serve(args: argparse.Namespace) -> int:
         return ExitCode.ERROR
     finally:
         pid.release()
+
+
+def dump_settings(settings: ServerSettings) -> str:
+    """What ``-D`` prints: every fwknopd.conf setting, then each stanza (never a secret)."""
+    lines = list(describe(settings.config))
+    ids: dict[X25519PublicKey, str] = {}
+    if settings.x25519 is not None:  # public keys: what clients are given, nothing secret
+        lines.append(f"{'x25519 server public key':<28}{settings.x25519.server.to_text()}")
+        ids = {c.shared.client: c.shared.key_id_text for c in settings.x25519}
+    lines += [_describe_stanza(stanza, ids) for stanza in settings.stanzas]
+    lines += [_describe_sequence(sequence) for sequence in settings.knock.sequences]
+    return "\n".join(lines)
 
 
 def _describe_stanza(stanza: AccessStanza, key_ids: dict[X25519PublicKey, str]) -> str:

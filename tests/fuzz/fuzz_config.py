@@ -15,19 +15,17 @@ a secret-bearing setting (a key, a passphrase) of eight characters or more.
 
 from __future__ import annotations
 
-import io
 import os
 import sys
 import tempfile
-from contextlib import redirect_stdout
 from pathlib import Path
 
 import atheris
 
 with atheris.instrument_imports():
     from fwknop_server.access import KNOWN_NAMES
-    from fwknop_server.cli import _describe_stanza
-    from fwknop_server.config import KEYS, describe
+    from fwknop_server.cli import dump_settings
+    from fwknop_server.config import KEYS
     from fwknop_server.confsyntax import SECRET_NAMES
     from fwknop_server.errors import ConfigError
     from fwknop_server.settings import Options, load
@@ -134,12 +132,8 @@ def _load(files: list[bytes]) -> list[str]:
         settings = load(OPTIONS, warnings)
     except ConfigError as exc:
         return [str(p) for p in exc.problems] + warnings
-    shown = io.StringIO()
-    with redirect_stdout(shown):
-        print("\n".join(describe(settings.config)))
-        for stanza in settings.stanzas:
-            print(_describe_stanza(stanza), repr(stanza))
-    return [*warnings, shown.getvalue()]
+    shown = [dump_settings(settings), *map(repr, settings.stanzas)]  # what -D prints, reprs
+    return [*warnings, *shown]
 
 
 def _messages(files: list[bytes]) -> str:

@@ -1,5 +1,6 @@
 """Run each atheris fuzz target for a bounded number of inputs (CI runs this).
 
+Inputs that long runs found are kept in ``seeds/TARGET/`` and run first.
 ``FWKNOP_FUZZ_RUNS`` sets the count of the packet opener and the knock collector (and half of
 it the server's pipeline's); a longer run of any target outside CI is
 ``python tests/fuzz/fuzz_X.py -runs=N dir/``.
@@ -8,6 +9,7 @@ it the server's pipeline's); a longer run of any target outside CI is
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +37,9 @@ def test_fuzz_target_for_a_bounded_run(target: str, tmp_path: Path) -> None:
     runs, max_len = TARGETS[target]
     corpus = tmp_path / "corpus"
     corpus.mkdir()
+    # inputs long runs found (seeds/TARGET/): run first, every time
+    for seed in sorted((HERE / "seeds" / target).glob("*")):
+        shutil.copy(seed, corpus / seed.name)
     res = subprocess.run(
         [
             sys.executable,
