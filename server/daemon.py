@@ -85,7 +85,7 @@ class Daemon:
         self.replay = open_store(settings.replay)
         self.commands = CommandExecutor(timeout=settings.command_timeout)
         self.gpg = GpgPool()
-        self.driver = FirewallDriver(self.firewall, clock)
+        self.driver = FirewallDriver(self.firewall, clock, count=self._count)
         self.knocks = Knocks(
             settings.knock, self.driver, self.replay, clock=clock, test_mode=options.test_mode
         )
@@ -135,6 +135,9 @@ class Daemon:
     def refusals(self) -> RateLimitedLog:
         """The counters, by reason."""
         return self.dispatch.refusals
+
+    def _count(self, key: str) -> None:
+        self.dispatch.refusals.count(key)
 
     def _processor(self) -> Processor:
         pipeline = self.settings.pipeline_for(

@@ -5,7 +5,10 @@ rule is in place before the packet is even logged; one that runs commands
 (iptables, ...) on a thread of its own, so a slow command never holds up
 the packet path, its calls in the order they were made. Expiry runs on a
 timer set for the moment the next grant is due; the periodic housekeeping
-(``RULES_CHECK_THRESHOLD``) where the backend's calls run.
+(``RULES_CHECK_THRESHOLD``) where the backend's calls run. A grant that
+fails is logged and counted (``firewall_failed``); the backend has taken
+back whatever part of it was made (every backend makes a grant whole or
+not at all).
 
 Closing what is due never stops for good: if it fails (a firewall command
 that fails, a bug), it is logged and tried again ``EXPIRY_RETRY`` seconds
@@ -34,9 +37,16 @@ EXPIRY_RETRY = 5.0  # seconds before closing what is due is tried again after a 
 class FirewallDriver:
     """Runs ``firewall``'s calls where they belong and closes its grants on time."""
 
-    def __init__(self, firewall: Firewall, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        firewall: Firewall,
+        clock: Callable[[], float] = time.time,
+        *,
+        count: Callable[[str], None] = lambda _key: None,
+    ) -> None:
         self.firewall = firewall
         self.clock = clock
+        self._count = count  # the daemon's counters (a failed grant is ``firewall_failed``)
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="firewall")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._expiry: asyncio.TimerHandle | None = None
@@ -69,12 +79,12 @@ class FirewallDriver:
         started = decided if since is None else since
         if not self.firewall.in_process:
             future = self._thread.submit(self._grant, grant, now, decided, started)
-            future.add_done_callback(self._done)
+            future.add_done_callback(lambda done: self._granted(grant, done))
             return True
         try:
             self.firewall.grant(grant, now)
         except FirewallError as exc:  # a failed grant must not stop capture (a bug is the
-            log.error("firewall: %s", exc)  # dispatcher's: counted at the packet boundary)
+            self._failed(grant, exc)  # dispatcher's: counted at the packet boundary)
             return False
         self._opened(grant, decided, started)
         self.schedule_expiry()
@@ -92,6 +102,20 @@ class FirewallDriver:
                   (opened - decided) * 1000)  # fmt: skip
         if self.on_opened is not None:
             self.on_opened(grant, opened - started)
+
+    def _failed(self, grant: Grant, exc: BaseException) -> None:
+        """A grant that could not be made: the backend took back what it had made of it."""
+        ports = ",".join(f"{proto}/{port}" for proto, port in grant.ports)
+        log.error("firewall: nothing opened for %s %s: %s", grant.source, ports, exc)
+        self._count("firewall_failed")
+
+    def _granted(self, grant: Grant, future: concurrent.futures.Future[Any]) -> None:
+        """On the firewall thread: a grant is done; on the loop, count it if it failed."""
+        exc = future.exception()
+        if exc is None:
+            self._done(future)
+        elif self._loop is not None:
+            self._loop.call_soon_threadsafe(self._failed, grant, exc)
 
     def _done(self, future: concurrent.futures.Future[Any]) -> None:
         """A call on the firewall thread is done: say if it failed, set the expiry timer."""

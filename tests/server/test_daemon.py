@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from fwknop_server.capture.frames import Check
 from fwknop_server.daemon import Daemon, Options, load
+from fwknop_server.firewall import FirewallError, Opening
 from fwknop_server.firewall.logonly import LogOnly
 from fwknop_server.vocab import MUTED, Packet
 
@@ -227,3 +228,34 @@ def test_test_mode_says_so_in_fwknopds_words_and_opens_nothing(
         "198.18.0.2",
     ]
     assert not daemon.firewall.open
+
+
+class _Failing(LogOnly):
+    """A backend whose every grant fails (as iptables does when a rule cannot be added)."""
+
+    def __init__(self, *, in_process: bool) -> None:
+        super().__init__(flush_at_init=False, flush_at_exit=False)
+        self.in_process = in_process  # type: ignore[misc]
+
+    def _apply(self, wanted: list[tuple[Opening, Opening | None]], now: int) -> None:
+        raise FirewallError("iptables -A FWKNOP_INPUT ...: Resource temporarily unavailable")
+
+
+@pytest.mark.parametrize("in_process", [True, False])
+def test_a_grant_the_firewall_cannot_make_is_logged_and_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, in_process: bool
+) -> None:
+    daemon = _daemon(tmp_path)
+    daemon.firewall = daemon.driver.firewall = _Failing(in_process=in_process)
+
+    async def run() -> None:
+        daemon.bind(asyncio.get_running_loop())
+        daemon.dispatch.handle_all([_valid(22)], NOW)
+        await daemon.driver.drain()
+        await asyncio.sleep(0)  # the failure is counted on the loop, after the thread is done
+
+    with caplog.at_level(logging.ERROR, "fwknop_server"):
+        asyncio.run(run())
+    assert daemon.refusals.counts.get("firewall_failed") == 1
+    assert "firewall: nothing opened for 198.18.0.2 tcp/22: iptables -A" in caplog.text
+    assert daemon.firewall.open == {}
