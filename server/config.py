@@ -61,9 +61,9 @@ an error where ignoring them would open more than 1.x did. 1.x's seven-field
 ``IPT_INPUT_ACCESS`` (with ``src`` after the target) is read as the 2.x
 six-field form.
 
-Features a later version implements (``ENABLE_IPT_OUTPUT``, NFQUEUE, NAT
-through firewalld) are parsed, and a configuration that turns one on is
-refused with a message naming it, never silently ignored.
+A feature a later version implements (``NOT_YET``) is parsed, and a
+configuration that turns one on is refused with a message naming it,
+never silently ignored.
 """
 
 from __future__ import annotations
@@ -206,11 +206,11 @@ KEYS: dict[str, Key] = {
     "ENABLE_IPT_LOCAL_NAT": _flag("N", _RESTART),
     "ENABLE_IPT_SNAT": _flag("N", _RESTART),
     "SNAT_TRANSLATE_IP": Key(None),
-    "ENABLE_IPT_OUTPUT": _flag("N", _UNUSED),
+    "ENABLE_IPT_OUTPUT": _flag("N", _RESTART),
     "FLUSH_IPT_AT_INIT": _flag("Y", _RESTART),
     "FLUSH_IPT_AT_EXIT": _flag("Y", _RESTART),
     "IPT_INPUT_ACCESS": _chain(f"ACCEPT, {_IPT}"),
-    "IPT_OUTPUT_ACCESS": _chain("ACCEPT, filter, OUTPUT, 1, FWKNOP_OUTPUT, 1", _UNUSED),
+    "IPT_OUTPUT_ACCESS": _chain("ACCEPT, filter, OUTPUT, 1, FWKNOP_OUTPUT, 1"),
     "IPT_FORWARD_ACCESS": _chain("ACCEPT, filter, FORWARD, 1, FWKNOP_FORWARD, 1"),
     "IPT_DNAT_ACCESS": _chain("DNAT, nat, PREROUTING, 1, FWKNOP_PREROUTING, 1"),
     "IPT_SNAT_ACCESS": _chain("SNAT, nat, POSTROUTING, 1, FWKNOP_POSTROUTING, 1"),
@@ -220,17 +220,15 @@ KEYS: dict[str, Key] = {
     "ENABLE_FIREWD_FORWARDING": _flag("N", _RESTART),
     "ENABLE_FIREWD_LOCAL_NAT": _flag("N", _RESTART),
     "ENABLE_FIREWD_SNAT": _flag("N", _RESTART),
-    "ENABLE_FIREWD_OUTPUT": _flag("N", _UNUSED),
+    "ENABLE_FIREWD_OUTPUT": _flag("N", _RESTART),
     "FLUSH_FIREWD_AT_INIT": _flag("Y", _RESTART),
     "FLUSH_FIREWD_AT_EXIT": _flag("Y", _RESTART),
     "FIREWD_INPUT_ACCESS": _chain(f"ACCEPT, {_IPT}"),
-    "FIREWD_OUTPUT_ACCESS": _chain("ACCEPT, filter, OUTPUT, 1, FWKNOP_OUTPUT, 1", _UNUSED),
-    "FIREWD_FORWARD_ACCESS": _chain("ACCEPT, filter, FORWARD, 1, FWKNOP_FORWARD, 1", _UNUSED),
-    "FIREWD_DNAT_ACCESS": _chain("DNAT, nat, PREROUTING, 1, FWKNOP_PREROUTING, 1", _UNUSED),
-    "FIREWD_SNAT_ACCESS": _chain("SNAT, nat, POSTROUTING, 1, FWKNOP_POSTROUTING, 1", _UNUSED),
-    "FIREWD_MASQUERADE_ACCESS": _chain(
-        "MASQUERADE, nat, POSTROUTING, 1, FWKNOP_MASQUERADE, 1", _UNUSED
-    ),
+    "FIREWD_OUTPUT_ACCESS": _chain("ACCEPT, filter, OUTPUT, 1, FWKNOP_OUTPUT, 1"),
+    "FIREWD_FORWARD_ACCESS": _chain("ACCEPT, filter, FORWARD, 1, FWKNOP_FORWARD, 1"),
+    "FIREWD_DNAT_ACCESS": _chain("DNAT, nat, PREROUTING, 1, FWKNOP_PREROUTING, 1"),
+    "FIREWD_SNAT_ACCESS": _chain("SNAT, nat, POSTROUTING, 1, FWKNOP_POSTROUTING, 1"),
+    "FIREWD_MASQUERADE_ACCESS": _chain("MASQUERADE, nat, POSTROUTING, 1, FWKNOP_MASQUERADE, 1"),
     "ENABLE_FIREWD_COMMENT_CHECK": _flag("Y", _UNUSED),
     # ipfw and pf builds (FIREWALL_TYPE ipfw, pf)
     "FLUSH_IPFW_AT_INIT": _flag("Y", _RESTART),
@@ -285,12 +283,7 @@ _LEGACY = frozenset(
 
 # switches a later version implements; turning one on is refused
 NOT_YET: dict[str, str] = {
-    "ENABLE_IPT_OUTPUT": "OUTPUT rules",
     "ENABLE_NFQ_CAPTURE": "NFQUEUE capture (not in Debian's fwknopd either)",
-    "ENABLE_FIREWD_FORWARDING": "NAT and forwarding",
-    "ENABLE_FIREWD_LOCAL_NAT": "local NAT",
-    "ENABLE_FIREWD_SNAT": "SNAT",
-    "ENABLE_FIREWD_OUTPUT": "OUTPUT rules",
 }
 
 # FIREWALL_TYPE's values: the firewall registry's names (firewall/__init__.py; a test keeps

@@ -91,12 +91,18 @@ class NatSettings:
 
 
 def nat_settings(config: ServerConfig) -> NatSettings:
-    """The NAT switches of an fwknopd.conf (validated at load)."""
+    """The NAT switches of an fwknopd.conf (validated at load).
+
+    As in fwknopd's builds, the firewalld backend's switches are
+    ``ENABLE_FIREWD_FORWARDING``, ``ENABLE_FIREWD_LOCAL_NAT`` and
+    ``ENABLE_FIREWD_SNAT``; every other backend's the ``ENABLE_IPT_*`` ones.
+    """
+    prefix = "FIREWD" if (config.text("FIREWALL_TYPE") or "").lower() == "firewalld" else "IPT"
     translate = config.text("SNAT_TRANSLATE_IP")
     return NatSettings(
-        forwarding=config.flag("ENABLE_IPT_FORWARDING"),
-        local=config.flag("ENABLE_IPT_LOCAL_NAT"),
-        snat=config.flag("ENABLE_IPT_SNAT"),
+        forwarding=config.flag(f"ENABLE_{prefix}_FORWARDING"),
+        local=config.flag(f"ENABLE_{prefix}_LOCAL_NAT"),
+        snat=config.flag(f"ENABLE_{prefix}_SNAT"),
         translate_ip=ipaddress.IPv4Address(translate) if translate else None,
         dns=config.flag("ENABLE_NAT_DNS"),
     )

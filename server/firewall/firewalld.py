@@ -3,10 +3,14 @@
 As in fwknopd's firewalld build (server-config.md §4.5), every command of the
 iptables backend becomes ``firewall-cmd --direct --passthrough ipv4 <the same
 arguments>``, with ``FIREWD_INPUT_ACCESS`` for the chain (``FWKNOP_INPUT``,
-jumped to from INPUT) and ``FLUSH_FIREWD_AT_INIT``/``_AT_EXIT``. So the
-rule building, the ``_exp_`` comments, expiry by timer and adoption after a
-restart are the iptables backend's own, reused here with another command
-prefix. fwknopd leaves out iptables' ``-w`` here: firewalld adds it itself.
+jumped to from INPUT) and ``FLUSH_FIREWD_AT_INIT``/``_AT_EXIT``; the
+OUTPUT chain with ``ENABLE_FIREWD_OUTPUT`` (``FIREWD_OUTPUT_ACCESS``), and
+NAT with ``ENABLE_FIREWD_FORWARDING``, ``ENABLE_FIREWD_LOCAL_NAT`` and
+``ENABLE_FIREWD_SNAT`` (``SNAT_TRANSLATE_IP``; the ``FIREWD_FORWARD_ACCESS``,
+``FIREWD_DNAT_ACCESS``, ``FIREWD_SNAT_ACCESS`` and ``FIREWD_MASQUERADE_ACCESS``
+chains). So the rule building, the ``_exp_`` comments, NAT, expiry by timer
+and adoption after a restart are the iptables backend's own, reused here
+with another command prefix. fwknopd leaves out iptables' ``-w`` here: firewalld adds it itself.
 Each command is one run of firewall-cmd (a Python program asking firewalld
 over D-Bus), about half a second: a grant is in place that much later than
 with iptables, and the flush at exit takes a few seconds.
@@ -28,6 +32,7 @@ import logging
 
 from ..config import ServerConfig
 from .iptables import Iptables
+from .iptnat import IptablesNat, iptables_nat
 from .iptrules import IptablesRules
 from .runner import CommandRunner, Tools
 
@@ -44,6 +49,10 @@ class FirewalldRules(IptablesRules):
     def _cmd(self, *args: str) -> list[str]:
         return [self.exe, *PASSTHROUGH, "-t", self.spec.table, *args]
 
+    def list_all(self) -> list[str]:
+        """``-S`` of every chain of the filter table, through the passthrough."""
+        return [self.exe, *PASSTHROUGH, "-S"]
+
     def list_from_chain(self) -> list[str]:
         """``-S`` of the built-in chain that jumps to ours (INPUT)."""
         return self._cmd("-S", self.spec.from_chain)
@@ -57,17 +66,19 @@ class Firewalld(Iptables):
 
     @classmethod
     def from_config(cls, config: ServerConfig, tools: Tools) -> Firewalld:
-        """``FIREWD_INPUT_ACCESS``, ``FLUSH_FIREWD_*``, ``ENABLE_RULE_PREPEND``."""
-        rules = FirewalldRules(
-            config.firewall_exe(cls.default_exe),
-            config.chain("FIREWD_INPUT_ACCESS"),
-            prepend=config.flag("ENABLE_RULE_PREPEND"),
-        )
+        """``FIREWD_INPUT_ACCESS``, ``FLUSH_FIREWD_*``, ``ENABLE_RULE_PREPEND``, OUTPUT, NAT."""
+        exe, prepend = config.firewall_exe(cls.default_exe), config.flag("ENABLE_RULE_PREPEND")
+        rules = FirewalldRules(exe, config.chain("FIREWD_INPUT_ACCESS"), prepend=prepend)
+        output = None
+        if config.flag("ENABLE_FIREWD_OUTPUT"):
+            output = FirewalldRules(exe, config.chain("FIREWD_OUTPUT_ACCESS"), prepend=prepend)
         return cls(
             tools.run,
             rules,
             flush_at_init=config.flag("FLUSH_FIREWD_AT_INIT"),
             flush_at_exit=config.flag("FLUSH_FIREWD_AT_EXIT"),
+            nat=iptables_nat(config, tools.run, rules, "FIREWD"),
+            output=output,
         )
 
     def __init__(
@@ -77,8 +88,13 @@ class Firewalld(Iptables):
         *,
         flush_at_init: bool = True,
         flush_at_exit: bool = True,
+        nat: IptablesNat | None = None,
+        output: FirewalldRules | None = None,
     ) -> None:
-        super().__init__(run, rules, flush_at_init=flush_at_init, flush_at_exit=flush_at_exit)
+        super().__init__(
+            run, rules, flush_at_init=flush_at_init, flush_at_exit=flush_at_exit, nat=nat,
+            output=output,
+        )  # fmt: skip
         self.rules: FirewalldRules = rules
 
     def start(self, now: float) -> None:

@@ -1,7 +1,8 @@
 """iptables NAT: fwknopd's FWKNOP_FORWARD, FWKNOP_PREROUTING, FWKNOP_POSTROUTING, FWKNOP_MASQUERADE.
 
 The chains come from ``IPT_FORWARD_ACCESS``, ``IPT_DNAT_ACCESS``,
-``IPT_SNAT_ACCESS`` and ``IPT_MASQUERADE_ACCESS``, each with its jump from the
+``IPT_SNAT_ACCESS`` and ``IPT_MASQUERADE_ACCESS`` (firewalld's ``FIREWD_*``,
+its commands through the passthrough), each with its jump from the
 built-in chain, as fwknopd makes them (server-config.md §4.1): the forward and
 DNAT chains at start when forwarding or local NAT is on, the SNAT and
 MASQUERADE chains when ``ENABLE_IPT_SNAT`` is (and when a stanza forces SNAT,
@@ -123,12 +124,15 @@ def nat_rules(opening: NatOpening, chains: NatChains, input_target: str) -> list
 
 
 class IptablesNat(ChainKeeper):
-    """The NAT chains of the iptables backend: made, filled, emptied (``Iptables`` drives it)."""
+    """The NAT chains of the iptables backend: made, filled, emptied (``Iptables`` drives it).
+
+    Its commands are made as ``input_rules`` makes them (the same tool; with
+    firewalld, through its passthrough).
+    """
 
     def __init__(
         self,
         run: CommandRunner,
-        exe: str,
         chains: NatChains,
         input_rules: IptablesRules,
         *,
@@ -136,8 +140,10 @@ class IptablesNat(ChainKeeper):
     ) -> None:
         self._run = run
         self.chains = chains
+        make = type(input_rules)
         self.rules = {
-            which: IptablesRules(exe, chains.spec(which), prepend=prepend) for which in _CHAIN_ORDER
+            which: make(input_rules.exe, chains.spec(which), prepend=prepend)
+            for which in _CHAIN_ORDER
         }
         self.rules["input"] = input_rules
         self._ready: set[str] = {"input"}  # chains known to exist with their jump
@@ -235,22 +241,20 @@ def _due(line: str, now: float) -> list[str] | None:
 
 
 def iptables_nat(
-    config: ServerConfig, run: CommandRunner, input_rules: IptablesRules
+    config: ServerConfig, run: CommandRunner, input_rules: IptablesRules, prefix: str
 ) -> IptablesNat | None:
-    """The NAT chains fwknopd.conf asks for (None when forwarding and local NAT are off)."""
+    """The NAT chains fwknopd.conf asks for (None when forwarding and local NAT are off).
+
+    ``prefix``: whose keys, ``IPT`` (``IPT_FORWARD_ACCESS``, ``ENABLE_IPT_SNAT``...)
+    or firewalld's ``FIREWD``.
+    """
     if not nat_settings(config).enabled:
         return None
     chains = NatChains(
-        forward=config.chain("IPT_FORWARD_ACCESS"),
-        dnat=config.chain("IPT_DNAT_ACCESS"),
-        snat=config.chain("IPT_SNAT_ACCESS"),
-        masquerade=config.chain("IPT_MASQUERADE_ACCESS"),
-        snat_at_start=config.flag("ENABLE_IPT_SNAT"),
+        forward=config.chain(f"{prefix}_FORWARD_ACCESS"),
+        dnat=config.chain(f"{prefix}_DNAT_ACCESS"),
+        snat=config.chain(f"{prefix}_SNAT_ACCESS"),
+        masquerade=config.chain(f"{prefix}_MASQUERADE_ACCESS"),
+        snat_at_start=config.flag(f"ENABLE_{prefix}_SNAT"),
     )
-    return IptablesNat(
-        run,
-        config.required("FIREWALL_EXE"),
-        chains,
-        input_rules,
-        prepend=config.flag("ENABLE_RULE_PREPEND"),
-    )
+    return IptablesNat(run, chains, input_rules, prepend=config.flag("ENABLE_RULE_PREPEND"))

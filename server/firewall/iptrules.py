@@ -13,12 +13,14 @@ import shlex
 from collections.abc import Sequence
 
 from ..config import ChainSpec
+from ..vocab import PROTO_NUMBERS
 from .base import Opening, OpeningKey
 from .runner import RunsCommands
 
 __all__ = ["ChainKeeper", "IptablesRules", "anywhere", "parse_rule", "rule_spec"]
 
 EXP = re.compile(r"_exp_(\d+)")
+_PROTO_NAMES = {str(number): name for name, number in PROTO_NUMBERS.items()}
 _MAX_JUMP_DELETES = 32
 
 
@@ -45,6 +47,19 @@ class IptablesRules:
             "-j", self.spec.target,
         ]  # fmt: skip
 
+    def reply_spec(self, opening: Opening) -> list[str]:
+        """The OUTPUT companion of an access rule (``ENABLE_IPT_OUTPUT``), as fwknopd 2.6.10
+        makes it: the replies from the service's port to the client."""
+        dst = anywhere(opening) if opening.destination is None else str(opening.destination)
+        return [
+            "-p", str(PROTO_NUMBERS[opening.proto]),
+            "-d", str(opening.source),
+            "-s", dst,
+            "--sport", str(opening.port),
+            "-m", "comment", "--comment", f"_exp_{opening.expires}",
+            "-j", self.spec.target,
+        ]  # fmt: skip
+
     def add(self, opening: Opening) -> list[str]:
         """Append (or, with ENABLE_RULE_PREPEND, insert) an access rule."""
         verb = "-I" if self.prepend else "-A"
@@ -65,6 +80,10 @@ class IptablesRules:
     def show_chain(self) -> list[str]:
         """Our chain as fwknopd's ``--fw-list`` shows it (``-L --line-numbers -n``)."""
         return self._cmd("-L", self.spec.to_chain, "--line-numbers", "-n")
+
+    def list_all(self) -> list[str]:
+        """``-S`` of every chain of the filter table (``--fw-list-all``)."""
+        return [self.exe, "-w", "-S"]
 
     def new_chain(self) -> list[str]:
         """Create our chain."""
@@ -109,21 +128,27 @@ def rule_spec(line: str) -> list[str] | None:
     return args[2:]
 
 
-def parse_rule(line: str) -> tuple[OpeningKey, int, list[str]] | None:
-    """An ``-S`` line of an access rule: (source, proto, port), expiry, and its spec."""
+def parse_rule(line: str, *, reply: bool = False) -> tuple[OpeningKey, int, list[str]] | None:
+    """An ``-S`` line of an access rule: (source, proto, port), expiry, and its spec.
+
+    ``reply``: of an OUTPUT companion (``reply_spec``), whose client is its ``-d``
+    and whose port its ``--sport``.
+    """
     spec = rule_spec(line)
     if spec is None:
         return None
     values = dict(zip(spec, [*spec[1:], ""], strict=True))
     exp = EXP.search(line)
-    if exp is None or "-s" not in values or "--dport" not in values or "-p" not in values:
+    client, port_option = ("-d", "--sport") if reply else ("-s", "--dport")
+    if exp is None or client not in values or port_option not in values or "-p" not in values:
         return None
     try:
-        source = ipaddress.ip_network(values["-s"], strict=False).network_address
-        port = int(values["--dport"])
+        source = ipaddress.ip_network(values[client], strict=False).network_address
+        port = int(values[port_option])
     except ValueError:
         return None
-    return (source, values["-p"], port), int(exp.group(1)), spec
+    proto = _PROTO_NAMES.get(values["-p"], values["-p"])
+    return (source, proto, port), int(exp.group(1)), spec
 
 
 class ChainKeeper(RunsCommands):

@@ -110,8 +110,7 @@ def test_every_problem_is_reported_with_its_line(tmp_path: Path) -> None:
         "DIGEST_FILE $NO_SUCH_THING/x\n"
         "IPT_INPUT_ACCESS ACCEPT, filter, INPUT\n"
         "SYSLOG_FACILITY LOG_MAIL\n"
-        "FIREWALL_TYPE ipf\n"
-        "ENABLE_IPT_OUTPUT Y\n",
+        "FIREWALL_TYPE ipf\n",
     )
     with pytest.raises(ConfigError) as info:
         load_server_config(path)
@@ -125,8 +124,6 @@ def test_every_problem_is_reported_with_its_line(tmp_path: Path) -> None:
         f"{path}:6: SYSLOG_FACILITY must be one of LOG_DAEMON, LOG_LOCAL0, LOG_LOCAL1, "
         "LOG_LOCAL2, LOG_LOCAL3, LOG_LOCAL4, LOG_LOCAL5, LOG_LOCAL6, LOG_LOCAL7",
         f"{path}:7: FIREWALL_TYPE must be one of nftables, iptables, firewalld, pf, ipfw, log",
-        f"{path}:8: ENABLE_IPT_OUTPUT: OUTPUT rules is not supported by this fwknopd yet; set it "
-        "to N",
     ]
 
 

@@ -597,22 +597,19 @@ def test_bad_values_are_file_and_line_errors(tmp_path: Path) -> None:
         "IPFW_EXPIRE_PURGE_INTERVAL 0\n"
         "PF_ANCHOR_NAME not an anchor\n"
         "FIREWD_INPUT_ACCESS ACCEPT, filter, INPUT\n"
-        "ENABLE_FIREWD_FORWARDING Y\n"
         "IPFW_START_RULE_NUM ten\n"
     )
     with pytest.raises(ConfigError) as info:
         _config(tmp_path, text)
     path = tmp_path / "fwknopd.conf"
     assert str(info.value).splitlines() == [
-        f"{path}:8: IPFW_START_RULE_NUM must be a number from 0 to 131071, not 'ten'",
+        f"{path}:7: IPFW_START_RULE_NUM must be a number from 0 to 131071, not 'ten'",
         f"{path}:3: IPFW_ACTIVE_SET_NUM must be a number from 0 to 63, not '64'",
         f"{path}:4: IPFW_EXPIRE_PURGE_INTERVAL must be a number from 1 to 131071, not '0'",
         f"{path}:6: FIREWD_INPUT_ACCESS must be 'target, table, from_chain, position, to_chain, "
         "position'",
         f"{path}:2: FIREWALL_TYPE must be one of nftables, iptables, firewalld, pf, ipfw, log",
         f"{path}:5: PF_ANCHOR_NAME must be a pf anchor name, not 'not an anchor'",
-        f"{path}:7: ENABLE_FIREWD_FORWARDING: NAT and forwarding is not supported by this "
-        "fwknopd yet; set it to N",
     ]
     with pytest.raises(ConfigError) as same:
         _config(tmp_path, "IPFW_ACTIVE_SET_NUM 2\n")

@@ -195,7 +195,8 @@ def test_the_nat_chains_are_made_at_start_as_fwknopd_makes_them(tmp_path: Path) 
     run = Recorder(fail=("-S", "-C"))
     config = _setup(tmp_path, FWD + "FLUSH_IPT_AT_INIT N\n", "").config
     make_firewall(config, run=run).start(NOW)
-    assert not [a for a in run.calls if "FWKNOP_POSTROUTING" in a]
+    # (listed, for expired rules an earlier run left there, but not made)
+    assert not [a for a in run.calls if "FWKNOP_POSTROUTING" in a and {"-N", "-I"} & {*a}]
     run = Recorder(fail=("-S", "-C"))
     config = _setup(tmp_path, "FLUSH_IPT_AT_INIT N\n", "").config
     make_firewall(config, run=run).start(NOW)

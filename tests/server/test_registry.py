@@ -60,7 +60,8 @@ def test_a_backend_reads_only_keys_a_restart_applies(
 ) -> None:
     # every branch: NAT on, IPv6 on, a backend's own table and chain
     config = _config(tmp_path, "ENABLE_IPT_FORWARDING Y\nENABLE_IP6TABLES Y\n"
-                               "NFT_TABLE inet filter\nNFT_CHAIN input\n")  # fmt: skip
+                               "NFT_TABLE inet filter\nNFT_CHAIN input\n"
+                               "ENABLE_IPT_OUTPUT Y\nENABLE_FIREWD_OUTPUT Y\n")  # fmt: skip
     read: set[str] = set()
     real = ServerConfig._of
 
