@@ -14,6 +14,7 @@ each port; a NAT grant gets no OUTPUT rule.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 from collections.abc import Sequence
@@ -25,7 +26,8 @@ from fwknop_server.firewall import FirewallError, make_firewall
 from fwknop_server.firewall.firewalld import Firewalld
 from fwknop_server.firewall.iptables import Iptables
 from fwknop_server.firewall.iptrules import IptablesRules, parse_rule
-from fwknop_server.vocab import Grant, NatGrant
+from fwknop_server.nat import nat_settings
+from fwknop_server.vocab import Grant, NatGrant, Snat
 
 from fwknop_core import MessageType
 from tests.helpers.recorder import Recorder
@@ -251,3 +253,58 @@ def test_the_rescan_goes_on_when_the_ipv4_chain_cannot_be_listed() -> None:
     )
     assert firewall.rescan(NOW) == 1
     assert calls[-1][:6] == ["/usr/sbin/ip6tables", "-w", "-t", "filter", "-D", "FWKNOP_INPUT"]
+
+
+# -- firewalld NAT: fwknopd's NAT chains behind the passthrough -----------------------
+
+
+def test_firewalld_nat_makes_the_nat_chains_and_rules_through_the_passthrough(
+    tmp_path: Path,
+) -> None:
+    run = Recorder(fail=("-S", "-C"))  # nothing exists yet
+    config = _config(tmp_path, "FIREWALL_TYPE firewalld\nENABLE_FIREWD_FORWARDING Y\n"
+                               "ENABLE_FIREWD_SNAT Y\nSNAT_TRANSLATE_IP 198.51.100.1\n"
+                               "FLUSH_FIREWD_AT_INIT N\n")  # fmt: skip
+    firewall = make_firewall(config, run=run)
+    assert isinstance(firewall, Firewalld) and firewall.supports_nat
+    firewall.start(NOW)
+    passthrough = [FWCMD, "--direct", "--passthrough", "ipv4"]
+    made = [argv[4:] for argv in run.calls if argv[6] in ("-N", "-I")]
+    assert all(argv[:4] == passthrough for argv in run.calls)
+    assert made == [
+        ["-t", "filter", "-N", "FWKNOP_INPUT"], ["-t", "filter", "-I", "INPUT", "1", "-j",
+                                                  "FWKNOP_INPUT"],
+        ["-t", "filter", "-N", "FWKNOP_FORWARD"], ["-t", "filter", "-I", "FORWARD", "1", "-j",
+                                                    "FWKNOP_FORWARD"],
+        ["-t", "nat", "-N", "FWKNOP_PREROUTING"], ["-t", "nat", "-I", "PREROUTING", "1", "-j",
+                                                    "FWKNOP_PREROUTING"],
+        ["-t", "nat", "-N", "FWKNOP_POSTROUTING"], ["-t", "nat", "-I", "POSTROUTING", "1", "-j",
+                                                     "FWKNOP_POSTROUTING"],
+        ["-t", "nat", "-N", "FWKNOP_MASQUERADE"], ["-t", "nat", "-I", "POSTROUTING", "1", "-j",
+                                                    "FWKNOP_MASQUERADE"],
+    ]  # fmt: skip
+    run.calls.clear()
+    nat = NatGrant(False, "tcp", 40022, "198.51.100.2", 22, address=ipaddress.IPv4Address(
+        "198.51.100.2"))  # fmt: skip
+    assert nat_settings(config).forwarding and nat_settings(config).snat  # what the pipeline gets
+    grant = Grant(SRC, None, (("tcp", 40022),), 30, 1030, 1, "u", MessageType.NAT_ACCESS,
+                  nat=dataclasses.replace(nat, snat=Snat(ipaddress.IPv4Address("198.51.100.1"))))  # fmt: skip
+    firewall.grant(grant, NOW)
+    comment = ["-m", "comment", "--comment", "_exp_1030"]
+    assert run.calls == [
+        [*passthrough, "-t", "filter", "-A", "FWKNOP_FORWARD", "-p", "6", "-s", "198.18.0.2",
+         "--dport", "22", *comment, "-j", "ACCEPT"],
+        [*passthrough, "-t", "nat", "-A", "FWKNOP_PREROUTING", "-p", "6", "-s", "198.18.0.2",
+         "-d", "0.0.0.0/0", "--dport", "40022", *comment, "-j", "DNAT", "--to-destination",
+         "198.51.100.2:22"],
+        [*passthrough, "-t", "nat", "-A", "FWKNOP_POSTROUTING", "-p", "6", "-d", "198.51.100.2",
+         "--dport", "22", *comment, "-j", "SNAT", "--to-source", "198.51.100.1"],
+    ]  # fmt: skip
+
+
+def test_firewalld_nat_is_off_with_the_iptables_switches(tmp_path: Path) -> None:
+    # fwknopd's firewalld build knows only the FIREWD switches; ENABLE_IPT_FORWARDING is not one
+    config = _config(tmp_path, "FIREWALL_TYPE firewalld\nENABLE_IPT_FORWARDING Y\n")
+    assert not make_firewall(config, run=Recorder()).supports_nat
+    iptables = _config(tmp_path, "ENABLE_FIREWD_FORWARDING Y\n")
+    assert not make_firewall(iptables, run=Recorder()).supports_nat
