@@ -287,8 +287,8 @@ def test_firewalld_nat_makes_the_nat_chains_and_rules_through_the_passthrough(
     nat = NatGrant(False, "tcp", 40022, "198.51.100.2", 22, address=ipaddress.IPv4Address(
         "198.51.100.2"))  # fmt: skip
     assert nat_settings(config).forwarding and nat_settings(config).snat  # what the pipeline gets
-    grant = Grant(SRC, None, (("tcp", 40022),), 30, 1030, 1, "u", MessageType.NAT_ACCESS,
-                  nat=dataclasses.replace(nat, snat=Snat(ipaddress.IPv4Address("198.51.100.1"))))  # fmt: skip
+    snat = dataclasses.replace(nat, snat=Snat(ipaddress.IPv4Address("198.51.100.1")))
+    grant = Grant(SRC, None, (("tcp", 40022),), 30, 1030, 1, "u", MessageType.NAT_ACCESS, nat=snat)
     firewall.grant(grant, NOW)
     comment = ["-m", "comment", "--comment", "_exp_1030"]
     assert run.calls == [
