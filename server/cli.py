@@ -390,7 +390,6 @@ def _parse_digest_cache(config: ServerConfig) -> int:
 
 def _firewall_action(args: argparse.Namespace, config: ServerConfig) -> int:
     from .firewall import FirewallError, make_firewall  # noqa: PLC0415
-    from .firewall.runner import SubprocessRunner, nft  # noqa: PLC0415
 
     try:
         firewall = make_firewall(config)
@@ -398,13 +397,7 @@ def _firewall_action(args: argparse.Namespace, config: ServerConfig) -> int:
             firewall.flush()
             print(f"removed everything fwknopd made ({firewall.name})")
         elif args.fw_list_all:
-            if firewall.name == "nftables":
-                import json  # noqa: PLC0415
-
-                print(json.dumps(nft()({"nftables": [{"list": {"ruleset": None}}]}), indent=1))
-            else:
-                exe = config.required("FIREWALL_EXE")
-                print(SubprocessRunner()([exe, "-w", "-S"])[1], end="")
+            print(firewall.listing_all(), end="")
         else:
             print(firewall.listing())
     except FirewallError as exc:

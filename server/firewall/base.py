@@ -136,6 +136,10 @@ class Firewall(abc.ABC):
     def listing(self) -> str:
         """What is open now, for ``--fw-list``."""
 
+    def listing_all(self) -> str:
+        """The whole policy this backend's tool shows, for ``--fw-list-all`` (default: ours)."""
+        return self.listing()
+
     # -- grants --------------------------------------------------------------
 
     def grant(self, grant: Grant, now: float) -> list[Opening]:

@@ -20,8 +20,11 @@ Where we differ from fwknopd, and why:
 * the expire set is disabled at every start, not only with
   ``FLUSH_IPFW_AT_INIT``: an enabled expire set would keep passing traffic;
 * set 0 is ipfw's default set: it is never deleted or disabled. With an
-  active set 0, a flush deletes our rules by number; with an expire set 0,
-  expired rules are deleted at once instead of drained.
+  active set 0, its rules are read at start and their numbers never handed
+  out, and a flush deletes our rules by number; with an expire set 0,
+  expired rules are deleted at once instead of drained;
+* a grant is made whole or not at all: when one of its rules cannot be
+  added, the ones added before it are deleted again.
 
 The daemon calls ``expire`` when the next opening or the next purge is due
 (``next_expiry``). ipfw does not run on Linux: these argv lists are pinned by
@@ -99,6 +102,10 @@ class IpfwRules:
     def list_expire_dynamic(self) -> list[str]:
         """The expire set's rules and the dynamic rules (states) they still hold."""
         return [self.exe, "-d", "set", str(self.expire_set), "list"]
+
+    def list_all(self) -> list[str]:
+        """Every rule of every set (``--fw-list-all``)."""
+        return [self.exe, "list"]
 
     def show(self, set_number: int) -> list[str]:
         """A set for people (``--fw-list``): dynamic rules, set numbers, last-match times."""
@@ -186,15 +193,21 @@ class Ipfw(Firewall, RunsCommands):
         return self.rules.expire_set > 0
 
     def start(self, now: float) -> None:
-        """Flush (if configured), check-state, disable the expire set, track what is there."""
+        """Flush (if configured), check-state, disable the expire set, track what is there.
+
+        Set 0 is never flushed whole (it is everyone's): it is read instead, its
+        numbers are never handed out, and with ``FLUSH_IPFW_AT_INIT`` the access
+        rules of ours an earlier run left there are deleted one by one.
+        """
         active = ""
-        if self.flush_at_init:
-            if self.rules.active_set > 0:
-                self._ok(self.rules.delete_set(self.rules.active_set))  # fails when empty
+        if self.flush_at_init and self.rules.active_set > 0:
+            self._ok(self.rules.delete_set(self.rules.active_set))  # fails when empty
         else:
             status, out, _err = self._run(self.rules.list_set(self.rules.active_set))
             active = out if status == 0 else ""
             self._reserved = set(_numbers(active))
+            if self.flush_at_init:
+                active = self._delete_ours(active)
         if self.check_state:
             if not re.search(rf"(?m)^{self.first}\s+check-state\b", active):
                 self._must(self.rules.check_state(self.first))
@@ -206,6 +219,23 @@ class Ipfw(Firewall, RunsCommands):
                 self.draining.update(_numbers(out))
         if not self.flush_at_init:
             self._adopt(active, now)
+
+    def _delete_ours(self, listing: str) -> str:
+        """Delete the access rules of ours in ``listing`` (set 0); what is left of it."""
+        kept = []
+        for line in listing.splitlines():
+            parsed = parse_ipfw_rule(line)
+            number = None if parsed is None else parsed[0]
+            if (
+                number is not None
+                and self.first <= number <= self.last
+                and self._ok(self.rules.delete_rule(number, self.rules.active_set))
+            ):
+                log.info("Deleted rule %d (left by an earlier run)", number)
+                self._reserved.discard(number)
+                continue
+            kept.append(line)
+        return "\n".join(kept)
 
     def _adopt(self, listing: str, now: float) -> None:
         for line in listing.splitlines():
@@ -224,8 +254,8 @@ class Ipfw(Firewall, RunsCommands):
         self._reserved -= {*self.numbers.values(), *self.draining}
         log.info("ipfw: %d grant(s) still open from before", len(self.open))
 
-    def _allocate(self) -> int:
-        used = {*self.numbers.values(), *self.draining, *self._reserved, self._check_state}
+    def _allocate(self, taken: Iterable[int] = ()) -> int:
+        used = {*self.numbers.values(), *self.draining, *self._reserved, self._check_state, *taken}
         for number in range(self.first, self.last + 1):
             if number not in used:
                 return number
@@ -235,16 +265,28 @@ class Ipfw(Firewall, RunsCommands):
         )
 
     def _apply(self, wanted: list[tuple[Opening, Opening | None]], now: int) -> None:
-        for opening, current in wanted:
-            number = self._allocate()
-            self._must(self.rules.add(number, opening))
+        """Every rule of the grant, or none: a rule that fails takes the ones before it back."""
+        made: list[int] = []
+        try:
+            for opening, _current in wanted:
+                number = self._allocate(made)
+                self._must(self.rules.add(number, opening))
+                made.append(number)
+                log.info(
+                    "Added Rule %d for %s, %s/%d expires at %d",
+                    number, opening.source, opening.proto, opening.port, opening.expires,
+                )  # fmt: skip
+        except FirewallError:
+            for number in reversed(made):
+                if not self._ok(self.rules.delete_rule(number, self.rules.active_set)):
+                    log.error("could not take back ipfw rule %d", number)
+            if made:
+                log.warning("took back %d rule(s) of a grant that could not be made whole",
+                            len(made))  # fmt: skip
+            raise
+        for (opening, current), number in zip(wanted, made, strict=True):
             old = self.numbers.get(opening.key)
             self.numbers[opening.key] = number
-            self.open[opening.key] = opening  # recorded at once: a later failure must not lose it
-            log.info(
-                "Added Rule %d for %s, %s/%d expires at %d",
-                number, opening.source, opening.proto, opening.port, opening.expires,
-            )  # fmt: skip
             if current is not None and old is not None:
                 self._retire(old, now)
 
@@ -322,6 +364,11 @@ class Ipfw(Firewall, RunsCommands):
         self._reserved.clear()
         self._check_state = None
         self._next_purge = None
+
+    def listing_all(self) -> str:
+        """Every rule of every set (``ipfw list``), as fwknopd's ``--fw-list-all``."""
+        status, out, err = self._run(self.rules.list_all())
+        return "Listing all ipfw rules...\n" + (out if status == 0 else err)
 
     def listing(self) -> str:
         """The active and the expire set, as fwknopd's ``--fw-list`` shows them."""

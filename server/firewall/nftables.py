@@ -20,6 +20,7 @@ libnftables reading the ruleset back first, five times quicker).
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import time
 
@@ -242,6 +243,10 @@ class Nftables(Firewall):
         if document["nftables"]:
             self._run(document)
         self.open.clear()
+
+    def listing_all(self) -> str:
+        """The whole ruleset, as nft JSON (``--fw-list-all``)."""
+        return json.dumps(self._run({"nftables": [{"list": {"ruleset": None}}]}), indent=1) + "\n"
 
     def listing(self) -> str:
         """``--fw-list``: each of our sets shown as fwknopd shows its iptables chain."""

@@ -168,6 +168,13 @@ class Pf(Firewall, RunsCommands):
         status, out, err = self._run(self.rules.show_rules())
         return out if status == 0 else f"# pf anchor {self.rules.anchor}: {err.strip()}"
 
+    def listing_all(self) -> str:
+        """``--fw-list-all``: fwknopd's pf build lists its anchor there too, with its headers."""
+        return (
+            f"Listing fwknopd pf rules...\n\nActive Rules in PF anchor '{self.rules.anchor}':\n"
+            + self.listing()
+        )
+
 
 def _key(line: str) -> OpeningKey | None:
     parsed = parse_pf_rule(line)

@@ -539,6 +539,7 @@ def test_ipfw_flush_deletes_both_sets_but_never_set_zero() -> None:
     fw.grant(_grant(("tcp", 23), expires=20), now=10)
     fw.stop()
     assert [c[1:] for c in zero.calls] == [
+        ["set", "0", "list"],  # set 0 is read, never flushed
         ["add", "10000", "set", "0", "pass", "6", "from", "198.18.0.2", "to", "me", "dst-port",
          "22", "setup", "keep-state", "//", "_exp_10"],
         ["set", "0", "delete", "10000"],
