@@ -72,11 +72,16 @@ class ElementCommand(NamedTuple):
 
 
 def element_key(
-    source: ipaddress.IPv4Address | ipaddress.IPv6Address, proto: str, port: int
+    source: ipaddress.IPv4Address | ipaddress.IPv6Address,
+    proto: str,
+    port: int,
+    destination: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None,
 ) -> bytes:
-    """The key ``addr . inet_proto . inet_service``, each part in network order, 4-byte aligned."""
+    """The key ``addr [. addr] . inet_proto . inet_service``, each part in network order,
+    4-byte aligned (the destination for a set keyed by it, ``ENABLE_DESTINATION_RULE``)."""
     proto_word = bytes((PROTO_NUMBERS[proto], 0, 0, 0))
-    return source.packed + proto_word + port.to_bytes(2, "big") + b"\0\0"
+    dst = b"" if destination is None else destination.packed
+    return source.packed + dst + proto_word + port.to_bytes(2, "big") + b"\0\0"
 
 
 def _attr(kind: int, value: bytes) -> bytes:

@@ -9,7 +9,9 @@ set per address family and one rule at the top of that chain::
     set fwknop_in4 { type ipv4_addr . inet_proto . inet_service; flags timeout; }
     ip saddr . meta l4proto . th dport @fwknop_in4 accept comment "fwknopd"
 
-and touch nothing else there. A grant is one transaction adding an element
+and touch nothing else there (with ``ENABLE_DESTINATION_RULE``, a second
+set and rule per family keyed by the packet's destination too: see
+``NftTarget``). A grant is one transaction adding an element
 with a timeout; the kernel removes it when the timeout passes, even if the
 daemon was killed. Everything sent to nft is JSON built by the pure functions
 below; a grant's transaction also exists as netlink element commands, which
@@ -31,7 +33,7 @@ from .base import Firewall, FirewallError, NatOpening, Opening
 from .netlink import NftNetlink
 from .nftchains import objects
 from .nftnat import NftNat
-from .nftrules import RULE_COMMENT, SETS, Json, NftTarget, find_input_chain
+from .nftrules import RULE_COMMENT, Json, NftTarget, find_input_chain
 from .runner import ElementRunner, NftRunner, Tools
 
 __all__ = ["Nftables"]
@@ -53,8 +55,9 @@ class Nftables(Firewall):
         except FirewallError as exc:
             log.info("%s; grants go through libnftables", exc)
         nat = None
+        destination_rule = config.flag("ENABLE_DESTINATION_RULE")
         if nat_settings(config).enabled:
-            nat = NftNat(destination_rule=config.flag("ENABLE_DESTINATION_RULE"))
+            nat = NftNat(destination_rule=destination_rule)
         return cls(
             tools.nft(),
             netlink=netlink,
@@ -63,6 +66,7 @@ class Nftables(Firewall):
             flush_at_init=config.flag("FLUSH_NFT_AT_INIT"),
             flush_at_exit=config.flag("FLUSH_NFT_AT_EXIT"),
             nat=nat,
+            destination_rule=destination_rule,
         )
 
     @classmethod
@@ -87,9 +91,11 @@ class Nftables(Firewall):
         flush_at_init: bool = True,
         flush_at_exit: bool = True,
         nat: NftNat | None = None,
+        destination_rule: bool = False,
     ) -> None:
         super().__init__(flush_at_init=flush_at_init, flush_at_exit=flush_at_exit)
         self._run = run
+        self.destination_rule = destination_rule  # ENABLE_DESTINATION_RULE
         self._netlink = netlink
         self.nat = nat  # NAT grants (nftnat.py), when forwarding or local NAT is on
         self.supports_nat = nat is not None
@@ -113,6 +119,7 @@ class Nftables(Firewall):
         if self._table and self._chain:
             family, _, table = self._table.partition(" ")
             target = NftTarget(family, table.strip(), self._chain)
+            target.destination = self.destination_rule
             chain = self._run(
                 {
                     "nftables": [
@@ -132,6 +139,7 @@ class Nftables(Firewall):
                 raise FirewallError(f"nftables chain {target} does not exist")
         else:
             target = find_input_chain(self._run({"nftables": [{"list": {"ruleset": None}}]}))
+            target.destination = self.destination_rule
             if self._table or self._chain:
                 log.warning("NFT_TABLE and NFT_CHAIN go together; using %s", target)
         self.target = target
@@ -157,23 +165,10 @@ class Nftables(Firewall):
 
     def _our_sets(self, target: NftTarget) -> list[Json]:
         sets = []
-        for v in target.versions:
+        for name in target.set_names:
+            where = {"family": target.family, "table": target.table, "name": name}
             try:
-                out = self._run(
-                    {
-                        "nftables": [
-                            {
-                                "list": {
-                                    "set": {
-                                        "family": target.family,
-                                        "table": target.table,
-                                        "name": SETS[v][0],
-                                    }
-                                }
-                            }
-                        ]
-                    }
-                )
+                out = self._run({"nftables": [{"list": {"set": where}}]})
             except FirewallError:
                 continue  # not there
             sets += objects(out, "set")
@@ -187,8 +182,12 @@ class Nftables(Firewall):
         else:
             self._adopt(target, now)
         commands = target.set_objects()
-        if not self._our_rules(target):
-            commands += [target.rule(v) for v in reversed(target.versions)]
+        rules = target.rules()
+        handles = self._our_rules(target)
+        if len(handles) != len(rules):  # none yet, or an earlier run's of other settings
+            where = {"family": target.family, "table": target.table, "chain": target.chain}
+            commands += [{"delete": {"rule": {**where, "handle": h}}} for h in handles]
+            commands += rules
         self._run({"nftables": commands})
         log.info("nftables: grants go to set(s) in %s", target)
         if self.nat is not None:
@@ -201,11 +200,12 @@ class Nftables(Firewall):
                 elem = item.get("elem", item)
                 value = elem.get("val", elem)
                 parts = value.get("concat") if isinstance(value, dict) else None
-                if not parts or len(parts) != 3:
+                if not parts or len(parts) not in (3, 4):
                     continue
                 expires = int(now) + int(elem.get("expires", elem.get("timeout", 0)))
+                dst = ipaddress.ip_address(parts[1]) if len(parts) == 4 else None
                 opening = Opening(
-                    ipaddress.ip_address(parts[0]), str(parts[1]), int(parts[2]), expires
+                    ipaddress.ip_address(parts[0]), str(parts[-2]), int(parts[-1]), expires, dst
                 )
                 self.open[opening.key] = opening
         if self.open:

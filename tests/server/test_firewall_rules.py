@@ -157,7 +157,9 @@ def test_nft_start_grant_extend_flush() -> None:
 
 
 def test_nft_adopts_open_grants_after_a_restart() -> None:
-    fake = FakeNft([CHAIN], [{"handle": 9, "comment": "fwknopd"}])
+    fake = FakeNft(
+        [CHAIN], [{"handle": 9, "comment": "fwknopd"}, {"handle": 10, "comment": "fwknopd"}]
+    )
     fake.sets = {
         "fwknop_in4": [{"elem": {"val": {"concat": ["198.18.0.2", "tcp", 22]}, "timeout": 60,
                                  "expires": 42}}],
@@ -168,7 +170,7 @@ def test_nft_adopts_open_grants_after_a_restart() -> None:
     assert [(str(o.source), o.proto, o.port, o.expires) for o in fw.open.values()] == [
         ("198.18.0.2", "tcp", 22, 1042)
     ]
-    # the rule exists already: only the (idempotent) sets are sent
+    # the rules (one per family) exist already: only the (idempotent) sets are sent
     assert [next(iter(next(iter(c.values())))) for c in fake.sent[0]["nftables"]] == ["set", "set"]
 
 
