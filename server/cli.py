@@ -68,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     a("--pcap-file", type=Path, help="read packets from a capture file, then exit")
     a("--pcap-any-direction", action="store_true", help="also look at outgoing packets")
     a("-U", "--udp-server", action="store_true", help="receive SPA on a UDP socket, no sniffing")
+    a("-n", "--nfq-capture", action="store_true",
+      help="receive SPA from NFQUEUE (ENABLE_NFQ_CAPTURE), no sniffing")  # fmt: skip
     a("-d", "--digest-file", help="fwknopd's digest cache to import (DIGEST_FILE)")
     a("--rotate-digest-cache", action="store_true", help="start with an empty replay cache")
     a("-p", "--pid-file", help="PID file (FWKNOP_PID_FILE)")
@@ -127,6 +129,8 @@ def _overrides(args: argparse.Namespace) -> Overrides:
         values["PCAP_FILE"] = str(args.pcap_file)
     if args.udp_server:
         values["ENABLE_UDP_SERVER"] = "Y"
+    if args.nfq_capture:
+        values["ENABLE_NFQ_CAPTURE"] = "Y"
     if args.pcap_any_direction:
         values["ENABLE_PCAP_ANY_DIRECTION"] = "Y"
     if args.access_folder is not None:

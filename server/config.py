@@ -61,9 +61,8 @@ an error where ignoring them would open more than 1.x did. 1.x's seven-field
 ``IPT_INPUT_ACCESS`` (with ``src`` after the target) is read as the 2.x
 six-field form.
 
-A feature a later version implements (``NOT_YET``) is parsed, and a
-configuration that turns one on is refused with a message naming it,
-never silently ignored.
+Every feature fwknopd 2.6.10's builds have is implemented, NFQUEUE capture
+(``ENABLE_NFQ_CAPTURE``, the ``NFQ_*`` keys; not in Debian's fwknopd) too.
 """
 
 from __future__ import annotations
@@ -174,12 +173,13 @@ KEYS: dict[str, Key] = {
     "ENABLE_UDP_SERVER": _flag("N", _CAPTURE),
     "UDPSERV_PORT": _number("62201", 1, 65535, _CAPTURE),
     "UDPSERV_SELECT_TIMEOUT": _number("500000", 1, _SLEEP, _UNUSED),
-    "ENABLE_NFQ_CAPTURE": _flag("N", _UNUSED),
-    "NFQ_INTERFACE": Key(None, reload=_UNUSED),
-    "NFQ_PORT": _number("62201", 1, 65535, _UNUSED),
-    "NFQ_TABLE": Key("mangle", reload=_UNUSED),
-    "NFQ_CHAIN": Key("FWKNOP_NFQ", reload=_UNUSED),
-    "NFQ_QUEUE_NUMBER": _number("1", 0, 65535, _UNUSED),
+    # NFQUEUE: the capture source reads the queue, the firewall makes its rule at start
+    "ENABLE_NFQ_CAPTURE": _flag("N", _RESTART),
+    "NFQ_INTERFACE": Key(None, reload=_RESTART),
+    "NFQ_PORT": _number("62201", 1, 65535, _RESTART),
+    "NFQ_TABLE": Key("mangle", reload=_RESTART),
+    "NFQ_CHAIN": Key("FWKNOP_NFQ", reload=_RESTART),
+    "NFQ_QUEUE_NUMBER": _number("1", 0, 65535, _RESTART),
     "NFQ_LOOP_SLEEP": _number("500000", 1, _SLEEP, _UNUSED),
     "LOCALE": Key(None, reload=_UNUSED),
     "SYSLOG_IDENTITY": Key("fwknopd", reload=_RESTART),
@@ -281,17 +281,13 @@ _LEGACY = frozenset(
     }
 )
 
-# switches a later version implements; turning one on is refused
-NOT_YET: dict[str, str] = {
-    "ENABLE_NFQ_CAPTURE": "NFQUEUE capture (not in Debian's fwknopd either)",
-}
-
 # FIREWALL_TYPE's values: the firewall registry's names (firewall/__init__.py; a test keeps
 # the two in step: this module is read before any backend is)
 FIREWALL_TYPES = ("nftables", "iptables", "firewalld", "pf", "ipfw", "log")
 _FACILITIES = ("LOG_DAEMON", *(f"LOG_LOCAL{i}" for i in range(8)))
 _EMBEDDED = re.compile(r"\$([A-Z_]+)")
 _CHAIN_FIELD = re.compile(r"^[A-Za-z0-9_]+$")
+_NFQ_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,28}$")
 _PF_ANCHOR = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,62}$")
 _PREFIX = re.compile(r"^[!-~]{1,64}$")
 _GROUP = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -578,9 +574,13 @@ def _validate(config: ServerConfig, problems: Problems) -> None:
             ipaddress.IPv4Address(snat)
         except ValueError:
             bad("SNAT_TRANSLATE_IP", f"SNAT_TRANSLATE_IP must be an IPv4 address, not {snat!r}")
-    for name, feature in NOT_YET.items():
-        if config.flag(name):
-            bad(name, f"{name}: {feature} is not supported by this fwknopd yet; set it to N")
+    if config.flag("ENABLE_NFQ_CAPTURE") and (fw_type or "").lower() in ("pf", "ipfw"):
+        bad("ENABLE_NFQ_CAPTURE", f"ENABLE_NFQ_CAPTURE: NFQUEUE is Linux netfilter's; the "
+            f"{fw_type} firewall has none (use iptables, firewalld or nftables)")  # fmt: skip
+    for name in ("NFQ_TABLE", "NFQ_CHAIN", "NFQ_INTERFACE"):
+        nfq_value = values[name]
+        if nfq_value is not None and not _NFQ_NAME.match(nfq_value):
+            bad(name, f"{name} must be a name (letters, digits, '_', '-', '.'), not {nfq_value!r}")
     if values["PCAP_FILTER"] is not None and len(values["PCAP_FILTER"] or "") > 1024:
         bad("PCAP_FILTER", "PCAP_FILTER is longer than 1024 characters")
     _validate_fleet(values, bad)

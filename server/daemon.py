@@ -30,6 +30,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -396,7 +397,8 @@ class Daemon:
         changed = old.changed(settings.config, Reload.RESTART)
         if changed:
             log.warning("settings changed (%s): restart fwknopd to apply them", ", ".join(changed))
-        if old.changed(settings.config, Reload.CAPTURE):
+        settings = replace(settings, capture=settings.capture.on_reload(self.settings.capture))
+        if old.changed(settings.config, Reload.CAPTURE) and settings.capture.reopens:
             self._reopen_capture(settings.capture)
         self.settings = settings
         self.knocks.reconfigure(settings.knock)

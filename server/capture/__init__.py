@@ -11,7 +11,7 @@ module and a line there (and its keys in ``CaptureSettings``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from ..config import ServerConfig
@@ -57,13 +57,16 @@ class CaptureSettings:
     udp_port: int = 62201  # UDPSERV_PORT
     rcvbuf: int = 16 << 20  # UDPSERV_RCVBUF
     pcap_file: str | None = None  # PCAP_FILE (--pcap-file): read it instead
-    tcp_server: bool = False  # ENABLE_TCP_SERVER (not with the UDP server)
+    tcp_server: bool = False  # ENABLE_TCP_SERVER (not with the UDP server or NFQUEUE)
     tcp_port: int = 62201  # TCPSERV_PORT
+    nfq: bool = False  # ENABLE_NFQ_CAPTURE (-n): read NFQUEUE (the firewall queues the port)
+    nfq_queue: int = 1  # NFQ_QUEUE_NUMBER
 
     @classmethod
     def from_config(cls, config: ServerConfig) -> CaptureSettings:
         """The capture settings of ``config``."""
         udp_server = config.flag("ENABLE_UDP_SERVER")
+        nfq = config.flag("ENABLE_NFQ_CAPTURE")
         return cls(
             interface=config.required("PCAP_INTF"),
             bpf_filter=config.required("PCAP_FILTER"),
@@ -73,9 +76,27 @@ class CaptureSettings:
             udp_port=config.number("UDPSERV_PORT"),
             rcvbuf=config.number("UDPSERV_RCVBUF"),
             pcap_file=config.text("PCAP_FILE") or None,
-            tcp_server=config.flag("ENABLE_TCP_SERVER") and not udp_server,
+            tcp_server=config.flag("ENABLE_TCP_SERVER") and not (udp_server or nfq),
             tcp_port=config.number("TCPSERV_PORT"),
+            nfq=nfq,
+            nfq_queue=config.number("NFQ_QUEUE_NUMBER"),
         )
+
+    def on_reload(self, running: CaptureSettings) -> CaptureSettings:
+        """These settings as a SIGHUP applies them to ``running`` capture: NFQUEUE's switch
+        and queue stay as at start (restart-only: the firewall made its queue rule once)."""
+        return replace(self, nfq=running.nfq, nfq_queue=running.nfq_queue)
+
+    @property
+    def reopens(self) -> bool:
+        """Whether a reload that changed capture keys reopens this capture (NFQUEUE reads none)."""
+        return not self.nfq
+
+
+def _nfqueue(settings: CaptureSettings) -> Source:
+    from .nfqueue import NfqueueSource  # noqa: PLC0415 - its library only when asked for
+
+    return NfqueueSource(settings.nfq_queue)
 
 
 def _udp(settings: CaptureSettings) -> Source:
@@ -92,8 +113,10 @@ def _sniff(settings: CaptureSettings) -> Source:
     )
 
 
-# in order: the first whose condition holds is opened (sniffing, fwknopd's default, last)
+# in order: the first whose condition holds is opened (fwknopd's order: NFQUEUE, the UDP
+# server, sniffing)
 SOURCES: tuple[tuple[str, Callable[[CaptureSettings], bool], Callable[..., Source]], ...] = (
+    ("nfqueue", lambda s: s.nfq, _nfqueue),
     ("udp", lambda s: s.udp_server, _udp),
     ("sniff", lambda _s: True, _sniff),
 )

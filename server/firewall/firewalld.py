@@ -34,6 +34,7 @@ from ..config import ServerConfig
 from .iptables import Iptables
 from .iptnat import IptablesNat, iptables_nat
 from .iptrules import IptablesRules
+from .nfqrules import NfqSettings
 from .runner import CommandRunner, Tools
 
 __all__ = ["PASSTHROUGH", "Firewalld", "FirewalldRules"]
@@ -79,6 +80,7 @@ class Firewalld(Iptables):
             flush_at_exit=config.flag("FLUSH_FIREWD_AT_EXIT"),
             nat=iptables_nat(config, tools.run, rules, "FIREWD"),
             output=output,
+            nfq=NfqSettings.from_config(config),
         )
 
     def __init__(
@@ -90,10 +92,11 @@ class Firewalld(Iptables):
         flush_at_exit: bool = True,
         nat: IptablesNat | None = None,
         output: FirewalldRules | None = None,
+        nfq: NfqSettings | None = None,
     ) -> None:
         super().__init__(
             run, rules, flush_at_init=flush_at_init, flush_at_exit=flush_at_exit, nat=nat,
-            output=output,
+            output=output, nfq=nfq,
         )  # fmt: skip
         self.rules: FirewalldRules = rules
 

@@ -14,6 +14,10 @@ fwknopd 2.6.10). A grant is made whole or not at all: when one of its rules
 cannot be added, the ones added before it are deleted again and the grant
 fails (fwknopd leaves them, and forgets them until its next deep scan).
 
+With ``ENABLE_NFQ_CAPTURE`` the SPA port is sent to NFQUEUE by fwknopd's
+own chain (``NFQ_TABLE``/``NFQ_CHAIN``, see ``nfqrules.py``), made at start
+and removed with the others.
+
 IPv6 (which fwknopd 2.6 never opens for): with ``ENABLE_IP6TABLES Y``, when
 ``ip6tables`` sits beside ``FIREWALL_EXE`` and answers, the same chain and
 jump are made there too, and a grant for an IPv6 source goes into it
@@ -33,6 +37,7 @@ from ..config import ServerConfig
 from .base import Firewall, FirewallError, NatOpening, Opening, OpeningKey
 from .iptnat import IptablesNat, iptables_nat
 from .iptrules import ChainKeeper, IptablesRules, anywhere, parse_rule
+from .nfqrules import NfqChains, NfqSettings
 from .runner import CommandRunner, Tools
 
 __all__ = ["Iptables", "ip6tables_beside"]
@@ -66,6 +71,7 @@ class Iptables(Firewall, ChainKeeper):
             rules6=IptablesRules(exe6, inputs, prepend=prepend) if exe6 else None,
             output=IptablesRules(exe, outputs, prepend=prepend) if output else None,
             output6=IptablesRules(exe6, outputs, prepend=prepend) if exe6 and output else None,
+            nfq=NfqSettings.from_config(config),
         )
 
     @classmethod
@@ -86,6 +92,7 @@ class Iptables(Firewall, ChainKeeper):
         rules6: IptablesRules | None = None,
         output: IptablesRules | None = None,
         output6: IptablesRules | None = None,
+        nfq: NfqSettings | None = None,
     ) -> None:
         super().__init__(flush_at_init=flush_at_init, flush_at_exit=flush_at_exit)
         self._run = run
@@ -97,6 +104,9 @@ class Iptables(Firewall, ChainKeeper):
         self.nat = nat  # the NAT chains (iptnat.py), when forwarding or local NAT is on
         self.supports_nat = nat is not None
         self._specs: dict[OpeningKey, list[Made]] = {}  # how to delete each open rule
+        # ENABLE_NFQ_CAPTURE: fwknopd's chain that sends the SPA port to the queue (and the
+        # same in ip6tables when IPv6 is on: no sniffing sees IPv6 SPA packets otherwise)
+        self.nfq = None if nfq is None else NfqChains.beside(run, nfq, self._tools())
 
     def start(self, now: float) -> None:
         """fwknopd's start-up: flush (if configured), create the chains and jumps, adopt."""
@@ -106,9 +116,17 @@ class Iptables(Firewall, ChainKeeper):
             self._make_chain(rules)
         if self.nat is not None:
             self.nat.start()
+        if self.nfq is not None:
+            self.nfq.start()
+            log.info("%s: UDP port %d goes to NFQUEUE %d", self.name, self.nfq.nfq.port,
+                     self.nfq.nfq.queue)  # fmt: skip
         if not self.flush_at_init:
             self.rescan(now)
             log.info("%s: %d grant(s) still open from before", self.name, len(self.open))
+
+    def _tools(self) -> list[IptablesRules]:
+        """One input chain per address family: the tool (iptables, ip6tables) of each."""
+        return [self.rules] if self.rules6 is None else [self.rules, self.rules6]
 
     def _families(self) -> list[tuple[IptablesRules, IptablesRules | None]]:
         """Each address family's input chain, and its OUTPUT chain (ENABLE_IPT_OUTPUT)."""
@@ -250,6 +268,8 @@ class Iptables(Firewall, ChainKeeper):
             self._remove_chain(rules)
         if self.nat is not None:
             self.nat.flush()
+        if self.nfq is not None:
+            self.nfq.flush()
         self.open.clear()
         self._specs.clear()
         self.nat_open.clear()

@@ -69,6 +69,10 @@ class IptablesRules:
         """Append (or, with ENABLE_RULE_PREPEND, insert) a rule of any spec (NAT's)."""
         return self._cmd("-I" if self.prepend else "-A", self.spec.to_chain, *rule_spec)
 
+    def check(self, rule_spec: Sequence[str]) -> list[str]:
+        """Does a rule with this spec exist in our chain?"""
+        return self._cmd("-C", self.spec.to_chain, *rule_spec)
+
     def delete(self, rule_spec: Sequence[str]) -> list[str]:
         """Delete the rule with this spec."""
         return self._cmd("-D", self.spec.to_chain, *rule_spec)

@@ -21,6 +21,7 @@ libnftables reading the ruleset back first, five times quicker).
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import logging
@@ -30,11 +31,13 @@ from ..config import ServerConfig
 from ..nat import nat_settings
 from ..vocab import PROTO_NUMBERS
 from .base import Firewall, FirewallError, NatOpening, Opening
+from .iptrules import IptablesRules
 from .netlink import NftNetlink
+from .nfqrules import IPTABLES, NFQ_TABLE, NfqChains, NfqSettings
 from .nftchains import objects
 from .nftnat import NftNat
 from .nftrules import RULE_COMMENT, Json, NftTarget, find_input_chain
-from .runner import ElementRunner, NftRunner, Tools
+from .runner import CommandRunner, ElementRunner, NftRunner, SubprocessRunner, Tools
 
 __all__ = ["Nftables"]
 
@@ -67,6 +70,8 @@ class Nftables(Firewall):
             flush_at_exit=config.flag("FLUSH_NFT_AT_EXIT"),
             nat=nat,
             destination_rule=destination_rule,
+            nfq=NfqSettings.from_config(config),
+            run_command=tools.run,
         )
 
     @classmethod
@@ -92,9 +97,18 @@ class Nftables(Firewall):
         flush_at_exit: bool = True,
         nat: NftNat | None = None,
         destination_rule: bool = False,
+        nfq: NfqSettings | None = None,
+        run_command: CommandRunner | None = None,
     ) -> None:
         super().__init__(flush_at_init=flush_at_init, flush_at_exit=flush_at_exit)
         self._run = run
+        self.nfq = nfq  # ENABLE_NFQ_CAPTURE: the queue rule, in a table of ours
+        # where the kernel has no nftables queue: fwknopd's NFQ chain made with iptables
+        self._nfq_iptables = None
+        if nfq is not None:
+            self._nfq_iptables = NfqChains(
+                run_command or SubprocessRunner(), nfq, [IptablesRules(IPTABLES, nfq.chain_spec)]
+            )
         self.destination_rule = destination_rule  # ENABLE_DESTINATION_RULE
         self._netlink = netlink
         self.nat = nat  # NAT grants (nftnat.py), when forwarding or local NAT is on
@@ -192,6 +206,23 @@ class Nftables(Firewall):
         log.info("nftables: grants go to set(s) in %s", target)
         if self.nat is not None:
             self.nat.start(self._run, target, flushed=self.flush_at_init)
+        if self.nfq is not None:
+            self._start_nfq(self.nfq)
+
+    def _start_nfq(self, nfq: NfqSettings) -> None:
+        """The queue rule: in our table; with iptables' NFQUEUE target if the kernel has no
+        nftables queue expression (it answers ENOENT for the rule)."""
+        try:
+            self._run({"nftables": nfq.nft_commands()})
+            where = f"table inet {NFQ_TABLE}"
+        except FirewallError as exc:
+            if self._nfq_iptables is None or "No such file or directory" not in str(exc):
+                raise
+            with contextlib.suppress(FirewallError):  # the table made before the rule failed
+                self._run({"nftables": [NfqSettings.nft_delete()]})
+            self._nfq_iptables.start()
+            where = f"{IPTABLES} -t {nfq.table} {nfq.chain}: no nftables queue in this kernel"
+        log.info("nftables: UDP port %d goes to NFQUEUE %d (%s)", nfq.port, nfq.queue, where)
 
     def _adopt(self, target: NftTarget, now: float) -> None:
         """Remember grants still in our sets (after a restart); the kernel drops expired ones."""
@@ -232,6 +263,12 @@ class Nftables(Firewall):
         if self.nat is not None:
             self.nat.flush(self._run, target)
             self.nat_open.clear()
+        if self.nfq is not None:
+            with contextlib.suppress(FirewallError):  # not there
+                self._run({"nftables": [NfqSettings.nft_delete()]})
+        if self._nfq_iptables is not None:
+            with contextlib.suppress(FirewallError):  # no iptables here: nothing made with it
+                self._nfq_iptables.flush()
         handles = self._our_rules(target)
         present = {s["name"] for s in self._our_sets(target)}
         document = target.flush_document(handles)

@@ -61,7 +61,8 @@ def test_a_backend_reads_only_keys_a_restart_applies(
     # every branch: NAT on, IPv6 on, a backend's own table and chain
     config = _config(tmp_path, "ENABLE_IPT_FORWARDING Y\nENABLE_IP6TABLES Y\n"
                                "NFT_TABLE inet filter\nNFT_CHAIN input\n"
-                               "ENABLE_IPT_OUTPUT Y\nENABLE_FIREWD_OUTPUT Y\n")  # fmt: skip
+                               "ENABLE_IPT_OUTPUT Y\nENABLE_FIREWD_OUTPUT Y\n"
+                               "ENABLE_NFQ_CAPTURE Y\nNFQ_INTERFACE eth1\n")  # fmt: skip
     read: set[str] = set()
     real = ServerConfig._of
 
@@ -86,7 +87,8 @@ def test_keys_say_what_a_reload_does_with_them(tmp_path: Path) -> None:
         old.flag("MAX_SPA_PACKET_AGE")
     # every key a capture source is opened with reopens capture when it changes
     capture = CaptureSettings.from_config(new)
-    assert capture.interface == "eth9" and [name for name, _w, _m in SOURCES] == ["udp", "sniff"]
+    assert capture.interface == "eth9"
+    assert [name for name, _w, _m in SOURCES] == ["nfqueue", "udp", "sniff"]
 
 
 def test_the_replay_store_is_chosen_by_its_url(tmp_path: Path) -> None:
