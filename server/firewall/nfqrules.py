@@ -31,7 +31,8 @@ from .runner import CommandRunner
 __all__ = ["IPTABLES", "NFQ_TABLE", "NfqChains", "NfqSettings"]
 
 NFQ_TABLE = "fwknopd_nfq"  # nftables: the table of ours that holds the queue rule
-IPTABLES = "/usr/sbin/iptables"  # nftables, on a kernel without its queue: iptables' target
+# nftables, on a kernel without its queue expression: iptables' NFQUEUE target (both families)
+IPTABLES = ("/usr/sbin/iptables", "/usr/sbin/ip6tables")
 _MANGLE_PRIORITY = -150
 
 Json = dict[str, Any]

@@ -106,9 +106,8 @@ class Nftables(Firewall):
         # where the kernel has no nftables queue: fwknopd's NFQ chain made with iptables
         self._nfq_iptables = None
         if nfq is not None:
-            self._nfq_iptables = NfqChains(
-                run_command or SubprocessRunner(), nfq, [IptablesRules(IPTABLES, nfq.chain_spec)]
-            )
+            chains = [IptablesRules(exe, nfq.chain_spec) for exe in IPTABLES]
+            self._nfq_iptables = NfqChains(run_command or SubprocessRunner(), nfq, chains)
         self.destination_rule = destination_rule  # ENABLE_DESTINATION_RULE
         self._netlink = netlink
         self.nat = nat  # NAT grants (nftnat.py), when forwarding or local NAT is on
@@ -221,7 +220,7 @@ class Nftables(Firewall):
             with contextlib.suppress(FirewallError):  # the table made before the rule failed
                 self._run({"nftables": [NfqSettings.nft_delete()]})
             self._nfq_iptables.start()
-            where = f"{IPTABLES} -t {nfq.table} {nfq.chain}: no nftables queue in this kernel"
+            where = f"iptables -t {nfq.table} {nfq.chain}: no nftables queue in this kernel"
         log.info("nftables: UDP port %d goes to NFQUEUE %d (%s)", nfq.port, nfq.queue, where)
 
     def _adopt(self, target: NftTarget, now: float) -> None:

@@ -180,8 +180,9 @@ def test_nftables_without_the_kernels_queue_uses_iptables_nfqueue_target(
     nft, rec = _Nft(queue=kernel_queue), Recorder(fail=["-S", "-C"])
     fw = Nftables(nft, flush_at_init=False, nfq=NFQ, run_command=rec)
     fw._start_nfq(NFQ)
-    made = [IPT, *CHAIN_ARGS, "-A", "FWKNOP_NFQ", *RULE]
-    assert (made in rec.calls) is not kernel_queue
+    for exe in (IPT, IP6T):  # both families, as the inet table would have queued them
+        made = [exe, *CHAIN_ARGS, "-A", "FWKNOP_NFQ", *RULE]
+        assert (made in rec.calls) is not kernel_queue
     if not kernel_queue:  # the table the failed transaction left is removed
         assert nft.sent[-1] == {"nftables": [NfqSettings.nft_delete()]}
 

@@ -24,15 +24,18 @@ from fwknop_core import generate_keys
 from tests.helpers.knock import key_args, real_knock, stanza_keys
 from tests.helpers.netns import (
     CLIENT_IP,
+    CLIENT_IP6,
     HELPERS,
     REAL_KNOCK_MARKS,
     SERVER_IP,
+    SERVER_IP6,
     NetPair,
     drop_policy_iptables,
     drop_policy_nft,
     net_pair,
     wait_for,
 )
+from tests.helpers.ourclient import OurClient
 from tests.helpers.ourd import OurFwknopd
 
 pytestmark = REAL_KNOCK_MARKS
@@ -122,4 +125,28 @@ def test_only_the_spa_port_is_queued(pair: NetPair, tmp_path: Path) -> None:
     pair.send_udp(["hello"], port=SPA_PORT + 1)
     assert wait_for(lambda: sink.poll() is not None, timeout=30)
     assert sink.stdout.read().startswith(b"udp "), server.log()
+    assert server.stop() == 0
+
+
+def test_an_ipv6_knock_comes_through_the_queue_too(pair: NetPair, tmp_path: Path) -> None:
+    """nftables queues IPv6 as IPv4 (or, without its queue expression, ip6tables does)."""
+    drop_policy_nft(pair.server)
+    pair.listen_tcp(PORT)
+    client = OurClient(tmp_path / "client")
+    keyfile = client.key_file("v6", KEYS.as_text())
+    client.profiles.write_text(
+        f'[profiles.v6]\nhost = "{SERVER_IP6}"\nserver_type = "fwknop-tui"\n'
+        f'allow_ip = "{CLIENT_IP6}"\nkey_file = "{keyfile}"\naccess = ["tcp/{PORT}"]\n'
+    )
+    server = OurFwknopd(
+        pair.server,
+        tmp_path / "ours",
+        interface="nosuchif0",
+        access_conf=f"SOURCE ANY\n{stanza_keys(KEYS)}FW_ACCESS_TIMEOUT 30\n",
+        conf_extra="ENABLE_NFQ_CAPTURE Y\n",
+    ).start()
+    assert not pair.tcp_open(PORT, host=SERVER_IP6, timeout=0.5)
+    sent = client.run(["send", "v6"], ns=pair.client)
+    assert sent.returncode == 0, sent.stderr
+    assert pair.wait_open(PORT, host=SERVER_IP6), server.log()
     assert server.stop() == 0
