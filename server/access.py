@@ -677,9 +677,9 @@ class _StanzaReader:
         force_snat = None
         if (text := self.value("FORCE_SNAT")) is not None:
             try:
-                force_snat = ipaddress.IPv4Address((text.split() or [text])[0])
+                force_snat = ipaddress.ip_address((text.split() or [text])[0])
             except ValueError:
-                self.bad("FORCE_SNAT", f"FORCE_SNAT {text!r} is not an IPv4 address")
+                self.bad("FORCE_SNAT", f"FORCE_SNAT {text!r} is not an IP address")
             if not nat_enabled:
                 self.bad("FORCE_SNAT", f"FORCE_SNAT {needs}")
         masquerade = self.flag("FORCE_MASQUERADE")

@@ -141,8 +141,9 @@ class Daemon:
         self.dispatch.refusals.count(key)
 
     def _processor(self) -> Processor:
+        fw = self.firewall
         pipeline = self.settings.pipeline_for(
-            ipv6=self.firewall.supports_ipv6, nat=self.firewall.supports_nat
+            ipv6=fw.supports_ipv6, nat=fw.supports_nat, nat_ipv6=fw.supports_nat_ipv6
         )
         self.knocks.ipv6 = self.firewall.supports_ipv6
         return Processor(

@@ -306,7 +306,8 @@ class Dispatcher:
                      future.result().address)  # fmt: skip
             self._grant(dataclasses.replace(decision, grant=resolved), packet, now)
 
-        self._loop.run_in_executor(None, resolve, nat).add_done_callback(done)
+        version = decision.grant.source.version
+        self._loop.run_in_executor(None, resolve, nat, version).add_done_callback(done)
 
     # -- counting ----------------------------------------------------------------------
 

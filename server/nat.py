@@ -24,6 +24,12 @@ it in a namespace, argv by argv):
   MASQUERADE. ``FORCE_MASQUERADE`` and ``FORCE_SNAT`` need ``FORCE_NAT`` or
   ``FORWARD_ALL`` (which then means ``FORCE_NAT 0.0.0.0 0``).
 
+IPv6 (ours; fwknopd's NAT is IPv4 only): where the firewall does NAT for
+IPv6 (nftables), an IPv6 client's request is served to an IPv6 internal host
+(``FORCE_NAT`` with an IPv6 address, or a host name resolved to one); NAT
+never crosses IP versions (the pipeline refuses such a request), and
+``SNAT_TRANSLATE_IP``, IPv4 as in fwknopd, gives an IPv6 grant MASQUERADE.
+
 Where we differ: with that implied ``0.0.0.0``, fwknopd also makes a DNAT of
 everything to 0.0.0.0, which sends all of the client's traffic to the
 server itself; we make no DNAT then. And ``FORCE_SNAT``/``FORCE_MASQUERADE``
@@ -50,14 +56,15 @@ __all__ = [
 ]
 
 _ANY = ipaddress.IPv4Address(0)
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @dataclass(frozen=True, slots=True)
 class NatPolicy:
     """A stanza's NAT settings (``FORCE_NAT`` and friends)."""
 
-    force_nat: tuple[ipaddress.IPv4Address, int] | None = None
-    force_snat: ipaddress.IPv4Address | None = None
+    force_nat: tuple[IPAddress, int] | None = None  # IPv6: for IPv6 clients (nftables)
+    force_snat: IPAddress | None = None
     force_masquerade: bool = False
     disable_dnat: bool = False
     forward_all: bool = False
@@ -108,15 +115,16 @@ def nat_settings(config: ServerConfig) -> NatSettings:
     )
 
 
-def parse_force_nat(text: str) -> tuple[ipaddress.IPv4Address, int]:
-    """``FORCE_NAT IP PORT``; ``ValueError`` says what is wrong."""
+def parse_force_nat(text: str) -> tuple[IPAddress, int]:
+    """``FORCE_NAT IP PORT`` (an IPv6 address: ours, for IPv6 clients); ``ValueError`` says
+    what is wrong."""
     parts = text.split()
     if len(parts) != 2:
         raise ValueError(f"FORCE_NAT {text!r} must be 'IP PORT'")
     try:
-        address = ipaddress.IPv4Address(parts[0])
+        address = ipaddress.ip_address(parts[0])
     except ValueError:
-        raise ValueError(f"FORCE_NAT IP {parts[0]!r} is not an IPv4 address") from None
+        raise ValueError(f"FORCE_NAT IP {parts[0]!r} is not an IP address") from None
     if not parts[1].isdigit() or int(parts[1]) > 65535:
         raise ValueError(f"FORCE_NAT port {parts[1]!r} is not 0..65535")
     return address, int(parts[1])
@@ -168,8 +176,8 @@ def plan(
     )
 
 
-def _literal(host: str) -> ipaddress.IPv4Address | None:
+def _literal(host: str) -> IPAddress | None:
     try:
-        return ipaddress.IPv4Address(host)
+        return ipaddress.ip_address(host)
     except ValueError:
         return None

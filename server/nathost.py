@@ -42,14 +42,16 @@ def forwarding_problem(settings: NatSettings, firewall_does_nat: bool, firewall:
     return None
 
 
-def resolve(grant: NatGrant) -> NatGrant:
-    """``grant`` with its host name resolved to IPv4 (blocking: DNS); ``NatError`` if not found."""
+def resolve(grant: NatGrant, version: int = 4) -> NatGrant:
+    """``grant`` with its host name resolved (blocking: DNS) to an address of the client's IP
+    ``version`` (NAT does not cross families); ``NatError`` if there is none."""
     if grant.address is not None:
         return grant
+    family = socket.AF_INET6 if version == 6 else socket.AF_INET
     try:
-        found = socket.getaddrinfo(grant.host, None, socket.AF_INET, socket.SOCK_STREAM)
+        found = socket.getaddrinfo(grant.host, None, family, socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
         raise NatError(f"cannot resolve NAT host {grant.host!r}: {exc}") from None
     if not found:
-        raise NatError(f"NAT host {grant.host!r} has no IPv4 address")
-    return replace(grant, address=ipaddress.IPv4Address(found[0][4][0]))
+        raise NatError(f"NAT host {grant.host!r} has no IPv{version} address")
+    return replace(grant, address=ipaddress.ip_address(found[0][4][0]))

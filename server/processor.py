@@ -93,6 +93,7 @@ from .vocab import (
     ReplayUnavailable,
     RunCommand,
     RunCycle,
+    Snat,
     proto_name,
 )
 
@@ -183,6 +184,7 @@ class Settings:
     destination_rule: bool = False  # ENABLE_DESTINATION_RULE
     test_mode: bool = False
     ipv6_grants: bool = False  # whether the firewall can open for IPv6 sources
+    nat_ipv6: bool = False  # whether its NAT serves IPv6 clients (nftables)
     sudo_exe: str = "/usr/bin/sudo"  # SUDO_EXE, for ENABLE_CMD_SUDO_EXEC
     nat: NatSettings = field(default_factory=NatSettings)  # what NAT the firewall does
 
@@ -547,8 +549,18 @@ class Processor:
             return None
         if not self.settings.nat.enabled:  # FORCE_NAT, and the firewall does no NAT
             raise _StanzaFailed(Reason.NAT, "FORCE_NAT")
-        if source.version != 4:
-            raise _StanzaFailed(Reason.NAT_REFUSED, f"no NAT for IPv6 {source}")
+        if source.version == 6 and not self.settings.nat_ipv6:
+            raise _StanzaFailed(Reason.NAT_REFUSED, f"no NAT for IPv6 {source} on this firewall")
+        snat = nat.snat.to if nat.snat is not None else None
+        translate = self.settings.nat.translate_ip
+        if snat is not None and snat.version != source.version and snat == translate:
+            # SNAT_TRANSLATE_IP is IPv4 (fwknopd's): an IPv6 client's traffic is masqueraded
+            nat = replace(nat, snat=Snat())
+            snat = None
+        for what, address in (("NAT host", nat.address), ("FORCE_SNAT", snat)):
+            if address is not None and address.version != source.version:
+                why = f"{what} {address} is not IPv{source.version} like {source}"
+                raise _StanzaFailed(Reason.NAT_REFUSED, why)
         return nat
 
     def _command(

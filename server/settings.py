@@ -98,11 +98,15 @@ class ServerSettings:
             x25519=x25519,
         )
 
-    def pipeline_for(self, *, ipv6: bool, nat: bool) -> Settings:
-        """The pipeline's settings for a firewall that can (or cannot) open for IPv6, or NAT."""
+    def pipeline_for(self, *, ipv6: bool, nat: bool, nat_ipv6: bool = False) -> Settings:
+        """The pipeline's settings for a firewall that can (or cannot) open for IPv6, or NAT
+        (``nat_ipv6``: for IPv6 clients too)."""
         # NAT requests are taken only where the firewall can serve them
         return dataclasses.replace(
-            self.pipeline, ipv6_grants=ipv6, nat=self.nat if nat else NatSettings()
+            self.pipeline,
+            ipv6_grants=ipv6,
+            nat=self.nat if nat else NatSettings(),
+            nat_ipv6=nat and nat_ipv6,
         )
 
 

@@ -238,7 +238,7 @@ class NatError(Exception):
 class Snat:
     """Source NAT for the forwarded traffic: to an address, or MASQUERADE (``to`` None)."""
 
-    to: ipaddress.IPv4Address | None = None
+    to: IPAddress | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,15 +248,15 @@ class NatGrant:
     local: bool  # local NAT: the server itself is the host (input, not forward)
     proto: str
     port: int  # the access string's port: where the client connects on the server
-    host: str  # the internal host as given (an IPv4 address, or a name to resolve)
+    host: str  # the internal host as given (an address, or a name to resolve)
     nat_port: int  # the internal port (0 with FORWARD_ALL's implied FORCE_NAT)
     forward_all: bool = False
     dnat: bool = True
     snat: Snat | None = None
-    address: ipaddress.IPv4Address | None = None  # ``host``, resolved
+    address: IPAddress | None = None  # ``host``, resolved (IPv6 only for an IPv6 client)
 
     @property
-    def target(self) -> ipaddress.IPv4Address:
+    def target(self) -> IPAddress:
         """The internal address; ``NatError`` if the host name has not been resolved."""
         if self.address is None:
             raise NatError(f"NAT host {self.host!r} has not been resolved")

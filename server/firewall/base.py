@@ -100,6 +100,7 @@ class Firewall(abc.ABC):
     # its event loop, not on the firewall thread
     in_process: bool = False
     supports_nat: bool = False  # forwarding, DNAT and SNAT for NAT requests (IPv4)
+    supports_nat_ipv6: bool = False  # the same for IPv6 clients and internal hosts
 
     def __init__(self, *, flush_at_init: bool, flush_at_exit: bool) -> None:
         self.flush_at_init = flush_at_init
@@ -175,6 +176,8 @@ class Firewall(abc.ABC):
             raise FirewallError(f"the {self.name} backend does not do NAT")
         if grant.nat.address is None:
             raise FirewallError(f"NAT host {grant.nat.host!r} has not been resolved")
+        if grant.source.version == 6 and not self.supports_nat_ipv6:
+            raise FirewallError(f"the {self.name} backend does no NAT for IPv6 {grant.source}")
         opening = NatOpening(grant.source, grant.nat, grant.expires, grant.destination, grant.ports)
         current = self.nat_open.get(opening.key)
         if current is not None and current.expires >= opening.expires:

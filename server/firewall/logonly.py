@@ -20,6 +20,7 @@ class LogOnly(Firewall):
     supports_ipv6 = True
     in_process = True
     supports_nat = True
+    supports_nat_ipv6 = True
 
     @classmethod
     def from_config(cls, config: ServerConfig, tools: Tools) -> LogOnly:

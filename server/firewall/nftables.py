@@ -126,6 +126,11 @@ class Nftables(Firewall):
         """An ``inet`` table matches IPv6 too."""
         return self.target is not None and 6 in self.target.versions
 
+    @property
+    def supports_nat_ipv6(self) -> bool:  # type: ignore[override]
+        """NAT for IPv6 clients: our ``ip6`` NAT table, when grants can be IPv6 at all."""
+        return self.supports_nat and self.supports_ipv6
+
     def _resolve(self) -> NftTarget:
         if self.target is not None:
             return self.target

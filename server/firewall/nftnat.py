@@ -39,6 +39,13 @@ if the daemon was killed). Where they live:
   element of the input set ``fwknop_in4`` for the internal port, after
   DNAT, like any grant.
 
+IPv6 (ours: fwknopd has no IPv6 NAT): a grant for an IPv6 client goes to
+the same objects with ``6`` for ``4`` in table ``ip6 fwknopd`` (``ip6``
+addresses and payloads) and to ``fwknop_fwd6``/``fwknop_fwdall6`` in the
+host's forward chain when that chain sees IPv6 (``inet`` or ``ip6``). The
+internal host is an IPv6 address then (NAT does not cross families), and
+SNAT_TRANSLATE_IP, which is IPv4, makes a MASQUERADE instead.
+
 Replies are the host's own ``ct state established,related`` rule's to
 accept, as for any grant; a connection made while the grant was open
 outlives it (its NAT binding lives in conntrack), as with iptables.
@@ -47,6 +54,7 @@ outlives it (its NAT binding lives in conntrack), as with iptables.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from .base import FirewallError, NatOpening, Opening
@@ -61,12 +69,56 @@ log = logging.getLogger("fwknop_server.firewall")
 Json = dict[str, Any]
 NAT_TABLE = "fwknopd"
 RULE_COMMENT = "fwknopd"
-_FWD = "fwknop_fwd4"
-_FWD_ALL = "fwknop_fwdall4"
-_SADDR = {"payload": {"protocol": "ip", "field": "saddr"}}
-_DADDR = {"payload": {"protocol": "ip", "field": "daddr"}}
 _PROTO = {"meta": {"key": "l4proto"}}
 _DPORT = {"payload": {"protocol": "th", "field": "dport"}}
+
+
+@dataclass(frozen=True, slots=True)
+class _Family:
+    """One IP version's names: our table's family, the objects' suffix, types and payloads."""
+
+    version: int
+    family: str  # of our NAT table, and of the dnat/snat statements
+    addr: str  # the address type of sets and maps
+
+    @property
+    def where(self) -> Json:
+        """Our NAT table of this family (as an object's place)."""
+        return {"family": self.family, "table": NAT_TABLE}
+
+    @property
+    def where_table(self) -> Json:
+        """Our NAT table of this family (as the table itself)."""
+        return {"family": self.family, "name": NAT_TABLE}
+
+    def name(self, stem: str) -> str:
+        """A set or map of this family: ``dnat`` -> ``dnat4`` / ``dnat6``."""
+        return f"{stem}{self.version}"
+
+    @property
+    def saddr(self) -> Json:
+        """The packet's source address."""
+        return {"payload": {"protocol": self.family, "field": "saddr"}}
+
+    @property
+    def daddr(self) -> Json:
+        """The packet's destination address."""
+        return {"payload": {"protocol": self.family, "field": "daddr"}}
+
+    @property
+    def fwd(self) -> str:
+        """The forward set (client, protocol, internal host, port)."""
+        return f"fwknop_fwd{self.version}"
+
+    @property
+    def fwd_all(self) -> str:
+        """The FORWARD_ALL set (client)."""
+        return f"fwknop_fwdall{self.version}"
+
+
+_V4 = _Family(4, "ip", "ipv4_addr")
+_V6 = _Family(6, "ip6", "ipv6_addr")
+FAMILIES = {4: _V4, 6: _V6}
 
 
 def find_forward_chain(ruleset: Json | None, near: ChainRef) -> ChainRef | None:
@@ -96,16 +148,21 @@ class NftNat:
 
     # -- pure builders -------------------------------------------------------------
 
-    def _dnat_key(self) -> list[str]:
-        dst = ["ipv4_addr"] if self.destination_rule else []
-        return ["ipv4_addr", *dst, "inet_proto", "inet_service"]
+    def _dnat_key(self, fam: _Family = _V4) -> list[str]:
+        dst = [fam.addr] if self.destination_rule else []
+        return [fam.addr, *dst, "inet_proto", "inet_service"]
 
-    def _dnatall_key(self) -> list[str] | str:
-        return ["ipv4_addr", "ipv4_addr"] if self.destination_rule else "ipv4_addr"
+    def _dnatall_key(self, fam: _Family = _V4) -> list[str] | str:
+        return [fam.addr, fam.addr] if self.destination_rule else fam.addr
 
-    def table_commands(self) -> list[Json]:
-        """Our table, chains, maps and sets (idempotent), and our chains' rules (remade)."""
-        where = {"family": "ip", "table": NAT_TABLE}
+    def table_commands(self, versions: tuple[int, ...] = (4,)) -> list[Json]:
+        """Our table of each IP version, its chains, maps and sets (idempotent), and our
+        chains' rules (remade)."""
+        return [c for version in versions for c in self._table_commands(FAMILIES[version])]
+
+    def _table_commands(self, fam: _Family) -> list[Json]:
+        where = fam.where
+        n = fam.name
 
         def chain(name: str, hook: str, prio: int) -> Json:
             return {"add": {"chain": {**where, "name": name, "type": "nat", "hook": hook,
@@ -123,67 +180,87 @@ class NftNat:
         def lookup(keys: list[Json]) -> Json:
             return keys[0] if len(keys) == 1 else _concat(*keys)
 
-        dst = [_DADDR] if self.destination_rule else []
-        pair = ["ipv4_addr", "inet_proto", "ipv4_addr", "inet_service"]
+        saddr, daddr, family = fam.saddr, fam.daddr, fam.family
+        dst = [daddr] if self.destination_rule else []
+        pair = [fam.addr, "inet_proto", fam.addr, "inet_service"]
         return [
-            {"add": {"table": {"family": "ip", "name": NAT_TABLE}}},
+            {"add": {"table": {"family": family, "name": NAT_TABLE}}},
             chain("prerouting", "prerouting", -110),  # dstnat - 10: before the host's NAT
             chain("postrouting", "postrouting", 90),  # srcnat - 10
             # the address and the port in maps of their own: one map with both (an
             # "ipv4_addr . inet_service" value) crashes libnftables 1.0.6 parsing the rule
-            collection("dnat4", self._dnat_key(), "ipv4_addr"),
-            collection("dnat4_port", self._dnat_key(), "inet_service"),
-            collection("dnatall4", self._dnatall_key(), "ipv4_addr"),
-            collection("snat4", pair, "ipv4_addr"),
-            collection("masq4", pair, None),
-            collection("snatall4", "ipv4_addr", "ipv4_addr"),
-            collection("masqall4", "ipv4_addr", None),
+            collection(n("dnat"), self._dnat_key(fam), fam.addr),
+            collection(n("dnat") + "_port", self._dnat_key(fam), "inet_service"),
+            collection(n("dnatall"), self._dnatall_key(fam), fam.addr),
+            collection(n("snat"), pair, fam.addr),
+            collection(n("masq"), pair, None),
+            collection(n("snatall"), fam.addr, fam.addr),
+            collection(n("masqall"), fam.addr, None),
             {"flush": {"chain": {**where, "name": "prerouting"}}},
             {"flush": {"chain": {**where, "name": "postrouting"}}},
             rule("prerouting", {"dnat": {
-                "family": "ip",
-                "addr": {"map": {"key": lookup([_SADDR, *dst, _PROTO, _DPORT]), "data": "@dnat4"}},
-                "port": {"map": {"key": lookup([_SADDR, *dst, _PROTO, _DPORT]),
-                                 "data": "@dnat4_port"}},
+                "family": family,
+                "addr": {"map": {"key": lookup([saddr, *dst, _PROTO, _DPORT]),
+                                 "data": "@" + n("dnat")}},
+                "port": {"map": {"key": lookup([saddr, *dst, _PROTO, _DPORT]),
+                                 "data": "@" + n("dnat") + "_port"}},
             }}),
-            rule("prerouting", {"dnat": {"family": "ip", "addr": {"map": {
-                "key": lookup([_SADDR, *dst]), "data": "@dnatall4"}}}}),
-            rule("postrouting", {"snat": {"family": "ip", "addr": {"map": {
-                "key": _concat(_SADDR, _PROTO, _DADDR, _DPORT), "data": "@snat4"}}}}),
-            rule("postrouting", {"match": {"op": "==", "right": "@masq4",
-                                           "left": _concat(_SADDR, _PROTO, _DADDR, _DPORT)}},
+            rule("prerouting", {"dnat": {"family": family, "addr": {"map": {
+                "key": lookup([saddr, *dst]), "data": "@" + n("dnatall")}}}}),
+            rule("postrouting", {"snat": {"family": family, "addr": {"map": {
+                "key": _concat(saddr, _PROTO, daddr, _DPORT), "data": "@" + n("snat")}}}}),
+            rule("postrouting", {"match": {"op": "==", "right": "@" + n("masq"),
+                                           "left": _concat(saddr, _PROTO, daddr, _DPORT)}},
                  {"masquerade": None}),
-            rule("postrouting", {"snat": {"family": "ip", "addr": {"map": {
-                "key": _SADDR, "data": "@snatall4"}}}}),
-            rule("postrouting", {"match": {"op": "==", "left": _SADDR, "right": "@masqall4"}},
+            rule("postrouting", {"snat": {"family": family, "addr": {"map": {
+                "key": saddr, "data": "@" + n("snatall")}}}}),
+            rule("postrouting", {"match": {"op": "==", "left": saddr, "right": "@" + n("masqall")}},
                  {"masquerade": None}),
         ]  # fmt: skip
 
-    def forward_commands(self, have_rules: bool) -> list[Json]:
-        """The forward sets in the host's forward chain's table, and its accept rules."""
+    def forward_families(self, versions: tuple[int, ...] = (4,)) -> list[_Family]:
+        """The IP versions whose forwarded grants the host's forward chain can see."""
+        if self.forward is None:
+            return []
+        seen = {"ip": (4,), "ip6": (6,)}.get(self.forward.family, (4, 6))
+        return [FAMILIES[v] for v in versions if v in seen]
+
+    def forward_commands(self, handles: list[int], versions: tuple[int, ...] = (4,)) -> list[Json]:
+        """The forward sets in the host's forward chain's table, and its accept rules
+        (remade unless ``handles``, our rules there, are as many as we make)."""
         if self.forward is None:
             return []
         where = {"family": self.forward.family, "table": self.forward.table}
-        commands: list[Json] = [
-            {"add": {"set": {**where, "name": _FWD, "flags": ["timeout"],
-                             "type": ["ipv4_addr", "inet_proto", "ipv4_addr", "inet_service"]}}},
-            {"add": {"set": {**where, "name": _FWD_ALL, "flags": ["timeout"],
-                             "type": "ipv4_addr"}}},
-        ]  # fmt: skip
-        if not have_rules:
+        families = self.forward_families(versions)
+        commands: list[Json] = []
+        for fam in families:
+            commands += [
+                {"add": {"set": {**where, "name": fam.fwd, "flags": ["timeout"],
+                                 "type": [fam.addr, "inet_proto", fam.addr, "inet_service"]}}},
+                {"add": {"set": {**where, "name": fam.fwd_all, "flags": ["timeout"],
+                                 "type": fam.addr}}},
+            ]  # fmt: skip
+        if len(handles) == 2 * len(families):
+            return commands
+        chain = {**where, "chain": self.forward.chain}
+        commands += [{"delete": {"rule": {**chain, "handle": h}}} for h in handles]
+        for fam in families:
             for right, left in (
-                (f"@{_FWD_ALL}", _SADDR),
-                (f"@{_FWD}", _concat(_SADDR, _PROTO, _DADDR, _DPORT)),
+                (f"@{fam.fwd_all}", fam.saddr),
+                (f"@{fam.fwd}", _concat(fam.saddr, _PROTO, fam.daddr, _DPORT)),
             ):
                 match = {"match": {"op": "==", "left": left, "right": right}}
-                commands.append({"insert": {"rule": {
-                    **where, "chain": self.forward.chain, "comment": RULE_COMMENT,
-                    "expr": [match, {"accept": None}]}}})  # fmt: skip
+                rule = {**chain, "comment": RULE_COMMENT, "expr": [match, {"accept": None}]}
+                commands.append({"insert": {"rule": rule}})
         return commands
 
     def elements(self, opening: NatOpening, input_target: NftTarget, now: int) -> list[Json]:
         """One grant's elements, each replaced (add, delete, add) so its timeout is this one's."""
         nat = opening.nat
+        fam = FAMILIES[opening.source.version]
+        if nat.target.version != fam.version:  # the pipeline refuses such a request
+            raise FirewallError(f"NAT from {opening.source} to {nat.target} crosses IP versions")
+        n = fam.name
         src = str(opening.source)
         address = str(nat.target)
         commands: list[Json] = []
@@ -191,30 +268,30 @@ class NftNat:
         if nat.local:  # the internal port on the server itself: an input grant, after DNAT
             local = Opening(opening.source, nat.proto, nat.nat_port, opening.expires)
             commands += input_target.grant_document([(local, local)], now)["nftables"]
-        elif self.forward is not None:
+        elif fam in self.forward_families((fam.version,)) and self.forward is not None:
             fwd = {"family": self.forward.family, "table": self.forward.table}
             if nat.forward_all:
-                entries.append((fwd, _FWD_ALL, src, None))
+                entries.append((fwd, fam.fwd_all, src, None))
             else:
-                entries.append((fwd, _FWD, _concat(src, nat.proto, address, nat.nat_port), None))
-        ours = {"family": "ip", "table": NAT_TABLE}
+                entries.append((fwd, fam.fwd, _concat(src, nat.proto, address, nat.nat_port), None))
+        ours = fam.where
         dst: list[str] = []
         if self.destination_rule:  # in UDP server mode the destination is not known
-            dst = [str(opening.destination or "0.0.0.0")]  # noqa: S104
+            dst = [str(opening.destination or ("::" if fam.version == 6 else "0.0.0.0"))]  # noqa: S104
         if nat.dnat:
             if nat.forward_all:
-                entries.append((ours, "dnatall4", _concat(src, *dst) if dst else src, address))
+                entries.append((ours, n("dnatall"), _concat(src, *dst) if dst else src, address))
             else:
                 key = _concat(src, *dst, nat.proto, nat.port)
-                entries.append((ours, "dnat4", key, address))
-                entries.append((ours, "dnat4_port", key, nat.nat_port))
+                entries.append((ours, n("dnat"), key, address))
+                entries.append((ours, n("dnat") + "_port", key, nat.nat_port))
         if nat.snat is not None:
             to = None if nat.snat.to is None else str(nat.snat.to)
             if nat.forward_all:
-                entries.append((ours, "snatall4" if to else "masqall4", src, to))
+                entries.append((ours, n("snatall") if to else n("masqall"), src, to))
             else:
                 key = _concat(src, nat.proto, address, nat.nat_port)
-                entries.append((ours, "snat4" if to else "masq4", key, to))
+                entries.append((ours, n("snat") if to else n("masq"), key, to))
         return commands + self._replace(entries, max(1, opening.expires - now))
 
     @staticmethod
@@ -245,8 +322,9 @@ class NftNat:
         else:
             ruleset = run({"nftables": [{"list": {"ruleset": None}}]})
             self.forward = find_forward_chain(ruleset, input_target)
-        have = bool(self._forward_handles(ruleset))
-        commands = self.table_commands() + self.forward_commands(have)
+        versions = tuple(v for v in (4, 6) if v in input_target.versions) or (4,)
+        handles = self._forward_handles(ruleset)
+        commands = self.table_commands(versions) + self.forward_commands(handles, versions)
         try:
             run({"nftables": commands})
         except FirewallError as exc:
@@ -255,7 +333,8 @@ class NftNat:
             self._delete_table(run, ruleset)
             run({"nftables": commands})
         where = self.forward or "no forward chain (nftables does not filter forwarding)"
-        log.info("nftables: NAT grants go to table ip %s; forwarding opens in %s", NAT_TABLE, where)
+        tables = " and ".join(f"{FAMILIES[v].family} {NAT_TABLE}" for v in versions)
+        log.info("nftables: NAT grants go to table %s; forwarding opens in %s", tables, where)
 
     def _forward_handles(self, ruleset: Json | None) -> list[int]:
         fwd = self.forward
@@ -270,8 +349,12 @@ class NftNat:
 
     @staticmethod
     def _delete_table(run: NftRunner, ruleset: Json | None) -> None:
-        if any((t["family"], t["name"]) == ("ip", NAT_TABLE) for t in objects(ruleset, "table")):
-            run({"nftables": [{"delete": {"table": {"family": "ip", "name": NAT_TABLE}}}]})
+        tables = {(t["family"], t["name"]) for t in objects(ruleset, "table")}
+        for fam in FAMILIES.values():
+            if (fam.family, NAT_TABLE) in tables:
+                run(
+                    {"nftables": [{"delete": {"table": {"family": fam.family, "name": NAT_TABLE}}}]}
+                )
 
     def grant_document(self, opening: NatOpening, input_target: NftTarget, now: int) -> Json:
         """One transaction for one NAT grant."""
@@ -297,7 +380,8 @@ class NftNat:
             }
             commands += [
                 {"delete": {"set": {**where, "name": name}}}
-                for name in (_FWD, _FWD_ALL)
+                for fam in FAMILIES.values()
+                for name in (fam.fwd, fam.fwd_all)
                 if name in present
             ]
         if commands:
@@ -305,12 +389,21 @@ class NftNat:
         self._delete_table(run, ruleset)
 
     def listing(self, run: NftRunner) -> str:
-        """Our NAT maps and sets with their elements."""
-        try:
-            out = run({"nftables": [{"list": {"table": {"family": "ip", "name": NAT_TABLE}}}]})
-        except FirewallError as exc:
-            return f"# table ip {NAT_TABLE}: {exc}"
-        lines = [f"# fwknopd NAT in table ip {NAT_TABLE}"]
+        """Our NAT maps and sets with their elements (IPv4's table, and IPv6's if there)."""
+        lines: list[str] = []
+        for fam in FAMILIES.values():
+            try:
+                out = run({"nftables": [{"list": {"table": fam.where_table}}]})
+            except FirewallError as exc:
+                if fam.version == 4:
+                    lines.append(f"# table ip {NAT_TABLE}: {exc}")
+                continue
+            lines += self._listed(fam, out)
+        return "\n".join(lines)
+
+    @staticmethod
+    def _listed(fam: _Family, out: Json | None) -> list[str]:
+        lines = [f"# fwknopd NAT in table {fam.family} {NAT_TABLE}"]
         for item in (out or {}).get("nftables", []):
             kind = "map" if "map" in item else "set" if "set" in item else None
             if kind is None:
@@ -321,7 +414,7 @@ class NftNat:
                 elem = key.get("elem", {"val": key}) if isinstance(key, dict) else {"val": key}
                 to = "" if data is None else f" : {_text(data)}"
                 lines.append(f"  {_text(elem['val'])}{to}  expires in {elem.get('expires', '?')}s")
-        return "\n".join(lines)
+        return lines
 
 
 def _text(value: Any) -> str:

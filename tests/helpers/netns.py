@@ -305,6 +305,8 @@ def listen_tcp_in(ns: Netns, ports: Sequence[int]) -> subprocess.Popen[bytes]:
 
 INTERNAL_IP = "198.51.100.2"
 GATEWAY_INTERNAL_IP = "198.51.100.1"
+INTERNAL_IP6 = "2001:db8:1::2"  # with net_gateway(ipv6=True)
+GATEWAY_INTERNAL_IP6 = "2001:db8:1::1"
 
 
 @dataclass
@@ -324,12 +326,14 @@ class Gateway:
 
 
 @contextmanager
-def net_gateway(prefix: str = "gw", *, internal_route: bool = True) -> Iterator[Gateway]:
+def net_gateway(
+    prefix: str = "gw", *, internal_route: bool = True, ipv6: bool = False
+) -> Iterator[Gateway]:
     """``net_pair`` plus an internal host behind its server, which forwards (198.51.100.0/24).
 
     The client routes 198.51.100.0/24 through the gateway; the internal host
     routes back through it only with ``internal_route`` (without it, only SNAT
-    gets replies back to the client).
+    gets replies back to the client). ``ipv6``: the same with 2001:db8:1::/64.
     """
     with net_pair(prefix) as pair:
         tag = pair.server.name[:-1]
@@ -351,6 +355,15 @@ def net_gateway(prefix: str = "gw", *, internal_route: bool = True) -> Iterator[
             if internal_route:
                 _ip("-n", internal.name, "route", "add", "default", "via", GATEWAY_INTERNAL_IP)
             pair.server.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+            if ipv6:
+                _ip("-n", pair.server.name, "addr", "add", f"{GATEWAY_INTERNAL_IP6}/64", "dev",
+                    gif, "nodad")  # fmt: skip
+                _ip("-n", internal.name, "addr", "add", f"{INTERNAL_IP6}/64", "dev", iif, "nodad")
+                _ip("-n", pair.client.name, "route", "add", "2001:db8:1::/64", "via", SERVER_IP6)
+                if internal_route:
+                    _ip("-n", internal.name, "-6", "route", "add", "default", "via",
+                        GATEWAY_INTERNAL_IP6)  # fmt: skip
+                pair.server.run(["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"])
             yield gateway
         finally:
             internal.stop_all()

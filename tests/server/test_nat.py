@@ -14,6 +14,7 @@ import ipaddress
 import json
 import logging
 import re
+import socket
 import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -322,12 +323,12 @@ def test_the_stanzas_nat_settings_are_checked_as_fwknopd_checks_them(tmp_path: P
     with pytest.raises(ConfigError) as info:
         load_access([path], nat_enabled=True)
     assert str(info.value).splitlines() == [
-        f"{path}:4: FORCE_NAT IP '198.18.0.300' is not an IPv4 address",
+        f"{path}:4: FORCE_NAT IP '198.18.0.300' is not an IP address",
         f"{path}:8: FORCE_NAT '198.18.0.3' must be 'IP PORT'",
         f"{path}:12: FORCE_SNAT needs FORCE_NAT or FORWARD_ALL",
         f"{path}:16: FORCE_MASQUERADE needs FORCE_NAT or FORWARD_ALL",
         f"{path}:20: FORCE_NAT port '70000' is not 0..65535",
-        f"{path}:21: FORCE_SNAT 'nope' is not an IPv4 address",
+        f"{path}:21: FORCE_SNAT 'nope' is not an IP address",
     ]
     path.write_text(STANZA + "FORWARD_ALL Y\nFORCE_MASQUERADE Y\nDISABLE_DNAT Y\n")
     (stanza,) = load_access([path], nat_enabled=True)
@@ -347,14 +348,103 @@ def test_nat_refusals(tmp_path: Path) -> None:
     assert isinstance(refused, Refused) and refused.reason is Reason.NAT
     refused = without.process(_packet("tcp/22", "198.18.0.50,22", False), now=NOW)
     assert isinstance(refused, Refused) and refused.reason is Reason.NAT
-    # NAT is IPv4 only
+    # NAT for an IPv6 client: only where the firewall does IPv6 NAT (nftables)
     processor = Processor(stanzas, Settings(nat=NatSettings(forwarding=True), ipv6_grants=True))
+    refused = processor.process(_v6_packet(), now=NOW)
+    assert isinstance(refused, Refused) and refused.reason is Reason.NAT_REFUSED
+    assert "no NAT for IPv6 2001:db8::2" in refused.detail
+
+
+def _v6_packet() -> Packet:
     message = SpaMessage.access_request(
         "2001:db8::2", "tcp/22", username="u", now=NOW, allow_ipv6=True
     )
-    v6 = Packet(build_packet(message, KEY, hmac_key=HKEY).encode(), SRC, DST)
-    refused = processor.process(v6, now=NOW)
+    return Packet(build_packet(message, KEY, hmac_key=HKEY).encode(), SRC, DST)
+
+
+V6_NAT = Settings(nat=NatSettings(forwarding=True), ipv6_grants=True, nat_ipv6=True)
+
+
+@pytest.mark.parametrize(
+    ("stanza", "conf", "outcome"),
+    [
+        ("FORCE_NAT 2001:db8:1::2 2222\n", FWD, ("2001:db8:1::2", None)),
+        # SNAT_TRANSLATE_IP is IPv4: an IPv6 grant is masqueraded instead
+        ("FORCE_NAT 2001:db8:1::2 22\n", FWD + SNAT_ON + "SNAT_TRANSLATE_IP 198.51.100.1\n",
+         ("2001:db8:1::2", "masquerade")),
+        ("FORCE_NAT 2001:db8:1::2 22\nFORCE_SNAT 2001:db8:1::1\n", FWD,
+         ("2001:db8:1::2", "2001:db8:1::1")),
+        # NAT does not cross IP versions
+        ("FORCE_NAT 198.18.0.60 22\n", FWD, "NAT host 198.18.0.60 is not IPv6 like 2001:db8::2"),
+        ("FORCE_NAT 2001:db8:1::2 22\nFORCE_SNAT 198.51.100.1\n", FWD,
+         "FORCE_SNAT 198.51.100.1 is not IPv6"),
+    ],
+)  # fmt: skip
+def test_an_ipv6_client_gets_nat_to_an_ipv6_host(
+    tmp_path: Path, stanza: str, conf: str, outcome: object
+) -> None:
+    settings = _setup(tmp_path, conf, stanza, firewall="nftables")
+    pipeline = settings.pipeline_for(ipv6=True, nat=True, nat_ipv6=True)
+    decision = Processor(settings.stanzas, pipeline).process(_v6_packet(), now=NOW)
+    if isinstance(outcome, str):
+        assert isinstance(decision, Refused) and decision.reason is Reason.NAT_REFUSED
+        assert outcome in decision.detail
+        return
+    assert isinstance(decision, Accepted) and decision.grant.nat is not None
+    nat = decision.grant.nat
+    host, snat = outcome  # type: ignore[misc]
+    assert str(nat.address) == host
+    if snat is None:
+        assert nat.snat is None
+    else:
+        assert nat.snat is not None and str(nat.snat.to or "masquerade") == snat
+
+
+def test_an_ipv4_client_is_not_sent_to_an_ipv6_host(tmp_path: Path) -> None:
+    settings = _setup(tmp_path, FWD, "FORCE_NAT 2001:db8:1::2 22\n", firewall="nftables")
+    processor = Processor(settings.stanzas, settings.pipeline_for(ipv6=True, nat=True,
+                                                                  nat_ipv6=True))  # fmt: skip
+    refused = processor.process(_packet("tcp/22", None, False), now=NOW)
     assert isinstance(refused, Refused) and refused.reason is Reason.NAT_REFUSED
+    assert "NAT host 2001:db8:1::2 is not IPv4 like 198.18.0.2" in refused.detail
+
+
+def test_a_nat_host_name_is_resolved_in_the_clients_ip_version(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[int] = []
+
+    def getaddrinfo(host: str, port: object, family: int, kind: int) -> list[Any]:
+        asked.append(family)
+        address = "2001:db8:1::9" if family == socket.AF_INET6 else "198.51.100.9"
+        return [(family, kind, 6, "", (address, 0))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    grant = NatGrant(False, "tcp", 40022, "internal.example", 22)
+    assert str(resolve(grant, 6).address) == "2001:db8:1::9"
+    assert str(resolve(grant).address) == "198.51.100.9"
+    assert asked == [socket.AF_INET6, socket.AF_INET]
+
+
+def test_an_ipv6_nat_grant_goes_to_our_ip6_table_and_the_v6_forward_set() -> None:
+    nat = NftNat()
+    nat.forward = type("C", (), {"family": "inet", "table": "filter", "chain": "forward"})()  # type: ignore[assignment]
+    src6 = ipaddress.ip_address("2001:db8::2")
+    grant = NatGrant(False, "tcp", 40022, "2001:db8:1::2", 22, snat=Snat(),
+                     address=ipaddress.ip_address("2001:db8:1::2"))  # fmt: skip
+    elements = nat.elements(NatOpening(src6, grant, NOW + 30), None, NOW)  # type: ignore[arg-type]
+    added = {(e["add"]["element"]["family"], e["add"]["element"]["name"])
+             for e in elements if "add" in e}  # fmt: skip
+    assert added == {("inet", "fwknop_fwd6"), ("ip6", "dnat6"), ("ip6", "dnat6_port"),
+                     ("ip6", "masq6")}  # fmt: skip
+    # and the v6 objects are made beside the v4 ones, with IPv6 types and payloads
+    commands = nat.table_commands((4, 6))
+    maps = {c["add"]["map"]["name"]: c["add"]["map"] for c in commands if "map" in c.get("add", {})}
+    assert maps["dnat6"]["family"] == "ip6" and maps["dnat6"]["map"] == "ipv6_addr"
+    assert maps["dnat4"]["family"] == "ip" and maps["dnat4"]["map"] == "ipv4_addr"
+    crossing = NatGrant(False, "tcp", 40022, "198.18.0.60", 22, address=IP4("198.18.0.60"))
+    with pytest.raises(FirewallError, match="crosses IP versions"):
+        nat.elements(NatOpening(src6, crossing, NOW + 30), None, NOW)  # type: ignore[arg-type]
 
 
 class _NoNat(LogOnly):
@@ -440,15 +530,17 @@ def test_nftables_nat_objects_are_made_in_our_table_and_the_hosts_forward_chain(
     made = run.documents[-1]["nftables"]
     text = json.dumps(made)
     assert {"add": {"table": {"family": "ip", "name": "fwknopd"}}} in made
+    assert {"add": {"table": {"family": "ip6", "name": "fwknopd"}}} in made  # the host is inet
     assert '"hook": "prerouting", "prio": -110' in text and '"prio": 90' in text
     inserts = [c["insert"]["rule"] for c in made if "insert" in c]
     assert {(r["family"], r["table"], r["chain"], r["comment"]) for r in inserts} == {
         ("inet", "filter", "forward", "fwknopd")
     }
-    assert len(inserts) == 2
+    assert len(inserts) == 4  # two per IP version
     sets = {c["add"]["set"]["name"]: c["add"]["set"] for c in made if "set" in c.get("add", {})}
     assert sets["fwknop_fwd4"]["type"] == ["ipv4_addr", "inet_proto", "ipv4_addr", "inet_service"]
     assert sets["fwknop_fwd4"]["table"] == "filter"
+    assert sets["fwknop_fwd6"]["type"] == ["ipv6_addr", "inet_proto", "ipv6_addr", "inet_service"]
 
 
 def test_a_flush_at_start_does_not_list_the_ruleset_again_for_nat(tmp_path: Path) -> None:
@@ -460,7 +552,7 @@ def test_a_flush_at_start_does_not_list_the_ruleset_again_for_nat(tmp_path: Path
     listings = [d for d in run.documents if "ruleset" in d["nftables"][0].get("list", {})]
     assert len(listings) == 2  # the input chain's search, and NAT's flush: not NAT's start
     inserts = [c["insert"]["rule"] for c in run.documents[-1]["nftables"] if "insert" in c]
-    assert [(r["table"], r["chain"]) for r in inserts] == [("filter", "forward")] * 2
+    assert [(r["table"], r["chain"]) for r in inserts] == [("filter", "forward")] * 4
 
 
 def test_an_nftables_nat_grant_is_one_transaction_of_timed_elements(tmp_path: Path) -> None:
