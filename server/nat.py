@@ -40,7 +40,7 @@ command without a chain, which fails).
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fwknop_core import MessageType, NatAccess
 
@@ -50,6 +50,7 @@ from .vocab import NatError, NatGrant, Snat
 __all__ = [
     "NatPolicy",
     "NatSettings",
+    "for_client",
     "nat_settings",
     "parse_force_nat",
     "plan",
@@ -174,6 +175,27 @@ def plan(
         snat=snat,
         address=address,
     )
+
+
+def for_client(
+    nat: NatGrant, source: IPAddress, translate_ip: ipaddress.IPv4Address | None
+) -> NatGrant:
+    """``nat`` for a client of ``source``'s IP version; ``NatError`` if it would cross versions.
+
+    ``SNAT_TRANSLATE_IP`` (``translate_ip``, IPv4) becomes MASQUERADE for an IPv6
+    client, and ``FORWARD_ALL``'s implied ``FORCE_NAT 0.0.0.0 0`` its IPv6 twin.
+    """
+    version = source.version
+    if version == 6 and nat.forward_all and nat.address == _ANY and not nat.dnat:
+        nat = replace(nat, host="::", address=ipaddress.IPv6Address(0))
+    snat = nat.snat.to if nat.snat is not None else None
+    if snat is not None and snat.version != version and snat == translate_ip:
+        nat = replace(nat, snat=Snat())
+        snat = None
+    for what, address in (("NAT host", nat.address), ("FORCE_SNAT", snat)):
+        if address is not None and address.version != version:
+            raise NatError(f"{what} {address} is not IPv{version} like {source}")
+    return nat
 
 
 def _literal(host: str) -> IPAddress | None:

@@ -71,7 +71,7 @@ from .access import AccessStanza, GpgPolicy
 from .commands import cycle_values, substitute
 from .config import ServerConfig
 from .knock import OsDatabase, OsRequirement, SynMemory
-from .nat import NatSettings, nat_settings, plan
+from .nat import NatSettings, for_client, nat_settings, plan
 from .screen import LONG_WAY, Candidates, Screen, X25519Way, refusal
 from .vocab import (
     MAX_WORDS,
@@ -93,7 +93,6 @@ from .vocab import (
     ReplayUnavailable,
     RunCommand,
     RunCycle,
-    Snat,
     proto_name,
 )
 
@@ -551,17 +550,10 @@ class Processor:
             raise _StanzaFailed(Reason.NAT, "FORCE_NAT")
         if source.version == 6 and not self.settings.nat_ipv6:
             raise _StanzaFailed(Reason.NAT_REFUSED, f"no NAT for IPv6 {source} on this firewall")
-        snat = nat.snat.to if nat.snat is not None else None
-        translate = self.settings.nat.translate_ip
-        if snat is not None and snat.version != source.version and snat == translate:
-            # SNAT_TRANSLATE_IP is IPv4 (fwknopd's): an IPv6 client's traffic is masqueraded
-            nat = replace(nat, snat=Snat())
-            snat = None
-        for what, address in (("NAT host", nat.address), ("FORCE_SNAT", snat)):
-            if address is not None and address.version != source.version:
-                why = f"{what} {address} is not IPv{source.version} like {source}"
-                raise _StanzaFailed(Reason.NAT_REFUSED, why)
-        return nat
+        try:
+            return for_client(nat, source, self.settings.nat.translate_ip)
+        except NatError as exc:
+            raise _StanzaFailed(Reason.NAT_REFUSED, str(exc)) from None
 
     def _command(
         self, stanza: AccessStanza, msg: SpaMessage, source: IPAddress, packet: Packet

@@ -374,6 +374,8 @@ V6_NAT = Settings(nat=NatSettings(forwarding=True), ipv6_grants=True, nat_ipv6=T
          ("2001:db8:1::2", "masquerade")),
         ("FORCE_NAT 2001:db8:1::2 22\nFORCE_SNAT 2001:db8:1::1\n", FWD,
          ("2001:db8:1::2", "2001:db8:1::1")),
+        # FORWARD_ALL's implied FORCE_NAT is IPv6's for an IPv6 client
+        ("FORWARD_ALL Y\nFORCE_MASQUERADE Y\n", FWD, ("::", "masquerade")),
         # NAT does not cross IP versions
         ("FORCE_NAT 198.18.0.60 22\n", FWD, "NAT host 198.18.0.60 is not IPv6 like 2001:db8::2"),
         ("FORCE_NAT 2001:db8:1::2 22\nFORCE_SNAT 198.51.100.1\n", FWD,

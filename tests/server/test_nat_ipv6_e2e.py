@@ -11,7 +11,7 @@ the forward accept in the host's ``inet`` forward chain); IPv4 stays closed;
 the grant ends on time. Without a route back from the internal host, SNAT
 (``FORCE_SNAT`` to the gateway's inside address) and MASQUERADE
 (``ENABLE_IPT_SNAT`` with an IPv4 ``SNAT_TRANSLATE_IP``, which an IPv6 grant
-cannot use) get the replies home.
+cannot use) get the replies home, for ``FORWARD_ALL`` too.
 """
 
 from __future__ import annotations
@@ -111,19 +111,24 @@ def routeless() -> Iterator[Gateway]:
 
 def test_snat_and_masquerade_get_ipv6_replies_home(routeless: Gateway, tmp_path: Path) -> None:
     gateway = routeless
-    gateway.listen_internal(22, 2222)
+    gateway.listen_internal(22, 2222, 3333)
     access = (_stanza("snat", f"FORCE_NAT {INTERNAL_IP6} 2222\nFORCE_SNAT {GATEWAY_INTERNAL_IP6}\n")
-              + _stanza("masq", f"FORCE_NAT {INTERNAL_IP6} 22\n"))  # fmt: skip
+              + _stanza("masq", f"FORCE_NAT {INTERNAL_IP6} 22\n")
+              + _stanza("all", "FORWARD_ALL Y\nFORCE_MASQUERADE Y\n"))  # fmt: skip
     # SNAT_TRANSLATE_IP is IPv4: the IPv6 grant of the second stanza is masqueraded instead
     conf = "ENABLE_IPT_FORWARDING Y\nENABLE_IPT_SNAT Y\nSNAT_TRANSLATE_IP 198.51.100.1\n"
     server = _daemon(gateway, tmp_path, access, conf)
     pair = gateway.pair
     assert not pair.tcp_open(40023, host=SERVER_IP6, timeout=0.5)
-    client = _client(tmp_path, ("snat", 40023), ("masq", 40024))
+    client = _client(tmp_path, ("snat", 40023), ("masq", 40024), ("all", 1))
     _knock(client, gateway, "snat")
     assert pair.wait_open(40023, host=SERVER_IP6), server.log()
     _knock(client, gateway, "masq")
     assert pair.wait_open(40024, host=SERVER_IP6), server.log()
     listing = pair.server.run(["nft", "list", "table", "ip6", "fwknopd"]).stdout.decode()
     assert GATEWAY_INTERNAL_IP6 in listing  # snat6
+    # FORWARD_ALL: the client routes through the gateway to any port of the internal host
+    assert not pair.tcp_open(3333, host=INTERNAL_IP6, timeout=0.5)  # no grant names it
+    _knock(client, gateway, "all")
+    assert pair.wait_open(3333, host=INTERNAL_IP6), server.log()
     assert server.stop() == 0
