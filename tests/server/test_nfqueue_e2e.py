@@ -52,6 +52,36 @@ def pair() -> Iterator[NetPair]:
         yield made
 
 
+def _sink(pair: NetPair, port: int) -> subprocess.Popen[bytes]:
+    """A UDP socket on the server's ``port`` that prints what reaches it (spa_listener.py)."""
+    sink = pair.server.popen(
+        [sys.executable, str(HELPERS / "spa_listener.py"), SERVER_IP, str(port)],
+        stdout=subprocess.PIPE,
+    )
+    assert sink.stdout is not None and sink.stdout.readline() == b"ready\n"
+    return sink
+
+
+def _ours(
+    pair: NetPair,
+    tmp_path: Path,
+    conf: str,
+    *,
+    firewall: str = "nftables",
+    args: list[str] | None = None,
+) -> OurFwknopd:
+    """Our fwknopd on NFQUEUE, on an interface that does not exist: no sniffing sees a packet."""
+    return OurFwknopd(
+        pair.server,
+        tmp_path / "ours",
+        interface="nosuchif0",
+        access_conf=f"SOURCE ANY\n{stanza_keys(KEYS)}FW_ACCESS_TIMEOUT 30\n",
+        conf_extra=conf,
+        firewall=firewall,
+        args=args or [],
+    ).start()
+
+
 def _queued(pair: NetPair) -> str:
     """The queue rule as the kernel lists it: fwknopd's chain (with its packet counter), and
     our nftables table (the nftables backend's, where the kernel has nftables' queue)."""
@@ -74,22 +104,11 @@ def test_a_real_knock_is_queued_dropped_and_granted(
         pair.server, allow_udp=[SPA_PORT]
     )
     pair.listen_tcp(PORT)
-    sink = pair.server.popen(
-        [sys.executable, str(HELPERS / "spa_listener.py"), SERVER_IP, str(SPA_PORT)],
-        stdout=subprocess.PIPE,
-    )
-    assert sink.stdout is not None and sink.stdout.readline() == b"ready\n"
+    sink = _sink(pair, SPA_PORT)
     # the option for one backend, the key for the other: both switch NFQUEUE capture on
     by_option = backend == "iptables"
-    server = OurFwknopd(
-        pair.server,
-        tmp_path / "ours",
-        interface="nosuchif0",
-        access_conf=f"SOURCE ANY\n{stanza_keys(KEYS)}FW_ACCESS_TIMEOUT 30\n",
-        conf_extra=f"NFQ_QUEUE_NUMBER {QUEUE}\n" + ("" if by_option else "ENABLE_NFQ_CAPTURE Y\n"),
-        firewall=backend,
-        args=["-n"] if by_option else [],
-    ).start()
+    conf = f"NFQ_QUEUE_NUMBER {QUEUE}\n" + ("" if by_option else "ENABLE_NFQ_CAPTURE Y\n")
+    server = _ours(pair, tmp_path, conf, firewall=backend, args=["-n"] if by_option else [])
     assert f"NFQUEUE {QUEUE}" in server.log()
     rule = _queued(pair)
     assert any(f"{how} {QUEUE}" in rule for how in ("NFQUEUE num", "queue num", "queue to")), rule
@@ -110,21 +129,11 @@ def test_a_real_knock_is_queued_dropped_and_granted(
 def test_only_the_spa_port_is_queued(pair: NetPair, tmp_path: Path) -> None:
     """Other UDP to the host keeps its way to its socket: the queue rule takes NFQ_PORT only."""
     drop_policy_nft(pair.server, allow_udp=[SPA_PORT + 1])
-    sink = pair.server.popen(
-        [sys.executable, str(HELPERS / "spa_listener.py"), SERVER_IP, str(SPA_PORT + 1)],
-        stdout=subprocess.PIPE,
-    )
-    assert sink.stdout is not None and sink.stdout.readline() == b"ready\n"
-    server = OurFwknopd(
-        pair.server,
-        tmp_path / "ours",
-        interface="nosuchif0",
-        access_conf=f"SOURCE ANY\n{stanza_keys(KEYS)}",
-        conf_extra="ENABLE_NFQ_CAPTURE Y\n",
-    ).start()
+    sink = _sink(pair, SPA_PORT + 1)
+    server = _ours(pair, tmp_path, "ENABLE_NFQ_CAPTURE Y\n")
     pair.send_udp(["hello"], port=SPA_PORT + 1)
     assert wait_for(lambda: sink.poll() is not None, timeout=30)
-    assert sink.stdout.read().startswith(b"udp "), server.log()
+    assert sink.stdout is not None and sink.stdout.read().startswith(b"udp "), server.log()
     assert server.stop() == 0
 
 
@@ -138,13 +147,7 @@ def test_an_ipv6_knock_comes_through_the_queue_too(pair: NetPair, tmp_path: Path
         f'[profiles.v6]\nhost = "{SERVER_IP6}"\nserver_type = "fwknop-tui"\n'
         f'allow_ip = "{CLIENT_IP6}"\nkey_file = "{keyfile}"\naccess = ["tcp/{PORT}"]\n'
     )
-    server = OurFwknopd(
-        pair.server,
-        tmp_path / "ours",
-        interface="nosuchif0",
-        access_conf=f"SOURCE ANY\n{stanza_keys(KEYS)}FW_ACCESS_TIMEOUT 30\n",
-        conf_extra="ENABLE_NFQ_CAPTURE Y\n",
-    ).start()
+    server = _ours(pair, tmp_path, "ENABLE_NFQ_CAPTURE Y\n")
     assert not pair.tcp_open(PORT, host=SERVER_IP6, timeout=0.5)
     sent = client.run(["send", "v6"], ns=pair.client)
     assert sent.returncode == 0, sent.stderr
