@@ -197,7 +197,7 @@ class NatAccess:
             raise TypeError("NatAccess takes (str, int)")
         if not host or len(host) > 70 or _NAT_HOST_FORBIDDEN & set(host) or "," in host:
             raise UsageError(f"NAT host {host!r} is not a valid address or host name")
-        if not host.isascii() or not host.isprintable() or ":" in host:
+        if not host.isascii() or not host.isprintable() or (":" in host and not _ipv6(host)):
             raise UsageError(f"NAT host {host!r} is not a valid address or host name")
         if not 1 <= self.port <= 65535:
             raise UsageError(f"NAT port {self.port} is not in 1..65535")
@@ -209,6 +209,17 @@ class NatAccess:
     def parse(cls, text: str) -> NatAccess:
         """Parse the wire form ``host,port``."""
         return validate_nat_access(text)
+
+
+def _ipv6(host: str) -> bool:
+    """An IPv6 address: a NAT host only fwknop-tui's fwknopd takes (for an IPv6 client)."""
+    import ipaddress  # noqa: PLC0415 - only for such a host (fwknop send's cold start)
+
+    try:
+        ipaddress.IPv6Address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def validate_nat_access(text: str) -> NatAccess:

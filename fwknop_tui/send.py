@@ -43,7 +43,7 @@ from fwknop_core import (
 from ._log import get_logger
 from .errors import ClientError, ClientUsageError, ResolveError, SendError
 from .wallet.keys import ProfileKeys
-from .wallet.profiles import Profile
+from .wallet.profiles import IPV6_NAT_HOST, Profile
 from .wallet.validate import AllowIp, Transport, split_hostport
 
 __all__ = [
@@ -378,6 +378,8 @@ def _message(profile: Profile, allow_ip: str, now: float) -> SpaMessage:
         else:
             nat_host, nat_port = split_hostport(profile.nat_access)
             inner_port = nat_port or inner_port
+        if ":" in nat_host and not profile.takes_ipv6_allow_ip:  # nat_local, an IPv6 server
+            raise ClientUsageError(f"profile {profile.name!r}: {IPV6_NAT_HOST}")
         try:
             nat = NatAccess(nat_host, inner_port)
         except UsageError as exc:

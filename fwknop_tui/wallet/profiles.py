@@ -45,6 +45,7 @@ from .locations import profiles_path
 __all__ = [
     "DEFAULT_RESOLVE_URL",
     "FIELDS",
+    "IPV6_NAT_HOST",
     "Profile",
     "ProfileStore",
     "atomic_write",
@@ -56,6 +57,12 @@ __all__ = [
 
 DEFAULT_RESOLVE_URL = "https://www.cipherdyne.org/cgi-bin/myip"
 DEFAULT_USER_AGENT = "Fwknop/2.6.10"
+
+
+IPV6_NAT_HOST = (
+    "the C fwknopd 2.6 refuses an IPv6 NAT host: use an IPv4 address or a name, "
+    'or set server_type = "fwknop-tui" if the server runs ours'
+)
 
 
 @dataclass(frozen=True)
@@ -187,6 +194,8 @@ class Profile:
                     '"source", or set server_type = "fwknop-tui" if the server runs ours',
                 )
             )
+        if self.nat_access and ":" in self.nat_host and not self.takes_ipv6_allow_ip:
+            out.append(("nat_access", IPV6_NAT_HOST))
         for prefix in ("key", "hmac_key", "gpg_signing_pw"):
             if getattr(self, f"{prefix}_command") and getattr(self, f"{prefix}_file"):
                 out.append((f"{prefix}_file", f"choose {prefix}_command or {prefix}_file"))
@@ -234,6 +243,13 @@ class Profile:
     def uses_x25519(self) -> bool:
         """fwknop-tui's public-key mode (docs/x25519-spa.md) instead of fwknop's formats."""
         return self.encryption == "x25519"
+
+    @property
+    def nat_host(self) -> str:
+        """The host the NAT field names: the server itself with nat_local, else nat_access's."""
+        if self.nat_local:
+            return self.host
+        return v.split_hostport(self.nat_access)[0] if self.nat_access else ""
 
     @property
     def takes_ipv6_allow_ip(self) -> bool:

@@ -462,7 +462,9 @@ def export_stanza(profile: Profile, keys: ProfileKeys) -> tuple[str, list[str]]:
         out.append(_line("SPOOF_USER", profile.username))
     if profile.time_offset:
         out.append(_line("TIME_OFFSET", format_time_offset(profile.time_offset).lstrip("+")))
-    if profile.nat_access:
+    if profile.nat_access and ":" in profile.nat_host:
+        lost.append(f"nat_access = {profile.nat_access} (the C client takes no IPv6 NAT host)")
+    elif profile.nat_access:
         out.append(_line("NAT_ACCESS", profile.nat_access.replace(":", ",")))
     if profile.nat_local:
         out.append(_line("NAT_LOCAL", "Y"))

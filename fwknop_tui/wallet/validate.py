@@ -485,11 +485,9 @@ def check_hostport(
 
 
 def check_nat_access(value: Any, field: str = "nat_access") -> tuple[str, int | None]:
-    """The internal ``host[:port]`` for NAT access (IPv4 or a name; no IPv6)."""
-    host, port = check_hostport(value, field)
-    if ":" in host:
-        raise FieldError(field, "the NAT host must be IPv4 or a host name (fwknop 2.6)")
-    return host, port
+    """The internal ``host[:port]`` for NAT access (IPv4, a name, or ``[IPv6]:port``, which
+    only fwknop-tui's fwknopd takes: the profile's cross-field check says so)."""
+    return check_hostport(value, field)
 
 
 # -- fwknop 1.x knock sequences (mode = "knock") ---------------------------------------

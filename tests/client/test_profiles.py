@@ -175,6 +175,16 @@ def test_an_ipv6_allow_ip_needs_our_server_and_the_message_says_why() -> None:
         )
 
 
+def test_an_ipv6_nat_host_needs_our_server_and_the_message_says_why() -> None:
+    table = {"host": "2001:db8::1", "access": ["tcp/22"], "nat_access": "[2001:db8:1::2]:22"}
+    with pytest.raises(FieldError, match=r"C fwknopd 2\.6 refuses an IPv6 NAT host") as err:
+        Profile.from_table("p", table)
+    assert err.value.field == "nat_access"
+    ours = Profile.from_table("p", table | {"server_type": "fwknop-tui"})
+    assert ours.nat_host == "2001:db8:1::2"
+    assert Profile.from_table("p", table | {"nat_access": "10.0.0.2:22"}).nat_host == "10.0.0.2"
+
+
 def test_round_trip_of_every_field() -> None:
     full = Profile.from_table(
         "full",

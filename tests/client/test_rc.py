@@ -117,3 +117,13 @@ def test_access_stanza_for_gpg_names_the_keys() -> None:
         "GPG_DECRYPT_ID              AAAA1111" in text
         and "GPG_REMOTE_ID               89ABCDEF" in text
     )
+
+
+def test_an_ipv6_nat_host_is_not_exported_as_a_broken_nat_access_line() -> None:
+    profile = Profile.from_table(
+        "p",
+        {"host": "2001:db8::1", "access": ["tcp/22"], "nat_access": "[2001:db8:1::2]:22",
+         "server_type": "fwknop-tui"},
+    )  # fmt: skip
+    text, lost = export_stanza(profile, ProfileKeys(RijndaelKey(b"k" * 16)))
+    assert "NAT_ACCESS" not in text and any("IPv6 NAT host" in x for x in lost)

@@ -88,7 +88,12 @@ def test_access_list_tolerates_spaces_and_refuses_empty_items() -> None:
 def test_nat_access_rules() -> None:
     assert validate_nat_access("198.18.0.50,22") == NatAccess("198.18.0.50", 22)
     assert validate_nat_access("internal.example,8080").host == "internal.example"
+    # an IPv6 internal host (fwknop-tui's fwknopd, for IPv6 clients); nothing else with a colon
+    assert validate_nat_access("2001:db8:1::2,22") == NatAccess("2001:db8:1::2", 22)
     for bad in (
+        "2001:db8::zz,22",
+        "host:22,22",
+        "[2001:db8::2],22",
         "198.18.0.50",
         "a,b,22",
         "198.18.0.50,0",

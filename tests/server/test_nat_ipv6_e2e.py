@@ -1,15 +1,15 @@
 """NAT for IPv6 clients on a real kernel (nftables; ours, fwknopd has no IPv6 NAT).
 
-Three namespaces (``net_gateway(ipv6=True)``): the client (2001:db8::2),
-the gateway running our fwknopd (2001:db8::1, and 2001:db8:1::1 inside)
-with a default-drop input and forward policy, and an internal host
-(2001:db8:1::2) with TCP services. Our client knocks over IPv6 with its
-IPv6 address as the allow IP; the stanza's ``FORCE_NAT`` names the internal
-IPv6 host. Before the knock the client reaches nothing; after it, it reaches
-the internal service through the gateway's port (DNAT in ``ip6 fwknopd``,
-the forward accept in the host's ``inet`` forward chain); IPv4 stays closed;
-the grant ends on time. Without a route back from the internal host, SNAT
-(``FORCE_SNAT`` to the gateway's inside address) and MASQUERADE
+Three namespaces (``net_gateway(ipv6=True)``): the client (2001:db8::2), the
+gateway running our fwknopd (2001:db8::1, and 2001:db8:1::1 inside) with a
+default-drop input and forward policy, and an internal host (2001:db8:1::2)
+with TCP services. Our client knocks over IPv6 with its IPv6 address as the
+allow IP; the stanza's ``FORCE_NAT``, or the client's NAT field, names the
+internal IPv6 host. Before the knock the client reaches nothing; after it,
+it reaches the internal service through the gateway's port (DNAT in ``ip6
+fwknopd``, the forward accept in the host's ``inet`` forward chain); IPv4
+stays closed; the grant ends on time. Without a route back from the internal
+host, SNAT (``FORCE_SNAT`` to the gateway's inside address) and MASQUERADE
 (``ENABLE_IPT_SNAT`` with an IPv4 ``SNAT_TRANSLATE_IP``, which an IPv6 grant
 cannot use) get the replies home, for ``FORWARD_ALL`` too.
 """
@@ -100,6 +100,21 @@ def test_an_ipv6_client_reaches_the_internal_ipv6_service_until_the_timeout(
     assert server.stop() == 0
     tables = pair.server.run(["nft", "list", "tables"]).stdout.decode()
     assert "fwknopd" not in tables  # both NAT tables went with the daemon
+
+
+def test_a_nat_request_names_the_internal_ipv6_host(gateway: Gateway, tmp_path: Path) -> None:
+    """Our client's NAT field with an IPv6 host (``nat_access = "[2001:db8:1::2]:22"``)."""
+    gateway.listen_internal(22)
+    server = _daemon(gateway, tmp_path, _stanza("req", ""), "ENABLE_IPT_FORWARDING Y\n")
+    client = OurClient(tmp_path / "client")
+    client.add_profile("req", KEYS.as_text(), host=SERVER_IP6, server_type="fwknop-tui",
+                       allow_ip=CLIENT_IP6, access=["tcp/22"], username="req",
+                       nat_access=f"[{INTERNAL_IP6}]:22", nat_port=40025)  # fmt: skip
+    assert not gateway.pair.tcp_open(40025, host=SERVER_IP6, timeout=0.5)
+    _knock(client, gateway, "req")
+    assert gateway.pair.wait_open(40025, host=SERVER_IP6), server.log()
+    assert server.wait_log(f"forwarded to {INTERNAL_IP6}:22")
+    assert server.stop() == 0
 
 
 @pytest.fixture
