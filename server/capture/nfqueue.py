@@ -21,6 +21,7 @@ import errno
 import logging
 import os
 import socket
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..vocab import Packet
@@ -29,7 +30,7 @@ from .frames import Addresses, Check, Parse, ip_parser
 if TYPE_CHECKING:
     from netfilterqueue import Packet as QueuedPacket
 
-__all__ = ["NfqueueSource"]
+__all__ = ["NfqueueSource", "queue_drops"]
 
 log = logging.getLogger("fwknop_server.capture")
 
@@ -37,6 +38,17 @@ _BATCH = 1024  # queue messages handled per read, at most
 _INPUT_HOOK = 1  # NF_INET_LOCAL_IN: the packet was on its way to this host
 _QUEUE_LENGTH = 4096  # packets the kernel holds for us before it drops (its default is 1024)
 _COPY_RANGE = 65535
+_PROC = Path("/proc/net/netfilter/nfnetlink_queue")  # this network namespace's queues
+
+
+def queue_drops(text: str, queue: int) -> int | None:
+    """The packets the kernel dropped for ``queue`` (queue full, or our socket's buffer), from
+    ``/proc/net/netfilter/nfnetlink_queue``'s text; None if the queue is not listed."""
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 7 and fields[0].isdigit() and int(fields[0]) == queue:
+            return int(fields[5]) + int(fields[6])  # queue_dropped, user_dropped
+    return None
 
 
 class _Batch:
@@ -85,6 +97,7 @@ class NfqueueSource:
         self._check: Check | None = None
         self._parse: Parse = ip_parser(None, self._addresses)
         self._found: list[Packet] = []
+        self._dropped = self._kernel_drops()
 
     def fileno(self) -> int:
         """The queue's netlink socket, for the event loop."""
@@ -116,6 +129,18 @@ class NfqueueSource:
                 queued.drop()  # an SPA packet for this host: consumed, as fwknopd does
             else:
                 queued.accept()
+
+    def _kernel_drops(self) -> int:
+        try:
+            return queue_drops(_PROC.read_text(), self.queue) or 0
+        except OSError:
+            return 0
+
+    def drops(self) -> int:
+        """Packets the kernel dropped before we read them, since the last call (SIGUSR1)."""
+        now = self._kernel_drops()
+        dropped, self._dropped = max(0, now - self._dropped), now
+        return dropped
 
     def close(self) -> None:
         """Stop reading: the kernel drops what is still queued."""

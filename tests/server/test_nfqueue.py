@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from fwknop_server.capture import SOURCES, CaptureSettings
 from fwknop_server.capture.frames import ip_parser
-from fwknop_server.capture.nfqueue import NfqueueSource
+from fwknop_server.capture.nfqueue import NfqueueSource, queue_drops
 from fwknop_server.cli import _overrides, _parser
 from fwknop_server.config import ChainSpec, ServerConfig, load_server_config
 from fwknop_server.errors import ConfigError
@@ -264,3 +264,14 @@ def test_firewalld_makes_the_chain_through_its_passthrough(tmp_path: Path) -> No
     rule = ["-p", "udp", "-m", "udp", "--dport", "62201", "-j", "NFQUEUE", "--queue-num", "1"]
     assert rec.calls[-1] == ["/usr/bin/firewall-cmd", *PASSTHROUGH, "-t", "mangle",
                              "-A", "FWKNOP_NFQ", *rule]  # fmt: skip
+
+
+def test_the_kernels_drops_of_our_queue_are_read_for_the_counters() -> None:
+    # /proc/net/netfilter/nfnetlink_queue: queue, portid, waiting, copy mode, copy range,
+    # queue_dropped, user_dropped, id sequence, 1
+    text = (
+        "    3  31337     0 2 65535     0     0        7  1\n"
+        "    7  31338     2 2 65535    12     3      905  1\n"
+    )
+    assert queue_drops(text, 7) == 15 and queue_drops(text, 3) == 0
+    assert queue_drops(text, 9) is None and queue_drops("", 7) is None

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fwknop_server.capture.nfqueue import queue_drops
 
 from fwknop_core import generate_keys
 from tests.helpers.knock import key_args, real_knock, stanza_keys
@@ -113,6 +114,9 @@ def test_a_real_knock_is_queued_dropped_and_granted(
     rule = _queued(pair)
     assert any(f"{how} {QUEUE}" in rule for how in ("NFQUEUE num", "queue num", "queue to")), rule
     assert not pair.tcp_open(PORT, timeout=0.5)
+    # the kernel lists our queue where SIGUSR1's counters read its drops
+    proc = pair.server.run(["cat", "/proc/net/netfilter/nfnetlink_queue"]).stdout.decode()
+    assert queue_drops(proc, QUEUE) == 0, proc
 
     real_knock(pair.client, tmp_path / "home", SERVER_IP, "-A", f"tcp/{PORT}",
                keys=key_args(KEYS), allow=CLIENT_IP)  # fmt: skip
