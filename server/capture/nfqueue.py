@@ -36,7 +36,10 @@ log = logging.getLogger("fwknop_server.capture")
 
 _BATCH = 1024  # queue messages handled per read, at most
 _INPUT_HOOK = 1  # NF_INET_LOCAL_IN: the packet was on its way to this host
-_QUEUE_LENGTH = 4096  # packets the kernel holds for us before it drops (its default is 1024)
+_QUEUE_LENGTH = 16384  # packets the kernel holds for us before it drops (its default is 1024)
+# our socket's buffer, as UDPSERV_RCVBUF's default: a full one makes the kernel drop a packet
+# it would have queued (the library's default holds about 1000 messages)
+_RCVBUF = 16 << 20
 _COPY_RANGE = 65535
 _PROC = Path("/proc/net/netfilter/nfnetlink_queue")  # this network namespace's queues
 
@@ -81,7 +84,7 @@ class NfqueueSource:
         nfq: Any = NetfilterQueue()
         try:
             nfq.bind(queue, self._on_packet, max_len=_QUEUE_LENGTH, mode=COPY_PACKET,
-                     range=_COPY_RANGE)  # fmt: skip
+                     range=_COPY_RANGE, sock_len=_RCVBUF)  # fmt: skip
             # a descriptor of our own: the library keeps, and closes, its own
             sock = socket.socket(fileno=os.dup(nfq.get_fd()))
             sock.setblocking(False)

@@ -1,10 +1,11 @@
 """fwknopd speed, ours and the real fwknopd 2.6.10 side by side, on the same config (root).
 
     python tests/bench/bench_server.py [--knocks N] [--flood-seconds S] [--only ours|c]
-                                       [--hosts nftables iptables] [--modes sniff udp]
+                                       [--hosts nftables iptables] [--modes sniff udp nfq]
 
 For each daemon in both capture modes (sniffing, the default; and the UDP
-server), in a network namespace pair of its own:
+server; ``nfq``, asked for by name: ours reading NFQUEUE, which the Debian
+build of fwknopd lacks), in a network namespace pair of its own:
 
 * packet -> rule: the time from sending a valid packet to the kernel having
   its rule, taken from the kernel's own events on the monotonic clock the
@@ -257,6 +258,7 @@ class Daemon:
     workdir: Path
     stanzas: str = STANZA  # access.conf
     conf_extra: str = ""
+    nfq: bool = False  # ENABLE_NFQ_CAPTURE (ours)
     proc: subprocess.Popen[bytes] | None = None
     port_seq: Iterator[int] = field(default_factory=lambda: iter(range(20000, 65000)))
 
@@ -269,6 +271,8 @@ class Daemon:
         )
         if self.udp_server:
             conf += "ENABLE_UDP_SERVER Y;\n"
+        if self.nfq:
+            conf += "ENABLE_NFQ_CAPTURE Y;\n"
         write_private(self.workdir / "fwknopd.conf", conf + self.conf_extra)
         write_private(self.workdir / "access.conf", self.stanzas)
         exe = OUR_FWKNOPD if self.name == "ours" else C_FWKNOPD
@@ -465,6 +469,7 @@ def running(
     conf: str = FULL_CONF,
     make: type[Daemon] = Daemon,
     tag: str = "",
+    nfq: bool = False,
 ) -> Iterator[tuple[Daemon, socket.socket, Monitor]]:
     """``name``'s daemon on a host whose default-drop policy is in ``host`` (nftables/iptables).
 
@@ -474,7 +479,8 @@ def running(
     with net_pair("bn") as pair:
         policy = drop_policy_nft if host == "nftables" else drop_policy_iptables
         policy(pair.server, allow_udp=[62201] if udp else [])
-        daemon = make(name, udp, pair, root / f"{name}-{host}-{'udp' if udp else 'pcap'}{tag}")
+        kind = "udp" if udp else "nfq" if nfq else "pcap"
+        daemon = make(name, udp, pair, root / f"{name}-{host}-{kind}{tag}", nfq=nfq)
         if stanzas is not None:
             daemon.stanzas, daemon.conf_extra = stanzas, conf
         monitor = Monitor(pair)
@@ -503,7 +509,8 @@ def measure(
         if not homes.exists():
             build_homes(homes)
         stanzas = full_stanzas(homes / "srv")
-    with running(name, host, udp, root, stanzas) as (daemon, sock, monitor):
+    nfq = getattr(args, "capture", "") == "nfq"
+    with running(name, host, udp, root, stanzas, nfq=nfq) as (daemon, sock, monitor):
         out["latency"], out["latency nft monitor"] = latency(daemon, sock, monitor, args.knocks)
         best = target = 0
         floods: list[tuple[int, Flood, int, list[float]]] = []
@@ -556,7 +563,8 @@ def measure_gnupg(
     if not homes.exists():
         build_homes(homes)
     out: dict[str, object] = {}
-    with running(name, host, udp, root, gnupg_stanzas(homes / "srv"), conf="") as (
+    nfq = getattr(args, "capture", "") == "nfq"
+    with running(name, host, udp, root, gnupg_stanzas(homes / "srv"), conf="", nfq=nfq) as (
         daemon,
         sock,
         mon,
@@ -611,8 +619,11 @@ def run_setups(
     for name, host in (("ours", "nftables"), ("ours", "iptables"), ("c", "iptables")):
         if (args.only and name != args.only) or host not in args.hosts:
             continue
-        for udp in (mode == "udp" for mode in args.modes):
-            label = f"{name}/{host} {'UDP' if udp else 'sniff'}"
+        for mode in args.modes:
+            if mode == "nfq" and name != "ours":  # not in the Debian build of fwknopd
+                continue
+            udp, args.capture = mode == "udp", mode
+            label = f"{name}/{host} {'UDP' if udp else 'NFQUEUE' if mode == 'nfq' else 'sniff'}"
             try:
                 report_one(label, measure_one(name, host, udp, args.workdir, args))
             except (RuntimeError, OSError) as exc:  # one setup failing must not lose the rest
@@ -628,7 +639,8 @@ def main() -> None:
     parser.add_argument("--only", choices=["ours", "c"])
     parser.add_argument("--hosts", nargs="+", choices=["nftables", "iptables"],
                         default=["nftables", "iptables"])  # fmt: skip
-    parser.add_argument("--modes", nargs="+", choices=["sniff", "udp"], default=["sniff", "udp"])
+    parser.add_argument("--modes", nargs="+", choices=["sniff", "udp", "nfq"],
+                        default=["sniff", "udp"])  # fmt: skip
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/fwknopd-bench"))
     parser.add_argument("--stanzas", choices=["one", "full"], default="one",
                         help="full: NAT and GnuPG stanzas after the knocks' one")  # fmt: skip
