@@ -8,7 +8,8 @@ sees the packet), makes the queue rule at start: with iptables fwknopd's
 table of its own. The real fwknop client knocks: the packet is queued (the
 rule's counter), given its verdict (dropped on its way in, so the socket
 on the SPA port never receives it, as with fwknopd) and granted (a TCP
-connect that failed succeeds). At exit the queue rule is gone.
+connect that failed succeeds). At exit the queue rule is gone. The same
+through firewalld's passthrough, with firewalld's zone rejecting the SPA port.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pytest
 from fwknop_server.capture.nfqueue import queue_drops
 
 from fwknop_core import generate_keys
+from tests.helpers.firewalld import firewalld_missing, private_firewalld
 from tests.helpers.knock import key_args, real_knock, stanza_keys
 from tests.helpers.netns import (
     CLIENT_IP,
@@ -34,6 +36,7 @@ from tests.helpers.netns import (
     drop_policy_iptables,
     drop_policy_nft,
     net_pair,
+    stop_process,
     wait_for,
 )
 from tests.helpers.ourclient import OurClient
@@ -157,3 +160,32 @@ def test_an_ipv6_knock_comes_through_the_queue_too(pair: NetPair, tmp_path: Path
     assert sent.returncode == 0, sent.stderr
     assert pair.wait_open(PORT, host=SERVER_IP6), server.log()
     assert server.stop() == 0
+
+
+def test_through_firewalld_the_queue_chain_goes_by_its_passthrough(
+    pair: NetPair, tmp_path: Path
+) -> None:
+    """firewalld's zone rejects the SPA port; the queue, in mangle before it, still sees it."""
+    if reason := firewalld_missing():
+        pytest.skip(reason)
+    with private_firewalld(pair.server, tmp_path / "fwd", backend="iptables") as firewalld:
+        pair.listen_tcp(PORT)
+        server = OurFwknopd(
+            pair.server,
+            tmp_path / "ours",
+            interface="nosuchif0",
+            access_conf=f"SOURCE ANY\n{stanza_keys(KEYS)}FW_ACCESS_TIMEOUT 30\n",
+            conf_extra="ENABLE_NFQ_CAPTURE Y\n",
+            firewall="firewalld",
+            env=firewalld.env,
+        ).start()
+        chain = firewalld.passthrough("-t", "mangle", "-S", "FWKNOP_NFQ")
+        assert "--dport 62201 -j NFQUEUE --queue-num 1" in chain, chain
+        assert not pair.tcp_open(PORT, timeout=0.5)
+        real_knock(pair.client, tmp_path / "home", SERVER_IP, "-A", f"tcp/{PORT}",
+                   keys=key_args(KEYS), allow=CLIENT_IP)  # fmt: skip
+        assert pair.wait_open(PORT), server.log()
+        assert server.proc is not None
+        stop_process(server.proc, grace=60)  # each firewall-cmd of the flush takes a while
+        assert server.proc.returncode == 0
+        assert "FWKNOP_NFQ" not in firewalld.passthrough("-t", "mangle", "-S")
