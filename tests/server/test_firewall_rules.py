@@ -412,7 +412,7 @@ def test_iptables_fw_list_shows_each_chain_as_fwknopd_does() -> None:
     fw = Iptables(
         run,
         rules,
-        nat=IptablesNat(run, IPT, chains, rules),
+        nat=IptablesNat(run, chains, rules),
         rules6=IptablesRules("/usr/sbin/ip6tables", INPUT),
     )
     assert fw.listing() == (

@@ -114,6 +114,10 @@ def test_the_output_chain_is_made_after_the_input_chain_and_flushed_with_it(
     ]  # fmt: skip
     without = make_firewall(_config(tmp_path, "FLUSH_IPT_AT_INIT N\n"), run=Recorder())
     assert isinstance(without, Iptables) and without.output is None
+    # --fw-list shows it after the input chain, as fwknopd lists its chains
+    run = Recorder()
+    make_firewall(config, run=run).listing()
+    assert [argv[5] for argv in run.calls] == ["FWKNOP_INPUT", "FWKNOP_OUTPUT"]
 
 
 def test_firewalld_output_goes_through_the_passthrough(tmp_path: Path) -> None:
