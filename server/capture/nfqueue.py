@@ -100,6 +100,7 @@ class NfqueueSource:
         self._check: Check | None = None
         self._parse: Parse = ip_parser(None, self._addresses)
         self._found: list[Packet] = []
+        self.failures: list[Exception] = []  # see Source
         self._dropped = self._kernel_drops()
 
     def fileno(self) -> int:
@@ -121,12 +122,19 @@ class NfqueueSource:
         return found
 
     def _on_packet(self, queued: QueuedPacket) -> None:
-        """NetfilterQueue's callback, for each packet read: parse it, then its verdict."""
+        """NetfilterQueue's callback, for each packet read: parse it, then its verdict.
+
+        A packet that makes parsing or the screen raise is dropped alone and its
+        exception kept in ``failures`` (the dispatcher counts them); every packet
+        gets its verdict.
+        """
         try:
             data = queued.get_payload()
             packet = self._parse(data, 0, len(data))
             if packet is not None:
                 self._found.append(packet)
+        except Exception as exc:  # this packet alone: the batch goes on
+            self.failures.append(exc)
         finally:
             if queued.hook == _INPUT_HOOK:
                 queued.drop()  # an SPA packet for this host: consumed, as fwknopd does

@@ -231,7 +231,7 @@ class _Queued:
 
 def _source() -> NfqueueSource:
     source = NfqueueSource.__new__(NfqueueSource)  # no queue bound: the callback alone
-    source._found = []
+    source._found, source.failures = [], []
     source._parse = ip_parser()
     return source
 
@@ -275,3 +275,18 @@ def test_the_kernels_drops_of_our_queue_are_read_for_the_counters() -> None:
     )
     assert queue_drops(text, 7) == 15 and queue_drops(text, 3) == 0
     assert queue_drops(text, 9) is None and queue_drops("", 7) is None
+
+
+def test_a_packet_that_makes_the_screen_raise_is_dropped_alone_and_reported() -> None:
+    def raising(_payload: bytes, _src: object) -> object:
+        raise ValueError("a bug")
+
+    source = _source()
+    source._parse = ip_parser(raising)  # type: ignore[arg-type]
+    bad, good = _Queued(_udp(b"A" * 200), 1), _Queued(_udp(b"B" * 200), 1)
+    source._on_packet(bad)
+    source._parse = ip_parser()
+    source._on_packet(good)
+    assert (bad.verdict, good.verdict) == ("drop", "drop")
+    assert [type(e) for e in source.failures] == [ValueError]
+    assert [p.payload for p in source._found] == [b"B" * 200]
