@@ -7,8 +7,9 @@ by its ``FirewallDriver``), the replay store (``replay/``), the command
 runner (``cmdexec.py``) and the GnuPG workers (``gpgpool.py``), all from
 settings loaded once (``settings.py``); when access.conf has knock-sequence
 stanzas (or an SPA stanza asks for an OS), the knock listener beside SPA
-capture (``capture/syn.py``, read into ``knocks.py``). Signal handlers only
-schedule work on the event loop.
+capture (``capture/syn.py``, read into ``knocks.py``); the open sources and
+their readers are ``listeners.py``'s, periodic tasks ``timers.py``'s. Signal
+handlers only schedule work on the event loop.
 
 Beside capture, while it runs: the status socket in the run directory
 (``status.py``, for ``fwknopd --status --json``), the metrics endpoint if
@@ -32,14 +33,11 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
 
 from . import sdnotify, status
-from .capture import CaptureSettings, Source, open_source
+from .capture import Source
 from .capture.frames import network_layer, parse_ip
 from .capture.libpcap import read_file_filtered
-from .capture.reader import Readable, Reader
-from .capture.syn import KnockSource
 from .capture.tcpserver import tcp_server
 from .cmdexec import CommandExecutor
 from .config import Reload, ServerConfig
@@ -50,22 +48,22 @@ from .firewall.driver import FirewallDriver
 from .gpgpool import GpgPool
 from .grantsync import GrantSync
 from .knocks import Knocks
+from .listeners import Listeners
 from .metrics import Metrics, on_loop
 from .nathost import forwarding_problem
 from .processor import Processor
 from .ratelog import RateLimitedLog
 from .replay import open_store
 from .settings import Options, ServerSettings, load
+from .timers import every
 
 __all__ = ["Daemon", "Options", "load"]
 
 log = logging.getLogger("fwknop_server")
-S = TypeVar("S", bound=Readable)
 _PRUNE_EVERY = 60.0
 _UNMUTE_EVERY = 1.0
 _RESCAN_EVERY = 60.0
 _KNOCK_EXPIRY_EVERY = 1.0
-_SYN_DRAIN = 16  # batches of knocks read before an SPA packet whose stanza needs its SYN
 
 
 class Daemon:
@@ -104,10 +102,7 @@ class Daemon:
         )
         self.knocks.refusals = self.dispatch.refusals  # one table of counters
         self.knocks.on_outcome = self.dispatch.count_knock
-        # each capture source open, read by its Reader: the SPA source first (see _listen),
-        # then the knock listener's, if any
-        self._readers: list[Reader[Any]] = []
-        self._knock_source: KnockSource | None = None
+        self.listeners = Listeners(self.dispatch, self.knocks, settings.knock)
         self._tcp: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -125,7 +120,7 @@ class Daemon:
     @property
     def source(self) -> Source | None:
         """The SPA capture source, while one is open."""
-        return self._readers[0].source if self._readers else None
+        return self.listeners.source
 
     @property
     def processor(self) -> Processor:
@@ -193,9 +188,8 @@ class Daemon:
         if capture.pcap_file:
             await self._read_file(Path(capture.pcap_file), capture.bpf_filter)
         else:
-            source = open_source(capture)
-            self._listen(source, self._read_spa)
-            self._open_knocks()
+            source = self.listeners.open_spa(loop, capture)
+            self.listeners.open_knocks(self.settings.knock)
             if capture.tcp_server:
                 self._tcp = await tcp_server(capture.tcp_port)
             log.info(
@@ -238,57 +232,6 @@ class Daemon:
         """The daemon's counters and state (``--status --json``, metrics), on the loop."""
         return status.snapshot(self, started=self.started)
 
-    def _listen(self, source: S, read: Callable[[S], int], *, replace: int = -1) -> None:
-        """Read ``source`` with ``read`` from now on (instead of reader ``replace``, closed)."""
-        assert self._loop is not None  # noqa: S101 - only while running
-        reader = Reader(self._loop, source, read)
-        if replace >= 0:
-            old = self._readers[replace]
-            old.stop()
-            old.source.close()
-            self._readers[replace] = reader
-        else:
-            self._readers.append(reader)
-        reader.start()
-
-    def _read_spa(self, source: Source) -> int:
-        """SPA capture's reader: the knocks that came before first, when a stanza needs a SYN."""
-        knocks = self._knock_source
-        if knocks is not None and self.settings.knock.spa_filter is not None:
-            # a connection's SYN reached the knock socket before its data reached this one
-            for _ in range(_SYN_DRAIN):
-                if self.knocks.read(knocks) == 0:
-                    break
-        return self.dispatch.read(source)
-
-    def _open_knocks(self, *, replace: bool = False) -> None:
-        """The knock listener, if the stanzas want one (again, with new settings: ``replace``)."""
-        knock = self.settings.knock
-        wanted = knock.capture_filter
-        current = self._knock_source
-        if current is not None and current.filter == wanted:
-            return
-        if current is not None:
-            index = next(i for i, r in enumerate(self._readers) if r.source is current)
-            old = self._readers.pop(index)
-            old.stop()
-            current.close()
-            self._knock_source = None
-        if wanted is None:
-            return
-        try:
-            source = KnockSource(knock.interface, wanted, any_direction=knock.any_direction)
-        except OSError as exc:
-            if not replace:
-                raise
-            log.error("knock sequences are not captured: %s", exc)
-            return
-        self.knocks.refresh_addresses()
-        self._knock_source = source
-        self._listen(source, self.knocks.read)
-        log.info("knock sequences: %d stanza(s), listening: %s", len(knock.sequences),
-                 source.description)  # fmt: skip
-
     async def _read_file(self, path: Path, bpf_filter: str) -> None:
         """``--pcap-file``: every packet of the file, decided and acted on, then done.
 
@@ -323,33 +266,8 @@ class Daemon:
     # -- timers ------------------------------------------------------------------
 
     def _every(self, seconds: float, fn: Callable[[], None], what: str) -> None:
-        """Call ``fn`` every ``seconds`` while running, whatever it raises.
-
-        A failure is logged once (and the recovery once), not every round:
-        the task is tried again at its next round until it works.
-        """
         assert self._loop is not None  # noqa: S101 - only called while running
-        loop = self._loop
-        failing = False
-
-        def tick() -> None:
-            nonlocal failing
-            if self._stop is None or self._stop.is_set():
-                return  # stopping: what it works on may be closed already
-            try:
-                fn()
-            except Exception as exc:  # a periodic task survives its own failures
-                if not failing:
-                    log.error("%s failed (%s: %s); trying again every %.0f s",
-                              what, type(exc).__name__, exc, seconds)  # fmt: skip
-                failing = True
-            else:
-                if failing:
-                    log.info("%s works again", what)
-                failing = False
-            loop.call_later(seconds, tick)
-
-        loop.call_later(seconds, tick)
+        every(self._loop, seconds, fn, what, lambda: bool(self._stop and not self._stop.is_set()))
 
     def _prune(self) -> None:
         if self.replay is not None:
@@ -400,11 +318,11 @@ class Daemon:
             log.warning("settings changed (%s): restart fwknopd to apply them", ", ".join(changed))
         settings = replace(settings, capture=settings.capture.on_reload(self.settings.capture))
         if old.changed(settings.config, Reload.CAPTURE) and settings.capture.reopens:
-            self._reopen_capture(settings.capture)
+            self.listeners.reopen_spa(settings.capture)
         self.settings = settings
         self.knocks.reconfigure(settings.knock)
         if self.source is not None:
-            self._open_knocks(replace=True)
+            self.listeners.open_knocks(settings.knock, replace=True)
         self.dispatch.use(self._processor())
         self.commands.timeout = settings.command_timeout
         log.info(
@@ -414,21 +332,10 @@ class Daemon:
         )
         return "configuration reloaded"
 
-    def _reopen_capture(self, capture: CaptureSettings) -> None:
-        if self.source is None or self._loop is None:
-            return
-        try:
-            source = open_source(capture)
-        except OSError as exc:
-            log.error("keeping the old capture: %s", exc)
-            return
-        self._listen(source, self._read_spa, replace=0)
-        log.info("capture is now %s", source.description)
-
     def log_counters(self) -> None:
         """SIGUSR1: the counters, by reason (and what the kernel dropped before we saw it)."""
         status.capture_drops(self.source, self.refusals)
-        if self._knock_source is not None and (dropped := self._knock_source.drops()):
+        if dropped := self.listeners.knock_drops():
             self.refusals.count("knock_kernel_dropped", dropped)
         log.info("counters: %s", self.refusals.summary())
         if self.settings.knock.sequences:
@@ -444,11 +351,7 @@ class Daemon:
             await asyncio.get_running_loop().run_in_executor(None, self.sync.stop)
         if self.metrics is not None:
             self.metrics.stop()
-        for reader in self._readers:
-            reader.stop()
-            reader.source.close()
-        self._readers.clear()
-        self._knock_source = None
+        self.listeners.close()
         await self.driver.stop(close=not self.options.test_mode)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.gpg.shutdown)
