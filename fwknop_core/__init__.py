@@ -49,7 +49,16 @@ from ._types import (
 if TYPE_CHECKING:
     from ._hmac import HmacVerifier, MacMatch
     from ._http import DEFAULT_USER_AGENT, HttpSpa, encode_http_request, extract_http_spa
-    from ._keys import GeneratedKeys, HmacKey, RijndaelKey, generate_keys
+    from ._keys import (
+        MAX_HMAC_KEY,
+        MAX_RIJNDAEL_KEY,
+        MAX_SERVER_HMAC_KEY,
+        GeneratedKeys,
+        HmacKey,
+        RijndaelKey,
+        decode_key_base64,
+        generate_keys,
+    )
     from ._knockseq import (
         KNOCK_PROTOCOLS,
         MAX_SEQUENCE_USER,
@@ -107,6 +116,10 @@ else:
         "HmacKey": "._keys",
         "RijndaelKey": "._keys",
         "generate_keys": "._keys",
+        "MAX_HMAC_KEY": "._keys",
+        "MAX_RIJNDAEL_KEY": "._keys",
+        "MAX_SERVER_HMAC_KEY": "._keys",
+        "decode_key_base64": "._keys",
         "MAX_PACKET": "._packet",
         "MIN_ENCODED": "._packet",
         "MIN_GPG_PACKET": "._packet",
@@ -175,9 +188,12 @@ __all__ = [
     "DEFAULT_KNOCK_OFFSET",
     "DEFAULT_USER_AGENT",
     "KNOCK_PROTOCOLS",
+    "MAX_HMAC_KEY",
     "MAX_KNOCK_OFFSET",
     "MAX_PACKET",
+    "MAX_RIJNDAEL_KEY",
     "MAX_SEQUENCE_USER",
+    "MAX_SERVER_HMAC_KEY",
     "MIN_ENCODED",
     "MIN_GPG_PACKET",
     "MIN_KNOCK_KEY",
@@ -228,6 +244,7 @@ __all__ = [
     "build_x25519_packet_from_parts",
     "check_age",
     "classify",
+    "decode_key_base64",
     "decode_knock_sequence",
     "dotted_decimal",
     "encode_http_request",

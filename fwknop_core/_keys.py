@@ -20,19 +20,28 @@ from ._errors import UsageError
 from ._primitives import Keyed, keyed, legacy_key
 from ._types import EncryptionMode, EncryptionType, HmacType
 
-__all__ = ["GeneratedKeys", "HmacKey", "RijndaelKey", "generate_keys"]
+__all__ = ["GeneratedKeys", "HmacKey", "RijndaelKey", "decode_key_base64", "generate_keys"]
 
 MAX_RIJNDAEL_KEY = 32
-MAX_HMAC_KEY = 128
+MAX_HMAC_KEY = 128  # what the fwknop client makes and takes (it cuts a longer passphrase)
+# what fwknopd 2.6.10 verifies with: a server's HMAC_KEY may be this long (a key of the
+# real client's, 128 bytes at most, always fits; a longer one needs a client of its own)
+MAX_SERVER_HMAC_KEY = 136
 
 
-def _decode_b64_key(text: str, what: str) -> bytes:
+def decode_key_base64(text: str, what: str) -> bytes:
+    """The bytes of a key written in base64 (``what`` names it in the error)."""
     if not isinstance(text, str):
         raise TypeError(f"{what} must be a str")
     try:
         return b64_decode_padded(text)
     except ValueError:
         raise UsageError(f"{what} is not valid base64") from None
+
+
+def _check_hmac_length(secret: bytes, limit: int) -> None:
+    if not 1 <= len(secret) <= limit:
+        raise UsageError(f"HMAC key must be 1..{limit} bytes, not {len(secret)}")
 
 
 def _passphrase_bytes(text: str | bytes, what: str) -> bytes:
@@ -79,7 +88,7 @@ class RijndaelKey:
     @classmethod
     def from_base64(cls, text: str, mode: EncryptionMode = EncryptionMode.CBC) -> RijndaelKey:
         """A key written as base64 (``KEY_BASE64`` / ``--key-base64-rijndael``)."""
-        return cls(_decode_b64_key(text, "KEY_BASE64"), mode)
+        return cls(decode_key_base64(text, "KEY_BASE64"), mode)
 
     def to_base64(self) -> str:
         """The padded base64 form, as ``KEY_BASE64`` lines hold it."""
@@ -88,7 +97,12 @@ class RijndaelKey:
 
 @dataclass(frozen=True, slots=True, repr=False)
 class HmacKey:
-    """An HMAC key of 1..128 bytes and the HMAC algorithm it is used with."""
+    """An HMAC key and the HMAC algorithm it is used with.
+
+    Made from text (``from_passphrase``, ``from_base64``) a key is 1..128
+    bytes, as the fwknop client takes it; made from its bytes it may be up
+    to 136 bytes long, the longest key fwknopd 2.6.10 verifies with.
+    """
 
     secret: bytes
     type: HmacType = HmacType.SHA256
@@ -103,8 +117,7 @@ class HmacKey:
             raise TypeError("HmacKey secret must be bytes")
         if not isinstance(self.type, HmacType):
             raise TypeError("type must be an HmacType")
-        if not 1 <= len(self.secret) <= MAX_HMAC_KEY:
-            raise UsageError(f"HMAC key must be 1..{MAX_HMAC_KEY} bytes, not {len(self.secret)}")
+        _check_hmac_length(self.secret, MAX_SERVER_HMAC_KEY)
         object.__setattr__(self, "mac_length", self.type.b64_length)
         state = keyed(self.secret, self.type)
         object.__setattr__(self, "_keyed", state)
@@ -130,13 +143,17 @@ class HmacKey:
 
     @classmethod
     def from_passphrase(cls, text: str | bytes, type: HmacType = HmacType.SHA256) -> HmacKey:  # noqa: A002
-        """A key written as text (``HMAC_KEY`` / ``--key-hmac``)."""
-        return cls(_passphrase_bytes(text, "HMAC passphrase"), type)
+        """A key written as text (``HMAC_KEY`` / ``--key-hmac``): 1..128 bytes, as a client's."""
+        secret = _passphrase_bytes(text, "HMAC passphrase")
+        _check_hmac_length(secret, MAX_HMAC_KEY)
+        return cls(secret, type)
 
     @classmethod
     def from_base64(cls, text: str, type: HmacType = HmacType.SHA256) -> HmacKey:  # noqa: A002
-        """A key written as base64 (``HMAC_KEY_BASE64`` / ``--key-base64-hmac``)."""
-        return cls(_decode_b64_key(text, "HMAC_KEY_BASE64"), type)
+        """A key written as base64 (``HMAC_KEY_BASE64`` / ``--key-base64-hmac``): 1..128 bytes."""
+        secret = decode_key_base64(text, "HMAC_KEY_BASE64")
+        _check_hmac_length(secret, MAX_HMAC_KEY)
+        return cls(secret, type)
 
     def to_base64(self) -> str:
         """The padded base64 form, as ``HMAC_KEY_BASE64`` lines hold it."""

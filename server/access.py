@@ -34,17 +34,22 @@ import os
 import re
 import stat
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from fwknop_core import (
+    MAX_HMAC_KEY,
+    MAX_RIJNDAEL_KEY,
+    MAX_SERVER_HMAC_KEY,
     EncryptionMode,
     HmacKey,
     HmacType,
     RijndaelKey,
     UsageError,
     X25519PublicKey,
+    decode_key_base64,
 )
 
 from .commands import (
@@ -159,7 +164,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def parse_networks(text: str) -> tuple[Network, ...]:
-    """``ANY``, addresses, ``addr/NN`` and ``addr/a.b.c.d`` entries; ``ValueError`` if bad.
+    """``ANY``, addresses, ``addr/NN`` and ``addr/a.b.c.d``; ``ValueError`` naming each bad one.
 
     fwknop 1.x's forms too: ``!net`` excludes a network from the others
     (``ANY, !198.18.7.0/24``), and ``NONE`` alone is no network at all.
@@ -168,9 +173,11 @@ def parse_networks(text: str) -> tuple[Network, ...]:
         return ()
     nets: list[Network] = []
     excluded: list[Network] = []
+    bad: list[str] = []
     for entry in (part.strip() for part in text.split(",")):
         if not entry:
-            raise ValueError("empty entry")
+            bad.append("empty entry")
+            continue
         into = excluded if entry.startswith("!") else nets
         item = entry.removeprefix("!").strip()
         if item.upper() == "ANY":
@@ -181,7 +188,9 @@ def parse_networks(text: str) -> tuple[Network, ...]:
             # fwknopd masks the address: 198.18.0.7/24 means 198.18.0.0/24
             into.append(ipaddress.ip_network(item, strict=False))
         except ValueError:
-            raise ValueError(f"{item!r} is not ANY, an address or a network") from None
+            bad.append(f"{item!r} is not ANY, an address or a network")
+    if bad:
+        raise ValueError("; ".join(bad))
     if excluded and not nets:
         raise ValueError("only '!' exclusions: say what they are excluded from (ANY, !net)")
     for gone in excluded:
@@ -203,19 +212,50 @@ def _without(nets: list[Network], gone: Network) -> list[Network]:
 
 
 def parse_ports(text: str) -> frozenset[tuple[str, int]]:
-    """``tcp/22, udp/53`` entries; ``ValueError`` if bad."""
+    """``tcp/22, udp/53`` entries; ``ValueError`` naming each bad one."""
     ports = set()
+    bad: list[str] = []
     for item in (part.strip() for part in text.split(",")):
         proto, sep, port = item.partition("/")
         proto = proto.strip().lower()
         port = port.strip()
         number = whole_number(port)
         if not sep or proto not in PROTO_NUMBERS or number is None:
-            raise ValueError(f"{item!r} is not proto/port")
-        if not 0 <= number <= 65535:
-            raise ValueError(f"{item!r}: port out of range")
-        ports.add((proto, number))
+            bad.append(f"{item!r} is not proto/port")
+        elif not 0 <= number <= 65535:
+            bad.append(f"{item!r}: port out of range")
+        else:
+            ports.add((proto, number))
+    if bad:
+        raise ValueError("; ".join(bad))
     return frozenset(ports)
+
+
+# fwknopd reads the date with sscanf("%2d/%2d/%4d"): a field is at most that many characters
+# (a sign counts), blanks before a number are skipped, and the rest of the line is ignored
+_DATE = re.compile(r"\s*([+-]\d|\d{1,2})/\s*([+-]\d|\d{1,2})/\s*([+-]\d{1,3}|\d{1,4})", re.ASCII)
+
+
+def expire_date(text: str) -> float | None:
+    """``ACCESS_EXPIRE``'s date as fwknopd 2.6.10 reads it: midnight local time; None if invalid.
+
+    Three numbers ``M/D/Y`` of at most 2, 2 and 4 characters (anything after
+    the third is ignored), taken as ``mktime`` takes them: out-of-range
+    months and days roll over
+    (``13/10/2030`` is January 10, 2031), a year under 100 is 2000 + Y
+    (``3/10/01`` is 2001), a year over 1900 is itself and any other is
+    1900 + Y. A date that ``mktime`` cannot represent is invalid.
+    """
+    match = _DATE.match(text)
+    if match is None:
+        return None
+    month, day, year = (int(group) for group in match.groups())
+    month = month if month > 0 else month + 1  # fwknopd subtracts 1 from positive months only
+    year = year + 2000 if year < 100 else (year if year > 1900 else year + 1900)
+    try:
+        return time.mktime((year, month, day, 0, 0, 0, 0, 0, -1))
+    except (OverflowError, ValueError):
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +311,8 @@ class AccessStanza:
     client_keys: tuple[ClientKey, ...] = ()  # CLIENT_PUBLIC_KEY: x25519 clients, in file order
     require_os: OsRequirement | None = None  # REQUIRE_OS(_REGEX): SPA over TCP, SYN seen
     cmd_regex: re.Pattern[str] | None = None  # CMD_REGEX (1.x): commands it does not match
+    # why this stanza refuses every packet (a key longer than fwknopd verifies with), or None
+    unusable: str | None = None
 
     def __repr__(self) -> str:
         return f"AccessStanza(#{self.number} {self.path}:{self.line} SOURCE {self.source_text})"
@@ -305,6 +347,14 @@ class _Draft:
     line: int
     settings: dict[str, Setting] = field(default_factory=dict)
     repeated: dict[str, list[Setting]] = field(default_factory=dict)
+    # the stanza as it was at each %include_keys: fwknopd checks it there and drops it
+    # (with the rest of its lines) if it is not valid at that point
+    checkpoints: list[tuple[int, _Draft]] = field(default_factory=list)
+
+    def snapshot(self) -> _Draft:
+        """The stanza as read so far (without its checkpoints)."""
+        repeated = {name: list(items) for name, items in self.repeated.items()}
+        return _Draft(self.path, self.line, dict(self.settings), repeated)
 
     def set(self, setting: Setting) -> None:
         self.settings[setting.name] = setting
@@ -358,9 +408,18 @@ def _settings(path: Path, text: str, problems: Problems) -> list[Setting]:
 
 
 def _walk(
-    path: Path, problems: Problems, depth: int, drafts: list[_Draft], current: list[_Draft | None]
+    path: Path,
+    problems: Problems,
+    depth: int,
+    drafts: list[_Draft],
+    current: list[_Draft | None],
+    *,
+    notes: list[str],
 ) -> None:
-    """Read ``path`` into ``drafts``; ``current`` holds the stanza being read."""
+    """Read ``path`` into ``drafts``; ``current`` holds the stanza being read.
+
+    ``notes`` collects what fwknopd only warns about (a missing keys file).
+    """
     try:
         text = _read(path)
     except OSError as exc:
@@ -374,27 +433,37 @@ def _walk(
                 continue
             target = Path(setting.value)
             if name == "%include":
-                _walk(target, problems, depth + 1, drafts, current)
+                _walk(target, problems, depth + 1, drafts, current, notes=notes)
             elif not target.is_dir():
                 problems.add(path, setting.line, f"%include_folder: {target} is not a directory")
             else:
                 for file in _files_in(target):
-                    _walk(file, problems, depth + 1, drafts, current)
+                    _walk(file, problems, depth + 1, drafts, current, notes=notes)
         elif name == "%include_keys":
             draft = current[0]
-            if draft is None:
-                problems.add(path, setting.line, "%include_keys outside a stanza")
+            if draft is None:  # fwknopd ignores it, like every line before the first SOURCE
+                notes.append(f"{path}:{setting.line}: %include_keys outside a stanza, ignored")
                 continue
             try:
                 keys_text = _read(Path(setting.value))
             except OSError as exc:
-                problems.add(
-                    path, setting.line, f"%include_keys: {setting.value}: {_unreadable(exc)}"
+                if exc.errno != errno.ENOENT and not Path(setting.value).is_dir():
+                    # fwknopd hangs on /dev/zero and the like: we refuse what is not a file
+                    problems.add(
+                        path, setting.line, f"%include_keys: {setting.value}: {_unreadable(exc)}"
+                    )
+                    continue
+                # missing (or a folder, where fwknopd reads nothing): fwknopd goes on without
+                # them, and the stanza is checked as it is (below)
+                notes.append(
+                    f"Access file: '{setting.value}' was not found. "
+                    f"({path}:{setting.line}: %include_keys: {_unreadable(exc)})"
                 )
-                continue
+                keys_text = ""
             for key_setting in _settings(Path(setting.value), keys_text, problems):
                 if key_setting.name in _KEY_NAMES:
                     draft.set(key_setting)
+            draft.checkpoints.append((setting.line, draft.snapshot()))
         elif name == "SOURCE":
             draft = _Draft(path, setting.line)
             draft.set(setting)
@@ -420,39 +489,43 @@ def load_policy(
     gpg_exe: str = "/usr/bin/gpg",
     warnings: list[str] | None = None,
     nat_enabled: bool = False,
+    now: float | None = None,
 ) -> AccessPolicy:
     """Read access files (or the ``*.conf`` files of a folder); raise ``ConfigError``.
 
     ``nat_enabled``: fwknopd.conf turns on forwarding or local NAT (``FORCE_NAT``
-    and ``FORCE_SNAT`` need one of them).
+    and ``FORCE_SNAT`` need one of them). ``now``: the time expired stanzas
+    are warned about (the clock's, by default).
     """
     problems = Problems()
+    notes: list[str] = []
     drafts: list[_Draft] = []
     for path in paths:
         if path.is_dir():
             for file in _files_in(path):
-                _walk(file, problems, 0, drafts, [None])
+                _walk(file, problems, 0, drafts, [None], notes=notes)
         else:
-            _walk(path, problems, 0, drafts, [None])
+            _walk(path, problems, 0, drafts, [None], notes=notes)
+    build = partial(
+        _build, gpg_home_dir=gpg_home_dir, gpg_exe=gpg_exe, nat_enabled=nat_enabled, now=now
+    )
+    kept = [draft for draft in drafts if not _dropped(draft, build, notes)]
     stanzas: list[AccessStanza] = []
     sequences: list[SequenceStanza] = []
-    for number, draft in enumerate(drafts, start=1):
-        stanza = _build(
-            number,
-            draft,
-            problems,
-            gpg_home_dir=gpg_home_dir,
-            gpg_exe=gpg_exe,
-            warnings=warnings,
-            nat_enabled=nat_enabled,
-        )
+    for number, draft in enumerate(kept, start=1):  # a dropped stanza has no number
+        stanza = build(number, draft, problems, warnings=notes)
         if isinstance(stanza, SequenceStanza):
             sequences.append(stanza)
         elif stanza is not None:
             stanzas.append(stanza)
-    if not drafts and not problems.items:
+    if warnings is not None:
+        warnings.extend(notes)
+    if not kept and not problems.items:
         where = ", ".join(str(p) for p in paths)
-        problems.add(None, None, f"{where}: no access stanza (a stanza starts with SOURCE)")
+        if drafts:
+            problems.add(None, None, f"Could not find valid SOURCE stanza in access file: {where}")
+        else:
+            problems.add(None, None, f"{where}: no access stanza (a stanza starts with SOURCE)")
     problems.raise_if_any()
     return AccessPolicy(tuple(stanzas), tuple(sequences))
 
@@ -475,6 +548,34 @@ def load_access(
     ).stanzas
 
 
+def _dropped(draft: _Draft, build: Callable[..., object], notes: list[str]) -> bool:
+    """Whether fwknopd drops ``draft`` at one of its ``%include_keys`` lines (why: in ``notes``).
+
+    fwknopd checks a stanza when it includes keys into it, and drops a stanza
+    that is not valid then (no keys, keys that are equal ...) with a
+    warning: the file loads with the other stanzas. A problem the whole
+    stanza has too (a bad OPEN_PORTS) is no reason to drop it: it is
+    reported, and refuses the file, as everywhere else.
+    """
+    if not draft.checkpoints:
+        return False
+    whole = Problems()
+    build(0, draft, whole, warnings=None)
+    if whole.items:
+        return False
+    for line, then in draft.checkpoints:
+        found = Problems()
+        build(0, then, found, warnings=None)
+        if found.items:
+            why = "; ".join(problem.message for problem in found.items)
+            notes.append(
+                f"{draft.path}:{draft.line}: access stanza dropped at its %include_keys "
+                f"(line {line}), as fwknopd does: {why}"
+            )
+            return True
+    return False
+
+
 class _StanzaReader:
     """Turns one draft into an ``AccessStanza``, recording problems at their lines."""
 
@@ -482,6 +583,8 @@ class _StanzaReader:
         self.draft = draft
         self.s = draft.settings
         self.problems = problems
+        self.notes: list[str] = []  # warnings about what fwknopd accepts and we only warn about
+        self.unusable: str | None = None  # why no packet can pass this stanza, if none can
 
     def problem_count(self) -> int:
         """How many problems have been recorded so far."""
@@ -490,6 +593,21 @@ class _StanzaReader:
     def bad(self, name: str, message: str) -> None:
         setting = self.s[name]
         self.problems.add(setting.path, setting.line, message)
+
+    def where(self, name: str) -> str:
+        setting = self.s[name]
+        return f"{setting.path}:{setting.line}"
+
+    def note(self, name: str, message: str) -> None:
+        self.notes.append(f"{self.where(name)}: {message}")
+
+    def useless(self, name: str, why: str) -> None:
+        """fwknopd loads this stanza and refuses every packet for it: so do we, and say so."""
+        self.unusable = why
+        self.note(
+            name,
+            f"{why}: fwknopd 2.6.10 loads the stanza and refuses every packet for it; so do we",
+        )
 
     def value(self, name: str) -> str | None:
         setting = self.s.get(name)
@@ -553,20 +671,33 @@ class _StanzaReader:
             return None
         return text
 
+    def _key_bytes(self, name: str) -> bytes | None:
+        """A key setting's bytes (base64 decoded for ``*_BASE64``); None when unset or bad."""
+        text = self.key_text(name)
+        if text is None:
+            return None
+        if not name.endswith("_BASE64"):
+            return _raw(text)
+        try:
+            return decode_key_base64(text, name)
+        except UsageError as exc:
+            self.bad(name, str(exc))
+            return None
+
     def rijndael_key(self, mode: EncryptionMode) -> RijndaelKey | None:
         if mode is EncryptionMode.ASYMMETRIC:
             return None
         for name in ("KEY_BASE64", "KEY"):
-            text = self.key_text(name)
-            if text is None:
+            secret = self._key_bytes(name)
+            if secret is None:
                 continue
+            if len(secret) > MAX_RIJNDAEL_KEY:
+                self.useless(name, f"{name} is {len(secret)} bytes, more than {MAX_RIJNDAEL_KEY}")
+                return None
             try:
-                if name == "KEY_BASE64":
-                    return RijndaelKey.from_base64(text, mode)
-                return RijndaelKey.from_passphrase(_raw(text), mode)
+                return RijndaelKey(secret, mode)
             except UsageError as exc:
-                text = str(exc)
-                self.bad(name, text if text.startswith(name) else f"{name}: {text}")
+                self.bad(name, f"{name}: {exc}")
             return None
         return None
 
@@ -596,16 +727,25 @@ class _StanzaReader:
                 self.bad("HMAC_DIGEST_TYPE", f"HMAC_DIGEST_TYPE: {exc}")
                 return None
         for name in ("HMAC_KEY_BASE64", "HMAC_KEY"):
-            text = self.key_text(name)
-            if text is None:
+            secret = self._key_bytes(name)
+            if secret is None:
                 continue
+            if len(secret) > MAX_SERVER_HMAC_KEY:
+                self.useless(
+                    name, f"{name} is {len(secret)} bytes, more than {MAX_SERVER_HMAC_KEY}"
+                )
+                return None
+            if len(secret) > MAX_HMAC_KEY:
+                self.note(
+                    name,
+                    f"{name} is {len(secret)} bytes: the fwknop client makes no packet for a key "
+                    f"longer than {MAX_HMAC_KEY} bytes (it cuts a longer --key-hmac to "
+                    f"{MAX_HMAC_KEY})",
+                )
             try:
-                if name == "HMAC_KEY_BASE64":
-                    return HmacKey.from_base64(text, kind)
-                return HmacKey.from_passphrase(_raw(text), kind)
+                return HmacKey(secret, kind)
             except UsageError as exc:
-                text = str(exc)
-                self.bad(name, text if text.startswith(name) else f"{name}: {text}")
+                self.bad(name, f"{name}: {exc}")
             return None
         return None
 
@@ -647,18 +787,21 @@ class _StanzaReader:
 
     def expiry(self) -> float | None:
         if (epoch := self.value("ACCESS_EXPIRE_EPOCH")) is not None:
+            # fwknopd takes any text here (garbage means "never expires"); we refuse it
             seconds = whole_number(epoch)
             if seconds is None:
                 self.bad("ACCESS_EXPIRE_EPOCH", "ACCESS_EXPIRE_EPOCH must be Unix seconds")
                 return None
             return float(seconds)
         if (date := self.value("ACCESS_EXPIRE")) is not None:
-            try:
-                parsed = time.strptime(date, "%m/%d/%Y")
-            except ValueError:
-                self.bad("ACCESS_EXPIRE", "ACCESS_EXPIRE must be MM/DD/YYYY")
-                return None
-            return time.mktime(parsed)  # midnight local time, as fwknopd's mktime()
+            expires = expire_date(date)
+            if expires is None:
+                self.bad(
+                    "ACCESS_EXPIRE",
+                    f"invalid date value {date!r} (need MM/DD/YYYY) for access stanza "
+                    "expiration time",
+                )
+            return expires
         return None
 
     def nat_policy(self, nat_enabled: bool) -> NatPolicy | None:
@@ -688,10 +831,16 @@ class _StanzaReader:
         if ("FORCE_SNAT" in self.s or masquerade) and "FORCE_NAT" not in self.s:
             if not forward_all:
                 self.bad(forced, f"{forced} needs FORCE_NAT or FORWARD_ALL")
-            elif not nat_enabled:
-                self.bad(forced, f"{forced} with FORWARD_ALL {needs}")
             else:
                 force_nat = (ipaddress.IPv4Address(0), 0)  # fwknopd's implied FORCE_NAT
+                if not nat_enabled and forced == "FORCE_MASQUERADE":
+                    # fwknopd starts, and its packets make a broken iptables call: the
+                    # stanza's packets are refused as NAT requests NAT cannot serve
+                    self.note(
+                        forced,
+                        f"{forced} with FORWARD_ALL {needs}: this stanza opens nothing "
+                        "(its packets are refused)",
+                    )
         return NatPolicy(
             force_nat=force_nat,
             force_snat=force_snat,
@@ -806,6 +955,7 @@ def _build(
     gpg_exe: str,
     warnings: list[str] | None,
     nat_enabled: bool,
+    now: float | None = None,
 ) -> AccessStanza | SequenceStanza | None:
     before = len(problems.items)
     r = _StanzaReader(draft, problems)
@@ -829,13 +979,19 @@ def _build(
     gpg = r.gpg_policy(gpg_home_dir, gpg_exe)
     client_keys = r.client_keys()
     named = "CLIENT_PUBLIC_KEY" in r.s  # a bad one is reported as such, not as no keys at all
-    if key is None and gpg is None and not named and len(problems.items) == before:
+    unusable = r.unusable is not None
+    if key is None and gpg is None and not named and not unusable and len(problems.items) == before:
         problems.add(
             draft.path,
             draft.line,
             "no keys for this stanza: set KEY or KEY_BASE64, or GPG_DECRYPT_PW or "
             "GPG_ALLOW_NO_PW for GnuPG, or CLIENT_PUBLIC_KEY for x25519",
         )
+    if r.unusable is not None:
+        # no keys at all, never a stanza without its HMAC: it decrypts nothing, so it refuses
+        # every packet (as fwknopd, which cannot use such a key either)
+        key = hmac_key = gpg = None
+        client_keys = ()
     stanza = AccessStanza(
         number=number,
         path=draft.path,
@@ -859,32 +1015,44 @@ def _build(
         client_keys=client_keys,
         require_os=r.os_requirement(),
         cmd_regex=r.cmd_regex(),
+        unusable=r.unusable,
     )
     if len(problems.items) != before:
         return None
-    if warnings is not None and stanza.gpg is not None and "GPG_DISABLE_SIG" in r.s:
-        where = r.s["GPG_DISABLE_SIG"]
+    if warnings is not None:
+        _warn(stanza, r, warnings, time.time() if now is None else now)
+    return stanza
+
+
+def _warn(stanza: AccessStanza, r: _StanzaReader, warnings: list[str], now: float) -> None:
+    """What a stanza that loads is warned about (``now``: the time expiry is judged at)."""
+    if stanza.gpg is not None and "GPG_DISABLE_SIG" in r.s:
+        where = r.where("GPG_DISABLE_SIG")
         if stanza.gpg.require_sig and r.flag("GPG_DISABLE_SIG"):
             warnings.append(
-                f"{where.path}:{where.line}: GPG_REQUIRE_SIG and GPG_DISABLE_SIG are both set, "
-                "signatures are checked"
+                f"{where}: GPG_REQUIRE_SIG and GPG_DISABLE_SIG are both set, signatures are checked"
             )
         elif not stanza.gpg.require_sig:
             warnings.append(
-                f"{where.path}:{where.line}: GPG_DISABLE_SIG: unsigned GnuPG packets are "
-                "accepted (GPG_REQUIRE_SIG should really be enabled)"
+                f"{where}: GPG_DISABLE_SIG: unsigned GnuPG packets are accepted "
+                "(GPG_REQUIRE_SIG should really be enabled)"
             )
-    if warnings is not None and stanza.max_fw_timeout < stanza.fw_access_timeout:
+    if stanza.max_fw_timeout < stanza.fw_access_timeout:
         warnings.append(  # fwknopd's words
-            f"{draft.path}:{draft.line}: Warning: MAX_FW_TIMEOUT < FW_ACCESS_TIMEOUT, honoring "
-            f"MAX_FW_TIMEOUT for stanza source: '{stanza.source_text}' (#{number})"
+            f"{stanza.path}:{stanza.line}: Warning: MAX_FW_TIMEOUT < FW_ACCESS_TIMEOUT, honoring "
+            f"MAX_FW_TIMEOUT for stanza source: '{stanza.source_text}' (#{stanza.number})"
         )
-    if warnings is not None and not stanza.require_source_address:
+    if not stanza.require_source_address:
         warnings.append(
-            f"{draft.path}:{draft.line}: REQUIRE_SOURCE_ADDRESS not enabled for access stanza "
+            f"{stanza.path}:{stanza.line}: REQUIRE_SOURCE_ADDRESS not enabled for access stanza "
             f"source: '{stanza.source_text}'"
         )
-    return stanza
+    warnings.extend(r.notes)
+    if stanza.expired(now):
+        warnings.append(
+            f"{stanza.path}:{stanza.line}: access stanza #{stanza.number} has expired: it is "
+            "loaded and never matches"
+        )
 
 
 def _timeout_name(r: _StanzaReader) -> str:

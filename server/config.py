@@ -503,7 +503,7 @@ def load_server_config(
             problems.add(where[0], where[1], str(exc))
             values[name] = unexpanded
     config = ServerConfig(path=path, values=values, origins=origins)
-    _validate(config, problems)
+    _validate(config, problems, [] if warnings is None else warnings)
     problems.raise_if_any()
     return config
 
@@ -530,10 +530,13 @@ def _overridden(setting: Setting, earlier: tuple[Path, int], warnings: list[str]
         )
 
 
-def _validate(config: ServerConfig, problems: Problems) -> None:
+def _validate(config: ServerConfig, problems: Problems, warnings: list[str]) -> None:
     def bad(name: str, message: str) -> None:
         origin = config.origins.get(name)
         problems.add(origin[0] if origin else config.path, origin[1] if origin else None, message)
+
+    def warn(name: str, message: str) -> None:
+        warnings.append(f"{config.where(name)}: {message}")
 
     values = config.values
     for name, key in KEYS.items():
@@ -542,15 +545,24 @@ def _validate(config: ServerConfig, problems: Problems) -> None:
             continue
         if not value.isascii() or not value.isdigit() or not key.lo <= int(value) <= key.hi:
             bad(name, f"{name} must be a number from {key.lo} to {key.hi}, not {value!r}")
+    fw_type = values["FIREWALL_TYPE"]
     for name, key in KEYS.items():
         chain_value = values[name] if key.kind is Kind.CHAIN else None
         if chain_value is not None and _parse_chain(chain_value) is None:
-            bad(name, f"{name} must be 'target, table, from_chain, position, to_chain, position'")
+            message = f"{name} must be 'target, table, from_chain, position, to_chain, position'"
+            if name.startswith("FIREWD_") and (fw_type or "").lower() != "firewalld":
+                # only the firewalld backend reads them, as only fwknopd's firewalld build does
+                warn(name, f"{message}; ignored, as FIREWALL_TYPE is not firewalld")
+            else:
+                bad(name, message)
     if values["SYSLOG_FACILITY"] not in _FACILITIES:
         bad("SYSLOG_FACILITY", f"SYSLOG_FACILITY must be one of {', '.join(_FACILITIES)}")
-    fw_type = values["FIREWALL_TYPE"]
     if fw_type is not None and fw_type.lower() not in FIREWALL_TYPES:
-        bad("FIREWALL_TYPE", f"FIREWALL_TYPE must be one of {', '.join(FIREWALL_TYPES)}")
+        bad(
+            "FIREWALL_TYPE",
+            f"FIREWALL_TYPE {fw_type!r} is not a firewall type; it must be one of "
+            f"{', '.join(FIREWALL_TYPES)}",
+        )
     table = values["NFT_TABLE"]
     if table is not None:
         family, _, name = table.partition(" ")
@@ -561,7 +573,14 @@ def _validate(config: ServerConfig, problems: Problems) -> None:
         which = "IPFW_EXPIRE_SET_NUM"
         if which not in config.origins:
             which = "IPFW_ACTIVE_SET_NUM"
-        bad(which, f"IPFW_ACTIVE_SET_NUM and IPFW_EXPIRE_SET_NUM must differ (both are {active})")
+        message = f"IPFW_ACTIVE_SET_NUM and IPFW_EXPIRE_SET_NUM must differ (both are {active})"
+        if (fw_type or "").lower() == "ipfw":  # fwknopd's ipfw build refuses it too
+            bad(which, message)
+        else:  # only the ipfw backend reads them (fwknopd's Linux build ignores them)
+            warn(which, f"{message}; ignored, as FIREWALL_TYPE is not ipfw")
+    run_dir = values["FWKNOP_RUN_DIR"]
+    if run_dir is not None and not run_dir.startswith("/"):
+        bad("FWKNOP_RUN_DIR", f"FWKNOP_RUN_DIR: path {run_dir!r} is not absolute")
     anchor = values["PF_ANCHOR_NAME"]
     if anchor is not None and not _PF_ANCHOR.match(anchor):
         bad("PF_ANCHOR_NAME", f"PF_ANCHOR_NAME must be a pf anchor name, not {anchor!r}")

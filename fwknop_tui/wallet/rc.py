@@ -386,7 +386,7 @@ def _stored(slot: str, value: str, is_b64: bool, profile: Profile) -> str:
     else:
         from fwknop_core import HmacKey  # noqa: PLC0415
 
-        HmacKey(raw, profile.hmac_type or HmacType.SHA256)
+        HmacKey.from_passphrase(raw, profile.hmac_type or HmacType.SHA256)
     return encode_stored(raw)
 
 

@@ -7,11 +7,13 @@ import base64
 import pytest
 
 from fwknop_core import (
+    MAX_SERVER_HMAC_KEY,
     EncryptionMode,
     HmacKey,
     HmacType,
     RijndaelKey,
     UsageError,
+    decode_key_base64,
     encode_share,
     generate_keys,
     is_share_text,
@@ -73,7 +75,7 @@ def test_key_limits_and_formats() -> None:
     with pytest.raises(UsageError):
         RijndaelKey(b"")
     with pytest.raises(UsageError):
-        HmacKey(b"x" * 129)
+        HmacKey(b"x" * 137)
     with pytest.raises(UsageError, match="GnuPG"):
         RijndaelKey(b"k", EncryptionMode.ASYMMETRIC)
     with pytest.raises(TypeError):
@@ -138,3 +140,16 @@ def test_share_items_are_not_read_out_of_a_passphrase() -> None:
             parse_share(passphrase)  # "open -key now" was read as KEY:now
     for text in ("KEY:abc", "x KEY_BASE64: AAAA", "  KEY_BASE64    AAAA", '"hmac_key:abc"'):
         assert is_share_text(text), text
+
+
+def test_hmac_keys_from_text_are_the_clients_length_and_a_server_may_verify_longer() -> None:
+    """The fwknop client takes 1..128 bytes; fwknopd 2.6.10 verifies with up to 136."""
+    long_b64 = base64.b64encode(b"k" * 130).decode()
+    for make in (lambda: HmacKey.from_base64(long_b64), lambda: HmacKey.from_passphrase("k" * 130)):
+        with pytest.raises(UsageError, match=r"1\.\.128 bytes, not 130"):
+            make()
+    assert len(HmacKey(decode_key_base64(long_b64, "key")).secret) == 130
+    assert len(HmacKey(b"k" * MAX_SERVER_HMAC_KEY).secret) == 136
+    with pytest.raises(UsageError, match=r"1\.\.136 bytes, not 137"):
+        HmacKey(b"k" * 137)
+    assert HmacKey(b"k" * 136).mac(b"data") != HmacKey(b"k" * 128).mac(b"data")  # all of it

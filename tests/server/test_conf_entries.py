@@ -187,7 +187,10 @@ def test_a_gnupg_passphrase_must_be_text(tmp_path: Path) -> None:
         ("FW_ACCESS_TIMEOUT ²", "FW_ACCESS_TIMEOUT must be a number of seconds up to 8388608"),
         ("ACCESS_EXPIRE_EPOCH ²", "ACCESS_EXPIRE_EPOCH must be Unix seconds"),
         ("OPEN_PORTS tcp/²", "OPEN_PORTS: 'tcp/²' is not proto/port"),
-        ("ACCESS_EXPIRE 01/01/20\x0020", "ACCESS_EXPIRE must be MM/DD/YYYY"),
+        (
+            "ACCESS_EXPIRE ²/01/2020",
+            "invalid date value '²/01/2020' (need MM/DD/YYYY) for access stanza expiration time",
+        ),
     ],
 )
 def test_digits_that_are_not_ascii_are_not_numbers(tmp_path: Path, line: str, problem: str) -> None:

@@ -123,7 +123,8 @@ def test_every_problem_is_reported_with_its_line(tmp_path: Path) -> None:
         "position'",
         f"{path}:6: SYSLOG_FACILITY must be one of LOG_DAEMON, LOG_LOCAL0, LOG_LOCAL1, "
         "LOG_LOCAL2, LOG_LOCAL3, LOG_LOCAL4, LOG_LOCAL5, LOG_LOCAL6, LOG_LOCAL7",
-        f"{path}:7: FIREWALL_TYPE must be one of nftables, iptables, firewalld, pf, ipfw, log",
+        f"{path}:7: FIREWALL_TYPE 'ipf' is not a firewall type; it must be one of nftables, "
+        "iptables, firewalld, pf, ipfw, log",
     ]
 
 

@@ -607,17 +607,39 @@ def test_bad_values_are_file_and_line_errors(tmp_path: Path) -> None:
         f"{path}:7: IPFW_START_RULE_NUM must be a number from 0 to 131071, not 'ten'",
         f"{path}:3: IPFW_ACTIVE_SET_NUM must be a number from 0 to 63, not '64'",
         f"{path}:4: IPFW_EXPIRE_PURGE_INTERVAL must be a number from 1 to 131071, not '0'",
-        f"{path}:6: FIREWD_INPUT_ACCESS must be 'target, table, from_chain, position, to_chain, "
-        "position'",
-        f"{path}:2: FIREWALL_TYPE must be one of nftables, iptables, firewalld, pf, ipfw, log",
+        f"{path}:2: FIREWALL_TYPE 'ipf' is not a firewall type; it must be one of nftables, "
+        "iptables, firewalld, pf, ipfw, log",
         f"{path}:5: PF_ANCHOR_NAME must be a pf anchor name, not 'not an anchor'",
     ]
-    with pytest.raises(ConfigError) as same:
-        _config(tmp_path, "IPFW_ACTIVE_SET_NUM 2\n")
-    assert str(same.value) == (
-        f"{path}:2: IPFW_ACTIVE_SET_NUM and IPFW_EXPIRE_SET_NUM must differ (both are 2)"
-    )
     _config(tmp_path, "IPFW_ACTIVE_SET_NUM 0\nIPFW_EXPIRE_SET_NUM 0\n")  # both 0: allowed
+
+
+@pytest.mark.parametrize(
+    ("setting", "problem"),
+    [
+        (
+            "IPFW_ACTIVE_SET_NUM 2",
+            "IPFW_ACTIVE_SET_NUM and IPFW_EXPIRE_SET_NUM must differ (both are 2)",
+        ),
+        (
+            "FIREWD_INPUT_ACCESS ACCEPT, filter, INPUT",
+            "FIREWD_INPUT_ACCESS must be 'target, table, from_chain, position, to_chain, position'",
+        ),
+    ],
+)
+def test_a_backends_own_problem_refuses_for_it_and_is_a_warning_for_the_others(
+    tmp_path: Path, setting: str, problem: str
+) -> None:
+    """As fwknopd: its ipfw (firewalld) build refuses it, its Linux build ignores those keys."""
+    owner = "ipfw" if setting.startswith("IPFW") else "firewalld"
+    path = tmp_path / "fwknopd.conf"
+    with pytest.raises(ConfigError) as info:
+        _config(tmp_path, f"FIREWALL_TYPE {owner}\n{setting}\n")
+    assert str(info.value) == f"{path}:3: {problem}"
+    warnings: list[str] = []
+    path.write_text(f"FIREWALL_TYPE iptables\n{setting}\n")
+    load_server_config(path, warnings=warnings)
+    assert warnings == [f"{path}:2: {problem}; ignored, as FIREWALL_TYPE is not {owner}"]
 
 
 def test_firewall_type_chooses_the_backend_and_its_settings(tmp_path: Path) -> None:

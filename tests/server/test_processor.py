@@ -9,6 +9,7 @@ off (these settings turn no NAT on); test_nat.py takes them with NAT on.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import re
 from collections.abc import Iterator
@@ -435,3 +436,22 @@ def test_a_valid_packet_passes_the_cheap_path_and_is_opened(tmp_path: Path) -> N
     stanzas = _stanzas(_conf(OTHER_KEY, OTHER_HKEY) + _conf(KEY, HKEY), tmp_path)
     decision = Processor(stanzas, Settings()).process(_packet(_msg()), NOW)
     assert isinstance(decision, Accepted) and decision.grant.stanza == 2
+
+
+def test_a_stanza_with_a_key_too_long_to_use_refuses_every_packet(tmp_path: Path) -> None:
+    """fwknopd 2.6.10 loads a stanza whose HMAC key is over 136 bytes and can use none of it.
+
+    Ours loads it too, and it must not become a stanza without an HMAC: a packet
+    made with its encryption key, with or without an HMAC, gets nothing.
+    """
+    long_hmac = HmacKey(b"h" * 136)
+    too_long = base64.b64encode(b"h" * 140).decode()
+    text = _conf(KEY, long_hmac).replace(long_hmac.to_base64(), too_long)
+    stanzas = _stanzas(text, tmp_path)
+    assert stanzas[0].unusable is not None
+    processor = Processor(stanzas, _settings_for(""), replay=MemoryReplay())
+    for hkey in (None, long_hmac, HKEY):
+        packet = Packet(build_packet(_msg(), KEY, hmac_key=hkey).encode(), SRC, DST)
+        decision = settle(processor.process(packet, NOW))
+        assert isinstance(decision, Refused), hkey
+        assert decision.reason is Reason.NO_DECRYPTION
