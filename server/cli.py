@@ -258,6 +258,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .serverkey import key_gen_server  # noqa: PLC0415 - only this action needs it
 
         return key_gen_server(args.key_gen_server, sys.stdout, sys.stderr)
+    if args.exit_parse_config:
+        return _exit_parse_config(args)
     warnings: list[str] = []  # fwknopd.conf's, for the firewall actions (serving loads anew)
     try:
         config = load_server_config(args.config_file, _overrides(args), warnings=warnings)
@@ -301,6 +303,32 @@ def _os_mode(args: argparse.Namespace, config: ServerConfig) -> int:
         return _fail(str(exc))
     except (OSError, PcapError) as exc:
         return _fail(str(exc))
+    return ExitCode.OK
+
+
+def _exit_parse_config(args: argparse.Namespace) -> int:
+    """Check both files, print every warning and every problem to the terminal, as fwknopd.
+
+    A bad fwknopd.conf does not stop the check: the access files it names
+    (or ``-a``'s) are checked too (``settings.load``).
+    """
+    from .settings import load  # noqa: PLC0415
+
+    warnings: list[str] = []
+    try:
+        settings = load(_options(args), warnings)
+    except ConfigError as exc:
+        problems: ConfigError | None = exc
+    else:
+        problems = None
+    for warning in warnings:
+        sys.stderr.write(f"{warning}\n")
+    if problems is not None:
+        return _fail(str(problems))
+    sequences = settings.knock.sequences
+    knock = f" and {len(sequences)} knock-sequence stanza(s)" if sequences else ""
+    print(f"configuration is valid: {len(settings.stanzas)} access stanza(s){knock}")
+    sys.stderr.write("Configs parsed, exiting.\n")  # fwknopd's words, on stderr as its
     return ExitCode.OK
 
 
@@ -425,11 +453,6 @@ def _serve(args: argparse.Namespace) -> int:
     for warning in warnings:
         log.warning("%s", warning)
     sequences = settings.knock.sequences
-    if args.exit_parse_config:
-        knock = f" and {len(sequences)} knock-sequence stanza(s)" if sequences else ""
-        print(f"configuration is valid: {len(stanzas)} access stanza(s){knock}")
-        sys.stderr.write("Configs parsed, exiting.\n")  # fwknopd's words, on stderr as its
-        return ExitCode.OK
     if args.dump_config:
         print(dump_settings(settings))
         return ExitCode.OK

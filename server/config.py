@@ -94,6 +94,7 @@ __all__ = [
     "expand",
     "listen_address",
     "load_server_config",
+    "read_server_config",
     "redact_url",
 ]
 
@@ -463,6 +464,23 @@ def load_server_config(
     ``warnings`` collects the non-fatal messages (unknown names), each
     ``file:line: text``.
     """
+    config, problems = read_server_config(path, overrides, warnings=warnings)
+    problems.raise_if_any()
+    return config
+
+
+def read_server_config(
+    path: Path = DEFAULT_CONF,
+    overrides: Overrides | None = None,
+    *,
+    warnings: list[str] | None = None,
+) -> tuple[ServerConfig, Problems]:
+    """fwknopd.conf as far as it can be read, and its problems (none: it can be used).
+
+    With problems, a value may be unexpanded or out of range: such a
+    configuration is for finding the access files, so that both files are
+    checked (``--exit-parse-config``), never for running.
+    """
     overrides = overrides or Overrides()
     problems = Problems()
     raw: dict[str, str | None] = dict(DEFAULTS)
@@ -504,8 +522,7 @@ def load_server_config(
             values[name] = unexpanded
     config = ServerConfig(path=path, values=values, origins=origins)
     _validate(config, problems, [] if warnings is None else warnings)
-    problems.raise_if_any()
-    return config
+    return config, problems
 
 
 def _legacy(setting: Setting, problems: Problems, warnings: list[str] | None) -> None:

@@ -26,7 +26,8 @@ from fwknop_core import X25519Keyring
 from .access import AccessPolicy, AccessStanza, load_policy
 from .capture import CaptureSettings
 from .cmdexec import command_timeout
-from .config import Overrides, ServerConfig, listen_address, load_server_config
+from .config import Overrides, ServerConfig, listen_address, read_server_config
+from .errors import ConfigError
 from .grantsync import SyncSettings
 from .knocks import KnockSettings
 from .nat import NatSettings, nat_settings
@@ -111,21 +112,33 @@ class ServerSettings:
 
 
 def load(options: Options, warnings: list[str] | None = None) -> ServerSettings:
-    """Both files, validated, as settings; ``ConfigError`` with every problem."""
-    config = load_server_config(options.config_file, options.overrides, warnings=warnings)
+    """Both files, validated, as settings; ``ConfigError`` with every problem of both.
+
+    A bad fwknopd.conf does not hide access.conf's problems: the access files
+    it names are checked all the same.
+    """
+    config, problems = read_server_config(options.config_file, options.overrides, warnings=warnings)
     if options.access_paths is not None:
         paths: tuple[Path, ...] = options.access_paths
     elif config.text("ACCESS_FOLDER"):
         paths = (config.file("ACCESS_FOLDER"),)
     else:
         paths = (config.file("ACCESS_FILE"),)
-    policy = load_policy(
-        paths,
-        gpg_home_dir=config.required("GPG_HOME_DIR"),
-        gpg_exe=config.required("GPG_EXE"),
-        warnings=warnings,
-        nat_enabled=nat_settings(config).enabled,
-    )
+    try:
+        nat_enabled = nat_settings(config).enabled
+    except ValueError:  # a bad SNAT_TRANSLATE_IP, among fwknopd.conf's problems
+        nat_enabled = True  # so that no stanza is refused for needing NAT on top of it
+    try:
+        policy = load_policy(
+            paths,
+            gpg_home_dir=config.required("GPG_HOME_DIR"),
+            gpg_exe=config.required("GPG_EXE"),
+            warnings=warnings,
+            nat_enabled=nat_enabled,
+        )
+    except ConfigError as exc:
+        raise ConfigError([*problems.items, *exc.problems]) from None
+    problems.raise_if_any()
     if warnings is not None:
         files = [options.config_file, *options.overrides.override_files]
         files += [stanza.path for stanza in policy.stanzas]

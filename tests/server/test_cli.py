@@ -47,6 +47,26 @@ def test_exit_parse_config_reports_every_problem(
     )
 
 
+def test_exit_parse_config_checks_both_files_and_says_everything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad fwknopd.conf hides nothing of access.conf; warnings reach the terminal too."""
+    args = _files(
+        tmp_path,
+        f"SOURCE ANY\nKEY_BASE64 {KEYS.rijndael.to_base64()}\nOPEN_PORTS tcp/22, ftp/21, udp/x\n",
+    )
+    conf = Path(args[1])
+    conf.write_text(
+        conf.read_text() + "FLUX_CAPACITOR 88\nMAX_SPA_PACKET_AGE soon\nFIREWALL_TYPE ipf\n"
+    )
+    assert main([*args, "--exit-parse-config"]) == ExitCode.ERROR
+    err = capsys.readouterr().err
+    assert f"{conf}:3: ignoring FLUX_CAPACITOR (unknown)" in err
+    assert f"{conf}:4: MAX_SPA_PACKET_AGE must be a number from 1 to 100000, not 'soon'" in err
+    assert f"{conf}:5: FIREWALL_TYPE 'ipf' is not a firewall type" in err
+    assert "access.conf:3: OPEN_PORTS: 'ftp/21' is not proto/port; 'udp/x' is not proto/port" in err
+
+
 def test_exit_parse_config_accepts_a_good_config(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
