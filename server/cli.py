@@ -25,7 +25,14 @@ from typing import TYPE_CHECKING
 from fwknop_core import HmacType, UsageError, X25519PublicKey, generate_keys
 
 from . import __version__
-from .config import DEFAULT_CONF, Overrides, ServerConfig, describe, load_server_config
+from .config import (
+    DEFAULT_CONF,
+    NOT_YET,
+    Overrides,
+    ServerConfig,
+    describe,
+    load_server_config,
+)
 from .errors import ConfigError
 from .hardening import no_core_dumps
 
@@ -85,6 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     a("--gpg-exe", help="GPG_EXE")
     a("--sudo-exe", help="SUDO_EXE")
     a("--no-ipt-check-support", action="store_true", help="accepted for compatibility")
+    a("--no-firewd-check-support", action="store_true", help="accepted for compatibility")
+    a("-n", "--nfq-capture", action="store_true", help="capture SPA through NFQUEUE")
     actions = p.add_argument_group("actions (each runs and exits)")
     b = actions.add_argument
     b("-D", "--dump-config", action="store_true", help="print the effective configuration")
@@ -102,6 +111,8 @@ def _parser() -> argparse.ArgumentParser:
       help="print the OS fingerprint of each TCP SYN: from --pcap-file, or live on PCAP_INTF "
       "(until -C N SYNs or Ctrl-C)")  # fmt: skip
     b("-k", "--key-gen", action="store_true", help="print a new key pair")
+    b("--key-gen-file", type=Path, metavar="FILE", help="write a new key pair to FILE (0600)")
+    b("--dump-serv-err-codes", action="store_true", help="list why packets are refused")
     b("--key-len", type=int, default=32, help="Rijndael key length for --key-gen")
     b("--hmac-key-len", type=int, help="HMAC key length for --key-gen")
     b("--hmac-digest-type", default="sha256", help="HMAC type for --key-gen")
@@ -133,6 +144,8 @@ def _overrides(args: argparse.Namespace) -> Overrides:
         values["ENABLE_NFQ_CAPTURE"] = "Y"
     if args.pcap_any_direction:
         values["ENABLE_PCAP_ANY_DIRECTION"] = "Y"
+    if args.nfq_capture and "ENABLE_NFQ_CAPTURE" not in NOT_YET:
+        values["ENABLE_NFQ_CAPTURE"] = "Y"
     if args.access_folder is not None:
         values["ACCESS_FOLDER"] = str(args.access_folder)
     files = [Path(f) for item in args.override_config for f in item.split(",") if f]
@@ -252,8 +265,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         sys.stderr.write(f"fwknopd: {FW_LOG_REFUSAL}\n")
         return ExitCode.USAGE
-    if args.key_gen:
+    if args.key_gen or args.key_gen_file is not None:
         return _key_gen(parser, args)
+    if args.dump_serv_err_codes:
+        return _dump_reasons()
     if args.key_gen_server is not None:
         from .serverkey import key_gen_server  # noqa: PLC0415 - only this action needs it
 
@@ -341,7 +356,25 @@ def _key_gen(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         )
     except UsageError as exc:
         parser.error(str(exc))
-    sys.stdout.write(keys.as_text())
+    if args.key_gen_file is None:
+        sys.stdout.write(keys.as_text())
+        return ExitCode.OK
+    from .serverkey import write_private  # noqa: PLC0415 - only this action needs it
+
+    try:  # as fwknopd, an existing file is replaced
+        write_private(args.key_gen_file, keys.as_text().encode("ascii"), replace=True)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    print(f"Wrote Rijndael and HMAC keys to: {args.key_gen_file}")
+    return ExitCode.OK
+
+
+def _dump_reasons() -> int:
+    """``--dump-serv-err-codes``: each reason a packet is refused for, by its counter name."""
+    from .vocab import Reason  # noqa: PLC0415
+
+    for reason in Reason:
+        print(f"err code: {reason.key}, err string: '{reason.text}'")
     return ExitCode.OK
 
 
@@ -456,6 +489,11 @@ def _serve(args: argparse.Namespace) -> int:
     if args.dump_config:
         print(dump_settings(settings))
         return ExitCode.OK
+    if args.nfq_capture and "ENABLE_NFQ_CAPTURE" in NOT_YET:
+        return _fail(
+            "-n/--nfq-capture: NFQUEUE capture is not built into this fwknopd yet; "
+            "capture with libpcap (PCAP_INTF) or the UDP server (-U) instead"
+        )
     if not args.foreground:
         _daemonize()
         _setup_logging(args, config)

@@ -40,6 +40,7 @@ __all__ = [
     "key_gen_server",
     "read_server_key",
     "server_key_text",
+    "write_private",
     "write_server_key",
 ]
 
@@ -63,7 +64,15 @@ def server_key_text(key: X25519PrivateKey) -> str:
 
 def write_server_key(path: Path, key: X25519PrivateKey) -> None:
     """Create ``path`` holding ``key``, mode 0600; ``ConfigError`` if it exists or cannot be."""
-    data = server_key_text(key).encode("ascii")
+    write_private(path, server_key_text(key).encode("ascii"))
+
+
+def write_private(path: Path, data: bytes, *, replace: bool = False) -> None:
+    """Write ``data`` to ``path``, mode 0600 from its first byte; ``ConfigError`` if it cannot be.
+
+    ``replace``: an existing file of that name is replaced (atomically);
+    otherwise it is kept and ``ConfigError`` says so.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
@@ -82,7 +91,10 @@ def write_server_key(path: Path, key: X25519PrivateKey) -> None:
         finally:
             os.close(fd)
         try:
-            os.link(tmp, path)
+            if replace:
+                os.replace(tmp, path)
+            else:
+                os.link(tmp, path)
         except FileExistsError:
             raise _problem(
                 path, "exists: remove it first to make a new key (every client then needs it)"
