@@ -72,7 +72,16 @@ def _parser() -> argparse.ArgumentParser:
     a("-f", "--foreground", action="store_true", help="stay in the foreground, log to stderr")
     a("-i", "--interface", help="interface to sniff (PCAP_INTF)")
     a("-P", "--pcap-filter", help="capture filter (PCAP_FILTER)")
-    a("--pcap-file", type=Path, help="read packets from a capture file, then exit")
+    a(
+        "--pcap-file",
+        type=Path,
+        help="read packets from a capture file, then serve its grants until they expire",
+    )
+    a(
+        "--exit-after-pcap-file",
+        action="store_true",
+        help="with --pcap-file: exit once the file is read (FLUSH_*_AT_EXIT say what stays)",
+    )
     a("--pcap-any-direction", action="store_true", help="also look at outgoing packets")
     a("-U", "--udp-server", action="store_true", help="receive SPA on a UDP socket, no sniffing")
     a("-n", "--nfq-capture", action="store_true",
@@ -167,6 +176,7 @@ def _options(args: argparse.Namespace) -> Options:
         test_mode=args.test,
         packet_limit=max(0, args.packet_limit),
         foreground=args.foreground,
+        exit_after_file=args.exit_after_pcap_file,
     )
 
 

@@ -186,7 +186,13 @@ class Daemon:
                 log.info("Sniffing interface: %s", capture.interface)
             log.info("PCAP filter is: '%s'", capture.bpf_filter)
         if capture.pcap_file:
-            await self._read_file(Path(capture.pcap_file), capture.bpf_filter)
+            path = Path(capture.pcap_file)
+            await self._read_file(path, capture.bpf_filter)
+            if not (self.options.exit_after_file or self._stop.is_set()):
+                # as fwknopd: what the file opened stays open until it expires, on time
+                log.info("%s read: serving its grants until they expire (SIGTERM stops)", path)
+                self._serve(f"capture file {path} read", live=False)
+                await self._stop.wait()
         else:
             source = self.listeners.open_spa(loop, capture)
             self.listeners.open_knocks(self.settings.knock)
@@ -198,13 +204,7 @@ class Daemon:
                 self.firewall.name,
             )
             await self._start_reports(loop)
-            sdnotify.notify(f"READY=1\nSTATUS={source.description}")
-            self._every(_PRUNE_EVERY, self._prune, "replay cache pruning")
-            self._every(_UNMUTE_EVERY, self.dispatch.unmute, "unmuting refusals")
-            self._every(_KNOCK_EXPIRY_EVERY, self.knocks.expire, "knock sequence expiry")
-            self._every(_RESCAN_EVERY, self.knocks.refresh_addresses, "knock local addresses")
-            if self.settings.rules_check:
-                self._every(_RESCAN_EVERY, self.driver.housekeeping, "firewall housekeeping")
+            self._serve(source.description)
             await self._stop.wait()
         await self._shutdown()
         return self.exit_status
@@ -232,8 +232,22 @@ class Daemon:
         """The daemon's counters and state (``--status --json``, metrics), on the loop."""
         return status.snapshot(self, started=self.started)
 
+    def _serve(self, what: str, *, live: bool = True) -> None:
+        """Ready: the timers of a running daemon (replay cache, refusal logs, knocks, rules).
+
+        ``live``: capture runs (not ``--pcap-file``, whose knocks were decided with the file).
+        """
+        sdnotify.notify(f"READY=1\nSTATUS={what}")
+        self._every(_PRUNE_EVERY, self._prune, "replay cache pruning")
+        self._every(_UNMUTE_EVERY, self.dispatch.unmute, "unmuting refusals")
+        if live:
+            self._every(_KNOCK_EXPIRY_EVERY, self.knocks.expire, "knock sequence expiry")
+            self._every(_RESCAN_EVERY, self.knocks.refresh_addresses, "knock local addresses")
+        if self.settings.rules_check:
+            self._every(_RESCAN_EVERY, self.driver.housekeeping, "firewall housekeeping")
+
     async def _read_file(self, path: Path, bpf_filter: str) -> None:
-        """``--pcap-file``: every packet of the file, decided and acted on, then done.
+        """``--pcap-file``: every packet of the file, decided and acted on.
 
         SPA packets (``PCAP_FILTER``) go to the pipeline at the daemon's time;
         knocks (the knock listener's filter) to the sequence collector at the

@@ -48,6 +48,7 @@ class Options:
     test_mode: bool = False
     packet_limit: int = 0  # -C
     foreground: bool = True
+    exit_after_file: bool = False  # --pcap-file: exit once the file is read (fwknopd goes on)
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,9 @@ succeeds after it, and fails again once the access timeout has passed.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
 import signal
 import socket
-import struct
 import subprocess
 import time
 from collections.abc import Iterator
@@ -37,6 +35,7 @@ from tests.helpers.netns import (
     wait_for,
 )
 from tests.helpers.ourd import OurFwknopd, nft_set
+from tests.helpers.pcapfile import write_udp_pcap
 from tests.helpers.vectors import CLIENT_GPG_KEY, SERVER_GPG_KEY
 from tests.helpers.wait import DEADLINE
 
@@ -293,19 +292,6 @@ def test_tcp_clients_with_fwknopds_tcp_server(pair: NetPair, tmp_path: Path) -> 
     assert opens(pair), out + server.log()
 
 
-def _pcap(path: Path, payloads: list[bytes]) -> None:
-    """A capture file of UDP packets from the client to the server's SPA port."""
-    with path.open("wb") as f:
-        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 101))  # raw IP
-        for i, payload in enumerate(payloads):
-            udp = struct.pack("!HHHH", 40000, 62201, 8 + len(payload), 0) + payload
-            ip = struct.pack(
-                "!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i, 0, 64, 17, 0,
-                ipaddress.ip_address(CLIENT_IP).packed, ipaddress.ip_address(SERVER_IP).packed,
-            ) + udp  # fmt: skip
-            f.write(struct.pack("<IIII", 1000 + i, 0, len(ip), len(ip)) + ip)
-
-
 def test_a_capture_file_is_processed_like_live_traffic(pair: NetPair, tmp_path: Path) -> None:
     drop_policy_nft(pair.server)
     good = build_packet(
@@ -314,12 +300,12 @@ def test_a_capture_file_is_processed_like_live_traffic(pair: NetPair, tmp_path: 
         hmac_key=KEYS.hmac,
     )
     capture = tmp_path / "spa.pcap"
-    _pcap(capture, [b"A" * 200, good.encode()])
+    write_udp_pcap(capture, [b"A" * 200, good.encode()], CLIENT_IP, SERVER_IP)
     server = OurFwknopd(
         pair.server, tmp_path, interface=pair.server_if, access_conf=STANZA,
         conf_extra="FLUSH_NFT_AT_EXIT N\n",
     )  # fmt: skip
-    assert server.run_once("--pcap-file", str(capture)) == 0
+    assert server.run_once("--pcap-file", str(capture), "--exit-after-pcap-file") == 0
     log = server.log()
     # a capture from the past: packet aging is off unless the file says otherwise, as fwknopd
     assert "opening tcp/22 for 198.18.0.2" in log
