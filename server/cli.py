@@ -438,12 +438,14 @@ def _status_json(pid_file: Path, run_dir: Path) -> int:
 
 
 def _rotate(config: ServerConfig) -> None:
+    from .replay import ReplaySettings  # noqa: PLC0415
     from .replay.sqlite import rotate  # noqa: PLC0415
 
-    for name in ("REPLAY_DB_FILE", "DIGEST_FILE"):
-        old = rotate(config.file(name))
+    settings = ReplaySettings.from_config(config)
+    for path in (settings.path, settings.legacy_file):
+        old = rotate(path) if path is not None else None
         if old is not None:
-            log.info("replay cache %s moved to %s", config.file(name), old)
+            log.info("replay cache %s moved to %s", path, old)
 
 
 def _parse_digest_cache(config: ServerConfig) -> int:

@@ -18,7 +18,9 @@ Names fwknopd does not have, all optional:
 ``NFT_CHAIN``            that input chain, e.g. ``input``.
 ``FLUSH_NFT_AT_INIT``    like ``FLUSH_IPT_AT_INIT`` for the nftables backend
 ``FLUSH_NFT_AT_EXIT``    (both default to the ``FLUSH_IPT_*`` values).
-``REPLAY_DB_FILE``       the SQLite replay cache, ``$FWKNOP_RUN_DIR/replay.sqlite``.
+``REPLAY_DB_FILE``       the SQLite replay cache, ``$FWKNOP_RUN_DIR/replay.sqlite``
+                         (``DIGEST_FILE.sqlite`` when ``DIGEST_FILE`` or ``-d`` names
+                         a digest file other than the default).
 ``REPLAY_CACHE_URL``     the replay store by URL (``sqlite:///path``, or Redis:
                          ``redis://[user@]host:port/db``, ``rediss://`` with TLS);
                          unset, the SQLite cache above. ``replay/`` lists the stores.
@@ -366,6 +368,14 @@ class ServerConfig:
     def file(self, name: str) -> Path:
         """A path setting."""
         return Path(self.required(name))
+
+    def default_file(self, name: str) -> Path:
+        """What path setting ``name`` would be if it were not set (its default, expanded)."""
+        self._of(name, Kind.TEXT)
+        value = expand({**self.values, name: DEFAULTS[name]}, name)
+        if value is None:
+            raise LookupError(f"{name} has no default")
+        return Path(value)
 
     def chain(self, name: str) -> ChainSpec:
         """A parsed ``IPT_*_ACCESS`` chain spec (validated at load)."""

@@ -58,7 +58,7 @@ class ReplaySettings:
         settings = cls(
             enabled=config.flag("ENABLE_DIGEST_PERSISTENCE") and not test_mode,
             url=url,
-            path=config.file("REPLAY_DB_FILE"),
+            path=_db_file(config),
             legacy_file=config.file("DIGEST_FILE"),
             max_age=config.max_packet_age,
             password_file=Path(password) if password else None,
@@ -86,6 +86,22 @@ class ReplaySettings:
             if why is not None:
                 raise problem("REPLAY_CACHE_PASSWORD_FILE", f"REPLAY_CACHE_PASSWORD_FILE: {why}")
         return settings
+
+
+def _db_file(config: ServerConfig) -> Path:
+    """Where the SQLite cache is: ``REPLAY_DB_FILE`` as set, else beside the digest file.
+
+    With fwknopd's default ``DIGEST_FILE`` it is ``$FWKNOP_RUN_DIR/replay.sqlite``,
+    as it always was; a ``DIGEST_FILE`` (or ``-d``) of its own gives the cache a
+    place of its own, ``DIGEST_FILE.sqlite``, so two daemons with different
+    digest files never share one by accident.
+    """
+    if "REPLAY_DB_FILE" in config.origins:
+        return config.file("REPLAY_DB_FILE")
+    digest = config.file("DIGEST_FILE")
+    if digest == config.default_file("DIGEST_FILE"):
+        return config.file("REPLAY_DB_FILE")
+    return digest.with_name(f"{digest.name}.sqlite")
 
 
 def _sqlite(settings: ReplaySettings) -> ReplayStore:
