@@ -27,7 +27,6 @@ from fwknop_core import HmacType, UsageError, X25519PublicKey, generate_keys
 from . import __version__
 from .config import (
     DEFAULT_CONF,
-    NOT_YET,
     Overrides,
     ServerConfig,
     describe,
@@ -37,7 +36,6 @@ from .errors import ConfigError
 from .hardening import no_core_dumps
 
 if TYPE_CHECKING:
-    from .access import AccessStanza
     from .knockstanza import SequenceStanza
     from .settings import Options, ServerSettings
 
@@ -102,7 +100,6 @@ def _parser() -> argparse.ArgumentParser:
     a("--sudo-exe", help="SUDO_EXE")
     a("--no-ipt-check-support", action="store_true", help="accepted for compatibility")
     a("--no-firewd-check-support", action="store_true", help="accepted for compatibility")
-    a("-n", "--nfq-capture", action="store_true", help="capture SPA through NFQUEUE")
     actions = p.add_argument_group("actions (each runs and exits)")
     b = actions.add_argument
     b("-D", "--dump-config", action="store_true", help="print the effective configuration")
@@ -153,8 +150,6 @@ def _overrides(args: argparse.Namespace) -> Overrides:
         values["ENABLE_NFQ_CAPTURE"] = "Y"
     if args.pcap_any_direction:
         values["ENABLE_PCAP_ANY_DIRECTION"] = "Y"
-    if args.nfq_capture and "ENABLE_NFQ_CAPTURE" not in NOT_YET:
-        values["ENABLE_NFQ_CAPTURE"] = "Y"
     if args.access_folder is not None:
         values["ACCESS_FOLDER"] = str(args.access_folder)
     files = [Path(f) for item in args.override_config for f in item.split(",") if f]
@@ -494,18 +489,12 @@ def _serve(args: argparse.Namespace) -> int:
         settings = load(options, warnings)
     except ConfigError as exc:
         return _fail(str(exc))
-    config, stanzas = settings.config, settings.stanzas
+    config = settings.config
     for warning in warnings:
         log.warning("%s", warning)
-    sequences = settings.knock.sequences
     if args.dump_config:
         print(dump_settings(settings))
         return ExitCode.OK
-    if args.nfq_capture and "ENABLE_NFQ_CAPTURE" in NOT_YET:
-        return _fail(
-            "-n/--nfq-capture: NFQUEUE capture is not built into this fwknopd yet; "
-            "capture with libpcap (PCAP_INTF) or the UDP server (-U) instead"
-        )
     if not args.foreground:
         _daemonize()
         _setup_logging(args, config)
@@ -527,45 +516,19 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def dump_settings(settings: ServerSettings) -> str:
-    """What ``-D`` prints: every fwknopd.conf setting, then each stanza (never a secret)."""
-    lines = list(describe(settings.config))
+    """What ``-D`` prints: every fwknopd.conf setting, what is in effect, each stanza.
+
+    Never a secret: keys by their length, a GnuPG passphrase not at all.
+    """
+    from .dump import describe_settings, describe_stanza  # noqa: PLC0415
+
+    lines = [*describe(settings.config), describe_settings(settings)]
     ids: dict[X25519PublicKey, str] = {}
     if settings.x25519 is not None:  # public keys: what clients are given, nothing secret
         lines.append(f"{'x25519 server public key':<28}{settings.x25519.server.to_text()}")
         ids = {c.shared.client: c.shared.key_id_text for c in settings.x25519}
-    lines += [_describe_stanza(stanza, ids) for stanza in settings.stanzas]
+    lines += [describe_stanza(stanza, ids) for stanza in settings.stanzas]
     lines += [_describe_sequence(sequence) for sequence in settings.knock.sequences]
-    return "\n".join(lines)
-
-
-def _describe_stanza(stanza: AccessStanza, key_ids: dict[X25519PublicKey, str]) -> str:
-    lines = [
-        f"\nstanza #{stanza.number} ({stanza.path}:{stanza.line})",
-        f"  SOURCE                    {stanza.source_text}",
-    ]
-    if stanza.key is not None:
-        lines.append(
-            f"  Rijndael key              <{len(stanza.key.secret)} bytes, {stanza.key.mode.label}>"
-        )
-    if stanza.hmac_key is not None:
-        lines.append(
-            f"  HMAC key                  <{len(stanza.hmac_key.secret)} bytes, "
-            f"{stanza.hmac_key.type.label}>"
-        )
-    if stanza.gpg is not None:
-        lines.append(
-            f"  GnuPG                     home {stanza.gpg.home_dir}, signatures "
-            f"{'required' if stanza.gpg.require_sig else 'not required'}"
-        )
-    lines.extend(
-        f"  CLIENT_PUBLIC_KEY         {c.public.to_text()} (key id {key_ids.get(c.public, '?')})"
-        for c in stanza.client_keys
-    )
-    if stanza.open_ports is not None:
-        ports = ", ".join(f"{p}/{n}" for p, n in sorted(stanza.open_ports))
-        lines.append(f"  OPEN_PORTS                {ports}")
-    lines.append(f"  FW_ACCESS_TIMEOUT         {stanza.fw_access_timeout}")
-    lines.append(f"  MAX_FW_TIMEOUT            {stanza.max_fw_timeout}")
     return "\n".join(lines)
 
 

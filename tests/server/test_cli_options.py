@@ -99,15 +99,3 @@ def _files(tmp_path: Path) -> list[str]:
 def test_check_support_switches_change_nothing(tmp_path: Path) -> None:
     for flag in ("--no-firewd-check-support", "--no-ipt-check-support"):
         assert main([*_files(tmp_path), flag, "--exit-parse-config"]) == ExitCode.OK
-
-
-def test_nfq_capture_is_refused_at_start_naming_what_is_missing(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    if "ENABLE_NFQ_CAPTURE" not in cli.NOT_YET:
-        pytest.skip("NFQUEUE capture is built: its own tests start it")
-    assert main([*_files(tmp_path), "-n", "--exit-parse-config"]) == ExitCode.OK
-    assert main([*_files(tmp_path), "--nfq-capture"]) == ExitCode.ERROR
-    err = capsys.readouterr().err
-    assert "-n/--nfq-capture: NFQUEUE capture is not built into this fwknopd yet" in err
-    assert not (tmp_path / "pid").exists()
