@@ -32,7 +32,10 @@ CASES: dict[str, tuple[bool, bool, str]] = {
     "key_33_bytes.access.conf": (True, True, "refuses every packet for it; so do we"),
     "masquerade_without_forwarding.access.conf": (True, True, "this stanza opens nothing"),
     "include_keys_missing.access.conf": (True, True, "was not found"),
-    "include_keys_missing_no_key.access.conf": (False, False, "Could not find valid SOURCE"),
+    "include_keys_missing_no_key.access.conf": (False, False, "no keys for this stanza"),
+    # fwknopd checks a stanza at its %include_keys: one without keys yet is dropped there
+    "include_keys_missing_then_key.access.conf": (True, True, "dropped at its %include_keys"),
+    "include_keys_after_bad_ports.access.conf": (False, False, "'ftp/21' is not proto/port"),
     "relative_run_dir.fwknopd.conf": (False, False, "path 'run/fwknop' is not absolute"),
     "embedded_variable.fwknopd.conf": (True, False, "invalid embedded variable $NO_SUCH_SETTING"),
     "firewd_input_access_malformed.fwknopd.conf": (
