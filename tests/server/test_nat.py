@@ -335,8 +335,14 @@ def test_the_stanzas_nat_settings_are_checked_as_fwknopd_checks_them(tmp_path: P
     assert stanza.nat == NatPolicy(
         force_nat=(IP4(0), 0), force_masquerade=True, disable_dnat=True, forward_all=True
     )
-    with pytest.raises(ConfigError, match="FORCE_MASQUERADE with FORWARD_ALL needs"):
-        load_access([path])
+    # without forwarding, fwknopd starts and such a stanza opens nothing: so do we, with a warning
+    warnings: list[str] = []
+    (useless,) = load_access([path], warnings=warnings)
+    assert any("FORCE_MASQUERADE with FORWARD_ALL needs" in w for w in warnings)
+    processor = Processor((useless,), Settings())
+    for packet in (_packet("tcp/22", None, False), _packet("tcp/22", "198.18.0.50,22", False)):
+        refused = processor.process(packet, now=NOW)
+        assert isinstance(refused, Refused) and refused.reason is Reason.NAT, refused
 
 
 def test_nat_refusals(tmp_path: Path) -> None:
