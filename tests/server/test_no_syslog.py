@@ -93,7 +93,14 @@ def _empty_pcap(path: Path) -> Path:
 
 def test_the_daemon_without_syslog_says_so_once_and_logs_to_stderr(tmp_path: Path) -> None:
     pcap = _empty_pcap(tmp_path / "empty.pcap")
-    res = _without_syslog(*_files(tmp_path), "-f", "--syslog-enable", "--pcap-file", str(pcap))
+    res = _without_syslog(
+        *_files(tmp_path),
+        "-f",
+        "--syslog-enable",
+        "--pcap-file",
+        str(pcap),
+        "--exit-after-pcap-file",
+    )
     _no_traceback(res)
     assert res.returncode == 0, res.stderr
     assert res.stderr.count("logging to stderr") == 1, res.stderr
