@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from fwknop_core import X25519PublicKey
 
 from .access import AccessStanza
+from .config import redact_url
 from .nat import NatPolicy
 from .settings import ServerSettings
 
@@ -110,7 +111,8 @@ def describe_settings(settings: ServerSettings) -> str:
     """What the daemon makes of fwknopd.conf: NAT, commands, the replay cache."""
     nat = settings.nat
     replay = settings.replay
-    cache = replay.url or str(replay.path) if replay.enabled else "off"
+    where = redact_url(replay.url) if replay.url else str(replay.path)  # never a password
+    cache = where if replay.enabled else "off"
     lines = [
         "\nin effect",
         _line("NAT", _nat_summary(settings)),

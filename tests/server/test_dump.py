@@ -55,3 +55,19 @@ def test_dump_shows_nat_and_commands_and_no_secret(
         assert expected in out, expected
     for secret in (KEYS.rijndael.to_base64(), KEYS.hmac.to_base64(), PASSPHRASE):
         assert secret not in out
+
+
+def test_dump_never_shows_the_replay_stores_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conf = tmp_path / "fwknopd.conf"
+    conf.write_text(
+        f"FWKNOP_RUN_DIR {tmp_path}/run\nFIREWALL_TYPE log\n"
+        f"REPLAY_CACHE_URL redis://:{PASSPHRASE}@127.0.0.1:6379/0\n"
+    )
+    access = tmp_path / "access.conf"
+    access.write_text(f"SOURCE ANY\nKEY_BASE64 {KEYS.rijndael.to_base64()}\n")
+    assert main(["-c", str(conf), "-a", str(access), "-D", "-f"]) == ExitCode.OK
+    out = capsys.readouterr().out
+    assert "  replay cache              redis://:***@127.0.0.1:6379/0" in out
+    assert PASSPHRASE not in out
