@@ -32,7 +32,7 @@ from . import libpcap
 from .frames import Addresses, Check, Parse, fast_path, ip_parser, network_layer, parse_ip
 from .ring import FastPath, RxRing
 
-__all__ = ["SniffSource", "UdpSource", "read_pcap_file"]
+__all__ = ["PacketSocket", "SniffSource", "UdpSource", "read_pcap_file"]
 
 log = logging.getLogger("fwknop_server.capture")
 
@@ -118,7 +118,28 @@ def open_packet_socket(
     return sock, ring, kernel_filters_direction
 
 
-class SniffSource:
+class PacketSocket:
+    """An ``AF_PACKET`` socket from ``open_packet_socket`` and its ring: what sniffers share."""
+
+    sock: socket.socket
+    ring: RxRing | None
+
+    def fileno(self) -> int:
+        """The socket, for the event loop."""
+        return self.sock.fileno()
+
+    def drops(self) -> int:
+        """Packets the kernel dropped for want of room since the last call (0 if unknown)."""
+        return self.ring.drops() if self.ring is not None else 0
+
+    def close(self) -> None:
+        """Stop capturing."""
+        if self.ring is not None:
+            self.ring.close()
+        self.sock.close()
+
+
+class SniffSource(PacketSocket):
     """Packets matching ``PCAP_FILTER`` on ``interface`` (``any``: every interface)."""
 
     def __init__(
@@ -142,10 +163,6 @@ class SniffSource:
         self._parse: Parse = ip_parser(None, self._addresses)
         self._fast: FastPath[Packet] | None = None
         self._failures: list[Exception] = []  # see ``failures``
-
-    def fileno(self) -> int:
-        """The socket, for the event loop."""
-        return self.sock.fileno()
 
     def read(self, check: Check | None = None) -> list[Packet]:
         """Every packet waiting (up to a batch), parsed and screened by ``check``; never blocks.
@@ -194,16 +211,6 @@ class SniffSource:
     def failures(self) -> list[Exception]:
         """What packets made raise since the reader last looked (it counts and clears them)."""
         return self.ring.failures if self.ring is not None else self._failures
-
-    def drops(self) -> int:
-        """Packets the kernel dropped for want of room since the last call (0 if unknown)."""
-        return self.ring.drops() if self.ring is not None else 0
-
-    def close(self) -> None:
-        """Stop sniffing."""
-        if self.ring is not None:
-            self.ring.close()
-        self.sock.close()
 
 
 class UdpSource:

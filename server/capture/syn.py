@@ -31,7 +31,7 @@ import os
 import socket
 from pathlib import Path
 
-from .sources import open_packet_socket
+from .sources import PacketSocket, open_packet_socket
 
 __all__ = ["KnockSource", "local_addresses"]
 
@@ -52,7 +52,7 @@ def _copy(ring: mmap.mmap, offset: int, length: int) -> bytes:
     return ring[offset : offset + length]
 
 
-class KnockSource:
+class KnockSource(PacketSocket):
     """Packets matching ``bpf_filter`` on ``interface`` (``any``: every interface), IP layer on."""
 
     def __init__(self, interface: str, bpf_filter: str, *, any_direction: bool = False) -> None:
@@ -64,10 +64,6 @@ class KnockSource:
         self.any_direction = any_direction
         self.filter = bpf_filter
         self.description = f"knocks on {interface}"
-
-    def fileno(self) -> int:
-        """The socket, for the event loop."""
-        return self.sock.fileno()
 
     def read(self) -> list[bytes]:
         """The waiting packets (a batch at most), IP layer on; never blocks."""
@@ -90,16 +86,6 @@ class KnockSource:
             if not (skip_outgoing and addr[2] == _PACKET_OUTGOING):
                 packets.append(data)
         return packets
-
-    def drops(self) -> int:
-        """Packets the kernel dropped for want of room since the last call (0 if unknown)."""
-        return self.ring.drops() if self.ring is not None else 0
-
-    def close(self) -> None:
-        """Stop capturing."""
-        if self.ring is not None:
-            self.ring.close()
-        self.sock.close()
 
 
 def _fib_locals(text: str) -> list[Network]:

@@ -79,6 +79,7 @@ def _daemon(
         access_paths=(tmp_path / "access.conf",),
         overrides=Overrides(values={"PCAP_FILE": str(capture)}),
         test_mode=test,
+        exit_after_file=True,  # the grants are checked after the run (fwknopd would go on)
     )
     firewall = LogOnly(flush_at_init=False, flush_at_exit=False)
     return Daemon(options, load(options), firewall=firewall, clock=lambda: 1_800_000_000.0)
