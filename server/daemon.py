@@ -101,7 +101,6 @@ class Daemon:
             on_capture_error=self._capture_failed,
         )
         self.knocks.refusals = self.dispatch.refusals  # one table of counters
-        self.knocks.on_outcome = self.dispatch.count_knock
         self.listeners = Listeners(self.dispatch, self.knocks, settings.knock)
         self._tcp: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

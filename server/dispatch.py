@@ -21,8 +21,9 @@ What it counts, for the counters (SIGUSR1), metrics and ``--status``: the
 refusals by reason and other events (``refusals``), packets read
 (``packets``), grants by stanza and origin (``grants``: made here, or
 received from the HA group), and ``knocks``, knock sequences by outcome
-(``count_knock``, for the knock-sequence listener). Counting is a dict
-update per batch or per grant: the flood path pays nothing more.
+(read from the knock listener's ``knock_*`` counters, which share
+``refusals``). Counting is a dict update per batch or per grant: the flood
+path pays nothing more.
 """
 
 from __future__ import annotations
@@ -94,7 +95,6 @@ class Dispatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.packets = 0  # read from capture (muted ones too)
         self.grants: dict[tuple[int, str], int] = {}  # (stanza, "local" | "group") -> grants
-        self.knocks: dict[str, int] = {}  # knock sequences by outcome
         self.on_grant: Callable[[Grant], None] | None = None  # shares a grant made here
         self._read_at: float | None = None  # when the batch being decided was read
 
@@ -278,9 +278,14 @@ class Dispatcher:
         key = (stanza, origin)
         self.grants[key] = self.grants.get(key, 0) + 1
 
-    def count_knock(self, outcome: str) -> None:
-        """Count one knock sequence by its outcome (``granted``, or a refusal's reason)."""
-        self.knocks[outcome] = self.knocks.get(outcome, 0) + 1
+    @property
+    def knocks(self) -> dict[str, int]:
+        """Knock sequences by outcome (``granted_encrypted``, ``replay`` ...), from the counters."""
+        return {
+            name.removeprefix("knock_"): n
+            for name, n in self.refusals.counts.items()
+            if name.startswith("knock_") and name != "knock_kernel_dropped"  # not a sequence
+        }
 
     def _resolve_nat(self, decision: Accepted, packet: Packet, now: float) -> None:
         """A NAT host name (ENABLE_NAT_DNS): looked up on a worker, never on the loop."""

@@ -225,8 +225,6 @@ class Knocks:
         self.test_mode = test_mode
         self.ipv6 = ipv6  # whether the firewall can open for IPv6
         self.syns = SynMemory()  # for REQUIRE_OS in SPA stanzas
-        # each sequence's outcome, for the metrics and --status ("granted" or a refusal's name)
-        self.on_outcome: Callable[[str], None] = lambda _outcome: None
         self.collector = Collector(
             settings.rules,
             os_db=settings.os_db,
@@ -339,7 +337,6 @@ class Knocks:
         return f"stanza #{stanza.number}" if stanza is not None else rule or "every stanza"
 
     def _refuse(self, refusal: Refusal) -> None:
-        self.on_outcome(refusal.reason.name.lower())
         key = f"knock_{refusal.reason.name.lower()}"
         level = logging.INFO if refusal.reason is _TIMEOUT else logging.WARNING
         if self.refusals.admit(key, level):
@@ -396,7 +393,6 @@ class Knocks:
         )
         self.refusals.count(f"knock_granted_{grant.kind}")
         if self.firewall.grant(opening, now):
-            self.on_outcome("granted")
             log.info("%s knock sequence from %s (%s, %s): opening %s for %s for %d s",
                      grant.kind, grant.source, where, how, text, grant.allow_ip,
                      grant.timeout)  # fmt: skip

@@ -128,7 +128,8 @@ def test_a_replayed_sequence_is_refused_even_after_a_restart(tmp_path: Path) -> 
     capture = _capture(tmp_path, "enc-basic-root", "enc-basic-root")  # the same ciphertext twice
     first = _daemon(tmp_path, BASIC, capture)
     assert _run(first) == {"knock_granted_encrypted": 1, "knock_replay": 1}
-    assert first.dispatch.knocks == {"granted": 1, "replay": 1}  # for the metrics and --status
+    # the same counters, by outcome, for the metrics and --status
+    assert first.dispatch.knocks == {"granted_encrypted": 1, "replay": 1}
     once = _capture(tmp_path, "enc-basic-root", name="once.pcap")
     again = _daemon(tmp_path, BASIC, once)  # a new daemon, the same run directory
     assert _run(again) == {"knock_replay": 1}
